@@ -1,0 +1,197 @@
+//! Configuration: a TOML file, overridden by `GENESYS_ARCHIVER__SECTION__KEY` environment
+//! variables, deserialized into [`raw`] structs and validated into [`settings::Settings`].
+//!
+//! Loading and validation happen before anything starts, so a bad value is one line on
+//! stderr and a non-zero exit, never a half-started daemon.
+
+pub mod raw;
+pub mod settings;
+
+use config::{Config, Environment, File, FileFormat};
+pub use settings::{ConfigError, Settings};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Prefix of overriding environment variables; `__` separates prefix, section and key.
+pub const ENV_PREFIX: &str = "GENESYS_ARCHIVER";
+
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["genesys.media_hosts"];
+
+/// Where configuration comes from.
+#[derive(Debug, Default)]
+pub struct Sources<'a> {
+    /// A TOML file.
+    pub file: Option<&'a Path>,
+    /// TOML text (the demo's and the tests' embedded configurations).
+    pub text: Option<&'a str>,
+    /// Environment variables: `None` reads the process environment; `Some` uses the map
+    /// (tests use it to exercise overrides without touching the process).
+    pub env: Option<HashMap<String, String>>,
+}
+
+impl Sources<'_> {
+    /// Reads, merges, deserializes and validates.
+    pub fn load(self) -> Result<Settings, ConfigError> {
+        let raw = self.raw()?;
+        Settings::validate(raw)
+    }
+
+    /// Reads and merges the sources into the raw structs, unchecked.
+    pub fn raw<T: serde::de::DeserializeOwned>(self) -> Result<T, ConfigError> {
+        let mut builder = Config::builder();
+        if let Some(path) = self.file {
+            if !path.is_file() {
+                return Err(ConfigError::new(
+                    "--config",
+                    format!("`{}` is not a readable file", path.display()),
+                ));
+            }
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+        }
+        if let Some(text) = self.text {
+            builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+        }
+        let mut env = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",");
+        for key in LIST_KEYS {
+            env = env.with_list_parse_key(key);
+        }
+        if let Some(map) = self.env {
+            env = env.source(Some(map.into_iter().collect()));
+        }
+        builder
+            .add_source(env)
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(describe)
+    }
+}
+
+/// Turns the config crate's error into our one-line form, keeping the key it names.
+fn describe(error: config::ConfigError) -> ConfigError {
+    let text = error.to_string().replace('\n', " ");
+    // The crate appends "for key `a.b`" (or "in a.b") when it knows the key.
+    let key = text
+        .rsplit_once("for key `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key.to_owned())
+        .unwrap_or_else(|| "config".to_owned());
+    ConfigError::new(key, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [genesys]
+        region = "mypurecloud.ie"
+        client_id = "id"
+        client_secret = "s3cret"
+    "#;
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Sources {
+            text: Some(text),
+            env: Some(
+                env.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Default::default()
+        }
+        .load()
+    }
+
+    #[test]
+    fn region_gives_both_hosts_and_defaults_apply() {
+        let s = load(MINIMAL, &[]).unwrap();
+        assert_eq!(s.genesys.api_url.as_str(), "https://api.mypurecloud.ie/");
+        assert_eq!(
+            s.genesys.login_url.as_str(),
+            "https://login.mypurecloud.ie/"
+        );
+        assert_eq!(s.limits.token_budget, 300);
+        assert_eq!(s.workers.count, 8);
+        assert!(
+            !format!("{:?}", s).contains("s3cret"),
+            "the secret must not be printable"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let s = load(
+            MINIMAL,
+            &[
+                ("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", "120"),
+                ("GENESYS_ARCHIVER__WORKERS__COUNT", "3"),
+                (
+                    "GENESYS_ARCHIVER__GENESYS__MEDIA_HOSTS",
+                    "a.example.com,*.b.example.com",
+                ),
+                ("GENESYS_ARCHIVER__GENESYS__CLIENT_ID", "12345"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.limits.token_budget, 120);
+        assert_eq!(s.workers.count, 3);
+        assert_eq!(s.genesys.client_id, "12345");
+        assert!(s.genesys.media.allows_host("x.b.example.com"));
+        assert!(!s.genesys.media.allows_host("x.mypurecloud.ie"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_key() {
+        let e = load(&format!("{MINIMAL}\n[workers]\ncuont = 3\n"), &[]).unwrap_err();
+        assert!(e.to_string().contains("cuont"), "{e}");
+        let e = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__BOGUS", "1")]).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[workers]\ncount = 0", "workers.count"),
+            ("[limits]\nwindow = \"soon\"", "limits.window"),
+            (
+                "[limits.endpoints]\nrecordings = 5",
+                "limits.endpoints.recordings",
+            ),
+            ("[retry]\nbase = \"2s\"\ncap = \"1s\"", "retry.cap"),
+        ];
+        for (extra, key) in cases {
+            let e = load(&format!("{MINIMAL}\n{extra}\n"), &[]).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(!e.to_string().contains('\n'));
+        }
+        let e = load(
+            "[genesys]\nregion = \"mypurecloud.ie\"\nclient_id = \"x\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "genesys.client_secret");
+        let e = load("[genesys]\nformat_id = \"AVI\"\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret = \"y\"", &[]).unwrap_err();
+        assert_eq!(e.key, "genesys.format_id");
+    }
+
+    #[test]
+    fn secret_can_come_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("ga-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let text = format!(
+            "[genesys]\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\n",
+            path.display()
+        );
+        let s = load(&text, &[]).unwrap();
+        use secrecy::ExposeSecret;
+        assert_eq!(s.genesys.client_secret.expose_secret(), "from-file");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

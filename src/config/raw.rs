@@ -1,0 +1,92 @@
+//! The configuration exactly as the operator writes it (TOML file, then environment).
+//!
+//! These structs only describe the shape: every field is optional or defaulted and
+//! nothing is checked here beyond types. `deny_unknown_fields` makes a typo an error
+//! instead of a silently ignored setting. [`super::settings`] turns this into checked
+//! settings; nothing else in the daemon reads these structs.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub genesys: RawGenesys,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub retry: RawRetry,
+    #[serde(default)]
+    pub workers: RawWorkers,
+}
+
+/// `[genesys]`: where the platform is and how to authenticate.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGenesys {
+    /// Region domain, e.g. `mypurecloud.com`; gives `https://api.{region}` and `https://login.{region}`.
+    pub region: Option<String>,
+    /// Overrides the API base URL derived from `region`.
+    pub api_url: Option<String>,
+    /// Overrides the login base URL derived from `region`.
+    pub login_url: Option<String>,
+    /// OAuth client-credentials client id.
+    pub client_id: Option<String>,
+    /// OAuth client secret. Prefer `client_secret_file` (systemd credentials, Kubernetes secrets).
+    pub client_secret: Option<String>,
+    /// File holding the client secret (trailing newline ignored).
+    pub client_secret_file: Option<String>,
+    /// Template of the recording call; `{conversationId}` and `{recordingId}` are substituted.
+    pub recording_path: Option<String>,
+    /// Media format asked for: WEBM, WAV, MP3, OGG_VORBIS, OGG_OPUS or NONE (original).
+    pub format_id: Option<String>,
+    /// Hosts that download URLs may point at; `*.example.com` matches any subdomain.
+    pub media_hosts: Option<Vec<String>>,
+    /// Allow plain `http` download URLs, for loopback test setups only.
+    pub allow_http: Option<bool>,
+    /// Timeout of one API request (not of a media download), e.g. `"30s"`.
+    pub request_timeout: Option<String>,
+    /// Largest API response body read, in bytes; a larger one is an error, not an allocation.
+    pub max_response_bytes: Option<u64>,
+}
+
+/// `[limits]`: the request budgets the archiver spends.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Per-token budget shared by every endpoint and worker (Genesys default: 300).
+    pub requests_per_minute: Option<u32>,
+    /// Length of the platform's counting window. Genesys counts per minute; only a
+    /// simulator with compressed time needs another value.
+    pub window: Option<String>,
+    /// Share of a budget actually used, leaving room for network jitter (0.5 to 1.0).
+    pub target_utilization: Option<f64>,
+    /// Per-endpoint budgets in requests per window: `token`, `analytics`,
+    /// `recordingmetadata`, `recording`. An endpoint not listed has only the per-token budget.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, u32>,
+}
+
+/// `[retry]`: timing of retries when the platform gives no Retry-After.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// First backoff ceiling, e.g. `"500ms"`; doubles each attempt.
+    pub base: Option<String>,
+    /// Largest single backoff ceiling.
+    pub cap: Option<String>,
+    /// Total time one call may spend retrying before it fails.
+    pub max_elapsed: Option<String>,
+    /// Most attempts of one call, the first included.
+    pub max_attempts: Option<u32>,
+}
+
+/// `[workers]`: the bounded pool.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorkers {
+    /// Number of concurrent workers.
+    pub count: Option<usize>,
+}

@@ -1,0 +1,49 @@
+//! The rate-limited API endpoints the archiver calls.
+//!
+//! Each has its own budget on the platform, on top of the per-token budget that all of
+//! them share. Media downloads are not here: they go to pre-signed URLs on other hosts
+//! and do not spend the API budget.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Endpoint {
+    /// `POST {login}/oauth/token`.
+    Token,
+    /// `POST /api/v2/analytics/conversations/details/query`.
+    Analytics,
+    /// `GET /api/v2/conversations/{id}/recordingmetadata`.
+    RecordingMetadata,
+    /// `GET` of one recording (the configurable `recording_path`).
+    Recording,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 4] = [
+        Endpoint::Token,
+        Endpoint::Analytics,
+        Endpoint::RecordingMetadata,
+        Endpoint::Recording,
+    ];
+
+    /// The name used in configuration, logs, metrics and simulator statistics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Analytics => "analytics",
+            Endpoint::RecordingMetadata => "recordingmetadata",
+            Endpoint::Recording => "recording",
+        }
+    }
+
+    /// Whether a call carries the bearer token and so spends the per-token budget.
+    pub fn uses_token_budget(self) -> bool {
+        self != Endpoint::Token
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,92 @@
+//! Downloads of recording media from pre-signed URLs.
+//!
+//! A separate HTTP client from the API's: it never carries the bearer token (the URL's
+//! signature is the credential), it follows redirects only to hosts the media policy
+//! allows, and it has a read timeout instead of a total one, since a large recording
+//! may take minutes but must never stall silently.
+
+use super::error::{ApiError, describe_reqwest};
+use super::media_policy::{MediaPolicy, UrlRejected};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::{StatusCode, Url};
+use std::pin::Pin;
+use std::time::Duration;
+
+/// The body of a download, chunk by chunk.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ApiError>> + Send>>;
+
+pub struct MediaDownload {
+    /// The announced length, if the server gave one; a stream that ends short of it is truncated.
+    pub content_length: Option<u64>,
+    pub stream: ByteStream,
+}
+
+/// A redirect the policy refused; its text names the host, never the URL.
+#[derive(Debug, thiserror::Error)]
+#[error("redirect refused: {0}")]
+struct RedirectRefused(UrlRejected);
+
+#[derive(Debug, thiserror::Error)]
+#[error("too many redirects")]
+struct TooManyRedirects;
+
+pub struct MediaClient {
+    http: reqwest::Client,
+    policy: MediaPolicy,
+}
+
+/// Most redirects followed for one download.
+const MAX_REDIRECTS: usize = 5;
+
+impl MediaClient {
+    pub fn new(policy: MediaPolicy, read_timeout: Duration) -> Result<Self, reqwest::Error> {
+        let hop_policy = policy.clone();
+        let redirects = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() >= MAX_REDIRECTS {
+                return attempt.error(TooManyRedirects);
+            }
+            match hop_policy.check(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(reason) => attempt.error(RedirectRefused(reason)),
+            }
+        });
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")))
+            .redirect(redirects)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(read_timeout)
+            .build()?;
+        Ok(Self { http, policy })
+    }
+
+    pub fn policy(&self) -> &MediaPolicy {
+        &self.policy
+    }
+
+    /// Starts a download. 403 from a pre-signed URL means it expired: the caller fetches
+    /// a fresh URL and starts over.
+    pub async fn open(&self, url: &Url) -> Result<MediaDownload, ApiError> {
+        self.policy.check(url)?;
+        let response = self
+            .http
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| ApiError::MediaTransport(describe_reqwest(e)))?;
+        match response.status() {
+            StatusCode::OK => {}
+            StatusCode::FORBIDDEN => return Err(ApiError::UrlExpired),
+            other => return Err(ApiError::MediaStatus(other.as_u16())),
+        }
+        let content_length = response.content_length();
+        let stream = response
+            .bytes_stream()
+            .map(|chunk| chunk.map_err(|e| ApiError::MediaTransport(describe_reqwest(e))))
+            .boxed();
+        Ok(MediaDownload {
+            content_length,
+            stream,
+        })
+    }
+}

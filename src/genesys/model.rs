@@ -1,0 +1,356 @@
+//! Payloads of the Genesys Cloud API, as the archiver reads and writes them.
+//!
+//! Unknown fields are ignored (the platform adds fields often); fields the archiver
+//! needs are required, and a payload without one fails with a [`super::error::ApiError::Payload`]
+//! that names the field's path. Enumerations keep values they do not know
+//! (`Other(..)`), so a new platform value parks a recording with a reason instead of
+//! failing a whole page.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Body of `POST /api/v2/analytics/conversations/details/query`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsQuery {
+    /// `start/end` in ISO-8601, matching conversations that started in it.
+    pub interval: String,
+    pub order: &'static str,
+    pub order_by: &'static str,
+    pub paging: Paging,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segment_filters: Vec<SegmentFilter>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Paging {
+    pub page_size: u32,
+    pub page_number: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentFilter {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub predicates: Vec<Predicate>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Predicate {
+    pub dimension: String,
+    pub value: String,
+}
+
+impl AnalyticsQuery {
+    /// Largest page the platform serves.
+    pub const MAX_PAGE_SIZE: u32 = 100;
+
+    /// Conversations started in `[start, end)`, oldest first, narrowed to recorded ones
+    /// so that no recordingmetadata call is spent on a conversation without recordings.
+    pub fn recorded_between(
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        page_number: u32,
+        page_size: u32,
+    ) -> Self {
+        Self {
+            interval: format_interval(start, end),
+            order: "asc",
+            order_by: "conversationStart",
+            paging: Paging {
+                page_size: page_size.clamp(1, Self::MAX_PAGE_SIZE),
+                page_number,
+            },
+            segment_filters: vec![SegmentFilter {
+                kind: "and".into(),
+                predicates: vec![Predicate {
+                    dimension: "recording".into(),
+                    value: "true".into(),
+                }],
+            }],
+        }
+    }
+}
+
+/// Formats an analytics interval the way the platform writes it (millisecond precision, `Z`).
+pub fn format_interval(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    let f = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    format!("{}/{}", f(start), f(end))
+}
+
+/// One page of the analytics answer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyticsPage {
+    /// Missing or empty ends the paging.
+    #[serde(default)]
+    pub conversations: Vec<ConversationSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_hits: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationSummary {
+    pub conversation_id: String,
+    pub conversation_start: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_end: Option<DateTime<Utc>>,
+}
+
+/// One entry of `GET /api/v2/conversations/{id}/recordingmetadata`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingMetadata {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<DateTime<Utc>>,
+    pub media: Media,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_state: Option<FileState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_date: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_date: Option<DateTime<Utc>>,
+}
+
+/// `GET` of one recording: the metadata plus download URLs and transcoding facts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Recording {
+    #[serde(flatten)]
+    pub metadata: RecordingMetadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_uris: Option<BTreeMap<String, MediaResult>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_transcode_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actual_transcode_time_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_size_in_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaResult {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_uri: Option<String>,
+}
+
+/// The answer to "give me this recording", as the pipeline branches on it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordingFetch {
+    /// Downloadable now, from `media_uri` (already checked against `media_hosts`).
+    Ready {
+        recording: Box<Recording>,
+        media_uri: reqwest::Url,
+    },
+    /// Not yet: transcoding (HTTP 202), uploading or being restored. Ask again after `estimate`.
+    Pending {
+        file_state: Option<FileState>,
+        estimate: Option<std::time::Duration>,
+    },
+    /// Never downloadable as it stands (deleted, archived in Genesys, error, unknown state).
+    NotDownloadable { file_state: FileState },
+}
+
+/// `media` of a recording. Only `Screen` is archived.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum Media {
+    Screen,
+    Audio,
+    Chat,
+    Email,
+    Message,
+    Other(String),
+}
+
+impl From<String> for Media {
+    fn from(s: String) -> Self {
+        match s.to_ascii_lowercase().as_str() {
+            "screen" => Media::Screen,
+            "audio" => Media::Audio,
+            "chat" => Media::Chat,
+            "email" => Media::Email,
+            "message" => Media::Message,
+            _ => Media::Other(s),
+        }
+    }
+}
+
+impl From<Media> for String {
+    fn from(m: Media) -> String {
+        match m {
+            Media::Screen => "screen".into(),
+            Media::Audio => "audio".into(),
+            Media::Chat => "chat".into(),
+            Media::Email => "email".into(),
+            Media::Message => "message".into(),
+            Media::Other(s) => s,
+        }
+    }
+}
+
+/// `fileState` of a recording.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum FileState {
+    Available,
+    Uploading,
+    Archived,
+    Restoring,
+    Restored,
+    Deleted,
+    Error,
+    Other(String),
+}
+
+impl From<String> for FileState {
+    fn from(s: String) -> Self {
+        match s.as_str() {
+            "AVAILABLE" => FileState::Available,
+            "UPLOADING" => FileState::Uploading,
+            "ARCHIVED" => FileState::Archived,
+            "RESTORING" => FileState::Restoring,
+            "RESTORED" => FileState::Restored,
+            "DELETED" => FileState::Deleted,
+            "ERROR" => FileState::Error,
+            _ => FileState::Other(s),
+        }
+    }
+}
+
+impl From<FileState> for String {
+    fn from(f: FileState) -> String {
+        f.to_string()
+    }
+}
+
+impl fmt::Display for FileState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileState::Available => "AVAILABLE",
+            FileState::Uploading => "UPLOADING",
+            FileState::Archived => "ARCHIVED",
+            FileState::Restoring => "RESTORING",
+            FileState::Restored => "RESTORED",
+            FileState::Deleted => "DELETED",
+            FileState::Error => "ERROR",
+            FileState::Other(s) => s,
+        })
+    }
+}
+
+impl FileState {
+    /// The media can be fetched now.
+    pub fn is_downloadable(&self) -> bool {
+        matches!(self, FileState::Available | FileState::Restored)
+    }
+
+    /// The media will become downloadable without anyone acting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, FileState::Uploading | FileState::Restoring)
+    }
+}
+
+/// `formatId` of the recording call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatId {
+    Webm,
+    Wav,
+    Mp3,
+    OggVorbis,
+    OggOpus,
+    /// The original format.
+    None,
+}
+
+impl FormatId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FormatId::Webm => "WEBM",
+            FormatId::Wav => "WAV",
+            FormatId::Mp3 => "MP3",
+            FormatId::OggVorbis => "OGG_VORBIS",
+            FormatId::OggOpus => "OGG_OPUS",
+            FormatId::None => "NONE",
+        }
+    }
+
+    /// File extension of archived objects in this format.
+    pub fn extension(self) -> &'static str {
+        match self {
+            FormatId::Webm => "webm",
+            FormatId::Wav => "wav",
+            FormatId::Mp3 => "mp3",
+            FormatId::OggVorbis => "ogg",
+            FormatId::OggOpus => "opus",
+            FormatId::None => "bin",
+        }
+    }
+}
+
+impl FromStr for FormatId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim().to_ascii_uppercase().as_str() {
+            "WEBM" => FormatId::Webm,
+            "WAV" => FormatId::Wav,
+            "MP3" => FormatId::Mp3,
+            "OGG_VORBIS" => FormatId::OggVorbis,
+            "OGG_OPUS" => FormatId::OggOpus,
+            "NONE" => FormatId::None,
+            other => {
+                return Err(format!(
+                    "`{other}` is not one of WEBM, WAV, MP3, OGG_VORBIS, OGG_OPUS, NONE"
+                ));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_are_ignored_and_unknown_values_kept() {
+        let json = r#"[{"id":"r1","conversationId":"c1","media":"screen","fileState":"FROZEN","newField":{"x":1}}]"#;
+        let list: Vec<RecordingMetadata> = serde_json::from_str(json).unwrap();
+        assert_eq!(list[0].media, Media::Screen);
+        assert_eq!(list[0].file_state, Some(FileState::Other("FROZEN".into())));
+    }
+
+    #[test]
+    fn query_serializes_like_the_platform_expects() {
+        let start = "2026-11-23T10:00:00Z".parse().unwrap();
+        let end = "2026-11-23T11:00:00Z".parse().unwrap();
+        let q = serde_json::to_value(AnalyticsQuery::recorded_between(start, end, 2, 500)).unwrap();
+        assert_eq!(
+            q["interval"],
+            "2026-11-23T10:00:00.000Z/2026-11-23T11:00:00.000Z"
+        );
+        assert_eq!(q["paging"]["pageSize"], 100);
+        assert_eq!(q["paging"]["pageNumber"], 2);
+        assert_eq!(q["orderBy"], "conversationStart");
+        assert_eq!(
+            q["segmentFilters"][0]["predicates"][0]["dimension"],
+            "recording"
+        );
+    }
+}

@@ -1,0 +1,343 @@
+//! Sends one API call with budget, authentication and retries.
+//!
+//! Each attempt: take a request from the budget, take a token, send, read the body
+//! (capped), tell the budget what happened, and let the classifier sort the answer.
+//! `backon` runs the loop with [`FullJitter`] timing, adjusted per outcome:
+//! - 429: no sleep of its own. The budget now holds the scope's cooldown, and the next
+//!   attempt's `acquire` waits it out with every other caller. Workers do not each
+//!   sleep on their own clock and come back together.
+//! - 502/503/504 and transport errors: the server's Retry-After if it gave one, else the
+//!   jittered backoff.
+//! - 401: refresh the token and try once more.
+
+use super::auth::Authenticator;
+use super::endpoint::Endpoint;
+use super::error::{ApiError, describe_reqwest};
+use crate::config::settings::RetrySettings;
+use crate::ratelimit::{Budget, Feedback, Outcome, RateHeaders};
+use crate::retry::backoff::FullJitter;
+use crate::retry::classify::{RetryAction, classify_status, classify_transport};
+use crate::retry::retry_after::{parse_body_hint, parse_retry_after};
+use backon::Retryable;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::StatusCode;
+use reqwest::header::RETRY_AFTER;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// A finished answer (2xx, or a final error status the caller may inspect).
+#[derive(Debug)]
+pub struct ApiResponse {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+/// Builds one attempt's request; the argument is the bearer token, if the call uses one.
+pub type MakeRequest<'a> =
+    dyn Fn(&reqwest::Client, Option<&str>) -> reqwest::RequestBuilder + Sync + 'a;
+
+/// Why one attempt did not produce an answer for the caller.
+#[derive(Debug)]
+enum AttemptError {
+    RateLimited,
+    Transient {
+        error: ApiError,
+        retry_after: Option<Duration>,
+    },
+    Unauthorized {
+        first: bool,
+        error: ApiError,
+    },
+    Final(ApiError),
+}
+
+impl AttemptError {
+    fn retryable(&self) -> bool {
+        match self {
+            AttemptError::RateLimited | AttemptError::Transient { .. } => true,
+            AttemptError::Unauthorized { first, .. } => *first,
+            AttemptError::Final(_) => false,
+        }
+    }
+
+    /// The sleep before the next attempt; `None` ends the retries (backoff exhausted).
+    fn delay(&self, next: Option<Duration>) -> Option<Duration> {
+        match self {
+            AttemptError::RateLimited | AttemptError::Unauthorized { .. } => {
+                next.map(|_| Duration::ZERO)
+            }
+            AttemptError::Transient { retry_after, .. } => {
+                next.map(|backoff| retry_after.unwrap_or(backoff))
+            }
+            AttemptError::Final(_) => None,
+        }
+    }
+}
+
+/// Counters of what the transport sent, for reports and metrics.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub attempts: AtomicU32,
+    pub retries: AtomicU32,
+}
+
+pub struct Transport {
+    http: reqwest::Client,
+    budget: Arc<dyn Budget>,
+    retry: RetrySettings,
+    max_body: u64,
+    pub stats: TransportStats,
+}
+
+/// Largest 429 body read: only its message matters.
+const REFUSAL_BODY_LIMIT: u64 = 64 * 1024;
+
+impl Transport {
+    pub fn new(
+        http: reqwest::Client,
+        budget: Arc<dyn Budget>,
+        retry: RetrySettings,
+        max_body: u64,
+    ) -> Self {
+        Self {
+            http,
+            budget,
+            retry,
+            max_body,
+            stats: TransportStats::default(),
+        }
+    }
+
+    pub fn budget(&self) -> &Arc<dyn Budget> {
+        &self.budget
+    }
+
+    /// Runs one call to completion: an answer, or the error that ended its retries.
+    pub async fn execute(
+        &self,
+        endpoint: Endpoint,
+        make: &MakeRequest<'_>,
+        auth: Option<&dyn Authenticator>,
+    ) -> Result<ApiResponse, ApiError> {
+        let reauthenticated = AtomicBool::new(false);
+        let attempts = AtomicU32::new(0);
+        let attempt = || async {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            self.attempt(endpoint, make, auth, &reauthenticated).await
+        };
+        let result = attempt
+            .retry(FullJitter::new(self.retry.clone()))
+            .sleep(tokio::time::sleep)
+            .when(AttemptError::retryable)
+            .adjust(|error, next| error.delay(next))
+            .notify(|error, delay| {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(message = "Retrying API call.", %endpoint, error = ?error, delay_ms = delay.as_millis() as u64);
+            })
+            .await;
+        result.map_err(|error| match error {
+            AttemptError::RateLimited => ApiError::RateLimited {
+                endpoint,
+                attempts: attempts.load(Ordering::Relaxed),
+            },
+            AttemptError::Transient { error, .. }
+            | AttemptError::Unauthorized { error, .. }
+            | AttemptError::Final(error) => error,
+        })
+    }
+
+    async fn attempt(
+        &self,
+        endpoint: Endpoint,
+        make: &MakeRequest<'_>,
+        auth: Option<&dyn Authenticator>,
+        reauthenticated: &AtomicBool,
+    ) -> Result<ApiResponse, AttemptError> {
+        self.budget.acquire(endpoint).await;
+        let token = match auth {
+            Some(auth) => Some(auth.token().await.map_err(|e| {
+                if e.is_transient() {
+                    AttemptError::Transient {
+                        error: e,
+                        retry_after: None,
+                    }
+                } else {
+                    AttemptError::Final(e)
+                }
+            })?),
+            None => None,
+        };
+        self.stats.attempts.fetch_add(1, Ordering::Relaxed);
+        let sent = make(&self.http, token.as_ref().map(|t| t.expose()))
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                self.budget.observe(
+                    endpoint,
+                    &Feedback {
+                        outcome: Outcome::NoAnswer,
+                        headers: None,
+                    },
+                );
+                let action = classify_transport(&error);
+                let error = ApiError::transport(endpoint, error);
+                return Err(match action {
+                    RetryAction::Retry => AttemptError::Transient {
+                        error,
+                        retry_after: None,
+                    },
+                    _ => AttemptError::Final(error),
+                });
+            }
+        };
+        let status = response.status();
+        let headers = RateHeaders::parse(response.headers());
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let action = classify_status(status);
+
+        if action == RetryAction::RateLimited {
+            let body = read_capped(endpoint, response, REFUSAL_BODY_LIMIT)
+                .await
+                .unwrap_or_default();
+            let hint = retry_after.or_else(|| parse_body_hint(&String::from_utf8_lossy(&body)));
+            self.budget.observe(
+                endpoint,
+                &Feedback {
+                    outcome: Outcome::Refused { retry_after: hint },
+                    headers,
+                },
+            );
+            return Err(AttemptError::RateLimited);
+        }
+        self.budget.observe(
+            endpoint,
+            &Feedback {
+                outcome: Outcome::Accepted,
+                headers,
+            },
+        );
+        let body = match read_capped(endpoint, response, self.max_body).await {
+            Ok(body) => body,
+            Err(error @ ApiError::TooLarge { .. }) => return Err(AttemptError::Final(error)),
+            Err(error) => {
+                return Err(AttemptError::Transient {
+                    error,
+                    retry_after: None,
+                });
+            }
+        };
+        let status_error = || ApiError::Status {
+            endpoint,
+            status: status.as_u16(),
+            code: error_code(&body),
+        };
+        match action {
+            RetryAction::Done => Ok(ApiResponse { status, body }),
+            RetryAction::Retry => Err(AttemptError::Transient {
+                error: status_error(),
+                retry_after,
+            }),
+            RetryAction::Reauthenticate => {
+                if let (Some(auth), Some(token)) = (auth, token.as_ref()) {
+                    auth.invalidate(token).await;
+                }
+                let first = auth.is_some() && !reauthenticated.swap(true, Ordering::Relaxed);
+                if first {
+                    tracing::info!(message = "Token refused; refreshing it once.", %endpoint);
+                }
+                Err(AttemptError::Unauthorized {
+                    first,
+                    error: status_error(),
+                })
+            }
+            RetryAction::RateLimited | RetryAction::Fail => {
+                Err(AttemptError::Final(status_error()))
+            }
+        }
+    }
+}
+
+/// Reads a body up to `limit` bytes; a longer one is an error, never an allocation.
+pub async fn read_capped(
+    endpoint: Endpoint,
+    response: reqwest::Response,
+    limit: u64,
+) -> Result<Bytes, ApiError> {
+    if response.content_length().is_some_and(|len| len > limit) {
+        return Err(ApiError::TooLarge { endpoint, limit });
+    }
+    let mut body = BytesMut::new();
+    let mut stream = response.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Transport {
+            endpoint,
+            message: describe_reqwest(e),
+        })?;
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(ApiError::TooLarge { endpoint, limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The `code` of a Genesys error body, for error messages.
+fn error_code(body: &[u8]) -> Option<String> {
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let code = json.get("code")?.as_str()?;
+    Some(
+        code.chars()
+            .take(80)
+            .filter(|c| c.is_ascii_graphic())
+            .collect(),
+    )
+}
+
+/// Parses a JSON body; an error names the path of the offending field.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ApiError::Payload {
+            endpoint,
+            path: if path == "." { "(root)".into() } else { path },
+            message: inner.to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::genesys::model::RecordingMetadata;
+
+    #[test]
+    fn payload_errors_name_the_field() {
+        let body = br#"[{"id":"a","media":"screen"},{"media":"screen"}]"#;
+        let e =
+            parse_json::<Vec<RecordingMetadata>>(Endpoint::RecordingMetadata, body).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("[1]") && text.contains("missing field `id`"),
+            "{text}"
+        );
+        let e = parse_json::<Vec<RecordingMetadata>>(
+            Endpoint::RecordingMetadata,
+            br#"[{"id":7,"media":"screen"}]"#,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[0].id"), "{e}");
+    }
+}

@@ -1,0 +1,19 @@
+//! genesys-archiver: copies every screen recording of a Genesys Cloud organization into
+//! S3, within the platform's shared rate budget.
+//!
+//! Component map:
+//! - [`config`]: TOML + environment, validated into [`config::Settings`] before anything starts.
+//! - [`telemetry`]: structured logs (JSON or text).
+//! - [`ratelimit`]: the shared request budget: per-token and per-endpoint scopes,
+//!   one cooldown per scope, pace learned from `inin-ratelimit-*` headers and 429s.
+//! - [`retry`]: whether to retry (classifier), when (Retry-After, full-jitter backoff).
+//! - [`genesys`]: the client (auth, one method per endpoint, media downloads), its
+//!   payload models and the media host policy.
+//! - [`sim`]: a Genesys Cloud simulator for the demo, the load test and the tests.
+
+pub mod config;
+pub mod genesys;
+pub mod ratelimit;
+pub mod retry;
+pub mod sim;
+pub mod telemetry;

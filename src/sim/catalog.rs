@@ -1,0 +1,199 @@
+//! The simulated organization's conversations and recordings.
+
+use super::config::SimConfig;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+use tokio::time::Instant;
+
+#[derive(Debug, Clone)]
+pub struct SimConversation {
+    pub id: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// Ids of its recordings, screen and audio.
+    pub recordings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SimRecording {
+    pub id: String,
+    pub conversation_id: String,
+    pub media: &'static str,
+    pub file_state: &'static str,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub size: u64,
+    pub needs_transcode: bool,
+    /// When transcoding finishes; set by the first request for the recording.
+    pub ready_at: Option<Instant>,
+}
+
+/// One recording as tests and reports see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CatalogEntry {
+    pub conversation_id: String,
+    pub recording_id: String,
+    pub media: String,
+    pub file_state: String,
+    pub size: u64,
+    pub needs_transcode: bool,
+    pub start_time: DateTime<Utc>,
+}
+
+pub struct Catalog {
+    /// Sorted by start.
+    pub conversations: Vec<SimConversation>,
+    pub by_conversation: HashMap<String, usize>,
+    pub recordings: HashMap<String, SimRecording>,
+    rng: fastrand::Rng,
+}
+
+impl Catalog {
+    pub fn generate(config: &SimConfig, now: DateTime<Utc>) -> Self {
+        let mut catalog = Self {
+            conversations: Vec::new(),
+            by_conversation: HashMap::new(),
+            recordings: HashMap::new(),
+            rng: fastrand::Rng::with_seed(config.seed),
+        };
+        let n = config.conversations.max(1) as i64;
+        let history = ChronoDuration::from_std(config.history).unwrap_or(ChronoDuration::hours(1));
+        for i in 0..config.conversations as i64 {
+            let start = now - history + history * (i as i32) / (n as i32);
+            catalog.add_conversation(config, start);
+        }
+        catalog
+    }
+
+    fn uuid(&mut self) -> String {
+        let (a, b) = (self.rng.u64(..), self.rng.u64(..));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            0x8000 | (b >> 48) & 0x3fff,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    /// Adds one conversation that started at `start`, with its recordings.
+    pub fn add_conversation(&mut self, config: &SimConfig, start: DateTime<Utc>) -> String {
+        let id = self.uuid();
+        let duration = ChronoDuration::seconds(self.rng.i64(60..=900));
+        let end = start + duration;
+        let mut recordings = Vec::new();
+        if self.rng.f64() >= config.no_recording_share {
+            let (lo, hi) = config.screen_per_conversation;
+            for _ in 0..self.rng.u32(lo..=hi.max(lo)) {
+                let roll = self.rng.f64();
+                let file_state = if roll < config.deleted_share {
+                    "DELETED"
+                } else if roll < config.deleted_share + config.archived_share {
+                    "ARCHIVED"
+                } else {
+                    "AVAILABLE"
+                };
+                let needs_transcode =
+                    file_state == "AVAILABLE" && self.rng.f64() < config.transcoding_share;
+                let size = self
+                    .rng
+                    .u64(config.media_size.0..=config.media_size.1.max(config.media_size.0));
+                recordings.push(self.add_recording(
+                    &id,
+                    "screen",
+                    file_state,
+                    start,
+                    end,
+                    size,
+                    needs_transcode,
+                ));
+            }
+            if self.rng.f64() < config.audio_share {
+                let size = self.rng.u64(1024..=64 * 1024);
+                recordings.push(self.add_recording(
+                    &id,
+                    "audio",
+                    "AVAILABLE",
+                    start,
+                    end,
+                    size,
+                    false,
+                ));
+            }
+        }
+        let conversation = SimConversation {
+            id: id.clone(),
+            start,
+            end,
+            recordings,
+        };
+        let at = self.conversations.partition_point(|c| c.start <= start);
+        self.conversations.insert(at, conversation);
+        if at + 1 == self.conversations.len() {
+            // The usual case (generation in order, new sessions now): an append.
+            self.by_conversation.insert(id.clone(), at);
+        } else {
+            self.by_conversation = self
+                .conversations
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.id.clone(), i))
+                .collect();
+        }
+        id
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_recording(
+        &mut self,
+        conversation_id: &str,
+        media: &'static str,
+        file_state: &'static str,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        size: u64,
+        needs_transcode: bool,
+    ) -> String {
+        let id = self.uuid();
+        self.recordings.insert(
+            id.clone(),
+            SimRecording {
+                id: id.clone(),
+                conversation_id: conversation_id.to_owned(),
+                media,
+                file_state,
+                start,
+                end,
+                size,
+                needs_transcode,
+                ready_at: None,
+            },
+        );
+        id
+    }
+
+    pub fn conversation(&self, id: &str) -> Option<&SimConversation> {
+        self.by_conversation
+            .get(id)
+            .map(|i| &self.conversations[*i])
+    }
+
+    /// Every recording, ordered by conversation start.
+    pub fn entries(&self) -> Vec<CatalogEntry> {
+        self.conversations
+            .iter()
+            .flat_map(|c| c.recordings.iter().map(|id| &self.recordings[id]))
+            .map(|r| CatalogEntry {
+                conversation_id: r.conversation_id.clone(),
+                recording_id: r.id.clone(),
+                media: r.media.into(),
+                file_state: r.file_state.into(),
+                size: r.size,
+                needs_transcode: r.needs_transcode,
+                start_time: r.start,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,95 @@
+//! What the simulated organization looks like and how strict its platform is.
+
+use crate::genesys::Endpoint;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Seed of every random choice: the same seed gives the same ids, sizes and states.
+    pub seed: u64,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Lifetime of issued access tokens (`expires_in`).
+    pub token_lifetime: Duration,
+
+    /// Counting window of every limit (one minute on the real platform; tests compress it).
+    pub window: Duration,
+    /// Requests per window per access token, shared by every endpoint.
+    pub token_limit: u32,
+    /// Requests per window per endpoint (for the whole org), on top of the per-token limit.
+    pub endpoint_limits: BTreeMap<Endpoint, u32>,
+    /// Share of 429 answers that carry `Retry-After` (and the normalized body that names
+    /// the wait); the rest carry neither, like answers that passed through a proxy.
+    pub retry_after_share: f64,
+    /// Send `inin-ratelimit-count/allowed/reset` on API answers.
+    pub ratelimit_headers: bool,
+
+    /// Conversations that exist when the simulator starts.
+    pub conversations: usize,
+    /// How far back the initial conversations' starts are spread.
+    pub history: Duration,
+    /// Conversations added per minute while running (agents finishing sessions).
+    pub new_conversations_per_minute: f64,
+    /// Share of conversations without any recording.
+    pub no_recording_share: f64,
+    /// Screen recordings per recorded conversation, inclusive range.
+    pub screen_per_conversation: (u32, u32),
+    /// Share of recorded conversations that also have an audio recording.
+    pub audio_share: f64,
+    /// Share of screen recordings whose fileState is ARCHIVED / DELETED.
+    pub archived_share: f64,
+    pub deleted_share: f64,
+    /// Share of screen recordings that must be transcoded first (202 for `transcode_time`
+    /// after the first request for them).
+    pub transcoding_share: f64,
+    pub transcode_time: Duration,
+    /// Media sizes in bytes, inclusive range, uniformly drawn.
+    pub media_size: (u64, u64),
+    /// Lifetime of signed download URLs; an expired one answers 403.
+    pub url_ttl: Duration,
+
+    /// Added to every API answer.
+    pub latency: Duration,
+    /// Share of admitted API calls answered 502/503/504 instead.
+    pub error_share: f64,
+    /// Share of admitted API calls whose connection drops in the middle of the body.
+    pub drop_share: f64,
+}
+
+impl Default for SimConfig {
+    /// A small org on the real platform's limits.
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            client_id: "sim-client".into(),
+            client_secret: "sim-secret".into(),
+            token_lifetime: Duration::from_secs(86_400),
+            window: Duration::from_secs(60),
+            token_limit: 300,
+            endpoint_limits: BTreeMap::from([
+                (Endpoint::Token, 30),
+                (Endpoint::Analytics, 60),
+                (Endpoint::RecordingMetadata, 240),
+                (Endpoint::Recording, 240),
+            ]),
+            retry_after_share: 0.8,
+            ratelimit_headers: true,
+            conversations: 40,
+            history: Duration::from_secs(3600),
+            new_conversations_per_minute: 0.0,
+            no_recording_share: 0.2,
+            screen_per_conversation: (1, 2),
+            audio_share: 0.5,
+            archived_share: 0.05,
+            deleted_share: 0.05,
+            transcoding_share: 0.2,
+            transcode_time: Duration::from_secs(3),
+            media_size: (256 * 1024, 2 * 1024 * 1024),
+            url_ttl: Duration::from_secs(3600),
+            latency: Duration::ZERO,
+            error_share: 0.0,
+            drop_share: 0.0,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! A Genesys Cloud simulator, for the demo, the load test and the tests.
+//!
+//! It behaves like the platform where the archiver cares: OAuth client credentials and
+//! expiring tokens; the analytics query (paged, interval on conversation start,
+//! `recording` segment filter); recordingmetadata (screen and audio, conversations with
+//! none); the recording call (202 while transcoding, ARCHIVED and DELETED states,
+//! signed `mediaUris`); media on signed URLs that expire with 403; a per-token budget
+//! and per-endpoint limits over a sliding window, with `inin-ratelimit-*` headers and
+//! 429s with or without Retry-After; injected latency, 5xx and dropped connections; and
+//! new conversations while it runs. `GET /sim/stats` counts every answer.
+
+pub mod catalog;
+pub mod config;
+pub mod media;
+pub mod routes;
+pub mod stats;
+pub mod window;
+
+use catalog::{Catalog, CatalogEntry};
+pub use config::SimConfig;
+use routes::Limits;
+use stats::{Counters, SimStats};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Everything the handlers share.
+pub struct SimState {
+    pub config: SimConfig,
+    /// `http://ADDR`, the base of API calls and of media URLs.
+    pub base_url: String,
+    pub catalog: Mutex<Catalog>,
+    pub limits: Mutex<Limits>,
+    pub stats: Counters,
+    pub rng: Mutex<fastrand::Rng>,
+    /// Key of media URL signatures; per process, so old URLs die with the simulator.
+    pub signing_secret: String,
+}
+
+/// A running simulator; dropping it stops it.
+pub struct Simulator {
+    state: Arc<SimState>,
+    addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Binds `listen` (port 0 for any free port) and starts serving.
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x5eed);
+        let state = Arc::new(SimState {
+            base_url: format!("http://{addr}"),
+            catalog: Mutex::new(Catalog::generate(&config, chrono::Utc::now())),
+            limits: Mutex::new(Limits {
+                tokens: HashMap::new(),
+                per_token: HashMap::new(),
+                per_endpoint: HashMap::new(),
+            }),
+            stats: Counters::default(),
+            signing_secret: format!("{:016x}{:016x}", rng.u64(..), fastrand::u64(..)),
+            rng: Mutex::new(rng),
+            config,
+        });
+        let app = routes::router(state.clone());
+        let mut tasks = vec![tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(message = "Simulator stopped.", %error);
+            }
+        })];
+        if state.config.new_conversations_per_minute > 0.0 {
+            tasks.push(tokio::spawn(grow(state.clone())));
+        }
+        Ok(Self { state, addr, tasks })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`: both the API and the login base URL.
+    pub fn url(&self) -> &str {
+        &self.state.base_url
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.state.config
+    }
+
+    /// Answers so far, the same as `GET /sim/stats`.
+    pub fn stats(&self) -> SimStats {
+        self.state.stats.snapshot()
+    }
+
+    /// Every recording the org has now.
+    pub fn catalog(&self) -> Vec<CatalogEntry> {
+        self.state.catalog.lock().unwrap().entries()
+    }
+
+    /// Adds `n` conversations that start now (with recordings, as configured).
+    pub fn add_conversations(&self, n: usize) {
+        let mut catalog = self.state.catalog.lock().unwrap();
+        for _ in 0..n {
+            catalog.add_conversation(&self.state.config, chrono::Utc::now());
+        }
+    }
+
+    /// Revokes every issued token: the next call with one answers 401.
+    pub fn revoke_tokens(&self) {
+        self.state.limits.lock().unwrap().tokens.clear();
+    }
+
+    /// The archiver configuration (TOML) that points at this simulator, with the
+    /// simulator's limits as the budget. Callers append the other sections they need.
+    pub fn client_config(&self) -> String {
+        let c = &self.state.config;
+        let mut text = format!(
+            "[genesys]\napi_url = \"{url}\"\nlogin_url = \"{url}\"\nclient_id = \"{id}\"\nclient_secret = \"{secret}\"\n\
+             media_hosts = [\"{host}\"]\nallow_http = true\n\n[limits]\nrequests_per_minute = {rpm}\nwindow = \"{window}ms\"\n\n[limits.endpoints]\n",
+            url = self.state.base_url,
+            id = c.client_id,
+            secret = c.client_secret,
+            host = self.addr.ip(),
+            rpm = c.token_limit,
+            window = c.window.as_millis(),
+        );
+        for (endpoint, limit) in &c.endpoint_limits {
+            text.push_str(&format!("{endpoint} = {limit}\n"));
+        }
+        text
+    }
+
+    /// Serves until the process is stopped (the `sim` command).
+    pub async fn run_forever(mut self) {
+        if let Some(server) = self.tasks.first_mut() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Adds conversations at `new_conversations_per_minute`, as agents finish sessions.
+async fn grow(state: Arc<SimState>) {
+    let per_second = state.config.new_conversations_per_minute / 60.0;
+    let mut owed = 0.0;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        owed += per_second;
+        let due = owed.floor();
+        owed -= due;
+        if due >= 1.0 {
+            let mut catalog = state.catalog.lock().unwrap();
+            for _ in 0..due as usize {
+                catalog.add_conversation(&state.config, chrono::Utc::now());
+            }
+        }
+    }
+}

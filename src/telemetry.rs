@@ -1,0 +1,42 @@
+//! Logging: one event, one line; JSON for machines, text for a terminal.
+//!
+//! JSON is the default when stdout is not a terminal (systemd's journal, Kubernetes),
+//! so operators get structured fields (`scope`, `endpoint`, `cooldown_ms`, ...) without
+//! configuring anything. `RUST_LOG` filters as usual; the default is `info`.
+
+use std::io::IsTerminal;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl LogFormat {
+    /// JSON unless stdout is a terminal.
+    pub fn detect() -> Self {
+        if std::io::stdout().is_terminal() {
+            LogFormat::Text
+        } else {
+            LogFormat::Json
+        }
+    }
+}
+
+/// Installs the global subscriber. `level` is used when `RUST_LOG` is not set.
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Text => builder.compact().try_init(),
+    };
+}
