@@ -97,22 +97,14 @@ fn parse_endpoint_limit(s: &str) -> Result<(Endpoint, u32), String> {
         .ok_or(format!("unknown endpoint `{name}`"))?;
     Ok((
         endpoint,
-        limit
-            .parse()
-            .map_err(|_| format!("`{limit}` is not a number"))?,
+        limit.parse().map_err(|_| format!("`{limit}` is not a number"))?,
     ))
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (lo, hi) = s.split_once('-').unwrap_or((s, s));
-    let lo: u64 = lo
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{lo}` is not a number"))?;
-    let hi: u64 = hi
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{hi}` is not a number"))?;
+    let lo: u64 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a number"))?;
+    let hi: u64 = hi.trim().parse().map_err(|_| format!("`{hi}` is not a number"))?;
     if lo > hi {
         return Err("the smallest size is larger than the largest".into());
     }

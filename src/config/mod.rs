@@ -74,6 +74,22 @@ impl Sources<'_> {
 /// Turns the config crate's error into our one-line form, keeping the key it names.
 fn describe(error: config::ConfigError) -> ConfigError {
     let text = error.to_string().replace('\n', " ");
+    // serde: "unknown field `x`, expected one of `a`, `b` for key `section`".
+    if let Some(rest) = text.strip_prefix("unknown field `")
+        && let Some((field, rest)) = rest.split_once('`')
+    {
+        let expected = rest
+            .trim_start_matches(", ")
+            .split(" for key `")
+            .next()
+            .unwrap_or_default();
+        let section = rest
+            .rsplit_once("for key `")
+            .and_then(|(_, k)| k.split_once('`'))
+            .map(|(k, _)| k);
+        let key = section.map_or_else(|| field.to_owned(), |s| format!("{s}.{field}"));
+        return ConfigError::new(key, format!("unknown key ({expected})"));
+    }
     // The crate appends "for key `a.b`" (or "in a.b") when it knows the key.
     let key = text
         .rsplit_once("for key `")
@@ -97,11 +113,7 @@ mod tests {
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         Sources {
             text: Some(text),
-            env: Some(
-                env.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            ),
+            env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
             ..Default::default()
         }
         .load()
@@ -111,10 +123,7 @@ mod tests {
     fn region_gives_both_hosts_and_defaults_apply() {
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(s.genesys.api_url.as_str(), "https://api.mypurecloud.ie/");
-        assert_eq!(
-            s.genesys.login_url.as_str(),
-            "https://login.mypurecloud.ie/"
-        );
+        assert_eq!(s.genesys.login_url.as_str(), "https://login.mypurecloud.ie/");
         assert_eq!(s.limits.token_budget, 300);
         assert_eq!(s.workers.count, 8);
         assert!(
@@ -148,7 +157,7 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors_naming_the_key() {
         let e = load(&format!("{MINIMAL}\n[workers]\ncuont = 3\n"), &[]).unwrap_err();
-        assert!(e.to_string().contains("cuont"), "{e}");
+        assert_eq!(e.key, "workers.cuont", "{e}");
         let e = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__BOGUS", "1")]).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
     }
@@ -158,10 +167,7 @@ mod tests {
         let cases = [
             ("[workers]\ncount = 0", "workers.count"),
             ("[limits]\nwindow = \"soon\"", "limits.window"),
-            (
-                "[limits.endpoints]\nrecordings = 5",
-                "limits.endpoints.recordings",
-            ),
+            ("[limits.endpoints]\nrecordings = 5", "limits.endpoints.recordings"),
             ("[retry]\nbase = \"2s\"\ncap = \"1s\"", "retry.cap"),
         ];
         for (extra, key) in cases {
@@ -169,13 +175,13 @@ mod tests {
             assert_eq!(e.key, key, "{e}");
             assert!(!e.to_string().contains('\n'));
         }
+        let e = load("[genesys]\nregion = \"mypurecloud.ie\"\nclient_id = \"x\"\n", &[]).unwrap_err();
+        assert_eq!(e.key, "genesys.client_secret");
         let e = load(
-            "[genesys]\nregion = \"mypurecloud.ie\"\nclient_id = \"x\"\n",
+            "[genesys]\nformat_id = \"AVI\"\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret = \"y\"",
             &[],
         )
         .unwrap_err();
-        assert_eq!(e.key, "genesys.client_secret");
-        let e = load("[genesys]\nformat_id = \"AVI\"\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret = \"y\"", &[]).unwrap_err();
         assert_eq!(e.key, "genesys.format_id");
     }
 

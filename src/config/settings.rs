@@ -59,8 +59,7 @@ pub struct GenesysSettings {
 pub struct RecordingPath(String);
 
 impl RecordingPath {
-    pub const DEFAULT: &'static str =
-        "/api/v2/conversations/{conversationId}/recordings/{recordingId}";
+    pub const DEFAULT: &'static str = "/api/v2/conversations/{conversationId}/recordings/{recordingId}";
 
     fn parse(template: &str) -> Result<Self, String> {
         if !template.starts_with('/') {
@@ -95,9 +94,7 @@ pub fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
             _ => out.push_str(&format!("%{byte:02X}")),
         }
     }
@@ -164,12 +161,8 @@ impl Settings {
 
 /// Parses a human duration such as `"60s"`, `"2h"` or `"500ms"`.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        ConfigError::new(
-            key,
-            format!("`{value}` is not a duration like \"60s\" or \"2h\" ({e})"),
-        )
-    })
+    humantime::parse_duration(value.trim())
+        .map_err(|e| ConfigError::new(key, format!("`{value}` is not a duration like \"60s\" or \"2h\" ({e})")))
 }
 
 fn duration_or(key: &str, value: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
@@ -177,26 +170,18 @@ fn duration_or(key: &str, value: Option<&str>, default: Duration) -> Result<Dura
 }
 
 fn parse_base_url(key: &str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value)
-        .map_err(|e| ConfigError::new(key, format!("`{value}` is not a URL ({e})")))?;
+    let url = Url::parse(value).map_err(|e| ConfigError::new(key, format!("`{value}` is not a URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ConfigError::new(key, "must be an http(s) URL with a host"));
     }
     if url.query().is_some() || url.path() != "/" {
-        return Err(ConfigError::new(
-            key,
-            "must be a base URL without path or query",
-        ));
+        return Err(ConfigError::new(key, "must be a base URL without path or query"));
     }
     Ok(url)
 }
 
 fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
-    let region = raw
-        .region
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
+    let region = raw.region.as_deref().map(str::trim).filter(|r| !r.is_empty());
     if let Some(region) = region
         && !region
             .chars()
@@ -241,12 +226,8 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         }
     };
 
-    let recording_path = RecordingPath::parse(
-        raw.recording_path
-            .as_deref()
-            .unwrap_or(RecordingPath::DEFAULT),
-    )
-    .map_err(|m| ConfigError::new("genesys.recording_path", m))?;
+    let recording_path = RecordingPath::parse(raw.recording_path.as_deref().unwrap_or(RecordingPath::DEFAULT))
+        .map_err(|m| ConfigError::new("genesys.recording_path", m))?;
     let format_id = raw
         .format_id
         .as_deref()
@@ -259,8 +240,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         Some(region) => vec![format!("*.{region}"), "*.amazonaws.com".to_owned()],
         None => Vec::new(),
     });
-    let media = MediaPolicy::new(&hosts, allow_http)
-        .map_err(|m| ConfigError::new("genesys.media_hosts", m))?;
+    let media = MediaPolicy::new(&hosts, allow_http).map_err(|m| ConfigError::new("genesys.media_hosts", m))?;
 
     let request_timeout = duration_or(
         "genesys.request_timeout",
@@ -268,17 +248,11 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         Duration::from_secs(30),
     )?;
     if request_timeout.is_zero() {
-        return Err(ConfigError::new(
-            "genesys.request_timeout",
-            "must be more than zero",
-        ));
+        return Err(ConfigError::new("genesys.request_timeout", "must be more than zero"));
     }
     let max_response_bytes = raw.max_response_bytes.unwrap_or(16 * 1024 * 1024);
     if max_response_bytes < 1024 {
-        return Err(ConfigError::new(
-            "genesys.max_response_bytes",
-            "must be at least 1024",
-        ));
+        return Err(ConfigError::new("genesys.max_response_bytes", "must be at least 1024"));
     }
     Ok(GenesysSettings {
         api_url,
@@ -295,8 +269,8 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
 
 fn read_secret_file(path: &str) -> Result<String, ConfigError> {
     let key = "genesys.client_secret_file";
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(key, format!("cannot read `{path}`: {e}")))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| ConfigError::new(key, format!("cannot read `{path}`: {e}")))?;
     let secret = text.trim_end_matches(['\r', '\n']).to_owned();
     if secret.is_empty() {
         return Err(ConfigError::new(key, format!("`{path}` is empty")));
@@ -307,16 +281,9 @@ fn read_secret_file(path: &str) -> Result<String, ConfigError> {
 fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
     let token_budget = raw.requests_per_minute.unwrap_or(300);
     if token_budget == 0 {
-        return Err(ConfigError::new(
-            "limits.requests_per_minute",
-            "must be at least 1",
-        ));
+        return Err(ConfigError::new("limits.requests_per_minute", "must be at least 1"));
     }
-    let window = duration_or(
-        "limits.window",
-        raw.window.as_deref(),
-        Duration::from_secs(60),
-    )?;
+    let window = duration_or("limits.window", raw.window.as_deref(), Duration::from_secs(60))?;
     if window < Duration::from_millis(100) {
         return Err(ConfigError::new("limits.window", "must be at least 100ms"));
     }
@@ -330,10 +297,7 @@ fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
     let mut endpoint_budgets = Endpoint::ALL.map(|e| (e, None));
     for (name, budget) in raw.endpoints {
         let key = format!("limits.endpoints.{name}");
-        let Some(slot) = endpoint_budgets
-            .iter_mut()
-            .find(|(e, _)| e.as_str() == name)
-        else {
+        let Some(slot) = endpoint_budgets.iter_mut().find(|(e, _)| e.as_str() == name) else {
             return Err(ConfigError::new(
                 key,
                 "unknown endpoint (known: token, analytics, recordingmetadata, recording)",
@@ -357,21 +321,14 @@ fn validate_retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
     let settings = RetrySettings {
         base: duration_or("retry.base", raw.base.as_deref(), d.base)?,
         cap: duration_or("retry.cap", raw.cap.as_deref(), d.cap)?,
-        max_elapsed: duration_or(
-            "retry.max_elapsed",
-            raw.max_elapsed.as_deref(),
-            d.max_elapsed,
-        )?,
+        max_elapsed: duration_or("retry.max_elapsed", raw.max_elapsed.as_deref(), d.max_elapsed)?,
         max_attempts: raw.max_attempts.unwrap_or(d.max_attempts),
     };
     if settings.base.is_zero() {
         return Err(ConfigError::new("retry.base", "must be more than zero"));
     }
     if settings.cap < settings.base {
-        return Err(ConfigError::new(
-            "retry.cap",
-            "must not be less than retry.base",
-        ));
+        return Err(ConfigError::new("retry.cap", "must not be less than retry.base"));
     }
     if settings.max_attempts == 0 {
         return Err(ConfigError::new("retry.max_attempts", "must be at least 1"));
@@ -382,10 +339,7 @@ fn validate_retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
 fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
     let count = raw.count.unwrap_or(8);
     if !(1..=256).contains(&count) {
-        return Err(ConfigError::new(
-            "workers.count",
-            "must be between 1 and 256",
-        ));
+        return Err(ConfigError::new("workers.count", "must be between 1 and 256"));
     }
     Ok(WorkerSettings { count })
 }
@@ -409,9 +363,6 @@ mod tests {
             path.render("../../x", "a/b?c"),
             "/api/v2/conversations/..%2F..%2Fx/recordings/a%2Fb%3Fc"
         );
-        assert_eq!(
-            path.render("..", "."),
-            "/api/v2/conversations/%2E%2E/recordings/%2E"
-        );
+        assert_eq!(path.render("..", "."), "/api/v2/conversations/%2E%2E/recordings/%2E");
     }
 }

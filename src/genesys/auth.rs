@@ -113,10 +113,7 @@ impl<S: TokenSource> TokenCache<S> {
 
     pub async fn forget(&self, token: &AccessToken) {
         let mut slot = self.slot.lock().await;
-        if slot
-            .as_ref()
-            .is_some_and(|c| c.token.generation == token.generation)
-        {
+        if slot.as_ref().is_some_and(|c| c.token.generation == token.generation) {
             *slot = None;
         }
     }
@@ -181,9 +178,7 @@ impl TokenSource for OAuthSource {
             Ok(IssuedToken {
                 secret: SecretString::from(parsed.access_token),
                 // Genesys allows 5 minutes to 48 hours; default 24 hours.
-                lifetime: Duration::from_secs(
-                    parsed.expires_in.unwrap_or(86_400).clamp(60, 172_800),
-                ),
+                lifetime: Duration::from_secs(parsed.expires_in.unwrap_or(86_400).clamp(60, 172_800)),
             })
         })
     }

@@ -8,9 +8,7 @@ use super::auth::{OAuthSource, TokenCache};
 use super::endpoint::Endpoint;
 use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
-use super::model::{
-    AnalyticsPage, AnalyticsQuery, FileState, Media, Recording, RecordingFetch, RecordingMetadata,
-};
+use super::model::{AnalyticsPage, AnalyticsQuery, FileState, Media, Recording, RecordingFetch, RecordingMetadata};
 use super::transport::{Transport, parse_json};
 use crate::config::settings::{GenesysSettings, Settings};
 use crate::ratelimit::Budget;
@@ -48,18 +46,14 @@ impl GenesysClient {
             settings.retry.clone(),
             g.max_response_bytes,
         ));
-        let token_url = g
-            .login_url
-            .join("oauth/token")
-            .map_err(|e| BuildError(e.to_string()))?;
+        let token_url = g.login_url.join("oauth/token").map_err(|e| BuildError(e.to_string()))?;
         let auth = TokenCache::new(OAuthSource {
             transport: transport.clone(),
             token_url,
             client_id: g.client_id.clone(),
             client_secret: g.client_secret.clone(),
         });
-        let media = MediaClient::new(g.media.clone(), g.request_timeout)
-            .map_err(|e| BuildError(e.to_string()))?;
+        let media = MediaClient::new(g.media.clone(), g.request_timeout).map_err(|e| BuildError(e.to_string()))?;
         Ok(Self {
             transport,
             auth,
@@ -115,17 +109,13 @@ impl GenesysClient {
     }
 
     /// Every recording of a conversation (all media); empty for a conversation without any.
-    pub async fn recording_metadata(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Vec<RecordingMetadata>, ApiError> {
+    pub async fn recording_metadata(&self, conversation_id: &str) -> Result<Vec<RecordingMetadata>, ApiError> {
         let url = self.api(&format!(
             "/api/v2/conversations/{}/recordingmetadata",
             crate::config::settings::encode_segment(conversation_id)
         ));
-        let make = |http: &reqwest::Client, token: Option<&str>| {
-            http.get(url.clone()).bearer_auth(token.unwrap_or_default())
-        };
+        let make =
+            |http: &reqwest::Client, token: Option<&str>| http.get(url.clone()).bearer_auth(token.unwrap_or_default());
         let answer = self
             .transport
             .execute(Endpoint::RecordingMetadata, &make, Some(&self.auth))
@@ -134,10 +124,7 @@ impl GenesysClient {
     }
 
     /// The screen recordings of a conversation.
-    pub async fn screen_recordings(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Vec<RecordingMetadata>, ApiError> {
+    pub async fn screen_recordings(&self, conversation_id: &str) -> Result<Vec<RecordingMetadata>, ApiError> {
         let mut all = self.recording_metadata(conversation_id).await?;
         all.retain(|r| r.media == Media::Screen);
         Ok(all)
@@ -145,17 +132,8 @@ impl GenesysClient {
 
     /// One recording in the configured format: ready with its download URL, pending
     /// (transcoding, uploading, restoring), or not downloadable.
-    pub async fn recording(
-        &self,
-        conversation_id: &str,
-        recording_id: &str,
-    ) -> Result<RecordingFetch, ApiError> {
-        let url = self.api(
-            &self
-                .settings
-                .recording_path
-                .render(conversation_id, recording_id),
-        );
+    pub async fn recording(&self, conversation_id: &str, recording_id: &str) -> Result<RecordingFetch, ApiError> {
+        let url = self.api(&self.settings.recording_path.render(conversation_id, recording_id));
         let format = self.settings.format_id.as_str();
         let make = |http: &reqwest::Client, token: Option<&str>| {
             http.get(url.clone())
@@ -183,15 +161,9 @@ impl GenesysClient {
     }
 
     fn decide(&self, recording: Recording) -> Result<RecordingFetch, ApiError> {
-        let state = recording
-            .metadata
-            .file_state
-            .clone()
-            .unwrap_or(FileState::Available);
+        let state = recording.metadata.file_state.clone().unwrap_or(FileState::Available);
         if state.is_transient() {
-            let estimate = recording
-                .estimated_transcode_time_ms
-                .map(Duration::from_millis);
+            let estimate = recording.estimated_transcode_time_ms.map(Duration::from_millis);
             return Ok(RecordingFetch::Pending {
                 file_state: Some(state),
                 estimate,

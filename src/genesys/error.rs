@@ -75,10 +75,9 @@ impl ApiError {
             | ApiError::UrlExpired
             | ApiError::MediaTransport(_) => true,
             ApiError::MediaStatus(status) => *status >= 500,
-            ApiError::Auth(_)
-            | ApiError::Payload { .. }
-            | ApiError::TooLarge { .. }
-            | ApiError::UrlRejected(_) => false,
+            ApiError::Auth(_) | ApiError::Payload { .. } | ApiError::TooLarge { .. } | ApiError::UrlRejected(_) => {
+                false
+            }
         }
     }
 }

@@ -84,9 +84,6 @@ impl MediaClient {
             .bytes_stream()
             .map(|chunk| chunk.map_err(|e| ApiError::MediaTransport(describe_reqwest(e))))
             .boxed();
-        Ok(MediaDownload {
-            content_length,
-            stream,
-        })
+        Ok(MediaDownload { content_length, stream })
     }
 }

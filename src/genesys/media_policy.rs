@@ -49,9 +49,7 @@ impl MediaPolicy {
                 None => (false, host.clone()),
             };
             let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
                 && !name.starts_with('.')
                 && !name.ends_with('.');
             if !valid || (wild && !name.contains('.')) {
@@ -63,10 +61,7 @@ impl MediaPolicy {
                 HostPattern::Exact(name)
             });
         }
-        Ok(Self {
-            patterns,
-            allow_http,
-        })
+        Ok(Self { patterns, allow_http })
     }
 
     pub fn allows_host(&self, host: &str) -> bool {
@@ -74,9 +69,7 @@ impl MediaPolicy {
         self.patterns.iter().any(|p| match p {
             HostPattern::Exact(h) => *h == host,
             HostPattern::Suffix(s) => {
-                host.len() > s.len() + 1
-                    && host.ends_with(s.as_str())
-                    && host[..host.len() - s.len()].ends_with('.')
+                host.len() > s.len() + 1 && host.ends_with(s.as_str()) && host[..host.len() - s.len()].ends_with('.')
             }
         })
     }
@@ -109,8 +102,7 @@ impl MediaPolicy {
 
 fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A URL as it may appear in logs and errors: scheme, host, port and path, no query.
@@ -128,11 +120,7 @@ mod tests {
     use super::*;
 
     fn policy(hosts: &[&str], http: bool) -> MediaPolicy {
-        MediaPolicy::new(
-            &hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
-            http,
-        )
-        .unwrap()
+        MediaPolicy::new(&hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(), http).unwrap()
     }
 
     #[test]
@@ -158,14 +146,8 @@ mod tests {
             Err(UrlRejected::Host("169.254.169.254".into()))
         );
         assert_eq!(p.parse("file:///etc/passwd"), Err(UrlRejected::Invalid));
-        assert_eq!(
-            p.parse("https://u:p@x.mypurecloud.com/"),
-            Err(UrlRejected::UserInfo)
-        );
-        assert_eq!(
-            p.parse("http://127.0.0.1:9/m"),
-            Err(UrlRejected::Scheme("http".into()))
-        );
+        assert_eq!(p.parse("https://u:p@x.mypurecloud.com/"), Err(UrlRejected::UserInfo));
+        assert_eq!(p.parse("http://127.0.0.1:9/m"), Err(UrlRejected::Scheme("http".into())));
     }
 
     #[test]
@@ -177,8 +159,7 @@ mod tests {
 
     #[test]
     fn redaction_drops_the_query() {
-        let url =
-            Url::parse("https://m.example.com/rec/1.webm?X-Amz-Signature=abc&token=t").unwrap();
+        let url = Url::parse("https://m.example.com/rec/1.webm?X-Amz-Signature=abc&token=t").unwrap();
         assert_eq!(redact(&url), "https://m.example.com/rec/1.webm");
     }
 }

@@ -51,12 +51,7 @@ impl AnalyticsQuery {
 
     /// Conversations started in `[start, end)`, oldest first, narrowed to recorded ones
     /// so that no recordingmetadata call is spent on a conversation without recordings.
-    pub fn recorded_between(
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        page_number: u32,
-        page_size: u32,
-    ) -> Self {
+    pub fn recorded_between(start: DateTime<Utc>, end: DateTime<Utc>, page_number: u32, page_size: u32) -> Self {
         Self {
             interval: format_interval(start, end),
             order: "asc",
@@ -341,16 +336,10 @@ mod tests {
         let start = "2026-11-23T10:00:00Z".parse().unwrap();
         let end = "2026-11-23T11:00:00Z".parse().unwrap();
         let q = serde_json::to_value(AnalyticsQuery::recorded_between(start, end, 2, 500)).unwrap();
-        assert_eq!(
-            q["interval"],
-            "2026-11-23T10:00:00.000Z/2026-11-23T11:00:00.000Z"
-        );
+        assert_eq!(q["interval"], "2026-11-23T10:00:00.000Z/2026-11-23T11:00:00.000Z");
         assert_eq!(q["paging"]["pageSize"], 100);
         assert_eq!(q["paging"]["pageNumber"], 2);
         assert_eq!(q["orderBy"], "conversationStart");
-        assert_eq!(
-            q["segmentFilters"][0]["predicates"][0]["dimension"],
-            "recording"
-        );
+        assert_eq!(q["segmentFilters"][0]["predicates"][0]["dimension"], "recording");
     }
 }

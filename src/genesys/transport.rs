@@ -35,8 +35,7 @@ pub struct ApiResponse {
 }
 
 /// Builds one attempt's request; the argument is the bearer token, if the call uses one.
-pub type MakeRequest<'a> =
-    dyn Fn(&reqwest::Client, Option<&str>) -> reqwest::RequestBuilder + Sync + 'a;
+pub type MakeRequest<'a> = dyn Fn(&reqwest::Client, Option<&str>) -> reqwest::RequestBuilder + Sync + 'a;
 
 /// Why one attempt did not produce an answer for the caller.
 #[derive(Debug)]
@@ -65,12 +64,8 @@ impl AttemptError {
     /// The sleep before the next attempt; `None` ends the retries (backoff exhausted).
     fn delay(&self, next: Option<Duration>) -> Option<Duration> {
         match self {
-            AttemptError::RateLimited | AttemptError::Unauthorized { .. } => {
-                next.map(|_| Duration::ZERO)
-            }
-            AttemptError::Transient { retry_after, .. } => {
-                next.map(|backoff| retry_after.unwrap_or(backoff))
-            }
+            AttemptError::RateLimited | AttemptError::Unauthorized { .. } => next.map(|_| Duration::ZERO),
+            AttemptError::Transient { retry_after, .. } => next.map(|backoff| retry_after.unwrap_or(backoff)),
             AttemptError::Final(_) => None,
         }
     }
@@ -95,12 +90,7 @@ pub struct Transport {
 const REFUSAL_BODY_LIMIT: u64 = 64 * 1024;
 
 impl Transport {
-    pub fn new(
-        http: reqwest::Client,
-        budget: Arc<dyn Budget>,
-        retry: RetrySettings,
-        max_body: u64,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, budget: Arc<dyn Budget>, retry: RetrySettings, max_body: u64) -> Self {
         Self {
             http,
             budget,
@@ -170,9 +160,7 @@ impl Transport {
             None => None,
         };
         self.stats.attempts.fetch_add(1, Ordering::Relaxed);
-        let sent = make(&self.http, token.as_ref().map(|t| t.expose()))
-            .send()
-            .await;
+        let sent = make(&self.http, token.as_ref().map(|t| t.expose())).send().await;
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
@@ -258,19 +246,13 @@ impl Transport {
                     error: status_error(),
                 })
             }
-            RetryAction::RateLimited | RetryAction::Fail => {
-                Err(AttemptError::Final(status_error()))
-            }
+            RetryAction::RateLimited | RetryAction::Fail => Err(AttemptError::Final(status_error())),
         }
     }
 }
 
 /// Reads a body up to `limit` bytes; a longer one is an error, never an allocation.
-pub async fn read_capped(
-    endpoint: Endpoint,
-    response: reqwest::Response,
-    limit: u64,
-) -> Result<Bytes, ApiError> {
+pub async fn read_capped(endpoint: Endpoint, response: reqwest::Response, limit: u64) -> Result<Bytes, ApiError> {
     if response.content_length().is_some_and(|len| len > limit) {
         return Err(ApiError::TooLarge { endpoint, limit });
     }
@@ -293,19 +275,11 @@ pub async fn read_capped(
 fn error_code(body: &[u8]) -> Option<String> {
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let code = json.get("code")?.as_str()?;
-    Some(
-        code.chars()
-            .take(80)
-            .filter(|c| c.is_ascii_graphic())
-            .collect(),
-    )
+    Some(code.chars().take(80).filter(|c| c.is_ascii_graphic()).collect())
 }
 
 /// Parses a JSON body; an error names the path of the offending field.
-pub fn parse_json<T: serde::de::DeserializeOwned>(
-    endpoint: Endpoint,
-    body: &[u8],
-) -> Result<T, ApiError> {
+pub fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -326,18 +300,11 @@ mod tests {
     #[test]
     fn payload_errors_name_the_field() {
         let body = br#"[{"id":"a","media":"screen"},{"media":"screen"}]"#;
-        let e =
-            parse_json::<Vec<RecordingMetadata>>(Endpoint::RecordingMetadata, body).unwrap_err();
+        let e = parse_json::<Vec<RecordingMetadata>>(Endpoint::RecordingMetadata, body).unwrap_err();
         let text = e.to_string();
-        assert!(
-            text.contains("[1]") && text.contains("missing field `id`"),
-            "{text}"
-        );
-        let e = parse_json::<Vec<RecordingMetadata>>(
-            Endpoint::RecordingMetadata,
-            br#"[{"id":7,"media":"screen"}]"#,
-        )
-        .unwrap_err();
+        assert!(text.contains("[1]") && text.contains("missing field `id`"), "{text}");
+        let e = parse_json::<Vec<RecordingMetadata>>(Endpoint::RecordingMetadata, br#"[{"id":7,"media":"screen"}]"#)
+            .unwrap_err();
         assert!(e.to_string().contains("[0].id"), "{e}");
     }
 }

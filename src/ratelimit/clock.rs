@@ -15,9 +15,7 @@ pub struct TokioClock {
 
 impl TokioClock {
     pub fn new() -> Self {
-        Self {
-            epoch: Instant::now(),
-        }
+        Self { epoch: Instant::now() }
     }
 }
 

@@ -22,8 +22,7 @@ impl RateHeaders {
     /// All three headers, or `None` if any is missing or unreadable (half a signal is
     /// worse than none).
     pub fn parse(headers: &HeaderMap) -> Option<Self> {
-        let number =
-            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        let number = |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
         let allowed = u32::try_from(number(ALLOWED)?).ok().filter(|a| *a > 0)?;
         Some(Self {
             count: u32::try_from(number(COUNT)?).unwrap_or(u32::MAX),
@@ -61,10 +60,7 @@ mod tests {
                 reset: Duration::from_secs(61)
             })
         );
-        assert_eq!(
-            RateHeaders::parse(&map(&[(COUNT, "1"), (ALLOWED, "180")])),
-            None
-        );
+        assert_eq!(RateHeaders::parse(&map(&[(COUNT, "1"), (ALLOWED, "180")])), None);
         assert_eq!(
             RateHeaders::parse(&map(&[(COUNT, "x"), (ALLOWED, "180"), (RESET, "3")])),
             None

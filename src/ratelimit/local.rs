@@ -30,13 +30,10 @@ impl LocalBudget {
             target_utilization: limits.target_utilization,
             fallback: retry.clone(),
         };
-        let scope = |name: String, limit: Option<u32>| {
-            Scope::new(name, limit, settings.clone(), stats.clone())
-        };
+        let scope = |name: String, limit: Option<u32>| Scope::new(name, limit, settings.clone(), stats.clone());
         Self {
             token: scope("token-budget".into(), Some(limits.token_budget)),
-            endpoints: Endpoint::ALL
-                .map(|e| scope(format!("endpoint:{e}"), limits.endpoint_budget(e))),
+            endpoints: Endpoint::ALL.map(|e| scope(format!("endpoint:{e}"), limits.endpoint_budget(e))),
             stats,
         }
     }
@@ -60,8 +57,7 @@ impl LocalBudget {
     }
 
     fn scopes_of(&self, endpoint: Endpoint) -> impl Iterator<Item = &Scope> {
-        std::iter::once(self.endpoint(endpoint))
-            .chain(endpoint.uses_token_budget().then_some(&self.token))
+        std::iter::once(self.endpoint(endpoint)).chain(endpoint.uses_token_budget().then_some(&self.token))
     }
 }
 
@@ -73,11 +69,7 @@ impl Budget for LocalBudget {
                 scope.take().await;
             }
             // A cooldown may have begun while this request stood in line for the other scope.
-            while let Some(left) = self
-                .scopes_of(endpoint)
-                .filter_map(Scope::cooldown_remaining)
-                .max()
-            {
+            while let Some(left) = self.scopes_of(endpoint).filter_map(Scope::cooldown_remaining).max() {
                 tokio::time::sleep(left).await;
             }
             let waited = start.elapsed();
@@ -100,11 +92,9 @@ impl Budget for LocalBudget {
                 let hint = retry_after.map(|d| (d, CooldownCause::RetryAfter));
                 match token_headers {
                     Some(h) if !h.exhausted() => self.endpoint(endpoint).on_refused(hint),
-                    Some(h) => {
-                        self.token.on_refused(hint.or(
-                            (!h.reset.is_zero()).then_some((h.reset, CooldownCause::WindowReset)),
-                        ))
-                    }
+                    Some(h) => self
+                        .token
+                        .on_refused(hint.or((!h.reset.is_zero()).then_some((h.reset, CooldownCause::WindowReset)))),
                     None if endpoint.uses_token_budget() => self.token.on_refused(hint),
                     None => self.endpoint(endpoint).on_refused(hint),
                 }
@@ -112,8 +102,7 @@ impl Budget for LocalBudget {
             Outcome::NoAnswer => {}
         }
         if let Some(h) = token_headers {
-            self.token
-                .on_headers(&h, feedback.outcome == Outcome::Accepted);
+            self.token.on_headers(&h, feedback.outcome == Outcome::Accepted);
         }
     }
 
@@ -156,11 +145,7 @@ mod tests {
     async fn a_refusal_with_room_left_pauses_only_that_endpoint() {
         let b = budget(300, Some(100));
         b.observe(Endpoint::Recording, &refused(10, 300));
-        assert!(
-            b.endpoint_scope(Endpoint::Recording)
-                .cooldown_remaining()
-                .is_some()
-        );
+        assert!(b.endpoint_scope(Endpoint::Recording).cooldown_remaining().is_some());
         assert!(b.token_scope().cooldown_remaining().is_none());
         // Other endpoints go on.
         let start = Instant::now();
@@ -174,10 +159,7 @@ mod tests {
     async fn a_refusal_of_a_spent_token_budget_pauses_everything() {
         let b = budget(300, None);
         b.observe(Endpoint::Recording, &refused(300, 300));
-        assert_eq!(
-            b.token_scope().cooldown_remaining(),
-            Some(Duration::from_secs(5))
-        );
+        assert_eq!(b.token_scope().cooldown_remaining(), Some(Duration::from_secs(5)));
         let waited = b.acquire(Endpoint::Analytics).await;
         assert_eq!(waited, Duration::from_secs(5));
         assert_eq!(BudgetStats::get(&b.stats().refusals), 1);

@@ -157,9 +157,7 @@ impl Scope {
                         None => return,
                         Some(bucket) => match bucket.check() {
                             Ok(()) => return,
-                            Err(not_until) => {
-                                not_until.wait_time_from(governor::clock::Clock::now(&self.clock))
-                            }
+                            Err(not_until) => not_until.wait_time_from(governor::clock::Clock::now(&self.clock)),
                         },
                     },
                 }
@@ -236,10 +234,7 @@ impl Scope {
         // through, someone else spent the window, and the cooldown alone is the answer.
         let proven = u32::try_from(state.accepted.len()).unwrap_or(u32::MAX);
         let credible = proven >= (self.ceiling(&state).unwrap_or(0) / 10).max(MIN_PROVEN);
-        if credible
-            && self.ceiling(&state).is_none_or(|c| proven < c)
-            && state.refusal_cap.is_none_or(|c| proven < c)
-        {
+        if credible && self.ceiling(&state).is_none_or(|c| proven < c) && state.refusal_cap.is_none_or(|c| proven < c) {
             state.refusal_cap = Some(proven);
             self.rebuild(&mut state);
         }
@@ -305,11 +300,7 @@ impl Scope {
         state.effective = effective;
         state.bucket = effective.map(|limit| {
             let per_window = (f64::from(limit) * self.settings.target_utilization).max(0.01);
-            let period = self
-                .settings
-                .window
-                .div_f64(per_window)
-                .max(Duration::from_nanos(1));
+            let period = self.settings.window.div_f64(per_window).max(Duration::from_nanos(1));
             let quota = Quota::with_period(period)
                 .expect("period is positive")
                 .allow_burst(NonZeroU32::MIN);
@@ -370,11 +361,7 @@ mod tests {
                 "every caller waits the whole cooldown, no longer"
             );
         }
-        assert_eq!(
-            BudgetStats::get(&s.stats.cooldowns),
-            1,
-            "one episode, logged once"
-        );
+        assert_eq!(BudgetStats::get(&s.stats.cooldowns), 1, "one episode, logged once");
         assert_eq!(
             BudgetStats::get(&s.stats.refusals),
             0,

@@ -32,10 +32,7 @@ pub struct FullJitter {
 
 impl FullJitter {
     pub fn new(settings: RetrySettings) -> Self {
-        Self {
-            settings,
-            seed: None,
-        }
+        Self { settings, seed: None }
     }
 }
 
@@ -44,9 +41,7 @@ impl backon::BackoffBuilder for FullJitter {
 
     fn build(self) -> FullJitterBackoff {
         FullJitterBackoff {
-            rng: self
-                .seed
-                .map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
+            rng: self.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed),
             started: Instant::now(),
             retries: 0,
             settings: self.settings,
@@ -139,13 +134,13 @@ mod tests {
             max_elapsed: Duration::from_secs(10),
             ..settings()
         };
-        let mut backoff = FullJitter {
+        let backoff = FullJitter {
             settings: s,
             seed: Some(7),
         }
         .build();
         let mut slept = Duration::ZERO;
-        while let Some(d) = backoff.next() {
+        for d in backoff {
             tokio::time::sleep(d).await;
             slept += d;
         }
@@ -160,10 +155,6 @@ mod tests {
         }
         .build();
         tokio::time::advance(Duration::from_secs(11)).await;
-        assert_eq!(
-            late.next(),
-            None,
-            "a call already past its limit does not retry"
-        );
+        assert_eq!(late.next(), None, "a call already past its limit does not retry");
     }
 }

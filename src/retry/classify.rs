@@ -38,12 +38,7 @@ pub fn classify_status(status: StatusCode) -> RetryAction {
 pub fn classify_transport(error: &reqwest::Error) -> RetryAction {
     if error.is_builder() || error.is_redirect() {
         RetryAction::Fail
-    } else if error.is_timeout()
-        || error.is_connect()
-        || error.is_request()
-        || error.is_body()
-        || error.is_decode()
-    {
+    } else if error.is_timeout() || error.is_connect() || error.is_request() || error.is_body() || error.is_decode() {
         RetryAction::Retry
     } else {
         RetryAction::Fail

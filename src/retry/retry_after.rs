@@ -23,11 +23,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
         return Some(Duration::from_secs(secs).min(MAX_HINT));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(MAX_HINT),
-    )
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_HINT))
 }
 
 /// Reads the wait from a normalized 429 body: `"... Retry the request in [42] seconds"`.
@@ -57,10 +53,7 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(parse_retry_after("42", now), Some(Duration::from_secs(42)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("99999999999999999999", now),
-            Some(MAX_HINT)
-        );
+        assert_eq!(parse_retry_after("99999999999999999999", now), Some(MAX_HINT));
     }
 
     #[test]
@@ -80,15 +73,7 @@ mod tests {
     #[test]
     fn garbage_and_absent() {
         let now = SystemTime::now();
-        for bad in [
-            "",
-            "   ",
-            "-5",
-            "1.5",
-            "soon",
-            "30s",
-            "Mon, 99 Nov 2026 10:00:00 GMT",
-        ] {
+        for bad in ["", "   ", "-5", "1.5", "soon", "30s", "Mon, 99 Nov 2026 10:00:00 GMT"] {
             assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
         }
     }

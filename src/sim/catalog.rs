@@ -80,6 +80,8 @@ impl Catalog {
 
     /// Adds one conversation that started at `start`, with its recordings.
     pub fn add_conversation(&mut self, config: &SimConfig, start: DateTime<Utc>) -> String {
+        // The platform reports milliseconds.
+        let start = DateTime::from_timestamp_millis(start.timestamp_millis()).unwrap_or(start);
         let id = self.uuid();
         let duration = ChronoDuration::seconds(self.rng.i64(60..=900));
         let end = start + duration;
@@ -95,32 +97,15 @@ impl Catalog {
                 } else {
                     "AVAILABLE"
                 };
-                let needs_transcode =
-                    file_state == "AVAILABLE" && self.rng.f64() < config.transcoding_share;
+                let needs_transcode = file_state == "AVAILABLE" && self.rng.f64() < config.transcoding_share;
                 let size = self
                     .rng
                     .u64(config.media_size.0..=config.media_size.1.max(config.media_size.0));
-                recordings.push(self.add_recording(
-                    &id,
-                    "screen",
-                    file_state,
-                    start,
-                    end,
-                    size,
-                    needs_transcode,
-                ));
+                recordings.push(self.add_recording(&id, "screen", file_state, start, end, size, needs_transcode));
             }
             if self.rng.f64() < config.audio_share {
                 let size = self.rng.u64(1024..=64 * 1024);
-                recordings.push(self.add_recording(
-                    &id,
-                    "audio",
-                    "AVAILABLE",
-                    start,
-                    end,
-                    size,
-                    false,
-                ));
+                recordings.push(self.add_recording(&id, "audio", "AVAILABLE", start, end, size, false));
             }
         }
         let conversation = SimConversation {
@@ -175,9 +160,7 @@ impl Catalog {
     }
 
     pub fn conversation(&self, id: &str) -> Option<&SimConversation> {
-        self.by_conversation
-            .get(id)
-            .map(|i| &self.conversations[*i])
+        self.by_conversation.get(id).map(|i| &self.conversations[*i])
     }
 
     /// Every recording, ordered by conversation start.

@@ -31,8 +31,7 @@ pub fn chunk(seed: u64, size: u64, index: u64) -> Bytes {
     let mut buf = vec![0u8; len];
     let first_block = start / 8;
     for (i, block) in buf.chunks_mut(8).enumerate() {
-        let word = splitmix(seed ^ (first_block + i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93))
-            .to_le_bytes();
+        let word = splitmix(seed ^ (first_block + i as u64).wrapping_mul(0xd6e8_feb8_6659_fd93)).to_le_bytes();
         block.copy_from_slice(&word[..block.len()]);
     }
     Bytes::from(buf)
@@ -78,10 +77,7 @@ mod tests {
         let a = chunk(seed_of("r1"), 100_000, 1);
         assert_eq!(a.len(), 100_000 - CHUNK);
         assert_eq!(a, chunk(seed_of("r1"), 100_000, 1));
-        assert_ne!(
-            chunk(seed_of("r1"), 100_000, 0),
-            chunk(seed_of("r2"), 100_000, 0)
-        );
+        assert_ne!(chunk(seed_of("r1"), 100_000, 0), chunk(seed_of("r2"), 100_000, 0));
         assert!(chunk(seed_of("r1"), 100_000, 2).is_empty());
         assert_eq!(
             expected_sha256("r1", 0),

@@ -29,10 +29,7 @@ type Shared = Arc<SimState>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/oauth/token", post(token))
-        .route(
-            "/api/v2/analytics/conversations/details/query",
-            post(analytics),
-        )
+        .route("/api/v2/analytics/conversations/details/query", post(analytics))
         .route(
             "/api/v2/conversations/{conversation_id}/recordingmetadata",
             get(metadata),
@@ -63,10 +60,7 @@ fn usage_headers(usage: Option<Usage>, enabled: bool) -> HeaderMap {
     if let (Some(u), true) = (usage, enabled) {
         headers.insert(COUNT, HeaderValue::from(u.count));
         headers.insert(ALLOWED, HeaderValue::from(u.allowed));
-        headers.insert(
-            RESET,
-            HeaderValue::from(u.reset.as_secs_f64().ceil() as u64),
-        );
+        headers.insert(RESET, HeaderValue::from(u.reset.as_secs_f64().ceil() as u64));
     }
     headers
 }
@@ -77,18 +71,9 @@ impl SimState {
         response
     }
 
-    fn json(
-        &self,
-        endpoint: Endpoint,
-        status: StatusCode,
-        usage: Option<Usage>,
-        body: Value,
-    ) -> Response {
+    fn json(&self, endpoint: Endpoint, status: StatusCode, usage: Option<Usage>, body: Value) -> Response {
         let headers = usage_headers(usage, self.config.ratelimit_headers);
-        self.finish(
-            endpoint.as_str(),
-            (status, headers, axum::Json(body)).into_response(),
-        )
+        self.finish(endpoint.as_str(), (status, headers, axum::Json(body)).into_response())
     }
 
     fn roll(&self) -> f64 {
@@ -97,11 +82,7 @@ impl SimState {
 
     /// Latency, authentication, rate limits and faults. `Ok` carries the per-token usage
     /// for the `inin-ratelimit-*` headers.
-    async fn gate(
-        &self,
-        endpoint: Endpoint,
-        headers: &HeaderMap,
-    ) -> Result<Option<Usage>, Response> {
+    async fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<Option<Usage>, Response> {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
@@ -169,11 +150,7 @@ impl SimState {
                 StatusCode::SERVICE_UNAVAILABLE,
                 StatusCode::GATEWAY_TIMEOUT,
             ][self.rng.lock().unwrap().usize(0..3)];
-            let body = error_body(
-                status,
-                "service.unavailable",
-                "The service is temporarily unavailable.",
-            );
+            let body = error_body(status, "service.unavailable", "The service is temporarily unavailable.");
             return Err(self.json(endpoint, status, usage, body));
         }
         if self.roll() < self.config.drop_share {
@@ -184,12 +161,7 @@ impl SimState {
 
     /// A 429: normalized (Retry-After + a body naming the wait) on `retry_after_share`
     /// of refusals, bare (neither) on the rest.
-    fn refuse(
-        &self,
-        endpoint: Endpoint,
-        usage: Option<Usage>,
-        wait: std::time::Duration,
-    ) -> Response {
+    fn refuse(&self, endpoint: Endpoint, usage: Option<Usage>, wait: std::time::Duration) -> Response {
         let secs = (wait.as_secs_f64().ceil() as u64).max(1);
         let mut headers = usage_headers(usage, self.config.ratelimit_headers);
         let body = if self.roll() < self.config.retry_after_share {
@@ -252,8 +224,7 @@ impl SimState {
     }
 
     fn media_url(&self, recording_id: &str) -> String {
-        let ttl =
-            chrono::Duration::from_std(self.config.url_ttl).unwrap_or(chrono::Duration::hours(1));
+        let ttl = chrono::Duration::from_std(self.config.url_ttl).unwrap_or(chrono::Duration::hours(1));
         let expires = (Utc::now() + ttl).timestamp_millis();
         let sig = signature(&self.signing_secret, recording_id, expires);
         format!(
@@ -273,29 +244,22 @@ async fn token(State(sim): State<Shared>, headers: HeaderMap, body: String) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b64| base64_decode(b64.trim()));
-    let grant = body
-        .split('&')
-        .any(|kv| kv == "grant_type=client_credentials");
+    let grant = body.split('&').any(|kv| kv == "grant_type=client_credentials");
     if presented.as_deref() != Some(expected.as_bytes()) || !grant {
-        let body =
-            json!({"error": "invalid_client", "description": "client credentials are invalid"});
-        return sim.finish(
-            "token",
-            (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response(),
-        );
+        let body = json!({"error": "invalid_client", "description": "client credentials are invalid"});
+        return sim.finish("token", (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response());
     }
     let token = {
         let mut rng = sim.rng.lock().unwrap();
-        (0..4)
-            .map(|_| format!("{:016x}", rng.u64(..)))
-            .collect::<String>()
+        (0..4).map(|_| format!("{:016x}", rng.u64(..))).collect::<String>()
     };
     sim.limits
         .lock()
         .unwrap()
         .tokens
         .insert(token.clone(), Instant::now() + sim.config.token_lifetime);
-    let body = json!({"access_token": token, "token_type": "bearer", "expires_in": sim.config.token_lifetime.as_secs()});
+    let body =
+        json!({"access_token": token, "token_type": "bearer", "expires_in": sim.config.token_lifetime.as_secs()});
     sim.finish("token", (StatusCode::OK, axum::Json(body)).into_response())
 }
 
@@ -376,11 +340,7 @@ async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -
     sim.json(ep, StatusCode::OK, usage, answer)
 }
 
-async fn metadata(
-    State(sim): State<Shared>,
-    Path(conversation_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
+async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>, headers: HeaderMap) -> Response {
     let ep = Endpoint::RecordingMetadata;
     let usage = match sim.gate(ep, &headers).await {
         Ok(u) => u,
@@ -474,17 +434,11 @@ async fn media(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let forbidden = |message: &str| {
-        let xml = format!(
-            "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
-        );
+        let xml =
+            format!("<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>{message}</Message></Error>");
         sim.finish(
             "media",
-            (
-                StatusCode::FORBIDDEN,
-                [(header::CONTENT_TYPE, "application/xml")],
-                xml,
-            )
-                .into_response(),
+            (StatusCode::FORBIDDEN, [(header::CONTENT_TYPE, "application/xml")], xml).into_response(),
         )
     };
     let expires: Option<i64> = params.get("expires").and_then(|e| e.parse().ok());
@@ -494,9 +448,7 @@ async fn media(
     if params.get("signature").map(String::as_str)
         != Some(signature(&sim.signing_secret, &recording_id, expires).as_str())
     {
-        return forbidden(
-            "The request signature we calculated does not match the signature you provided.",
-        );
+        return forbidden("The request signature we calculated does not match the signature you provided.");
     }
     if Utc::now().timestamp_millis() > expires {
         return forbidden("Request has expired");
@@ -506,8 +458,7 @@ async fn media(
         _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
     };
     let seed = seed_of(&recording_id);
-    let chunks = stream::iter(0..chunk_count(size))
-        .map(move |i| Ok::<_, std::io::Error>(chunk(seed, size, i)));
+    let chunks = stream::iter(0..chunk_count(size)).map(move |i| Ok::<_, std::io::Error>(chunk(seed, size, i)));
     let response = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/webm")

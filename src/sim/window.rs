@@ -33,11 +33,7 @@ impl SlidingWindow {
     }
 
     fn forget(&mut self, now: Instant) {
-        while self
-            .hits
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
+        while self.hits.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
             self.hits.pop_front();
         }
     }
@@ -87,10 +83,7 @@ mod tests {
             w.hit(t0);
         }
         assert_eq!(w.check(t0), Err(Duration::from_secs(10)));
-        assert_eq!(
-            w.check(t0 + Duration::from_secs(4)),
-            Err(Duration::from_secs(6))
-        );
+        assert_eq!(w.check(t0 + Duration::from_secs(4)), Err(Duration::from_secs(6)));
         assert!(w.check(t0 + Duration::from_secs(10)).is_ok());
     }
 }

@@ -1,0 +1,67 @@
+//! The command line, black-box: help, config validation and its errors.
+
+use std::process::{Command, Output};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_genesys-archiver"));
+    cmd.args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("binary runs")
+}
+
+fn example() -> String {
+    format!("{}/config/example.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = run(&["--help"], &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["check-config", "sim"] {
+        assert!(text.contains(sub), "{sub} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn the_example_configuration_is_valid() {
+    let out = run(&["check-config", "--config", &example()], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_bad_value_exits_non_zero_with_one_line_naming_the_key() {
+    let out = run(
+        &["check-config", "--config", &example()],
+        &[("GENESYS_ARCHIVER__WORKERS__COUNT", "0")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("workers.count"), "{stderr}");
+}
+
+#[test]
+fn an_unknown_key_exits_non_zero_naming_it() {
+    let dir = std::env::temp_dir().join(format!("ga-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("typo.toml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("[workers]\n", "[workers]\ncuont = 4\n");
+    std::fs::write(&path, text).unwrap();
+    let out = run(&["check-config", "--config", path.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cuont") && stderr.lines().count() == 1, "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error() {
+    let out = run(&["check-config", "--config", "/nonexistent/archiver.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/archiver.toml"));
+}

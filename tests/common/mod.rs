@@ -1,0 +1,54 @@
+//! Helpers shared by the black-box tests: a simulator on loopback and a client for it.
+#![allow(dead_code)]
+
+use genesys_archiver::config::{Settings, Sources};
+use genesys_archiver::genesys::GenesysClient;
+use genesys_archiver::ratelimit::LocalBudget;
+use genesys_archiver::sim::{SimConfig, Simulator};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An org of `screen` screen recordings, one per conversation, all AVAILABLE, on
+/// compressed time (5 s windows) so that a thousand calls span several windows.
+pub fn flat_org(screen: usize) -> SimConfig {
+    SimConfig {
+        conversations: screen,
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        media_size: (1024, 4096),
+        window: Duration::from_secs(5),
+        ..SimConfig::default()
+    }
+}
+
+pub async fn start(config: SimConfig) -> Simulator {
+    Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// Settings pointing at `sim`, with its limits as the budget, then `extra` TOML on top.
+pub fn settings(sim: &Simulator, extra: &str) -> Settings {
+    settings_from_text(&format!("{}\n{extra}", sim.client_config()))
+}
+
+/// Settings from TOML text alone (the process environment is not read).
+pub fn settings_from_text(text: &str) -> Settings {
+    Sources {
+        text: Some(text),
+        env: Some(HashMap::new()),
+        ..Default::default()
+    }
+    .load()
+    .expect("valid test config")
+}
+
+pub fn client(settings: &Settings) -> Arc<GenesysClient> {
+    let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    Arc::new(GenesysClient::new(settings, budget).expect("client builds"))
+}
