@@ -9,11 +9,21 @@
 //! - [`retry`]: whether to retry (classifier), when (Retry-After, full-jitter backoff).
 //! - [`genesys`]: the client (auth, one method per endpoint, media downloads), its
 //!   payload models and the media host policy.
+//! - [`ledger`]: the durable state of every recording (SQLite), and the work queue.
+//! - [`sink`]: S3 (streaming multipart) and file sinks, the key layout, the byte tally.
+//! - [`pipeline`]: poller (discovery), dispatcher (worker slots), worker (one recording).
+//! - [`app`]: wiring and crash recovery; [`commands`] and [`demo`]: what the CLI runs.
 //! - [`sim`]: a Genesys Cloud simulator for the demo, the load test and the tests.
 
+pub mod app;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod genesys;
+pub mod ledger;
+pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;
 pub mod sim;
+pub mod sink;
 pub mod telemetry;

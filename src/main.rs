@@ -2,7 +2,9 @@
 //! validates configuration, and hands over to the library.
 
 use clap::{Args, Parser, Subcommand};
+use genesys_archiver::commands;
 use genesys_archiver::config::{ConfigError, Settings, Sources};
+use genesys_archiver::demo::{self, DemoOptions};
 use genesys_archiver::genesys::Endpoint;
 use genesys_archiver::sim::{SimConfig, Simulator};
 use genesys_archiver::telemetry::{self, LogFormat};
@@ -10,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -27,8 +30,56 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the archiver: discover, fetch and archive, every poll interval.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// One discovery pass, archive everything found, then exit (0: nothing left but
+        /// archived or parked recordings; 3: some failed for good).
+        #[arg(long)]
+        once: bool,
+    },
+    /// Archive the recordings of conversations that started in a past window.
+    Backfill {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Start of the window (RFC 3339), inclusive.
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the window (RFC 3339), exclusive.
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+    },
+    /// Counts per state, the oldest unarchived recording and its age, the watermark.
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put recordings that failed for good back in the queue.
+    Retry(ConfigArg),
     /// Validate a configuration file (and the environment overrides) and exit.
-    CheckConfig(ConfigArg),
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also get a token from Genesys and check that the sink answers.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// Archive a simulated organization into a local directory; no credentials needed.
+    Demo {
+        /// Directory for the archive and the ledger (default: a new temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Conversations in the simulated organization.
+        #[arg(long, default_value_t = 40)]
+        conversations: usize,
+        /// Workers.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+    },
     /// Run the Genesys Cloud simulator (for demos, load tests and local development).
     Sim(SimArgs),
 }
@@ -128,22 +179,70 @@ fn config_failure(error: ConfigError) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format.unwrap_or_else(LogFormat::detect), "info");
+    // The demo's product is its summary table; its per-recording lines only at `warn`+.
+    let level = if matches!(cli.command, Command::Demo { .. }) {
+        "warn"
+    } else {
+        "info"
+    };
+    telemetry::init(cli.log_format.unwrap_or_else(LogFormat::detect), level);
+    let settings = |arg: &ConfigArg| load(&arg.config);
     match cli.command {
-        Command::CheckConfig(args) => match load(&args.config) {
-            Ok(settings) => {
-                println!(
-                    "configuration is valid: api {} with a budget of {} requests per {:?}, {} workers",
-                    settings.genesys.api_url,
-                    settings.limits.token_budget,
-                    settings.limits.window,
-                    settings.workers.count
-                );
-                ExitCode::SUCCESS
-            }
-            Err(error) => config_failure(error),
+        Command::Run { config, once } => match settings(&config) {
+            Ok(s) => commands::run(s, once).await,
+            Err(e) => config_failure(e),
         },
+        Command::Backfill { config, from, to } => match settings(&config) {
+            Ok(s) => commands::backfill(s, from, to).await,
+            Err(e) => config_failure(e),
+        },
+        Command::Status { config, json } => match settings(&config) {
+            Ok(s) => commands::status(s, json).await,
+            Err(e) => config_failure(e),
+        },
+        Command::Retry(config) => match settings(&config) {
+            Ok(s) => commands::retry(s).await,
+            Err(e) => config_failure(e),
+        },
+        Command::CheckConfig { config, connect } => match settings(&config) {
+            Ok(s) => commands::check_config(s, connect).await,
+            Err(e) => config_failure(e),
+        },
+        Command::Demo {
+            dir,
+            conversations,
+            workers,
+        } => {
+            run_demo(DemoOptions {
+                directory: dir,
+                conversations,
+                workers,
+            })
+            .await
+        }
         Command::Sim(args) => run_sim(args).await,
+    }
+}
+
+async fn run_demo(options: DemoOptions) -> ExitCode {
+    let shutdown = CancellationToken::new();
+    commands::cancel_on_signal(shutdown.clone());
+    match demo::run(options, shutdown).await {
+        Ok(summary) => {
+            println!(
+                "\ngenesys-archiver demo: the built-in simulator archived into a local directory\n\n{}",
+                summary.table()
+            );
+            if summary.verified == summary.expected {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -20,6 +20,14 @@ pub struct RawConfig {
     pub retry: RawRetry,
     #[serde(default)]
     pub workers: RawWorkers,
+    #[serde(default)]
+    pub discovery: RawDiscovery,
+    #[serde(default)]
+    pub ledger: RawLedger,
+    #[serde(default)]
+    pub sink: RawSink,
+    #[serde(default)]
+    pub s3: RawS3,
 }
 
 /// `[genesys]`: where the platform is and how to authenticate.
@@ -89,4 +97,71 @@ pub struct RawRetry {
 pub struct RawWorkers {
     /// Number of concurrent workers.
     pub count: Option<usize>,
+    /// Attempts of one recording (transient failures) before it is marked failed for good.
+    pub max_attempts: Option<u32>,
+    /// First delay before a failed recording is tried again; doubles, with full jitter.
+    pub retry_base: Option<String>,
+    /// Longest delay between attempts of one recording.
+    pub retry_cap: Option<String>,
+}
+
+/// `[discovery]`: how the poller finds new conversations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscovery {
+    /// Time between discovery passes.
+    pub poll_interval: Option<String>,
+    /// How far back the very first pass looks.
+    pub lookback: Option<String>,
+    /// How much of the previous window each pass reads again (analytics lags).
+    pub overlap: Option<String>,
+    /// How recent a conversation start must be left alone for now.
+    pub settle_delay: Option<String>,
+    /// Conversations per analytics page (at most 100).
+    pub page_size: Option<u32>,
+}
+
+/// `[ledger]`: where the state of every recording is kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// SQLite database file (created if missing).
+    pub path: Option<String>,
+}
+
+/// `[sink]`: where recordings go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// `s3` (default) or `file`.
+    pub kind: Option<String>,
+    /// Directory of the file sink.
+    pub directory: Option<String>,
+    /// Object key template.
+    pub key_template: Option<String>,
+}
+
+/// `[s3]`: the bucket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    pub bucket: Option<String>,
+    /// Key prefix, e.g. `"genesys/"`; substituted for `{prefix}` in the key template.
+    pub prefix: Option<String>,
+    /// Bucket region (default: the AWS default chain's region, else us-east-1).
+    pub region: Option<String>,
+    /// Custom endpoint (S3-compatible stores, tests).
+    pub endpoint_url: Option<String>,
+    /// Path-style addressing (most S3-compatible stores need it).
+    pub force_path_style: Option<bool>,
+    /// Server-side encryption: `AES256` or `aws:kms`.
+    pub sse: Option<String>,
+    /// KMS key id or ARN, with `sse = "aws:kms"`.
+    pub kms_key_id: Option<String>,
+    /// Storage class, e.g. `STANDARD_IA`.
+    pub storage_class: Option<String>,
+    /// Multipart part size, e.g. `"8MiB"` (at least 5 MiB).
+    pub part_size: Option<String>,
+    /// Parts uploaded concurrently per recording.
+    pub parts_in_flight: Option<usize>,
 }

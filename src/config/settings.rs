@@ -4,12 +4,14 @@
 //! component has already been checked. A bad value is reported as one line that names
 //! the key (`genesys.client_id: must be set`), before any work starts.
 
-use super::raw::{RawConfig, RawGenesys, RawLimits, RawRetry, RawWorkers};
+use super::raw::{RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSink, RawWorkers};
 use crate::genesys::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
 use crate::genesys::model::FormatId;
+use crate::sink::layout::KeyLayout;
 use reqwest::Url;
 use secrecy::SecretString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A configuration value that cannot be used, with the key that holds it.
@@ -36,6 +38,9 @@ pub struct Settings {
     pub limits: LimitSettings,
     pub retry: RetrySettings,
     pub workers: WorkerSettings,
+    pub discovery: DiscoverySettings,
+    pub ledger: LedgerSettings,
+    pub sink: SinkSettings,
 }
 
 /// How to reach and authenticate against Genesys Cloud.
@@ -145,6 +150,80 @@ impl Default for RetrySettings {
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub count: usize,
+    /// Attempts of one recording before it is failed for good (`retry` puts it back).
+    pub max_attempts: u32,
+    /// Recording-level backoff between attempts (full jitter, doubling, capped).
+    pub backoff: RetrySettings,
+}
+
+/// How the poller discovers conversations.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    pub poll_interval: Duration,
+    pub lookback: Duration,
+    pub overlap: Duration,
+    pub settle_delay: Duration,
+    pub page_size: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    pub path: PathBuf,
+}
+
+/// Where recordings go, and under which keys.
+#[derive(Debug, Clone)]
+pub struct SinkSettings {
+    pub kind: SinkKind,
+    pub layout: KeyLayout,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    S3(S3Settings),
+    File { directory: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Settings {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub force_path_style: bool,
+    pub sse: Option<Sse>,
+    pub storage_class: Option<String>,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+}
+
+/// Server-side encryption.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sse {
+    Aes256,
+    Kms { key_id: Option<String> },
+}
+
+/// The smallest part S3 accepts (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// Parses `"8MiB"`, `"5 MB"`, `"1048576"` into bytes.
+pub fn parse_size(key: &str, value: &str) -> Result<u64, ConfigError> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => return Err(ConfigError::new(key, format!("`{value}` is not a size like \"8MiB\""))),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| ConfigError::new(key, format!("`{value}` is not a size like \"8MiB\"")))
 }
 
 impl Settings {
@@ -155,6 +234,9 @@ impl Settings {
             limits: validate_limits(raw.limits)?,
             retry: validate_retry(raw.retry)?,
             workers: validate_workers(raw.workers)?,
+            discovery: validate_discovery(raw.discovery)?,
+            ledger: validate_ledger(raw.ledger)?,
+            sink: validate_sink(raw.sink, raw.s3)?,
         })
     }
 }
@@ -341,12 +423,172 @@ fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
     if !(1..=256).contains(&count) {
         return Err(ConfigError::new("workers.count", "must be between 1 and 256"));
     }
-    Ok(WorkerSettings { count })
+    let max_attempts = raw.max_attempts.unwrap_or(8);
+    if max_attempts == 0 {
+        return Err(ConfigError::new("workers.max_attempts", "must be at least 1"));
+    }
+    let base = duration_or("workers.retry_base", raw.retry_base.as_deref(), Duration::from_secs(30))?;
+    let cap = duration_or("workers.retry_cap", raw.retry_cap.as_deref(), Duration::from_secs(3600))?;
+    if base.is_zero() {
+        return Err(ConfigError::new("workers.retry_base", "must be more than zero"));
+    }
+    if cap < base {
+        return Err(ConfigError::new(
+            "workers.retry_cap",
+            "must not be less than workers.retry_base",
+        ));
+    }
+    let backoff = RetrySettings {
+        base,
+        cap,
+        max_elapsed: Duration::MAX,
+        max_attempts,
+    };
+    Ok(WorkerSettings {
+        count,
+        max_attempts,
+        backoff,
+    })
+}
+
+fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigError> {
+    let settings = DiscoverySettings {
+        poll_interval: duration_or(
+            "discovery.poll_interval",
+            raw.poll_interval.as_deref(),
+            Duration::from_secs(60),
+        )?,
+        lookback: duration_or(
+            "discovery.lookback",
+            raw.lookback.as_deref(),
+            Duration::from_secs(24 * 3600),
+        )?,
+        overlap: duration_or("discovery.overlap", raw.overlap.as_deref(), Duration::from_secs(600))?,
+        settle_delay: duration_or(
+            "discovery.settle_delay",
+            raw.settle_delay.as_deref(),
+            Duration::from_secs(120),
+        )?,
+        page_size: raw.page_size.unwrap_or(100),
+    };
+    if settings.poll_interval < Duration::from_secs(1) {
+        return Err(ConfigError::new("discovery.poll_interval", "must be at least 1s"));
+    }
+    if settings.lookback.is_zero() || settings.lookback > Duration::from_secs(365 * 24 * 3600) {
+        return Err(ConfigError::new(
+            "discovery.lookback",
+            "must be more than zero and at most a year",
+        ));
+    }
+    if !(1..=100).contains(&settings.page_size) {
+        return Err(ConfigError::new("discovery.page_size", "must be between 1 and 100"));
+    }
+    Ok(settings)
+}
+
+fn validate_ledger(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
+    // Under systemd, StateDirectory= exports STATE_DIRECTORY.
+    let path = match raw.path {
+        Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("STATE_DIRECTORY")
+            .map(|d| PathBuf::from(d).join("ledger.sqlite"))
+            .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
+    };
+    Ok(LedgerSettings { path })
+}
+
+fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {
+    let layout = KeyLayout::parse(raw.key_template.as_deref().unwrap_or(KeyLayout::DEFAULT))
+        .map_err(|m| ConfigError::new("sink.key_template", m))?;
+    let kind = match raw.kind.as_deref().unwrap_or("s3") {
+        "s3" => SinkKind::S3(validate_s3(s3)?),
+        "file" => {
+            let directory = raw.directory.filter(|d| !d.trim().is_empty());
+            let directory =
+                directory.ok_or_else(|| ConfigError::new("sink.directory", "must be set for kind = \"file\""))?;
+            SinkKind::File {
+                directory: PathBuf::from(directory),
+            }
+        }
+        other => {
+            return Err(ConfigError::new(
+                "sink.kind",
+                format!("`{other}` is not one of s3, file"),
+            ));
+        }
+    };
+    Ok(SinkSettings { kind, layout })
+}
+
+fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
+    let bucket = raw.bucket.unwrap_or_default().trim().to_owned();
+    let valid_bucket = (3..=63).contains(&bucket.len())
+        && bucket
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+    if !valid_bucket {
+        return Err(ConfigError::new(
+            "s3.bucket",
+            "must be a bucket name (3-63 lowercase letters, digits, `-`, `.`)",
+        ));
+    }
+    let prefix = raw.prefix.unwrap_or_default();
+    if prefix.starts_with('/') || prefix.split('/').any(|seg| seg == "..") {
+        return Err(ConfigError::new("s3.prefix", "must not start with `/` or contain `..`"));
+    }
+    if let Some(url) = &raw.endpoint_url {
+        parse_base_url("s3.endpoint_url", url)?;
+    }
+    let sse = match raw.sse.as_deref() {
+        None | Some("") => None,
+        Some("AES256") => Some(Sse::Aes256),
+        Some("aws:kms") => Some(Sse::Kms {
+            key_id: raw.kms_key_id.clone(),
+        }),
+        Some(other) => {
+            return Err(ConfigError::new(
+                "s3.sse",
+                format!("`{other}` is not one of AES256, aws:kms"),
+            ));
+        }
+    };
+    if raw.kms_key_id.is_some() && !matches!(sse, Some(Sse::Kms { .. })) {
+        return Err(ConfigError::new("s3.kms_key_id", "needs sse = \"aws:kms\""));
+    }
+    let part_size = parse_size("s3.part_size", raw.part_size.as_deref().unwrap_or("8MiB"))?;
+    if part_size < MIN_PART_SIZE as u64 || part_size > 5 * 1024 * 1024 * 1024 {
+        return Err(ConfigError::new("s3.part_size", "must be between 5MiB and 5GiB"));
+    }
+    let parts_in_flight = raw.parts_in_flight.unwrap_or(2);
+    if !(1..=16).contains(&parts_in_flight) {
+        return Err(ConfigError::new("s3.parts_in_flight", "must be between 1 and 16"));
+    }
+    Ok(S3Settings {
+        bucket,
+        prefix,
+        region: raw.region.filter(|r| !r.trim().is_empty()),
+        endpoint_url: raw.endpoint_url,
+        force_path_style: raw.force_path_style.unwrap_or(false),
+        sse,
+        storage_class: raw.storage_class.filter(|c| !c.trim().is_empty()),
+        part_size: part_size as usize,
+        parts_in_flight,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("k", "8MiB").unwrap(), 8 * 1024 * 1024);
+        assert_eq!(parse_size("k", "5 MB").unwrap(), 5 * 1024 * 1024);
+        assert_eq!(parse_size("k", "1048576").unwrap(), 1048576);
+        assert!(parse_size("k", "8 parsecs").is_err());
+        assert!(parse_size("k", "MiB").is_err());
+    }
 
     #[test]
     fn recording_path_needs_both_placeholders_once() {

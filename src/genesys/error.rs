@@ -52,9 +52,13 @@ pub enum ApiError {
     #[error("download: HTTP {0}")]
     MediaStatus(u16),
 
-    /// The media stream broke before its announced length.
+    /// The media stream broke (connection reset, read timeout).
     #[error("download: {0}")]
     MediaTransport(String),
+
+    /// The media stream ended cleanly but short of (or past) its announced length.
+    #[error("download: body has {received} bytes where {expected} were announced")]
+    LengthMismatch { received: u64, expected: u64 },
 }
 
 impl ApiError {
@@ -73,7 +77,8 @@ impl ApiError {
             ApiError::RateLimited { .. }
             | ApiError::Transport { .. }
             | ApiError::UrlExpired
-            | ApiError::MediaTransport(_) => true,
+            | ApiError::MediaTransport(_)
+            | ApiError::LengthMismatch { .. } => true,
             ApiError::MediaStatus(status) => *status >= 500,
             ApiError::Auth(_) | ApiError::Payload { .. } | ApiError::TooLarge { .. } | ApiError::UrlRejected(_) => {
                 false

@@ -1,0 +1,125 @@
+//! Wiring: settings in, a running pipeline out.
+//!
+//! [`App::build`] opens the ledger, the sink and the client, then recovers from whatever
+//! a previous process left: in-flight recordings become due again and multipart uploads
+//! still journalled are aborted. [`App::run`] runs the pipeline until its mode is done
+//! or the shutdown token fires. `main`, `demo`, the load test and the tests share both.
+
+use crate::config::Settings;
+use crate::config::settings::SinkKind;
+use crate::genesys::GenesysClient;
+use crate::ledger::sqlite::SqliteLedger;
+use crate::ledger::{Ledger, StatusReport};
+use crate::pipeline::poller::Poller;
+use crate::pipeline::stats::PipelineStats;
+use crate::pipeline::worker::Worker;
+use crate::pipeline::{Mode, Pipeline, RunError};
+use crate::ratelimit::{Budget, LocalBudget};
+use crate::sink::Sink;
+use crate::sink::file::FileSink;
+use crate::sink::s3::S3Sink;
+use std::sync::Arc;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub struct App {
+    pub settings: Settings,
+    pub client: Arc<GenesysClient>,
+    pub budget: Arc<LocalBudget>,
+    pub ledger: Arc<dyn Ledger>,
+    pub sink: Arc<dyn Sink>,
+    pub stats: Arc<PipelineStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("sink: {0}")]
+    Sink(#[from] crate::sink::SinkError),
+    #[error(transparent)]
+    Client(#[from] crate::genesys::client::BuildError),
+}
+
+/// Opens the sink the settings name.
+pub async fn open_sink(settings: &Settings) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
+    Ok(match &settings.sink.kind {
+        SinkKind::S3(s3) => Arc::new(S3Sink::new(s3.clone()).await),
+        SinkKind::File { directory } => Arc::new(FileSink::open(directory)?),
+    })
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+        let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
+        let sink = open_sink(&settings).await?;
+        let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+        let client = Arc::new(GenesysClient::new(&settings, budget.clone() as Arc<dyn Budget>)?);
+        let app = Self {
+            settings,
+            client,
+            budget,
+            ledger,
+            sink,
+            stats: Arc::default(),
+        };
+        app.recover().await?;
+        Ok(app)
+    }
+
+    /// Requeues in-flight work and aborts multipart uploads a crash left open.
+    async fn recover(&self) -> Result<(), BuildError> {
+        for open in self.ledger.recover().await? {
+            match self.sink.abort_upload(&open.key, &open.upload_id).await {
+                Ok(()) => {
+                    self.ledger.upload_closed(open.recording_id.clone()).await?;
+                    tracing::info!(message = "Aborted a multipart upload left open by an earlier run.", recording_id = %open.recording_id);
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Could not abort an open multipart upload; will try again at next start.", recording_id = %open.recording_id, %error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pipeline(&self) -> Pipeline {
+        let work = Arc::new(Notify::new());
+        let poller = Poller {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            settings: self.settings.discovery.clone(),
+            stats: self.stats.clone(),
+            work: work.clone(),
+        };
+        let worker = Arc::new(Worker {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            sink: self.sink.clone(),
+            layout: self.settings.sink.layout.clone(),
+            format: self.settings.genesys.format_id,
+            settings: self.settings.workers.clone(),
+            stats: self.stats.clone(),
+        });
+        Pipeline {
+            poller,
+            worker,
+            ledger: self.ledger.clone(),
+            slots: self.settings.workers.count,
+            poll_interval: self.settings.discovery.poll_interval,
+            work,
+        }
+    }
+
+    /// Runs, then reports the ledger's state.
+    pub async fn run(&self, mode: Mode, shutdown: CancellationToken) -> Result<StatusReport, RunError> {
+        tracing::info!(
+            message = "Archiver starting.",
+            sink = %self.sink.describe(),
+            workers = self.settings.workers.count,
+            budget_per_window = self.settings.limits.token_budget,
+        );
+        self.pipeline().run(mode, shutdown).await?;
+        Ok(self.ledger.status().await?)
+    }
+}

@@ -1,0 +1,235 @@
+//! The bodies of the subcommands that work on a configuration.
+//!
+//! Each returns the process exit code. Configuration was validated before any of them
+//! runs; an error here (ledger, sink, platform) is one `error:` line on stderr.
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::ledger::sqlite::SqliteLedger;
+use crate::ledger::{Ledger, State, StatusReport};
+use crate::pipeline::Mode;
+use crate::ratelimit::LocalBudget;
+use chrono::{DateTime, Utc};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code when some recordings failed for good.
+pub const EXIT_FAILED_RECORDINGS: u8 = 3;
+
+fn failure(error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {error}");
+    ExitCode::FAILURE
+}
+
+/// Cancels `token` on SIGINT or SIGTERM.
+pub fn cancel_on_signal(token: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!(message = "Shutdown requested; stopping.");
+        token.cancel();
+    });
+}
+
+/// `run [--once]`.
+pub async fn run(settings: Settings, once: bool) -> ExitCode {
+    let app = match App::build(settings).await {
+        Ok(app) => app,
+        Err(e) => return failure(e),
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let mode = if once { Mode::Once } else { Mode::Daemon };
+    finish(app.run(mode, shutdown).await)
+}
+
+/// `backfill --from --to`.
+pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>) -> ExitCode {
+    if to <= from {
+        return failure("--to must be after --from");
+    }
+    let app = match App::build(settings).await {
+        Ok(app) => app,
+        Err(e) => return failure(e),
+    };
+    let shutdown = CancellationToken::new();
+    cancel_on_signal(shutdown.clone());
+    let progress = tokio::spawn(show_progress(app.ledger.clone()));
+    let result = app.run(Mode::Backfill { from, to }, shutdown).await;
+    progress.abort();
+    finish(result)
+}
+
+fn finish(result: Result<StatusReport, crate::pipeline::RunError>) -> ExitCode {
+    match result {
+        Ok(report) => {
+            let failed = report.counts.get(State::Failed.as_str()).copied().unwrap_or(0);
+            eprintln!("{}", render_status(&report));
+            if failed > 0 {
+                ExitCode::from(EXIT_FAILED_RECORDINGS)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// A progress bar on a terminal, a log line every 10 seconds otherwise.
+async fn show_progress(ledger: Arc<dyn Ledger>) {
+    let terminal = std::io::stderr().is_terminal();
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} recordings done ({msg}) {elapsed}")
+                .expect("static template"),
+        );
+        bar
+    });
+    let mut tick = tokio::time::interval(if terminal {
+        Duration::from_millis(500)
+    } else {
+        Duration::from_secs(10)
+    });
+    loop {
+        tick.tick().await;
+        let Ok(report) = ledger.status().await else { continue };
+        let get = |s: State| report.counts.get(s.as_str()).copied().unwrap_or(0);
+        let done = get(State::Archived) + get(State::Parked) + get(State::Failed);
+        let total: u64 = report.counts.values().sum();
+        match &bar {
+            Some(bar) => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(format!(
+                    "{} archived, {} parked, {} failed",
+                    get(State::Archived),
+                    get(State::Parked),
+                    get(State::Failed)
+                ));
+            }
+            None => tracing::info!(
+                message = "Backfill progress.",
+                done,
+                total,
+                archived = get(State::Archived),
+                parked = get(State::Parked),
+                failed = get(State::Failed),
+            ),
+        }
+    }
+}
+
+pub fn render_status(report: &StatusReport) -> String {
+    let mut out = String::from("state        recordings\n");
+    for state in State::ALL {
+        out.push_str(&format!(
+            "{:<12} {}\n",
+            state.as_str(),
+            report.counts.get(state.as_str()).copied().unwrap_or(0)
+        ));
+    }
+    match &report.oldest_unarchived {
+        Some((id, at)) => {
+            let age = Utc::now() - *at;
+            out.push_str(&format!(
+                "oldest unarchived: {id} (ended {}, {}h{:02}m ago)\n",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                age.num_hours(),
+                age.num_minutes() % 60
+            ));
+        }
+        None => out.push_str("oldest unarchived: none\n"),
+    }
+    out.push_str(&format!(
+        "watermark: {}",
+        report.watermark.map_or("none (no discovery pass yet)".into(), |w| w
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    ));
+    out
+}
+
+fn open_ledger(settings: &Settings) -> Result<SqliteLedger, ExitCode> {
+    if !settings.ledger.path.exists() {
+        return Err(failure(format!(
+            "no ledger at {} (nothing has run yet)",
+            settings.ledger.path.display()
+        )));
+    }
+    SqliteLedger::open(&settings.ledger.path).map_err(failure)
+}
+
+/// `status [--json]`.
+pub async fn status(settings: Settings, json: bool) -> ExitCode {
+    let ledger = match open_ledger(&settings) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    match ledger.status().await {
+        Ok(report) if json => {
+            println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("{}", render_status(&report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// `retry`.
+pub async fn retry(settings: Settings) -> ExitCode {
+    let ledger = match open_ledger(&settings) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    match ledger.retry_failed().await {
+        Ok(n) => {
+            println!("{n} failed recordings are queued again");
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// `check-config [--connect]`.
+pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
+    println!(
+        "configuration is valid: api {} with a budget of {} requests per {:?}, {} workers",
+        settings.genesys.api_url, settings.limits.token_budget, settings.limits.window, settings.workers.count
+    );
+    if !connect {
+        return ExitCode::SUCCESS;
+    }
+    let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    let client = match crate::genesys::GenesysClient::new(&settings, budget) {
+        Ok(c) => c,
+        Err(e) => return failure(e),
+    };
+    if let Err(e) = client.authenticate().await {
+        return failure(format!("genesys: {e}"));
+    }
+    println!("genesys: a token was obtained from {}", settings.genesys.login_url);
+    let sink = match crate::app::open_sink(&settings).await {
+        Ok(s) => s,
+        Err(e) => return failure(format!("sink: {e}")),
+    };
+    if let Err(e) = sink.check().await {
+        return failure(format!("sink {}: {e}", sink.describe()));
+    }
+    println!("sink: {} answered", sink.describe());
+    ExitCode::SUCCESS
+}

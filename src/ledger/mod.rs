@@ -1,0 +1,163 @@
+//! The durable state of every recording: the archiver's memory across restarts, and
+//! its work queue.
+//!
+//! The pipeline speaks only this interface; [`sqlite::SqliteLedger`] is the backend for
+//! now, and a shared PostgreSQL ledger for several replicas can implement the same calls
+//! without touching the pipeline. Every state change is one transaction.
+//!
+//! States: `discovered` (due for work), `transcoding` and `retrying` (due later),
+//! `uploading` (a worker holds it), then one of `archived`, `parked` (never archivable:
+//! deleted or archived in Genesys, not a screen recording, unusable payload) or
+//! `failed` (attempts exhausted; `retry` puts it back).
+
+pub mod sqlite;
+
+use crate::ratelimit::BoxFuture;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Discovered,
+    Transcoding,
+    Uploading,
+    Retrying,
+    Archived,
+    Parked,
+    Failed,
+}
+
+impl State {
+    pub const ALL: [State; 7] = [
+        State::Discovered,
+        State::Transcoding,
+        State::Uploading,
+        State::Retrying,
+        State::Archived,
+        State::Parked,
+        State::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Discovered => "discovered",
+            State::Transcoding => "transcoding",
+            State::Uploading => "uploading",
+            State::Retrying => "retrying",
+            State::Archived => "archived",
+            State::Parked => "parked",
+            State::Failed => "failed",
+        }
+    }
+
+    /// No more work will be done on it without an operator.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Archived | State::Parked | State::Failed)
+    }
+}
+
+/// A recording found by discovery.
+#[derive(Debug, Clone)]
+pub struct NewRecording {
+    pub recording_id: String,
+    pub conversation_id: String,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// The metadata as discovered (JSON), for the sidecar.
+    pub metadata: String,
+    /// Parked at once, with this reason (deleted, archived in Genesys, not screen).
+    pub parked: Option<String>,
+}
+
+/// A recording a worker took.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub recording_id: String,
+    pub conversation_id: String,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub metadata: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// A multipart upload that was open when the process stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenUpload {
+    pub recording_id: String,
+    pub key: String,
+    pub upload_id: String,
+}
+
+/// The facts of a finished archive.
+#[derive(Debug, Clone)]
+pub struct ArchiveFacts {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub archived_at: DateTime<Utc>,
+}
+
+/// `status`: counts per state, the oldest recording not yet archived, the watermark.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatusReport {
+    pub counts: BTreeMap<String, u64>,
+    pub oldest_unarchived: Option<(String, DateTime<Utc>)>,
+    pub watermark: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("ledger: {0}")]
+pub struct LedgerError(pub String);
+
+pub type LedgerResult<T> = Result<T, LedgerError>;
+
+pub trait Ledger: Send + Sync {
+    /// Adds recordings not seen before; returns how many were new. Known ids are left
+    /// untouched: this is where discovery's duplicates are dropped.
+    fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Takes the most overdue recording that is due at `now` and marks it `uploading`.
+    fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>>;
+
+    /// When the next not-yet-due recording becomes due.
+    fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
+
+    /// Recordings not in a terminal state.
+    fn unfinished(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Back to the queue at `at`: `transcoding` (not ready yet) or `retrying` (after a
+    /// failure, with the attempts count and the error).
+    fn reschedule(
+        &self,
+        recording_id: String,
+        state: State,
+        at: DateTime<Utc>,
+        attempts: u32,
+        error: Option<String>,
+    ) -> BoxFuture<'_, LedgerResult<()>>;
+
+    fn park(&self, recording_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
+
+    fn fail(&self, recording_id: String, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>>;
+
+    fn archived(&self, recording_id: String, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// A multipart upload was opened for the recording (journalled before any part).
+    fn upload_opened(&self, recording_id: String, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// The recording's multipart upload was completed or aborted.
+    fn upload_closed(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// At start: what was `uploading` is due again; returns the uploads left open.
+    fn recover(&self) -> BoxFuture<'_, LedgerResult<Vec<OpenUpload>>>;
+
+    fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
+
+    fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>>;
+
+    fn status(&self) -> BoxFuture<'_, LedgerResult<StatusReport>>;
+
+    /// `failed` back to `discovered` with attempts reset; returns how many.
+    fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+}

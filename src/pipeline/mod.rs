@@ -1,0 +1,191 @@
+//! The archive pipeline: a poller that fills the ledger, and a dispatcher that hands
+//! due recordings to a bounded pool of workers.
+//!
+//! The ledger is the queue. The dispatcher takes a worker slot (a semaphore permit)
+//! *before* it claims a recording, and the permit travels with the recording's task, so
+//! at most `workers.count` recordings are in memory at once, however large the backlog;
+//! everything else waits on disk. Recordings that are not due yet (transcoding,
+//! retrying) come back when their time comes, without holding a worker meanwhile.
+
+pub mod poller;
+pub mod stats;
+pub mod worker;
+
+use crate::ledger::{Ledger, LedgerError};
+use chrono::Utc;
+use poller::{PollError, Poller};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use worker::Worker;
+
+/// How long a run goes on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Poll every `poll_interval` until asked to stop.
+    Daemon,
+    /// One discovery pass (advancing the watermark), then archive until nothing is left.
+    Once,
+    /// Discover `[from, to)` without touching the watermark, then archive until nothing is left.
+    Backfill {
+        from: chrono::DateTime<Utc>,
+        to: chrono::DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Poll(#[from] PollError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Longest the dispatcher sleeps without looking at the ledger again.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
+
+pub struct Pipeline {
+    pub poller: Poller,
+    pub worker: Arc<Worker>,
+    pub ledger: Arc<dyn Ledger>,
+    pub slots: usize,
+    pub poll_interval: Duration,
+    pub work: Arc<Notify>,
+}
+
+impl Pipeline {
+    /// Runs until `mode` is done or `shutdown` is cancelled. In-flight recordings are
+    /// interrupted on shutdown (their uploads aborted) and stay due in the ledger.
+    pub async fn run(&self, mode: Mode, shutdown: CancellationToken) -> Result<(), RunError> {
+        let discovery_done = AtomicBool::new(false);
+        let fatal = CancellationToken::new();
+        let fatal_error: std::sync::Mutex<Option<RunError>> = std::sync::Mutex::new(None);
+        let stop = CancellationToken::new();
+
+        let discover = async {
+            let result = self.discover(mode, &stop).await;
+            discovery_done.store(true, Ordering::SeqCst);
+            self.work.notify_one();
+            if let Err(error) = result {
+                *fatal_error.lock().unwrap() = Some(error);
+                fatal.cancel();
+            }
+        };
+        let dispatch = async {
+            if let Err(error) = self.dispatch(mode, &discovery_done, &stop).await {
+                fatal_error.lock().unwrap().get_or_insert(error);
+                fatal.cancel();
+            }
+        };
+        let watch = async {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = fatal.cancelled() => {}
+                _ = stop.cancelled() => {}
+            }
+            stop.cancel();
+        };
+        tokio::join!(discover, dispatch, watch);
+        match fatal_error.into_inner().unwrap() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    async fn discover(&self, mode: Mode, stop: &CancellationToken) -> Result<(), RunError> {
+        match mode {
+            Mode::Once => {
+                self.poller.poll_once().await?;
+            }
+            Mode::Backfill { from, to } => {
+                self.poller.pass(from, to).await?;
+            }
+            Mode::Daemon => loop {
+                if let Err(error) = self.poller.poll_once().await {
+                    match error {
+                        PollError::Ledger(e) => return Err(e.into()),
+                        // The platform stays down after retries: keep the watermark and try at the next interval.
+                        PollError::Api(e) => {
+                            tracing::error!(message = "Discovery pass failed; the window is read again next time.", error = %e)
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.poll_interval) => {}
+                }
+            },
+        }
+        Ok(())
+    }
+
+    async fn dispatch(
+        &self,
+        mode: Mode,
+        discovery_done: &AtomicBool,
+        stop: &CancellationToken,
+    ) -> Result<(), RunError> {
+        let slots = Arc::new(Semaphore::new(self.slots));
+        let tracker = TaskTracker::new();
+        let failure: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
+        let result = loop {
+            if let Some(error) = failure.lock().unwrap().take() {
+                break Err(error.into());
+            }
+            // A slot first, then a recording.
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            };
+            let claimed = match self.ledger.claim_due(Utc::now()).await {
+                Ok(claimed) => claimed,
+                Err(error) => break Err(error.into()),
+            };
+            if let Some(claimed) = claimed {
+                let (worker, stop, work, failure) =
+                    (self.worker.clone(), stop.clone(), self.work.clone(), failure.clone());
+                tracker.spawn(async move {
+                    let _slot = permit;
+                    if let Err(error) = worker.process(claimed, &stop).await {
+                        tracing::error!(message = "Ledger write failed; stopping.", error = %error);
+                        *failure.lock().unwrap() = Some(error);
+                        stop.cancel();
+                    }
+                    work.notify_one();
+                });
+                continue;
+            }
+            drop(permit);
+            let finishing = mode != Mode::Daemon && discovery_done.load(Ordering::SeqCst);
+            if finishing && tracker.is_empty() {
+                match self.ledger.unfinished().await {
+                    Ok(0) => {
+                        stop.cancel();
+                        break Ok(());
+                    }
+                    Ok(_) => {}
+                    Err(error) => break Err(error.into()),
+                }
+            }
+            let wait = match self.ledger.next_due().await {
+                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK),
+                Ok(None) => IDLE_CHECK,
+                Err(error) => break Err(error.into()),
+            };
+            tokio::select! {
+                _ = stop.cancelled() => break Ok(()),
+                _ = self.work.notified() => {}
+                _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
+            }
+        };
+        tracker.close();
+        tracker.wait().await;
+        if let Some(error) = failure.lock().unwrap().take() {
+            return Err(error.into());
+        }
+        result
+    }
+}

@@ -1,0 +1,370 @@
+//! One recording, from "claimed" to a ledger state.
+//!
+//! [`Worker::process`] is the single step that `run`, `backfill`, `demo`, the load test
+//! and the tests all drive. The order of operations is what makes "exactly once" hold:
+//! 1. fetch the recording (through the budget); transcoding is rescheduled, not waited on;
+//! 2. look at the key first: an object there that the archiver wrote for this recording
+//!    (a finished upload whose ledger update a crash lost) is adopted after reading its
+//!    checksum back; anything else there is never overwritten, and the recording is parked;
+//! 3. stream the download through a counter and hasher that fails the body if it is
+//!    short, so the sink aborts instead of completing a truncated object; an expired
+//!    URL (403) gets a fresh one and starts over;
+//! 4. confirm the object with the sink and check its size, write the sidecar, and only
+//!    then mark the recording archived.
+
+use super::stats::PipelineStats;
+use crate::config::settings::WorkerSettings;
+use crate::genesys::model::{FileState, FormatId, Recording, RecordingFetch};
+use crate::genesys::{ApiError, GenesysClient};
+use crate::ledger::{ArchiveFacts, Claimed, Ledger, LedgerResult, State};
+use crate::ratelimit::BoxFuture;
+use crate::retry::backoff::full_jitter;
+use crate::sink::layout::{KeyLayout, RecordingKeys};
+use crate::sink::tally::tallied;
+use crate::sink::{Owner, PutRequest, Sink, SinkError, UploadJournal};
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What became of one claimed recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Archived {
+        size: u64,
+        adopted: bool,
+    },
+    /// Not ready in Genesys yet; due again later.
+    Pending,
+    Parked(String),
+    Retrying(String),
+    Failed(String),
+    /// Shutdown stopped it; it is due again at the next start.
+    Interrupted,
+}
+
+/// Why an attempt did not archive the recording.
+#[derive(Debug)]
+enum Failure {
+    /// Worth another attempt later.
+    Transient(String),
+    /// Never archivable as it stands.
+    Permanent(String),
+    Cancelled,
+}
+
+enum Step {
+    Done(ArchiveFacts, bool),
+    Pending(Option<Duration>),
+    Park(String),
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        match &error {
+            ApiError::Status { status: 404 | 410, .. } => Failure::Permanent(format!("not found in Genesys ({error})")),
+            ApiError::Payload { .. } | ApiError::UrlRejected(_) | ApiError::TooLarge { .. } => {
+                Failure::Permanent(error.to_string())
+            }
+            _ => Failure::Transient(error.to_string()),
+        }
+    }
+}
+
+impl From<SinkError> for Failure {
+    fn from(error: SinkError) -> Self {
+        match error {
+            SinkError::Cancelled => Failure::Cancelled,
+            SinkError::Source(e) => Failure::from(e),
+            other => Failure::Transient(format!("sink: {other}")),
+        }
+    }
+}
+
+/// Why a recording that Genesys will not hand out is parked.
+fn park_reason(state: &FileState) -> String {
+    match state {
+        FileState::Deleted => "deleted in Genesys".into(),
+        FileState::Archived => "archived in Genesys (restore it there to archive it)".into(),
+        FileState::Error => "fileState ERROR in Genesys".into(),
+        other => format!("fileState {other} cannot be downloaded"),
+    }
+}
+
+/// How many fresh download URLs one attempt may ask for when they keep expiring.
+const URL_ROUNDS: u32 = 3;
+
+pub struct Worker {
+    pub client: Arc<GenesysClient>,
+    pub ledger: Arc<dyn Ledger>,
+    pub sink: Arc<dyn Sink>,
+    pub layout: KeyLayout,
+    pub format: FormatId,
+    pub settings: WorkerSettings,
+    pub stats: Arc<PipelineStats>,
+}
+
+/// Journals a recording's multipart upload in the ledger.
+struct LedgerJournal<'a> {
+    ledger: &'a dyn Ledger,
+    recording_id: &'a str,
+    key: &'a str,
+}
+
+impl UploadJournal for LedgerJournal<'_> {
+    fn opened<'a>(&'a self, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.ledger
+                .upload_opened(self.recording_id.to_owned(), self.key.to_owned(), upload_id.to_owned())
+                .await
+                .map_err(|e| SinkError::store("journal", e))
+        })
+    }
+
+    fn closed(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.ledger
+                .upload_closed(self.recording_id.to_owned())
+                .await
+                .map_err(|e| SinkError::store("journal", e))
+        })
+    }
+}
+
+impl Worker {
+    /// Works one recording to its next ledger state. Only a ledger failure is an error:
+    /// without the ledger nothing can be recorded, and the run must stop.
+    pub async fn process(&self, claimed: Claimed, cancel: &CancellationToken) -> LedgerResult<Outcome> {
+        let started = Instant::now();
+        let id = claimed.recording_id.clone();
+        let span = tracing::info_span!("recording", recording_id = %id, conversation_id = %claimed.conversation_id);
+        let result = tracing::Instrument::instrument(self.attempt(&claimed, cancel), span.clone()).await;
+        let _entered = span.enter();
+        let outcome = match result {
+            Ok(Step::Done(facts, adopted)) => {
+                let size = facts.size;
+                let key = facts.key.clone();
+                self.ledger.archived(id, facts).await?;
+                self.stats.archived(size, adopted, claimed.end_time);
+                tracing::info!(
+                    message = "Recording archived.",
+                    size_bytes = size,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    key = %key,
+                    adopted,
+                );
+                Outcome::Archived { size, adopted }
+            }
+            Ok(Step::Pending(estimate)) => {
+                let wait = estimate
+                    .unwrap_or(Duration::from_secs(5))
+                    .clamp(Duration::from_secs(1), Duration::from_secs(600));
+                self.ledger
+                    .reschedule(id, State::Transcoding, later(wait), claimed.attempts, None)
+                    .await?;
+                self.stats.bump(&self.stats.pending);
+                tracing::debug!(
+                    message = "Recording not ready in Genesys; rescheduled.",
+                    wait_ms = wait.as_millis() as u64
+                );
+                Outcome::Pending
+            }
+            Ok(Step::Park(reason)) | Err(Failure::Permanent(reason)) => {
+                self.ledger.park(id, reason.clone()).await?;
+                self.stats.bump(&self.stats.parked);
+                tracing::warn!(message = "Recording parked.", reason = %reason);
+                Outcome::Parked(reason)
+            }
+            Err(Failure::Cancelled) => {
+                self.ledger
+                    .reschedule(id, State::Discovered, Utc::now(), claimed.attempts, None)
+                    .await?;
+                Outcome::Interrupted
+            }
+            Err(Failure::Transient(error)) => {
+                let attempts = claimed.attempts + 1;
+                if attempts >= self.settings.max_attempts {
+                    self.ledger.fail(id, attempts, error.clone()).await?;
+                    self.stats.bump(&self.stats.failed);
+                    tracing::error!(message = "Recording failed for good; `retry` puts it back.", attempts, error = %error);
+                    Outcome::Failed(error)
+                } else {
+                    let mut rng = fastrand::Rng::new();
+                    let wait = full_jitter(&self.settings.backoff, attempts - 1, &mut rng);
+                    self.ledger
+                        .reschedule(id, State::Retrying, later(wait), attempts, Some(error.clone()))
+                        .await?;
+                    self.stats.bump(&self.stats.retried);
+                    tracing::warn!(message = "Recording attempt failed; will retry.", attempts, wait_ms = wait.as_millis() as u64, error = %error);
+                    Outcome::Retrying(error)
+                }
+            }
+        };
+        Ok(outcome)
+    }
+
+    async fn attempt(&self, claimed: &Claimed, cancel: &CancellationToken) -> Result<Step, Failure> {
+        let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
+        for _round in 0..URL_ROUNDS {
+            let fetch = tokio::select! {
+                _ = cancel.cancelled() => return Err(Failure::Cancelled),
+                fetch = self.client.recording(cid, rid) => fetch?,
+            };
+            let (recording, media_uri) = match fetch {
+                RecordingFetch::Ready { recording, media_uri } => (recording, media_uri),
+                RecordingFetch::Pending { estimate, .. } => return Ok(Step::Pending(estimate)),
+                RecordingFetch::NotDownloadable { file_state } => return Ok(Step::Park(park_reason(&file_state))),
+            };
+            let start = recording
+                .metadata
+                .start_time
+                .or(claimed.start_time)
+                .unwrap_or_else(Utc::now);
+            let keys = self
+                .layout
+                .keys(self.sink.prefix(), cid, rid, start, self.format.extension())
+                .map_err(Failure::Permanent)?;
+
+            if let Some(existing) = self.sink.head(&keys.media).await? {
+                return self.adopt(&recording, &keys, existing).await;
+            }
+
+            let download = match self.client.open_media(&media_uri).await {
+                Err(ApiError::UrlExpired) => {
+                    self.stats.bump(&self.stats.url_refreshes);
+                    tracing::info!(message = "Download URL expired; fetching a fresh one.");
+                    continue;
+                }
+                other => other?,
+            };
+            let expected = download.content_length.or(recording.output_size_in_bytes);
+            let (body, tally) = tallied(download.stream, expected);
+            let request = PutRequest {
+                key: &keys.media,
+                recording_id: rid,
+                conversation_id: cid,
+                content_type: content_type(self.format),
+            };
+            let journal = LedgerJournal {
+                ledger: self.ledger.as_ref(),
+                recording_id: rid,
+                key: &keys.media,
+            };
+            match self.sink.put_stream(request, body, &journal, cancel).await {
+                Ok(()) => {}
+                // Taken between the check and the write: look again (adopt or park).
+                Err(SinkError::Exists) => continue,
+                Err(SinkError::Source(ApiError::UrlExpired)) => {
+                    self.stats.bump(&self.stats.url_refreshes);
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let (size, sha256) = {
+                let t = tally.lock().unwrap();
+                (t.bytes, t.sha256())
+            };
+            let stored = self.sink.head(&keys.media).await?;
+            match stored {
+                Some(info) if info.size == size => {}
+                Some(info) => {
+                    return Ok(Step::Park(format!(
+                        "object at {} has {} bytes after uploading {size}",
+                        keys.media, info.size
+                    )));
+                }
+                None => return Err(Failure::Transient("object not found right after its upload".into())),
+            }
+            let facts = ArchiveFacts {
+                key: keys.media.clone(),
+                size,
+                sha256,
+                archived_at: Utc::now(),
+            };
+            self.write_sidecar(&recording, &keys, &facts).await?;
+            return Ok(Step::Done(facts, false));
+        }
+        Err(Failure::Transient(format!(
+            "download URL expired {URL_ROUNDS} times in a row"
+        )))
+    }
+
+    /// An object is already at the key: adopt it if it is this recording's, else park.
+    async fn adopt(
+        &self,
+        recording: &Recording,
+        keys: &RecordingKeys,
+        existing: crate::sink::ObjectInfo,
+    ) -> Result<Step, Failure> {
+        let ours = match &existing.owner {
+            Owner::Recording(id) => *id == recording.metadata.id,
+            Owner::Unknown => true,
+            Owner::Foreign => false,
+        };
+        let size_fits = recording.output_size_in_bytes.is_none_or(|s| s == existing.size);
+        if !ours || !size_fits {
+            return Ok(Step::Park(format!(
+                "an object already exists at {} and is not this recording's; it is never overwritten",
+                keys.media
+            )));
+        }
+        let (size, sha256) = self.sink.read_checksum(&keys.media).await?;
+        let facts = ArchiveFacts {
+            key: keys.media.clone(),
+            size,
+            sha256,
+            archived_at: Utc::now(),
+        };
+        self.write_sidecar(recording, keys, &facts).await?;
+        tracing::info!(message = "Object already in the sink from an earlier attempt; adopted after reading it back.");
+        Ok(Step::Done(facts, true))
+    }
+
+    async fn write_sidecar(
+        &self,
+        recording: &Recording,
+        keys: &RecordingKeys,
+        facts: &ArchiveFacts,
+    ) -> Result<(), Failure> {
+        let body = sidecar(recording, self.format, facts);
+        self.sink
+            .put_bytes(&keys.sidecar, body.into(), "application/json")
+            .await?;
+        Ok(())
+    }
+}
+
+fn later(wait: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero())
+}
+
+fn content_type(format: FormatId) -> &'static str {
+    match format {
+        FormatId::Webm => "video/webm",
+        FormatId::Wav => "audio/wav",
+        FormatId::Mp3 => "audio/mpeg",
+        FormatId::OggVorbis | FormatId::OggOpus => "audio/ogg",
+        FormatId::None => "application/octet-stream",
+    }
+}
+
+/// The `{recordingId}_metadata.json` sidecar: the recording as Genesys described it
+/// (without its download URLs, which are credentials) and the archive's own facts.
+pub fn sidecar(recording: &Recording, format: FormatId, facts: &ArchiveFacts) -> Vec<u8> {
+    let mut described = recording.clone();
+    described.media_uris = None;
+    let doc = serde_json::json!({
+        "recording": described,
+        "archive": {
+            "recordingId": recording.metadata.id,
+            "conversationId": recording.metadata.conversation_id,
+            "key": facts.key,
+            "format": format.as_str(),
+            "sizeBytes": facts.size,
+            "sha256": facts.sha256,
+            "archivedAt": facts.archived_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "archiver": concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")),
+        }
+    });
+    serde_json::to_vec_pretty(&doc).expect("JSON values serialize")
+}

@@ -1,0 +1,118 @@
+//! Where archived recordings go: S3 ([`s3`]) or a directory ([`file`]).
+//!
+//! The worker drives every sink the same way: is the key taken ([`Sink::head`])? Stream
+//! the media in ([`Sink::put_stream`]), confirm it ([`Sink::head`] again), write the
+//! sidecar ([`Sink::put_bytes`]). Media objects are never overwritten; the worker
+//! checks first and the sinks refuse at write time too (S3 `If-None-Match: *`, which
+//! some S3-compatible stores ignore, hence the check first; a hard link for files, which
+//! fails if the name exists). Sidecars are the archiver's own derived data and are
+//! rewritten freely.
+
+pub mod file;
+pub mod layout;
+pub mod s3;
+pub mod tally;
+
+use crate::genesys::ApiError;
+use crate::genesys::media::ByteStream;
+use crate::ratelimit::BoxFuture;
+use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+/// Who wrote an existing object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owner {
+    /// The archiver, for this recording id (S3 object metadata says so).
+    Recording(String),
+    /// Something else wrote it (S3 object without our metadata).
+    Foreign,
+    /// The sink cannot tell; the file sink, whose directory belongs to the archiver and
+    /// which renames only complete, verified files into place.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    pub owner: Owner,
+}
+
+/// What to write, besides the bytes.
+#[derive(Debug, Clone)]
+pub struct PutRequest<'a> {
+    pub key: &'a str,
+    pub recording_id: &'a str,
+    pub conversation_id: &'a str,
+    pub content_type: &'a str,
+}
+
+/// Records multipart uploads while they are open, so that a crash leaves none behind:
+/// at start, every upload still recorded is aborted.
+pub trait UploadJournal: Send + Sync {
+    fn opened<'a>(&'a self, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
+    fn closed(&self) -> BoxFuture<'_, Result<(), SinkError>>;
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SinkError {
+    /// The key is taken; nothing was written.
+    #[error("object already exists")]
+    Exists,
+    /// The body stream failed (download error, truncation); the upload was aborted.
+    #[error("{0}")]
+    Source(ApiError),
+    /// Shutdown asked the upload to stop; it was aborted.
+    #[error("upload cancelled by shutdown")]
+    Cancelled,
+    /// The store failed.
+    #[error("{operation}: {message}")]
+    Store { operation: &'static str, message: String },
+}
+
+impl SinkError {
+    pub fn store(operation: &'static str, message: impl ToString) -> Self {
+        SinkError::Store {
+            operation,
+            message: message.to_string(),
+        }
+    }
+}
+
+pub trait Sink: Send + Sync {
+    /// `s3://bucket/prefix` or the directory, for logs and reports.
+    fn describe(&self) -> String;
+
+    /// Substituted for `{prefix}` in the key template.
+    fn prefix(&self) -> &str;
+
+    /// The object at `key`, if any.
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>>;
+
+    /// Streams `body` into a new object. Nothing is left behind on failure or
+    /// cancellation: a multipart upload is aborted, a temporary file removed.
+    fn put_stream<'a>(
+        &'a self,
+        request: PutRequest<'a>,
+        body: ByteStream,
+        journal: &'a dyn UploadJournal,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// Writes a small object whole (sidecars); replaces an existing one.
+    fn put_bytes<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// Reads an object back: its size and SHA-256 (adopting an upload that finished
+    /// just before a crash).
+    fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>>;
+
+    /// Aborts a multipart upload left open by a crash (no-op where there are none).
+    fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
+
+    /// Whether the sink answers and can be written (readiness, `check-config --connect`).
+    fn check(&self) -> BoxFuture<'_, Result<(), SinkError>>;
+}

@@ -1,0 +1,416 @@
+//! S3 (or an S3-compatible store) as the archive.
+//!
+//! A body that fits in one part goes up in one PutObject. A larger one streams as a
+//! multipart upload: parts of `part_size` are read from the download and uploaded by
+//! spawned tasks, at most `parts_in_flight` at a time, so memory per recording is at
+//! most `(parts_in_flight + 1) * part_size` whatever the recording's size. The upload id
+//! is journalled in the ledger before the first part; any failure, or shutdown, aborts
+//! the upload and clears the journal entry.
+//!
+//! Writes carry `If-None-Match: *` so S3 itself refuses to overwrite, and object
+//! metadata `recording-id`, so an object found at a key can be attributed. Credentials
+//! come from the AWS default chain: environment, profile, web identity (IRSA),
+//! instance metadata.
+
+use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
+use crate::config::settings::{S3Settings, Sse};
+use crate::genesys::media::ByteStream;
+use crate::ratelimit::BoxFuture;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub struct S3Sink {
+    client: Client,
+    settings: S3Settings,
+}
+
+/// Object metadata key naming the recording an object holds.
+pub const RECORDING_ID_META: &str = "recording-id";
+
+fn failed<E, R>(operation: &'static str) -> impl Fn(SdkError<E, R>) -> SinkError
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    move |e| SinkError::store(operation, DisplayErrorContext(&e))
+}
+
+/// S3 refused a conditional write: the key is taken.
+fn is_precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "PreconditionFailed")
+}
+
+impl S3Sink {
+    pub async fn new(settings: S3Settings) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let shared = loader.load().await;
+        let mut builder = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(settings.force_path_style)
+            // Integrity is our own SHA-256 plus the length check; the SDK's default CRC
+            // trailers are not understood by every S3-compatible store.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+        if shared.region().is_none() {
+            builder = builder.region(Region::new("us-east-1"));
+        }
+        if let Some(url) = &settings.endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        Self {
+            client: Client::from_conf(builder.build()),
+            settings,
+        }
+    }
+
+    fn sse(&self) -> (Option<ServerSideEncryption>, Option<String>) {
+        match &self.settings.sse {
+            None => (None, None),
+            Some(Sse::Aes256) => (Some(ServerSideEncryption::Aes256), None),
+            Some(Sse::Kms { key_id }) => (Some(ServerSideEncryption::AwsKms), key_id.clone()),
+        }
+    }
+
+    async fn put_single(&self, request: &PutRequest<'_>, body: Bytes) -> Result<(), SinkError> {
+        let (sse, kms) = self.sse();
+        let result = self
+            .client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(request.key)
+            .body(S3Body::from(body))
+            .content_type(request.content_type)
+            .metadata(RECORDING_ID_META, request.recording_id)
+            .metadata("conversation-id", request.conversation_id)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .set_storage_class(self.settings.storage_class.as_deref().map(StorageClass::from))
+            .if_none_match("*")
+            .send()
+            .await;
+        match result {
+            Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
+            other => other.map(|_| ()).map_err(failed("PutObject")),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        request: &PutRequest<'_>,
+        reader: &mut PartReader,
+        first: Vec<Bytes>,
+        journal: &dyn UploadJournal,
+        cancel: &CancellationToken,
+    ) -> Result<(), SinkError> {
+        let (sse, kms) = self.sse();
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.settings.bucket)
+            .key(request.key)
+            .content_type(request.content_type)
+            .metadata(RECORDING_ID_META, request.recording_id)
+            .metadata("conversation-id", request.conversation_id)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .set_storage_class(self.settings.storage_class.as_deref().map(StorageClass::from))
+            .send()
+            .await
+            .map_err(failed("CreateMultipartUpload"))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| SinkError::store("CreateMultipartUpload", "no upload id"))?;
+        let result = match journal.opened(upload_id).await {
+            Ok(()) => {
+                self.upload_and_complete(request.key, upload_id, reader, first, cancel)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            // Best effort here; a failed abort stays journalled and is retried at start.
+            if let Err(error) = self.abort(request.key, upload_id).await {
+                tracing::warn!(message = "Could not abort a multipart upload; it will be retried at start.", %error);
+                return result;
+            }
+        }
+        journal.closed().await?;
+        result
+    }
+
+    async fn upload_and_complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        reader: &mut PartReader,
+        first: Vec<Bytes>,
+        cancel: &CancellationToken,
+    ) -> Result<(), SinkError> {
+        let mut in_flight: JoinSet<Result<CompletedPart, SinkError>> = JoinSet::new();
+        let mut done = Vec::new();
+        let mut ready = first.into_iter();
+        let mut next = ready.next();
+        let mut number = 0i32;
+        while let Some(part) = next.take() {
+            number += 1;
+            in_flight.spawn(upload_part(
+                self.client.clone(),
+                self.settings.bucket.clone(),
+                key.to_owned(),
+                upload_id.to_owned(),
+                number,
+                part,
+            ));
+            while in_flight.len() >= self.settings.parts_in_flight {
+                done.push(join_one(&mut in_flight, cancel).await?);
+            }
+            next = match ready.next() {
+                Some(part) => Some(part),
+                None => read_part(reader, cancel).await?,
+            };
+        }
+        while !in_flight.is_empty() {
+            done.push(join_one(&mut in_flight, cancel).await?);
+        }
+        done.sort_by_key(|p| p.part_number());
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+            .if_none_match("*")
+            .send()
+            .await;
+        match result {
+            Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
+            other => other.map(|_| ()).map_err(failed("CompleteMultipartUpload")),
+        }
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.settings.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match result {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_upload()) => Ok(()),
+            other => other.map(|_| ()).map_err(failed("AbortMultipartUpload")),
+        }
+    }
+}
+
+async fn upload_part(
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    number: i32,
+    body: Bytes,
+) -> Result<CompletedPart, SinkError> {
+    let length = body.len() as i64;
+    let answer = client
+        .upload_part()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .content_length(length)
+        .body(S3Body::from(body))
+        .send()
+        .await
+        .map_err(failed("UploadPart"))?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(answer.e_tag().map(str::to_owned))
+        .build())
+}
+
+async fn join_one(
+    set: &mut JoinSet<Result<CompletedPart, SinkError>>,
+    cancel: &CancellationToken,
+) -> Result<CompletedPart, SinkError> {
+    let joined = tokio::select! {
+        _ = cancel.cancelled() => return Err(SinkError::Cancelled),
+        joined = set.join_next() => joined,
+    };
+    match joined {
+        Some(Ok(part)) => part,
+        Some(Err(e)) => Err(SinkError::store("UploadPart", e)),
+        None => Err(SinkError::store("UploadPart", "no part in flight")),
+    }
+}
+
+/// The next part, unless shutdown comes first.
+async fn read_part(reader: &mut PartReader, cancel: &CancellationToken) -> Result<Option<Bytes>, SinkError> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(SinkError::Cancelled),
+        part = reader.next_part() => part,
+    }
+}
+
+/// Cuts a byte stream into parts of exactly `part_size` (the last may be shorter).
+struct PartReader {
+    body: ByteStream,
+    buffer: BytesMut,
+    part_size: usize,
+    ended: bool,
+}
+
+impl PartReader {
+    /// The next part; `None` once the body is exhausted.
+    async fn next_part(&mut self) -> Result<Option<Bytes>, SinkError> {
+        while !self.ended && self.buffer.len() < self.part_size {
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Err(e)) => return Err(SinkError::Source(e)),
+                None => self.ended = true,
+            }
+        }
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let take = self.buffer.len().min(self.part_size);
+        let part = self.buffer.split_to(take).freeze();
+        // Give the rest its own allocation so the part's memory is freed with the part.
+        self.buffer = BytesMut::from(&self.buffer[..]);
+        Ok(Some(part))
+    }
+}
+
+impl Sink for S3Sink {
+    fn describe(&self) -> String {
+        format!("s3://{}/{}", self.settings.bucket, self.settings.prefix)
+    }
+
+    fn prefix(&self) -> &str {
+        &self.settings.prefix
+    }
+
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<ObjectInfo>, SinkError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(head) => {
+                    let owner = match head.metadata().and_then(|m| m.get(RECORDING_ID_META)) {
+                        Some(id) => Owner::Recording(id.clone()),
+                        None => Owner::Foreign,
+                    };
+                    Ok(Some(ObjectInfo {
+                        size: head.content_length().unwrap_or(0).max(0) as u64,
+                        owner,
+                    }))
+                }
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+                Err(e) => Err(failed("HeadObject")(e)),
+            }
+        })
+    }
+
+    fn put_stream<'a>(
+        &'a self,
+        request: PutRequest<'a>,
+        body: ByteStream,
+        journal: &'a dyn UploadJournal,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let mut reader = PartReader {
+                body,
+                buffer: BytesMut::new(),
+                part_size: self.settings.part_size,
+                ended: false,
+            };
+            let first = read_part(&mut reader, cancel).await?.unwrap_or_default();
+            // At or under one part: one PutObject. The second read also surfaces a final
+            // body error (truncation) before anything is written.
+            let Some(second) = read_part(&mut reader, cancel).await? else {
+                return self.put_single(&request, first).await;
+            };
+            self.put_multipart(&request, &mut reader, vec![first, second], journal, cancel)
+                .await
+        })
+    }
+
+    fn put_bytes<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let (sse, kms) = self.sse();
+            self.client
+                .put_object()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .body(S3Body::from(body))
+                .content_type(content_type)
+                .set_server_side_encryption(sse)
+                .set_ssekms_key_id(kms)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(failed("PutObject"))
+        })
+    }
+
+    fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>> {
+        Box::pin(async move {
+            let object = self
+                .client
+                .get_object()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(failed("GetObject"))?;
+            let mut body = object.body;
+            let (mut hasher, mut size) = (Sha256::new(), 0u64);
+            while let Some(chunk) = body.try_next().await.map_err(|e| SinkError::store("GetObject", e))? {
+                size += chunk.len() as u64;
+                hasher.update(&chunk);
+            }
+            Ok((size, crate::sim::media::hex(&hasher.finalize())))
+        })
+    }
+
+    fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(self.abort(key, upload_id))
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.client
+                .head_bucket()
+                .bucket(&self.settings.bucket)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(failed("HeadBucket"))
+        })
+    }
+}
