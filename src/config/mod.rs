@@ -108,6 +108,8 @@ mod tests {
         region = "mypurecloud.ie"
         client_id = "id"
         client_secret = "s3cret"
+        [s3]
+        bucket = "recordings"
     "#;
 
     fn load(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
@@ -192,7 +194,7 @@ mod tests {
         let path = dir.join("secret");
         std::fs::write(&path, "from-file\n").unwrap();
         let text = format!(
-            "[genesys]\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\n",
+            "[genesys]\nregion = \"r.com\"\nclient_id = \"x\"\nclient_secret_file = \"{}\"\n[s3]\nbucket = \"b-1\"\n",
             path.display()
         );
         let s = load(&text, &[]).unwrap();

@@ -37,10 +37,20 @@ pub fn settings(sim: &Simulator, extra: &str) -> Settings {
     settings_from_text(&format!("{}\n{extra}", sim.client_config()))
 }
 
-/// Settings from TOML text alone (the process environment is not read).
+/// Settings from TOML text alone (the process environment is not read). Without a
+/// `[sink]` section, a file sink in a scratch directory: client tests archive nothing,
+/// but settings always name a sink.
 pub fn settings_from_text(text: &str) -> Settings {
+    let mut text = text.to_owned();
+    if !text.contains("[sink]") {
+        let scratch = std::env::temp_dir().join(format!("ga-test-sink-{}", std::process::id()));
+        text.push_str(&format!(
+            "\n[sink]\nkind = \"file\"\ndirectory = {:?}\n",
+            scratch.display().to_string()
+        ));
+    }
     Sources {
-        text: Some(text),
+        text: Some(&text),
         env: Some(HashMap::new()),
         ..Default::default()
     }
