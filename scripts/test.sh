@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
-# Runs the whole test suite. Works on a fresh machine: what the tests need beyond
-# cargo is installed here first (nothing yet beyond cargo itself).
+# Runs the whole test suite; the README's test command and what CI runs.
+# Works on a fresh machine: the S3 test server (moto, pinned) is installed into a
+# virtualenv under target/ first, and the tests start it on loopback as they need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# 5.1.18: moto 5.2.x answers CompleteMultipartUpload with the wrong XML root element.
+MOTO_VERSION=5.1.18
+venv="${CARGO_TARGET_DIR:-target}/test-venv"
+if [[ ! -x "$venv/bin/moto_server" ]] || ! "$venv/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "installing moto[server]==$MOTO_VERSION into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+export MOTO_SERVER="$PWD/$venv/bin/moto_server"
+
 exec cargo test --locked "$@"

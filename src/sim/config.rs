@@ -48,6 +48,13 @@ pub struct SimConfig {
     pub media_size: (u64, u64),
     /// Lifetime of signed download URLs; an expired one answers 403.
     pub url_ttl: Duration,
+    /// Share of download URLs issued already expired (a worker that held one too long).
+    pub stale_url_share: f64,
+    /// Share of media downloads whose connection drops halfway through.
+    pub media_drop_share: f64,
+    /// Share of media downloads that end cleanly halfway, without a Content-Length
+    /// (only the recording's `outputSizeInBytes` reveals the truncation).
+    pub media_truncate_share: f64,
 
     /// Added to every API answer.
     pub latency: Duration,
@@ -87,6 +94,9 @@ impl Default for SimConfig {
             transcode_time: Duration::from_secs(3),
             media_size: (256 * 1024, 2 * 1024 * 1024),
             url_ttl: Duration::from_secs(3600),
+            stale_url_share: 0.0,
+            media_drop_share: 0.0,
+            media_truncate_share: 0.0,
             latency: Duration::ZERO,
             error_share: 0.0,
             drop_share: 0.0,

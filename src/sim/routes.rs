@@ -225,6 +225,11 @@ impl SimState {
 
     fn media_url(&self, recording_id: &str) -> String {
         let ttl = chrono::Duration::from_std(self.config.url_ttl).unwrap_or(chrono::Duration::hours(1));
+        let ttl = if self.roll() < self.config.stale_url_share {
+            -chrono::Duration::seconds(1)
+        } else {
+            ttl
+        };
         let expires = (Utc::now() + ttl).timestamp_millis();
         let sig = signature(&self.signing_secret, recording_id, expires);
         format!(
@@ -458,13 +463,37 @@ async fn media(
         _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
     };
     let seed = seed_of(&recording_id);
-    let chunks = stream::iter(0..chunk_count(size)).map(move |i| Ok::<_, std::io::Error>(chunk(seed, size, i)));
-    let response = Response::builder()
+    let half = chunk_count(size) / 2;
+    let (drop, truncate) = (
+        sim.roll() < sim.config.media_drop_share,
+        sim.roll() < sim.config.media_truncate_share,
+    );
+    let served = if drop || truncate { half } else { chunk_count(size) };
+    let chunks = stream::iter(0..served).map(move |i| Ok::<_, std::io::Error>(chunk(seed, size, i)));
+    let builder = Response::builder()
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, "video/webm")
-        .header(header::CONTENT_LENGTH, size)
-        .body(Body::from_stream(chunks))
-        .expect("static response");
+        .header(header::CONTENT_TYPE, "video/webm");
+    let response = if drop {
+        sim.stats.record("media", "dropped");
+        let broken = chunks.chain(stream::once(async {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated drop",
+            ))
+        }));
+        return builder
+            .header(header::CONTENT_LENGTH, size)
+            .body(Body::from_stream(broken))
+            .expect("static response");
+    } else if truncate {
+        sim.stats.record("media", "truncated");
+        return builder.body(Body::from_stream(chunks)).expect("static response");
+    } else {
+        builder
+            .header(header::CONTENT_LENGTH, size)
+            .body(Body::from_stream(chunks))
+            .expect("static response")
+    };
     sim.finish("media", response)
 }
 

@@ -1,6 +1,8 @@
 //! Helpers shared by the black-box tests: a simulator on loopback and a client for it.
 #![allow(dead_code)]
 
+pub mod harness;
+
 use genesys_archiver::config::{Settings, Sources};
 use genesys_archiver::genesys::GenesysClient;
 use genesys_archiver::ratelimit::LocalBudget;

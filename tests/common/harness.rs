@@ -1,0 +1,217 @@
+//! End-to-end harness: the simulator in-process, a real S3 server process (moto) on
+//! loopback, and the daemon binary run as a subprocess against both. Assertions read
+//! the bucket (with the real AWS SDK) and the ledger (with SQLite), never logs.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use genesys_archiver::sim::media::hex;
+use genesys_archiver::sim::{SimConfig, Simulator};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A moto S3 server on a free loopback port, stopped when dropped.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+impl Moto {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start `{program}` ({e}): run `bash scripts/test.sh`, which installs moto")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not start within 60 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, url }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (state, reason, object key, sha256) of one ledger row.
+pub type LedgerRow = (String, Option<String>, Option<String>, Option<String>);
+
+pub struct Harness {
+    pub sim: Simulator,
+    pub moto: Moto,
+    pub s3: Client,
+    pub bucket: String,
+    pub dir: PathBuf,
+    pub config: PathBuf,
+}
+
+/// A simulated org fast enough for end-to-end runs (rate limits are tested elsewhere).
+pub fn fast_org(conversations: usize) -> SimConfig {
+    SimConfig {
+        conversations,
+        token_limit: 6000,
+        endpoint_limits: Default::default(),
+        transcode_time: Duration::from_millis(800),
+        ..SimConfig::default()
+    }
+}
+
+impl Harness {
+    /// Starts everything; `extra` TOML is appended to the daemon's configuration.
+    pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
+        let sim = super::start(sim_config).await;
+        let moto = Moto::start();
+        let credentials = Credentials::new("test", "test", None, None, "tests");
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&moto.url)
+            .force_path_style(true)
+            .credentials_provider(credentials)
+            .build();
+        let s3 = Client::from_conf(conf);
+        let bucket = "archive-e2e".to_owned();
+        s3.create_bucket().bucket(&bucket).send().await.expect("bucket created");
+        let dir = std::env::temp_dir().join(format!("ga-e2e-{}-{:x}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("archiver.toml");
+        let text = format!(
+            "{}\n[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
+             [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
+             [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\npoll_interval = \"1s\"\n\
+             [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
+             [s3]\nbucket = \"{bucket}\"\nprefix = \"org/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}",
+            sim.client_config(),
+            dir.join("ledger.sqlite").display().to_string(),
+            moto.url,
+        );
+        std::fs::write(&config, text).unwrap();
+        Self {
+            sim,
+            moto,
+            s3,
+            bucket,
+            dir,
+            config,
+        }
+    }
+
+    /// The daemon as a child process with S3 test credentials.
+    pub fn daemon(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-archiver"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    /// `run --once`, bounded to two minutes; returns the status and the log output.
+    pub async fn run_once(&self) -> (ExitStatus, String) {
+        self.run_once_with(&[]).await
+    }
+
+    /// `run --once` with extra environment overrides (`GENESYS_ARCHIVER__...`).
+    pub async fn run_once_with(&self, env: &[(&str, &str)]) -> (ExitStatus, String) {
+        let mut cmd = self.daemon(&["run", "--once"]);
+        cmd.envs(env.iter().copied());
+        let child = cmd.spawn().expect("daemon starts");
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("run --once finishes within 2 minutes")
+            .unwrap();
+        let logs = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status, logs)
+    }
+
+    /// Every object in the bucket: key to size.
+    pub async fn objects(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).into_paginator().send();
+        while let Some(page) = pages.next().await {
+            for o in page.unwrap().contents() {
+                all.insert(o.key().unwrap().to_owned(), o.size().unwrap_or(0) as u64);
+            }
+        }
+        all
+    }
+
+    pub async fn get(&self, key: &str) -> Vec<u8> {
+        let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await.unwrap();
+        object.body.collect().await.unwrap().into_bytes().to_vec()
+    }
+
+    pub async fn sha256(&self, key: &str) -> String {
+        hex(&Sha256::digest(self.get(key).await))
+    }
+
+    pub async fn etag(&self, key: &str) -> String {
+        self.s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .e_tag()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Multipart uploads still open in the bucket.
+    pub async fn open_uploads(&self) -> usize {
+        let answer = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .unwrap();
+        answer.uploads().len()
+    }
+
+    /// recording id -> (state, reason, key, sha256) from the ledger.
+    pub fn ledger(&self) -> BTreeMap<String, LedgerRow> {
+        let conn = rusqlite::Connection::open(self.dir.join("ledger.sqlite")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT recording_id, state, reason, object_key, sha256 FROM recordings")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,271 @@
+//! End-to-end, black-box: the simulator, a real S3 server (moto) and the daemon's
+//! `run --once`. Every assertion reads the bucket or the ledger.
+
+mod common;
+
+use common::harness::{Harness, fast_org};
+use genesys_archiver::sim::SimConfig;
+use genesys_archiver::sim::catalog::CatalogEntry;
+use genesys_archiver::sim::media::expected_sha256;
+use genesys_archiver::sink::layout::{KeyLayout, RecordingKeys};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const MIB: u64 = 1024 * 1024;
+
+fn keys(entry: &CatalogEntry) -> RecordingKeys {
+    KeyLayout::parse(KeyLayout::DEFAULT)
+        .unwrap()
+        .keys(
+            "org/",
+            &entry.conversation_id,
+            &entry.recording_id,
+            entry.start_time,
+            "webm",
+        )
+        .unwrap()
+}
+
+fn available(h: &Harness) -> Vec<CatalogEntry> {
+    h.sim
+        .catalog()
+        .into_iter()
+        .filter(|e| e.media == "screen" && e.file_state == "AVAILABLE")
+        .collect()
+}
+
+/// Every available screen recording is in the bucket once, with the simulator's bytes
+/// and its sidecar, and nothing else is.
+async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry]) {
+    let objects = h.objects().await;
+    let wanted: BTreeSet<String> = expected
+        .iter()
+        .flat_map(|e| {
+            let k = keys(e);
+            [k.media, k.sidecar]
+        })
+        .collect();
+    assert_eq!(
+        objects.keys().cloned().collect::<BTreeSet<_>>(),
+        wanted,
+        "the bucket holds exactly the expected keys"
+    );
+    for entry in expected {
+        let k = keys(entry);
+        let sha = expected_sha256(&entry.recording_id, entry.size);
+        assert_eq!(objects[&k.media], entry.size, "{}", k.media);
+        assert_eq!(h.sha256(&k.media).await, sha, "{}", k.media);
+        let sidecar: serde_json::Value = serde_json::from_slice(&h.get(&k.sidecar).await).unwrap();
+        assert_eq!(sidecar["archive"]["sha256"], sha);
+        assert_eq!(sidecar["archive"]["sizeBytes"], entry.size);
+        assert_eq!(sidecar["recording"]["id"], entry.recording_id.as_str());
+        let text = sidecar.to_string();
+        assert!(
+            !text.contains("mediaUri") && !text.contains("signature="),
+            "no download URL in the sidecar"
+        );
+    }
+    assert_eq!(h.open_uploads().await, 0, "no multipart upload left open");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
+    let sim = SimConfig {
+        no_recording_share: 0.2,
+        screen_per_conversation: (1, 2),
+        audio_share: 0.6,
+        archived_share: 0.1,
+        deleted_share: 0.1,
+        transcoding_share: 0.4,
+        stale_url_share: 0.3,
+        media_size: (100_000, 7 * MIB),
+        ..fast_org(30)
+    };
+    let h = Harness::start(sim, "").await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{status:?}\n{logs}");
+
+    let expected = available(&h);
+    assert!(expected.len() >= 10, "a meaningful sample");
+    assert_bucket_holds_exactly(&h, &expected).await;
+
+    let ledger = h.ledger();
+    for entry in h.sim.catalog() {
+        let (state, reason, key, sha) = ledger
+            .get(&entry.recording_id)
+            .cloned()
+            .expect("every recording is in the ledger");
+        match (entry.media.as_str(), entry.file_state.as_str()) {
+            ("screen", "AVAILABLE") => {
+                assert_eq!(state, "archived");
+                assert_eq!(key.unwrap(), keys(&entry).media);
+                assert_eq!(sha.unwrap(), expected_sha256(&entry.recording_id, entry.size));
+            }
+            ("screen", "DELETED") => assert_eq!(
+                (state.as_str(), reason.as_deref()),
+                ("parked", Some("deleted in Genesys"))
+            ),
+            ("screen", "ARCHIVED") => {
+                assert_eq!(state, "parked");
+                assert!(reason.unwrap().starts_with("archived in Genesys"));
+            }
+            (_, _) => {
+                assert_eq!(state, "parked");
+                assert!(
+                    reason.unwrap().starts_with("not a screen recording"),
+                    "audio is never archived"
+                );
+            }
+        }
+    }
+    let stats = h.sim.stats();
+    assert!(
+        stats.count("recording", "202") > 0,
+        "some recordings were transcoding first: {stats:?}"
+    );
+    assert!(
+        stats.count("media", "403") > 0,
+        "some download URLs had expired and were refreshed: {stats:?}"
+    );
+    assert!(
+        h.sim.catalog().iter().any(|e| e.file_state == "DELETED") && h.sim.catalog().iter().any(|e| e.media == "audio")
+    );
+
+    // Again: discovery re-reads its overlap, the ledger drops what it knows, nothing is uploaded.
+    let downloads = stats.count("media", "200");
+    let before = h.objects().await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    assert_eq!(
+        h.sim.stats().count("media", "200"),
+        downloads,
+        "no recording downloaded twice"
+    );
+    assert_eq!(h.objects().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_three_parts_long_streams_as_multipart() {
+    let sim = SimConfig {
+        media_size: (15 * MIB, 15 * MIB),
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        ..fast_org(1)
+    };
+    let h = Harness::start(sim, "").await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let expected = available(&h);
+    assert_bucket_holds_exactly(&h, &expected).await;
+    assert!(
+        !logs.contains("will retry") && !logs.contains("unreadable"),
+        "archived on the first attempt:\n{logs}"
+    );
+    let etag = h.etag(&keys(&expected[0]).media).await;
+    assert!(
+        etag.trim_matches('"').ends_with("-3"),
+        "a 3-part multipart object: {etag}"
+    );
+}
+
+/// The download fails after the first part went up: the upload is aborted, nothing is
+/// left in the bucket, and the recording ends `failed` (never `archived`).
+async fn mid_multipart_failure(sim: SimConfig, reason_fragment: &str) {
+    let h = Harness::start(sim, "").await;
+    let (status, logs) = h
+        .run_once_with(&[("GENESYS_ARCHIVER__WORKERS__MAX_ATTEMPTS", "2")])
+        .await;
+    assert_eq!(status.code(), Some(3), "failed for good: exit 3\n{logs}");
+    assert_eq!(h.open_uploads().await, 0, "the multipart upload was aborted");
+    assert!(h.objects().await.is_empty(), "no object, complete or partial");
+    let ledger = h.ledger();
+    let (state, reason, _, _) = ledger.values().next().unwrap();
+    assert_eq!(state, "failed");
+    assert!(reason.as_deref().unwrap().contains(reason_fragment), "{reason:?}");
+}
+
+fn one_big_recording() -> SimConfig {
+    SimConfig {
+        media_size: (15 * MIB, 15 * MIB),
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        ..fast_org(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_download_mid_multipart_aborts_the_upload() {
+    mid_multipart_failure(
+        SimConfig {
+            media_drop_share: 1.0,
+            ..one_big_recording()
+        },
+        "download",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_download_mid_multipart_aborts_the_upload() {
+    mid_multipart_failure(
+        SimConfig {
+            media_truncate_share: 1.0,
+            ..one_big_recording()
+        },
+        "announced",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_killed_mid_run_finishes_on_restart_with_each_recording_once() {
+    let sim = SimConfig {
+        media_size: (3 * MIB, 12 * MIB),
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        ..fast_org(24)
+    };
+    let h = Harness::start(sim, "").await;
+    // Its logs go to a file: a pipe nobody reads would block the daemon once full.
+    let log = std::fs::File::create(h.dir.join("first-run.log")).unwrap();
+    let mut first = h
+        .daemon(&["run", "--once"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    // Kill (SIGKILL, not a request) once a few recordings are in: others are mid-upload.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while h.objects().await.keys().filter(|k| k.ends_with(".webm")).count() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "the first run made no progress");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().await.unwrap();
+    let objects_at_kill = h.objects().await.keys().filter(|k| k.ends_with(".webm")).count();
+    let after_kill = h.ledger().values().filter(|v| v.0 == "archived").count();
+    assert!(after_kill < 24, "killed before the end ({after_kill} archived)");
+
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    println!(
+        "killed with {objects_at_kill} media objects in the bucket and {after_kill} archived in the ledger; restart aborted {} open multipart uploads, adopted {} finished ones",
+        logs.matches("Aborted a multipart upload").count(),
+        logs.matches("\"adopted\":true").count()
+    );
+    let expected = available(&h);
+    assert_eq!(expected.len(), 24);
+    assert_bucket_holds_exactly(&h, &expected).await;
+    assert!(h.ledger().values().all(|v| v.0 == "archived"));
+}
