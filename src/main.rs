@@ -129,6 +129,15 @@ struct SimArgs {
     /// Smallest and largest media size in bytes, e.g. `262144-2097152`.
     #[arg(long, default_value = "262144-2097152", value_parser = parse_range)]
     media_size: (u64, u64),
+    /// Share of download URLs issued already expired.
+    #[arg(long, default_value_t = 0.0)]
+    stale_url_share: f64,
+    /// Share of media downloads whose connection drops halfway.
+    #[arg(long, default_value_t = 0.0)]
+    media_drop_share: f64,
+    /// Share of media downloads that end cleanly halfway, without Content-Length.
+    #[arg(long, default_value_t = 0.0)]
+    media_truncate_share: f64,
     /// Added latency of every API answer.
     #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
     latency: Duration,
@@ -257,6 +266,9 @@ async fn run_sim(args: SimArgs) -> ExitCode {
         ratelimit_headers: !args.no_ratelimit_headers,
         transcode_time: args.transcode_time,
         url_ttl: args.url_ttl,
+        stale_url_share: args.stale_url_share,
+        media_drop_share: args.media_drop_share,
+        media_truncate_share: args.media_truncate_share,
         media_size: args.media_size,
         latency: args.latency,
         error_share: args.error_share,
