@@ -8,19 +8,21 @@
 use crate::config::Settings;
 use crate::config::settings::SinkKind;
 use crate::genesys::GenesysClient;
+use crate::health::Health;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, StatusReport};
 use crate::pipeline::poller::Poller;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::worker::Worker;
-use crate::pipeline::{Mode, Pipeline, RunError};
+use crate::pipeline::{Mode, Pipeline, RunError, Shutdown};
 use crate::ratelimit::{Budget, LocalBudget};
 use crate::sink::Sink;
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 pub struct App {
     pub settings: Settings,
@@ -29,6 +31,7 @@ pub struct App {
     pub ledger: Arc<dyn Ledger>,
     pub sink: Arc<dyn Sink>,
     pub stats: Arc<PipelineStats>,
+    pub health: Arc<Health>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,8 @@ impl App {
         let sink = open_sink(&settings).await?;
         let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
         let client = Arc::new(GenesysClient::new(&settings, budget.clone() as Arc<dyn Budget>)?);
+        let health = Arc::new(Health::new(settings.discovery.poll_interval));
+        health.ledger.store(true, Ordering::Relaxed);
         let app = Self {
             settings,
             client,
@@ -62,6 +67,7 @@ impl App {
             ledger,
             sink,
             stats: Arc::default(),
+            health,
         };
         app.recover().await?;
         Ok(app)
@@ -102,6 +108,7 @@ impl App {
             stats: self.stats.clone(),
         });
         Pipeline {
+            health: self.health.clone(),
             poller,
             worker,
             ledger: self.ledger.clone(),
@@ -111,8 +118,24 @@ impl App {
         }
     }
 
+    /// Starts the operations listener (if configured), the readiness probes and the
+    /// systemd watchdog; returns the bound metrics address.
+    pub async fn start_operations(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
+        let bound = match self.settings.telemetry.metrics_listen {
+            Some(listen) => Some(crate::http::serve(listen, self.health.clone(), self.ledger.clone()).await?),
+            None => None,
+        };
+        tokio::spawn(probe_readiness(
+            self.client.clone(),
+            self.sink.clone(),
+            self.health.clone(),
+        ));
+        tokio::spawn(crate::systemd::watchdog(self.health.clone()));
+        Ok(bound)
+    }
+
     /// Runs, then reports the ledger's state.
-    pub async fn run(&self, mode: Mode, shutdown: CancellationToken) -> Result<StatusReport, RunError> {
+    pub async fn run(&self, mode: Mode, shutdown: Shutdown) -> Result<StatusReport, RunError> {
         tracing::info!(
             message = "Archiver starting.",
             sink = %self.sink.describe(),
@@ -121,5 +144,34 @@ impl App {
         );
         self.pipeline().run(mode, shutdown).await?;
         Ok(self.ledger.status().await?)
+    }
+}
+
+/// Keeps readiness current: a token (then the client's own refreshes keep it), and the
+/// sink answering, checked every 10 s until it does, then every minute.
+async fn probe_readiness(client: Arc<GenesysClient>, sink: Arc<dyn Sink>, health: Arc<Health>) {
+    loop {
+        if !health.token.load(Ordering::Relaxed) {
+            match client.authenticate().await {
+                Ok(()) => health.token.store(true, Ordering::Relaxed),
+                Err(error) => tracing::warn!(message = "Not ready: no token yet.", %error),
+            }
+        }
+        let sink_ok = match sink.check().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(message = "Not ready: the sink does not answer.", sink = %sink.describe(), %error);
+                crate::metrics::global().sink_errors.inc(&[("operation", "check")]);
+                false
+            }
+        };
+        health.sink.store(sink_ok, Ordering::Relaxed);
+        let ready = sink_ok && health.token.load(Ordering::Relaxed);
+        tokio::time::sleep(if ready {
+            Duration::from_secs(60)
+        } else {
+            Duration::from_secs(10)
+        })
+        .await;
     }
 }

@@ -7,14 +7,13 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, State, StatusReport};
-use crate::pipeline::Mode;
+use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
 use chrono::{DateTime, Utc};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// Exit code when some recordings failed for good.
 pub const EXIT_FAILED_RECORDINGS: u8 = 3;
@@ -24,33 +23,66 @@ fn failure(error: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// Cancels `token` on SIGINT or SIGTERM.
-pub fn cancel_on_signal(token: CancellationToken) {
+/// Turns SIGINT/SIGTERM into a [`Shutdown`]: the first signal drains (no new work, and
+/// in-flight uploads get `grace` to finish, then are aborted); a second signal exits at
+/// once. systemd is told STOPPING.
+pub fn shutdown_on_signal(grace: Duration) -> Shutdown {
+    let shutdown = Shutdown::default();
+    let handle = shutdown.clone();
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        wait_for_signal().await;
+        tracing::info!(
+            message = "Shutdown requested; finishing in-flight uploads.",
+            grace_s = grace.as_secs_f64()
+        );
+        crate::systemd::notify("STOPPING=1");
+        handle.drain.cancel();
+        let abort = handle.abort.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            if !abort.is_cancelled() {
+                tracing::warn!(message = "Grace period over; aborting the uploads still in flight.");
+                abort.cancel();
             }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!(message = "Shutdown requested; stopping.");
-        token.cancel();
+        });
+        wait_for_signal().await;
+        eprintln!("second signal: exiting at once");
+        std::process::exit(130);
     });
+    shutdown
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Builds the app and starts its operations side (metrics, health, watchdog).
+async fn start(settings: Settings) -> Result<App, ExitCode> {
+    let app = App::build(settings).await.map_err(failure)?;
+    app.start_operations()
+        .await
+        .map_err(|e| failure(format!("telemetry.metrics_listen: {e}")))?;
+    Ok(app)
 }
 
 /// `run [--once]`.
 pub async fn run(settings: Settings, once: bool) -> ExitCode {
-    let app = match App::build(settings).await {
+    let shutdown = shutdown_on_signal(settings.workers.shutdown_grace);
+    let app = match start(settings).await {
         Ok(app) => app,
-        Err(e) => return failure(e),
+        Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
+    crate::systemd::notify("READY=1");
     let mode = if once { Mode::Once } else { Mode::Daemon };
     finish(app.run(mode, shutdown).await)
 }
@@ -60,12 +92,11 @@ pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>
     if to <= from {
         return failure("--to must be after --from");
     }
-    let app = match App::build(settings).await {
+    let shutdown = shutdown_on_signal(settings.workers.shutdown_grace);
+    let app = match start(settings).await {
         Ok(app) => app,
-        Err(e) => return failure(e),
+        Err(code) => return code,
     };
-    let shutdown = CancellationToken::new();
-    cancel_on_signal(shutdown.clone());
     let progress = tokio::spawn(show_progress(app.ledger.clone()));
     let result = app.run(Mode::Backfill { from, to }, shutdown).await;
     progress.abort();

@@ -9,6 +9,7 @@ use crate::app::App;
 use crate::config::Sources;
 use crate::ledger::State;
 use crate::pipeline::Mode;
+use crate::pipeline::Shutdown;
 use crate::pipeline::stats::PipelineStats;
 use crate::ratelimit::{Budget, BudgetStats};
 use crate::sim::media::expected_sha256;
@@ -16,7 +17,6 @@ use crate::sim::{SimConfig, Simulator};
 use anyhow::Context;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -45,7 +45,7 @@ impl DemoSummary {
     }
 }
 
-pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<DemoSummary> {
+pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<DemoSummary> {
     let sim_config = SimConfig {
         conversations: options.conversations,
         transcode_time: Duration::from_secs(2),

@@ -3,7 +3,8 @@
 //!
 //! Component map:
 //! - [`config`]: TOML + environment, validated into [`config::Settings`] before anything starts.
-//! - [`telemetry`]: structured logs (JSON or text).
+//! - [`telemetry`]: structured logs (JSON or text); [`metrics`]: Prometheus families;
+//!   [`health`], [`http`]: `/metrics`, `/healthz`, `/readyz`; [`systemd`]: READY/STOPPING/watchdog.
 //! - [`ratelimit`]: the shared request budget: per-token and per-endpoint scopes,
 //!   one cooldown per scope, pace learned from `inin-ratelimit-*` headers and 429s.
 //! - [`retry`]: whether to retry (classifier), when (Retry-After, full-jitter backoff).
@@ -20,10 +21,14 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod genesys;
+pub mod health;
+pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;
 pub mod sim;
 pub mod sink;
+pub mod systemd;
 pub mod telemetry;

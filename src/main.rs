@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -234,8 +233,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run_demo(options: DemoOptions) -> ExitCode {
-    let shutdown = CancellationToken::new();
-    commands::cancel_on_signal(shutdown.clone());
+    let shutdown = commands::shutdown_on_signal(Duration::from_secs(5));
     match demo::run(options, shutdown).await {
         Ok(summary) => {
             println!(

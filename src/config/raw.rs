@@ -28,6 +28,20 @@ pub struct RawConfig {
     pub sink: RawSink,
     #[serde(default)]
     pub s3: RawS3,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+/// `[telemetry]`: logs, metrics and health endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    /// `json` or `text`; default: json unless stdout is a terminal.
+    pub log_format: Option<String>,
+    /// Default filter when `RUST_LOG` is unset, e.g. `info` or `genesys_archiver=debug`.
+    pub log_level: Option<String>,
+    /// Address of `/metrics`, `/healthz` and `/readyz`, e.g. `0.0.0.0:9464`; unset: none.
+    pub metrics_listen: Option<String>,
 }
 
 /// `[genesys]`: where the platform is and how to authenticate.
@@ -103,6 +117,8 @@ pub struct RawWorkers {
     pub retry_base: Option<String>,
     /// Longest delay between attempts of one recording.
     pub retry_cap: Option<String>,
+    /// On SIGTERM, how long in-flight uploads may take to finish before they are aborted.
+    pub shutdown_grace: Option<String>,
 }
 
 /// `[discovery]`: how the poller finds new conversations.

@@ -4,13 +4,17 @@
 //! component has already been checked. A bad value is reported as one line that names
 //! the key (`genesys.client_id: must be set`), before any work starts.
 
-use super::raw::{RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSink, RawWorkers};
+use super::raw::{
+    RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSink, RawTelemetry, RawWorkers,
+};
 use crate::genesys::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
 use crate::genesys::model::FormatId;
 use crate::sink::layout::KeyLayout;
+use crate::telemetry::LogFormat;
 use reqwest::Url;
 use secrecy::SecretString;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -41,6 +45,14 @@ pub struct Settings {
     pub discovery: DiscoverySettings,
     pub ledger: LedgerSettings,
     pub sink: SinkSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// How to reach and authenticate against Genesys Cloud.
@@ -154,6 +166,8 @@ pub struct WorkerSettings {
     pub max_attempts: u32,
     /// Recording-level backoff between attempts (full jitter, doubling, capped).
     pub backoff: RetrySettings,
+    /// Time in-flight uploads get to finish after SIGTERM (below Kubernetes' 30 s).
+    pub shutdown_grace: Duration,
 }
 
 /// How the poller discovers conversations.
@@ -237,6 +251,7 @@ impl Settings {
             discovery: validate_discovery(raw.discovery)?,
             ledger: validate_ledger(raw.ledger)?,
             sink: validate_sink(raw.sink, raw.s3)?,
+            telemetry: validate_telemetry(raw.telemetry)?,
         })
     }
 }
@@ -444,10 +459,54 @@ fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
         max_elapsed: Duration::MAX,
         max_attempts,
     };
+    let shutdown_grace = duration_or(
+        "workers.shutdown_grace",
+        raw.shutdown_grace.as_deref(),
+        Duration::from_secs(20),
+    )?;
+    if shutdown_grace > Duration::from_secs(3600) {
+        return Err(ConfigError::new("workers.shutdown_grace", "must be at most 1h"));
+    }
     Ok(WorkerSettings {
         count,
         max_attempts,
         backoff,
+        shutdown_grace,
+    })
+}
+
+fn validate_telemetry(raw: RawTelemetry) -> Result<TelemetrySettings, ConfigError> {
+    let log_format = match raw.log_format.as_deref() {
+        None => LogFormat::detect(),
+        Some("json") => LogFormat::Json,
+        Some("text") => LogFormat::Text,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "telemetry.log_format",
+                format!("`{other}` is not one of json, text"),
+            ));
+        }
+    };
+    let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        return Err(ConfigError::new(
+            "telemetry.log_level",
+            format!("`{log_level}` is not a log filter like \"info\""),
+        ));
+    }
+    let metrics_listen = match raw.metrics_listen.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(addr) => Some(addr.parse().map_err(|_| {
+            ConfigError::new(
+                "telemetry.metrics_listen",
+                format!("`{addr}` is not an address like 0.0.0.0:9464"),
+            )
+        })?),
+    };
+    Ok(TelemetrySettings {
+        log_format,
+        log_level,
+        metrics_listen,
     })
 }
 

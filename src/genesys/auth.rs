@@ -95,6 +95,7 @@ impl<S: TokenSource> TokenCache<S> {
         }
         let issued = self.source.fetch().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        crate::metrics::global().token_refreshes.fetch_add(1, Ordering::Relaxed);
         let token = AccessToken {
             secret: Arc::new(issued.secret),
             generation,

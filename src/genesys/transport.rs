@@ -124,6 +124,7 @@ impl Transport {
             .adjust(|error, next| error.delay(next))
             .notify(|error, delay| {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::global().retries.inc(&[("endpoint", endpoint.as_str())]);
                 tracing::debug!(message = "Retrying API call.", %endpoint, error = ?error, delay_ms = delay.as_millis() as u64);
             })
             .await;
@@ -145,7 +146,8 @@ impl Transport {
         auth: Option<&dyn Authenticator>,
         reauthenticated: &AtomicBool,
     ) -> Result<ApiResponse, AttemptError> {
-        self.budget.acquire(endpoint).await;
+        let metrics = crate::metrics::global();
+        metrics.add_wait(self.budget.acquire(endpoint).await);
         let token = match auth {
             Some(auth) => Some(auth.token().await.map_err(|e| {
                 if e.is_transient() {
@@ -164,6 +166,9 @@ impl Transport {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
+                metrics
+                    .api_requests
+                    .inc(&[("endpoint", endpoint.as_str()), ("status", "transport_error")]);
                 self.budget.observe(
                     endpoint,
                     &Feedback {
@@ -183,6 +188,12 @@ impl Transport {
             }
         };
         let status = response.status();
+        metrics
+            .api_requests
+            .inc(&[("endpoint", endpoint.as_str()), ("status", status.as_str())]);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            metrics.rate_limited.inc(&[("endpoint", endpoint.as_str())]);
+        }
         let headers = RateHeaders::parse(response.headers());
         let retry_after = response
             .headers()

@@ -47,7 +47,17 @@ pub enum RunError {
 /// Longest the dispatcher sleeps without looking at the ledger again.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
+/// How a run is asked to stop.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Stop discovering and claiming; let in-flight recordings finish.
+    pub drain: CancellationToken,
+    /// Interrupt in-flight recordings now (multipart uploads are aborted; they stay due).
+    pub abort: CancellationToken,
+}
+
 pub struct Pipeline {
+    pub health: Arc<crate::health::Health>,
     pub poller: Poller,
     pub worker: Arc<Worker>,
     pub ledger: Arc<dyn Ledger>,
@@ -57,9 +67,9 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Runs until `mode` is done or `shutdown` is cancelled. In-flight recordings are
-    /// interrupted on shutdown (their uploads aborted) and stay due in the ledger.
-    pub async fn run(&self, mode: Mode, shutdown: CancellationToken) -> Result<(), RunError> {
+    /// Runs until `mode` is done or `shutdown.drain` fires, then waits for in-flight
+    /// recordings, which `shutdown.abort` interrupts (their uploads aborted; they stay due).
+    pub async fn run(&self, mode: Mode, shutdown: Shutdown) -> Result<(), RunError> {
         let discovery_done = AtomicBool::new(false);
         let fatal = CancellationToken::new();
         let fatal_error: std::sync::Mutex<Option<RunError>> = std::sync::Mutex::new(None);
@@ -75,15 +85,15 @@ impl Pipeline {
             }
         };
         let dispatch = async {
-            if let Err(error) = self.dispatch(mode, &discovery_done, &stop).await {
+            if let Err(error) = self.dispatch(mode, &discovery_done, &stop, &shutdown.abort).await {
                 fatal_error.lock().unwrap().get_or_insert(error);
                 fatal.cancel();
             }
         };
         let watch = async {
             tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = fatal.cancelled() => {}
+                _ = shutdown.drain.cancelled() => {}
+                _ = fatal.cancelled() => shutdown.abort.cancel(),
                 _ = stop.cancelled() => {}
             }
             stop.cancel();
@@ -98,13 +108,25 @@ impl Pipeline {
     async fn discover(&self, mode: Mode, stop: &CancellationToken) -> Result<(), RunError> {
         match mode {
             Mode::Once => {
-                self.poller.poll_once().await?;
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    result = self.poller.poll_once() => { result?; }
+                }
             }
             Mode::Backfill { from, to } => {
-                self.poller.pass(from, to).await?;
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    result = self.poller.pass(from, to) => { result?; }
+                }
             }
             Mode::Daemon => loop {
-                if let Err(error) = self.poller.poll_once().await {
+                self.health.poller_progress();
+                let result = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    result = self.poller.poll_once() => result,
+                };
+                self.health.poller_progress();
+                if let Err(error) = result {
                     match error {
                         PollError::Ledger(e) => return Err(e.into()),
                         // The platform stays down after retries: keep the watermark and try at the next interval.
@@ -127,11 +149,13 @@ impl Pipeline {
         mode: Mode,
         discovery_done: &AtomicBool,
         stop: &CancellationToken,
+        abort: &CancellationToken,
     ) -> Result<(), RunError> {
         let slots = Arc::new(Semaphore::new(self.slots));
         let tracker = TaskTracker::new();
         let failure: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
         let result = loop {
+            self.health.dispatcher_progress();
             if let Some(error) = failure.lock().unwrap().take() {
                 break Err(error.into());
             }
@@ -145,14 +169,15 @@ impl Pipeline {
                 Err(error) => break Err(error.into()),
             };
             if let Some(claimed) = claimed {
-                let (worker, stop, work, failure) =
-                    (self.worker.clone(), stop.clone(), self.work.clone(), failure.clone());
+                let (worker, stop, abort) = (self.worker.clone(), stop.clone(), abort.clone());
+                let (work, failure) = (self.work.clone(), failure.clone());
                 tracker.spawn(async move {
                     let _slot = permit;
-                    if let Err(error) = worker.process(claimed, &stop).await {
+                    if let Err(error) = worker.process(claimed, &abort).await {
                         tracing::error!(message = "Ledger write failed; stopping.", error = %error);
                         *failure.lock().unwrap() = Some(error);
                         stop.cancel();
+                        abort.cancel();
                     }
                     work.notify_one();
                 });
@@ -182,6 +207,9 @@ impl Pipeline {
             }
         };
         tracker.close();
+        if !tracker.is_empty() {
+            tracing::info!(message = "Waiting for in-flight recordings.", in_flight = tracker.len());
+        }
         tracker.wait().await;
         if let Some(error) = failure.lock().unwrap().take() {
             return Err(error.into());

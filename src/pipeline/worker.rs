@@ -72,7 +72,11 @@ impl From<ApiError> for Failure {
 }
 
 impl From<SinkError> for Failure {
+    /// Every sink failure a worker meets passes here, so this is where it is counted.
     fn from(error: SinkError) -> Self {
+        if let SinkError::Store { operation, .. } = &error {
+            crate::metrics::global().sink_errors.inc(&[("operation", operation)]);
+        }
         match error {
             SinkError::Cancelled => Failure::Cancelled,
             SinkError::Source(e) => Failure::from(e),
@@ -146,6 +150,8 @@ impl Worker {
                 let key = facts.key.clone();
                 self.ledger.archived(id, facts).await?;
                 self.stats.archived(size, adopted, claimed.end_time);
+                let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
+                crate::metrics::global().uploaded(size, started.elapsed(), lag);
                 tracing::info!(
                     message = "Recording archived.",
                     size_bytes = size,
@@ -172,6 +178,9 @@ impl Worker {
             Ok(Step::Park(reason)) | Err(Failure::Permanent(reason)) => {
                 self.ledger.park(id, reason.clone()).await?;
                 self.stats.bump(&self.stats.parked);
+                crate::metrics::global()
+                    .recordings_parked
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(message = "Recording parked.", reason = %reason);
                 Outcome::Parked(reason)
             }
@@ -186,6 +195,9 @@ impl Worker {
                 if attempts >= self.settings.max_attempts {
                     self.ledger.fail(id, attempts, error.clone()).await?;
                     self.stats.bump(&self.stats.failed);
+                    crate::metrics::global()
+                        .recordings_failed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::error!(message = "Recording failed for good; `retry` puts it back.", attempts, error = %error);
                     Outcome::Failed(error)
                 } else {

@@ -249,6 +249,7 @@ impl Scope {
         });
         if self.start_cooldown(&mut state, delay) {
             BudgetStats::bump(&self.stats.cooldowns, 1);
+            crate::metrics::global().cooldowns.inc(&[("scope", &self.name)]);
             tracing::warn!(
                 message = "Rate limited; every caller of this scope pauses until the cooldown ends.",
                 scope = %self.name,
