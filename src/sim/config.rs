@@ -56,6 +56,8 @@ pub struct SimConfig {
     /// (only the recording's `outputSizeInBytes` reveals the truncation).
     pub media_truncate_share: f64,
 
+    /// Pause between 64 KiB media chunks (a slow media host; keeps uploads in flight).
+    pub media_chunk_delay: Duration,
     /// Added to every API answer.
     pub latency: Duration,
     /// Share of admitted API calls answered 502/503/504 instead.
@@ -97,6 +99,7 @@ impl Default for SimConfig {
             stale_url_share: 0.0,
             media_drop_share: 0.0,
             media_truncate_share: 0.0,
+            media_chunk_delay: Duration::ZERO,
             latency: Duration::ZERO,
             error_share: 0.0,
             drop_share: 0.0,

@@ -108,6 +108,11 @@ impl Simulator {
         }
     }
 
+    /// Every access token issued so far (tests check none reaches a log line).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state.limits.lock().unwrap().tokens.keys().cloned().collect()
+    }
+
     /// Revokes every issued token: the next call with one answers 401.
     pub fn revoke_tokens(&self) {
         self.state.limits.lock().unwrap().tokens.clear();

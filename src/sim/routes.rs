@@ -469,7 +469,13 @@ async fn media(
         sim.roll() < sim.config.media_truncate_share,
     );
     let served = if drop || truncate { half } else { chunk_count(size) };
-    let chunks = stream::iter(0..served).map(move |i| Ok::<_, std::io::Error>(chunk(seed, size, i)));
+    let delay = sim.config.media_chunk_delay;
+    let chunks = stream::iter(0..served).then(move |i| async move {
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        Ok::<_, std::io::Error>(chunk(seed, size, i))
+    });
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/webm");

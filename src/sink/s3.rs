@@ -283,31 +283,52 @@ async fn read_part(reader: &mut PartReader, cancel: &CancellationToken) -> Resul
 }
 
 /// Cuts a byte stream into parts of exactly `part_size` (the last may be shorter).
+///
+/// Each part is allocated once at its exact size and filled; a chunk that straddles two
+/// parts is split (a cheap slice of the same buffer). A growing buffer would double its
+/// capacity past the part size and pin that whole allocation while the part uploads.
 struct PartReader {
     body: ByteStream,
-    buffer: BytesMut,
+    carry: Option<Bytes>,
     part_size: usize,
     ended: bool,
 }
 
 impl PartReader {
+    fn new(body: ByteStream, part_size: usize) -> Self {
+        Self {
+            body,
+            carry: None,
+            part_size,
+            ended: false,
+        }
+    }
+
     /// The next part; `None` once the body is exhausted.
     async fn next_part(&mut self) -> Result<Option<Bytes>, SinkError> {
-        while !self.ended && self.buffer.len() < self.part_size {
-            match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
-                Some(Err(e)) => return Err(SinkError::Source(e)),
-                None => self.ended = true,
+        let mut part = BytesMut::with_capacity(self.part_size);
+        while part.len() < self.part_size {
+            let chunk = match self.carry.take() {
+                Some(chunk) => chunk,
+                None if self.ended => break,
+                None => match self.body.next().await {
+                    Some(Ok(chunk)) => chunk,
+                    Some(Err(e)) => return Err(SinkError::Source(e)),
+                    None => {
+                        self.ended = true;
+                        break;
+                    }
+                },
+            };
+            let room = self.part_size - part.len();
+            if chunk.len() > room {
+                part.extend_from_slice(&chunk[..room]);
+                self.carry = Some(chunk.slice(room..));
+            } else {
+                part.extend_from_slice(&chunk);
             }
         }
-        if self.buffer.is_empty() {
-            return Ok(None);
-        }
-        let take = self.buffer.len().min(self.part_size);
-        let part = self.buffer.split_to(take).freeze();
-        // Give the rest its own allocation so the part's memory is freed with the part.
-        self.buffer = BytesMut::from(&self.buffer[..]);
-        Ok(Some(part))
+        Ok((!part.is_empty()).then(|| part.freeze()))
     }
 }
 
@@ -354,12 +375,7 @@ impl Sink for S3Sink {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let mut reader = PartReader {
-                body,
-                buffer: BytesMut::new(),
-                part_size: self.settings.part_size,
-                ended: false,
-            };
+            let mut reader = PartReader::new(body, self.settings.part_size);
             let first = read_part(&mut reader, cancel).await?.unwrap_or_default();
             // At or under one part: one PutObject. The second read also surfaces a final
             // body error (truncation) before anything is written.
@@ -428,5 +444,26 @@ impl Sink for S3Sink {
                 .map(|_| ())
                 .map_err(failed("HeadBucket"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn parts_are_exactly_part_sized_and_allocated_once() {
+        let chunks: Vec<Result<Bytes, crate::genesys::ApiError>> =
+            (0..10u8).map(|i| Ok(Bytes::from(vec![i; 700]))).collect();
+        let mut reader = PartReader::new(Box::pin(futures_util::stream::iter(chunks)), 1000);
+        let mut sizes = Vec::new();
+        let mut all = Vec::new();
+        while let Some(part) = reader.next_part().await.unwrap() {
+            sizes.push(part.len());
+            all.extend_from_slice(&part);
+        }
+        assert_eq!(sizes, [1000; 7]);
+        assert_eq!(all.len(), 7000);
+        assert!(all[..700].iter().all(|b| *b == 0) && all[700..1400].iter().all(|b| *b == 1));
     }
 }

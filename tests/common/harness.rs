@@ -13,6 +13,23 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An S3 client for a test server (static test credentials, path-style).
+pub fn s3_client(url: &str) -> Client {
+    let credentials = Credentials::new("test", "test", None, None, "tests");
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .force_path_style(true)
+        .credentials_provider(credentials)
+        .build();
+    Client::from_conf(conf)
+}
+
 /// A moto S3 server on a free loopback port, stopped when dropped.
 pub struct Moto {
     child: Child,
@@ -21,7 +38,10 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(free_port())
+    }
+
+    pub fn start_on(port: u16) -> Self {
         let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
         let child = Command::new(&program)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -76,15 +96,7 @@ impl Harness {
     pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
         let sim = super::start(sim_config).await;
         let moto = Moto::start();
-        let credentials = Credentials::new("test", "test", None, None, "tests");
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(&moto.url)
-            .force_path_style(true)
-            .credentials_provider(credentials)
-            .build();
-        let s3 = Client::from_conf(conf);
+        let s3 = s3_client(&moto.url);
         let bucket = "archive-e2e".to_owned();
         s3.create_bucket().bucket(&bucket).send().await.expect("bucket created");
         let dir = std::env::temp_dir().join(format!("ga-e2e-{}-{:x}", std::process::id(), fastrand::u64(..)));

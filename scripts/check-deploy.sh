@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Checks the deployment files: the systemd unit with systemd-analyze (when systemd is on
+# the machine) and the Kubernetes manifests against the Kubernetes schemas
+# (kubernetes-validate from PyPI, which ships the schemas; installed into target/test-venv).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${CARGO_TARGET_DIR:-target}/test-venv"
+
+if command -v systemd-analyze >/dev/null; then
+  # verify needs ExecStart's binary to exist: point it at the one just built.
+  cargo build --quiet --locked --bin genesys-archiver
+  unit_dir=$(mktemp -d)
+  sed "s|ExecStart=/usr/local/bin/genesys-archiver|ExecStart=$PWD/target/debug/genesys-archiver|" \
+    deploy/systemd/genesys-archiver.service > "$unit_dir/genesys-archiver.service"
+  systemd-analyze verify "$unit_dir/genesys-archiver.service"
+  echo "systemd-analyze verify: ok"
+  systemd-analyze security --offline=true "$unit_dir/genesys-archiver.service" | tail -n 1
+  rm -rf "$unit_dir"
+else
+  echo "systemd-analyze not found: unit not verified on this machine"
+fi
+
+[[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
+if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
+fi
+"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml
+python3 -m json.tool deploy/aws/iam-policy.json > /dev/null
+python3 -m json.tool deploy/aws/bucket-lifecycle.json > /dev/null
+echo "deployment files: ok"
