@@ -106,7 +106,7 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
         let bytes = std::fs::read(archive.join(&keys.media)).unwrap_or_default();
         let sidecar = archive.join(&keys.sidecar).is_file();
         if sidecar
-            && crate::sim::media::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+            && crate::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes))
                 == expected_sha256(&entry.recording_id, entry.size)
         {
             verified += 1;

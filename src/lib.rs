@@ -22,6 +22,7 @@ pub mod config;
 pub mod demo;
 pub mod genesys;
 pub mod health;
+pub mod hex;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

@@ -212,7 +212,7 @@ impl Metrics {
         counter(
             &mut out,
             "recordings_parked_total",
-            "Recordings parked (never archivable as they stand).",
+            "Recordings a worker parked (never archivable as they stand); discovery parks show in recordings{state=\"parked\"}.",
             self.recordings_parked.load(Ordering::Relaxed) as f64,
         );
         counter(

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::harness::{Harness, fast_org};
+use common::harness::{Harness, fast_org, screen_only};
 use genesys_archiver::sim::SimConfig;
 use genesys_archiver::sim::catalog::CatalogEntry;
 use genesys_archiver::sim::media::expected_sha256;
@@ -146,16 +146,7 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_three_parts_long_streams_as_multipart() {
-    let sim = SimConfig {
-        media_size: (15 * MIB, 15 * MIB),
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
-        ..fast_org(1)
-    };
+    let sim = screen_only(1, (15 * MIB, 15 * MIB));
     let h = Harness::start(sim, "").await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
@@ -189,16 +180,7 @@ async fn mid_multipart_failure(sim: SimConfig, reason_fragment: &str) {
 }
 
 fn one_big_recording() -> SimConfig {
-    SimConfig {
-        media_size: (15 * MIB, 15 * MIB),
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
-        ..fast_org(1)
-    }
+    screen_only(1, (15 * MIB, 15 * MIB))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,16 +209,7 @@ async fn a_truncated_download_mid_multipart_aborts_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_run_finishes_on_restart_with_each_recording_once() {
-    let sim = SimConfig {
-        media_size: (3 * MIB, 12 * MIB),
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
-        ..fast_org(24)
-    };
+    let sim = screen_only(24, (3 * MIB, 12 * MIB));
     let h = Harness::start(sim, "").await;
     // Its logs go to a file: a pipe nobody reads would block the daemon once full.
     let log = std::fs::File::create(h.dir.join("first-run.log")).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::harness::{Harness, Moto, fast_org, free_port, s3_client};
+use common::harness::{Harness, Moto, fast_org, free_port, s3_client, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
 
@@ -170,15 +170,8 @@ async fn readyz_fails_until_the_sink_answers() {
 async fn sigterm_during_uploads_exits_0_with_nothing_half_done() {
     // Slow media: uploads are in flight when the signal comes; no grace, so they are aborted.
     let sim = SimConfig {
-        media_size: (12 * MIB, 20 * MIB),
         media_chunk_delay: Duration::from_millis(8),
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
-        ..fast_org(8)
+        ..screen_only(8, (12 * MIB, 20 * MIB))
     };
     let h = Harness::start(sim, "").await;
     let mut cmd = h.daemon(&["run"]);

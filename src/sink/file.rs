@@ -170,7 +170,7 @@ impl Sink for FileSink {
                 size += n as u64;
                 hasher.update(&buf[..n]);
             }
-            Ok((size, crate::sim::media::hex(&hasher.finalize())))
+            Ok((size, crate::hex::hex(&hasher.finalize())))
         })
     }
 

@@ -426,7 +426,7 @@ impl Sink for S3Sink {
                 size += chunk.len() as u64;
                 hasher.update(&chunk);
             }
-            Ok((size, crate::sim::media::hex(&hasher.finalize())))
+            Ok((size, crate::hex::hex(&hasher.finalize())))
         })
     }
 

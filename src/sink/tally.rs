@@ -24,7 +24,7 @@ pub struct Tally {
 impl Tally {
     /// Hex SHA-256 of everything that went through.
     pub fn sha256(&self) -> String {
-        crate::sim::media::hex(&self.hasher.clone().finalize())
+        crate::hex::hex(&self.hasher.clone().finalize())
     }
 }
 

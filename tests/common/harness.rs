@@ -91,6 +91,21 @@ pub fn fast_org(conversations: usize) -> SimConfig {
     }
 }
 
+/// `conversations` conversations with one AVAILABLE screen recording each, sized in
+/// `size` (bytes), no transcoding: for tests about the data path.
+pub fn screen_only(conversations: usize, size: (u64, u64)) -> SimConfig {
+    SimConfig {
+        media_size: size,
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        ..fast_org(conversations)
+    }
+}
+
 impl Harness {
     /// Starts everything; `extra` TOML is appended to the daemon's configuration.
     pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
