@@ -242,3 +242,54 @@ async fn a_daemon_killed_mid_run_finishes_on_restart_with_each_recording_once() 
     assert_bucket_holds_exactly(&h, &expected).await;
     assert!(h.ledger().values().all(|v| v.0 == "archived"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_archives_exactly_the_window_and_leaves_the_watermark_alone() {
+    let h = Harness::start(screen_only(20, (50_000, 200_000)), "").await;
+    let catalog = h.sim.catalog();
+    // The middle of the org's history: conversations 5 to 14 by start time.
+    let (from, to) = (catalog[5].start_time, catalog[15].start_time);
+    let inside: Vec<_> = catalog
+        .iter()
+        .filter(|e| e.start_time >= from && e.start_time < to)
+        .cloned()
+        .collect();
+    assert_eq!(inside.len(), 10);
+    let mut cmd = h.daemon(&["backfill", "--from", &from.to_rfc3339(), "--to", &to.to_rfc3339()]);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{logs}");
+    assert_bucket_holds_exactly(&h, &inside).await;
+    let conn = rusqlite::Connection::open(h.dir.join("ledger.sqlite")).unwrap();
+    let watermark: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'watermark'", [], |r| r.get(0))
+        .ok();
+    assert_eq!(watermark, None, "a backfill does not move the daemon's watermark");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_connect_reaches_genesys_and_the_bucket() {
+    let h = Harness::start(fast_org(1), "").await;
+    let out = h.daemon(&["check-config", "--connect"]).output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("a token was obtained") && stdout.contains("answered"),
+        "{stdout}"
+    );
+    // A bucket that does not exist: a clear one-line failure.
+    let mut cmd = h.daemon(&["check-config", "--connect"]);
+    cmd.env("GENESYS_ARCHIVER__S3__BUCKET", "no-such-bucket");
+    let out = cmd.output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("error: sink s3://no-such-bucket/")),
+        "{stderr}"
+    );
+}
