@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 pub struct App {
     pub settings: Settings,
     pub client: Arc<GenesysClient>,
-    pub budget: Arc<LocalBudget>,
+    pub budget: Arc<dyn Budget>,
     pub ledger: Arc<dyn Ledger>,
     pub sink: Arc<dyn Sink>,
     pub stats: Arc<PipelineStats>,
@@ -54,10 +54,15 @@ pub async fn open_sink(settings: &Settings) -> Result<Arc<dyn Sink>, crate::sink
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
+        let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+        Self::build_with_budget(settings, budget).await
+    }
+
+    /// With another budget (the load test's naive baseline).
+    pub async fn build_with_budget(settings: Settings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
         let sink = open_sink(&settings).await?;
-        let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
-        let client = Arc::new(GenesysClient::new(&settings, budget.clone() as Arc<dyn Budget>)?);
+        let client = Arc::new(GenesysClient::new(&settings, budget.clone())?);
         let health = Arc::new(Health::new(settings.discovery.poll_interval));
         health.ledger.store(true, Ordering::Relaxed);
         let app = Self {

@@ -11,7 +11,7 @@ use crate::ledger::State;
 use crate::pipeline::Mode;
 use crate::pipeline::Shutdown;
 use crate::pipeline::stats::PipelineStats;
-use crate::ratelimit::{Budget, BudgetStats};
+use crate::ratelimit::BudgetStats;
 use crate::sim::media::expected_sha256;
 use crate::sim::{SimConfig, Simulator};
 use anyhow::Context;

@@ -25,6 +25,7 @@ pub mod health;
 pub mod hex;
 pub mod http;
 pub mod ledger;
+pub mod loadtest;
 pub mod metrics;
 pub mod pipeline;
 pub mod ratelimit;

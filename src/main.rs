@@ -79,8 +79,68 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         workers: usize,
     },
+    /// Run the simulator and the archiver in one process under load, then report.
+    Loadtest(LoadArgs),
     /// Run the Genesys Cloud simulator (for demos, load tests and local development).
     Sim(SimArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// How long to run, e.g. "120s".
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Simulated agents finishing sessions.
+    #[arg(long, default_value_t = 500)]
+    agents: u32,
+    /// Sessions each agent finishes per hour.
+    #[arg(long, default_value_t = 6.0)]
+    sessions_per_agent_hour: f64,
+    /// Conversations already waiting at the start.
+    #[arg(long, default_value_t = 0)]
+    backlog: usize,
+    /// Smallest and largest recording size in bytes, e.g. `1048576-8388608`.
+    #[arg(long, default_value = "262144-2097152", value_parser = parse_range)]
+    media_size: (u64, u64),
+    /// Counting window of the platform (and of the archiver's budget).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    window: Duration,
+    /// The platform's per-token limit per window.
+    #[arg(long, default_value_t = 300)]
+    platform_rpm: u32,
+    /// A platform per-endpoint limit per window, e.g. `recording=240` (repeatable).
+    #[arg(long = "platform-endpoint-limit", value_parser = parse_endpoint_limit)]
+    platform_endpoint_limits: Vec<(Endpoint, u32)>,
+    /// Share of 429s that carry Retry-After.
+    #[arg(long, default_value_t = 0.8)]
+    retry_after_share: f64,
+    /// The platform sends no inin-ratelimit-* headers.
+    #[arg(long)]
+    no_ratelimit_headers: bool,
+    /// The archiver's configured per-token budget (default: the platform's).
+    #[arg(long)]
+    budget_rpm: Option<u32>,
+    /// Workers.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// Multipart part size (S3 sink).
+    #[arg(long, default_value = "8MiB")]
+    part_size: String,
+    /// Discovery interval.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    poll_interval: Duration,
+    /// `ours` (the shared budget) or `naive` (self-paced workers, private backoff).
+    #[arg(long, value_enum, default_value = "ours")]
+    strategy: genesys_archiver::loadtest::Strategy,
+    /// A configuration file whose [sink] and [s3] sections to use (default: a file sink).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Seed of the simulated org.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -187,14 +247,33 @@ fn config_failure(error: ConfigError) -> ExitCode {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The demo's product is its summary table; its per-recording lines only at `warn`+.
-    let level = if matches!(cli.command, Command::Demo { .. }) {
-        "warn"
-    } else {
-        "info"
+    let log_format = cli.log_format;
+    let uses_config = matches!(
+        cli.command,
+        Command::Run { .. }
+            | Command::Backfill { .. }
+            | Command::Status { .. }
+            | Command::Retry(_)
+            | Command::CheckConfig { .. }
+    );
+    if !uses_config {
+        // The demo's and load test's product is their table; their per-recording lines only at `warn`+.
+        let level = if matches!(cli.command, Command::Demo { .. } | Command::Loadtest(_)) {
+            "warn"
+        } else {
+            "info"
+        };
+        telemetry::init(log_format.unwrap_or_else(LogFormat::detect), level);
+    }
+    // Commands with a configuration log as its [telemetry] says, --log-format winning.
+    let settings = |arg: &ConfigArg| {
+        let settings = load(&arg.config)?;
+        telemetry::init(
+            log_format.unwrap_or(settings.telemetry.log_format),
+            &settings.telemetry.log_level,
+        );
+        Ok::<_, ConfigError>(settings)
     };
-    telemetry::init(cli.log_format.unwrap_or_else(LogFormat::detect), level);
-    let settings = |arg: &ConfigArg| load(&arg.config);
     match cli.command {
         Command::Run { config, once } => match settings(&config) {
             Ok(s) => commands::run(s, once).await,
@@ -228,7 +307,44 @@ async fn main() -> ExitCode {
             })
             .await
         }
+        Command::Loadtest(args) => run_loadtest(args).await,
         Command::Sim(args) => run_sim(args).await,
+    }
+}
+
+async fn run_loadtest(args: LoadArgs) -> ExitCode {
+    let options = genesys_archiver::loadtest::LoadOptions {
+        duration: args.duration,
+        agents: args.agents,
+        sessions_per_agent_hour: args.sessions_per_agent_hour,
+        backlog: args.backlog,
+        media_size: args.media_size,
+        window: args.window,
+        platform_rpm: args.platform_rpm,
+        platform_endpoint_limits: args.platform_endpoint_limits.into_iter().collect(),
+        retry_after_share: args.retry_after_share,
+        ratelimit_headers: !args.no_ratelimit_headers,
+        budget_rpm: args.budget_rpm.unwrap_or(args.platform_rpm),
+        workers: args.workers,
+        part_size: args.part_size,
+        poll_interval: args.poll_interval,
+        strategy: args.strategy,
+        sink_config: args.config,
+        seed: args.seed,
+    };
+    match genesys_archiver::loadtest::run(options).await {
+        Ok(report) if args.json => {
+            println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("\ngenesys-archiver loadtest\n\n{}", report.table());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 

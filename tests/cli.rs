@@ -116,3 +116,43 @@ fn status_and_retry_read_the_ledger() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 failed recordings are queued again"));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn loadtest_smoke_completes_and_counts() {
+    // Bounded: 6 s of load on a 2 s window, loopback only. Counts, never times.
+    let out = run(
+        &[
+            "loadtest",
+            "--duration",
+            "6s",
+            "--window",
+            "2s",
+            "--platform-rpm",
+            "100",
+            "--agents",
+            "60",
+            "--sessions-per-agent-hour",
+            "600",
+            "--backlog",
+            "5",
+            "--poll-interval",
+            "1s",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(report["recordings_archived"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["api_calls_total"].as_u64().unwrap() > 0);
+    assert_eq!(report["strategy"], "ours");
+    for key in [
+        "rate_limited_share",
+        "budget_utilization",
+        "mb_per_s",
+        "lag_p99_s",
+        "peak_rss_mib",
+    ] {
+        assert!(report[key].is_number(), "{key}");
+    }
+}

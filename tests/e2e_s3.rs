@@ -133,6 +133,7 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 
     // Again: discovery re-reads its overlap, the ledger drops what it knows, nothing is uploaded.
     let downloads = stats.count("media", "200");
+    let metadata_calls = stats.calls("recordingmetadata");
     let before = h.objects().await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
@@ -140,6 +141,11 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
         h.sim.stats().count("media", "200"),
         downloads,
         "no recording downloaded twice"
+    );
+    assert_eq!(
+        h.sim.stats().calls("recordingmetadata"),
+        metadata_calls,
+        "known conversations in the overlap spend no recordingmetadata call"
     );
     assert_eq!(h.objects().await, before);
 }
@@ -279,6 +285,24 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
     assert!(
         stdout.contains("a token was obtained") && stdout.contains("answered"),
         "{stdout}"
+    );
+    // [telemetry] decides the log lines: JSON at info, or nothing at warn.
+    let mut cmd = h.daemon(&["check-config", "--connect"]);
+    cmd.env("GENESYS_ARCHIVER__TELEMETRY__LOG_FORMAT", "json");
+    let stdout = String::from_utf8_lossy(&cmd.output().await.unwrap().stdout).into_owned();
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("Access token obtained"))
+        .expect("an info line");
+    let json: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(json["level"], "INFO");
+    let mut cmd = h.daemon(&["check-config", "--connect"]);
+    cmd.env("GENESYS_ARCHIVER__TELEMETRY__LOG_LEVEL", "warn")
+        .env_remove("RUST_LOG");
+    let stdout = String::from_utf8_lossy(&cmd.output().await.unwrap().stdout).into_owned();
+    assert!(
+        !stdout.contains("Access token obtained"),
+        "log_level = warn hides info lines: {stdout}"
     );
     // A bucket that does not exist: a clear one-line failure.
     let mut cmd = h.daemon(&["check-config", "--connect"]);

@@ -40,7 +40,10 @@ pub type MakeRequest<'a> = dyn Fn(&reqwest::Client, Option<&str>) -> reqwest::Re
 /// Why one attempt did not produce an answer for the caller.
 #[derive(Debug)]
 enum AttemptError {
-    RateLimited,
+    /// Refused; `wait` is the caller's own sleep (zero when the budget holds a cooldown).
+    RateLimited {
+        wait: Duration,
+    },
     Transient {
         error: ApiError,
         retry_after: Option<Duration>,
@@ -55,7 +58,7 @@ enum AttemptError {
 impl AttemptError {
     fn retryable(&self) -> bool {
         match self {
-            AttemptError::RateLimited | AttemptError::Transient { .. } => true,
+            AttemptError::RateLimited { .. } | AttemptError::Transient { .. } => true,
             AttemptError::Unauthorized { first, .. } => *first,
             AttemptError::Final(_) => false,
         }
@@ -64,7 +67,8 @@ impl AttemptError {
     /// The sleep before the next attempt; `None` ends the retries (backoff exhausted).
     fn delay(&self, next: Option<Duration>) -> Option<Duration> {
         match self {
-            AttemptError::RateLimited | AttemptError::Unauthorized { .. } => next.map(|_| Duration::ZERO),
+            AttemptError::RateLimited { wait } => next.map(|_| *wait),
+            AttemptError::Unauthorized { .. } => next.map(|_| Duration::ZERO),
             AttemptError::Transient { retry_after, .. } => next.map(|backoff| retry_after.unwrap_or(backoff)),
             AttemptError::Final(_) => None,
         }
@@ -129,7 +133,7 @@ impl Transport {
             })
             .await;
         result.map_err(|error| match error {
-            AttemptError::RateLimited => ApiError::RateLimited {
+            AttemptError::RateLimited { .. } => ApiError::RateLimited {
                 endpoint,
                 attempts: attempts.load(Ordering::Relaxed),
             },
@@ -214,7 +218,9 @@ impl Transport {
                     headers,
                 },
             );
-            return Err(AttemptError::RateLimited);
+            return Err(AttemptError::RateLimited {
+                wait: self.budget.refusal_wait(hint),
+            });
         }
         self.budget.observe(
             endpoint,

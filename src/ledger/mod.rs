@@ -117,6 +117,13 @@ pub trait Ledger: Send + Sync {
     /// untouched: this is where discovery's duplicates are dropped.
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>>;
 
+    /// Which of `conversation_ids` already have recordings in the ledger: discovery
+    /// re-reads its overlap window and must not spend a recordingmetadata call on them.
+    fn known_conversations(
+        &self,
+        conversation_ids: Vec<String>,
+    ) -> BoxFuture<'_, LedgerResult<std::collections::HashSet<String>>>;
+
     /// Takes the most overdue recording that is due at `now` and marks it `uploading`.
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>>;
 

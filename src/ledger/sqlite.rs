@@ -155,6 +155,22 @@ impl Ledger for SqliteLedger {
         })
     }
 
+    fn known_conversations(
+        &self,
+        conversation_ids: Vec<String>,
+    ) -> BoxFuture<'_, LedgerResult<std::collections::HashSet<String>>> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM recordings WHERE conversation_id = ?1 LIMIT 1")?;
+            let mut known = std::collections::HashSet::new();
+            for id in conversation_ids {
+                if stmt.exists([&id])? {
+                    known.insert(id);
+                }
+            }
+            Ok(known)
+        })
+    }
+
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
         self.run(move |conn| {
             conn.query_row(

@@ -28,6 +28,8 @@ pub enum PollError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct PassReport {
     pub conversations: u64,
+    /// Conversations skipped because the ledger already had them (overlap re-reads).
+    pub known: u64,
     pub new_recordings: u64,
 }
 
@@ -75,7 +77,14 @@ impl Poller {
                 break;
             }
             let full = answer.conversations.len() as u32 >= self.settings.page_size;
-            for conversation in answer.conversations {
+            let ids = answer.conversations.iter().map(|c| c.conversation_id.clone()).collect();
+            let known = self.ledger.known_conversations(ids).await?;
+            report.known += known.len() as u64;
+            for conversation in answer
+                .conversations
+                .into_iter()
+                .filter(|c| !known.contains(&c.conversation_id))
+            {
                 let recordings = self.client.recording_metadata(&conversation.conversation_id).await?;
                 let found: Vec<_> = recordings
                     .into_iter()
@@ -102,6 +111,7 @@ impl Poller {
             to = %to.to_rfc3339(),
             conversations = report.conversations,
             new_recordings = report.new_recordings,
+            already_known = report.known,
         );
         Ok(report)
     }

@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod headers;
 pub mod local;
+pub mod naive;
 pub mod scope;
 
 pub use crate::genesys::endpoint::Endpoint;
@@ -58,6 +59,12 @@ pub trait Budget: Send + Sync {
 
     /// Counters for reports and metrics.
     fn stats(&self) -> &BudgetStats;
+
+    /// How long a caller refused with 429 sleeps on its own before it asks the budget
+    /// again. The shared budget holds the cooldown itself, so: no private sleep.
+    fn refusal_wait(&self, _retry_after: Option<Duration>) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Counters kept by a budget, read by the demo summary, the load test and metrics.

@@ -78,13 +78,23 @@ impl Catalog {
         )
     }
 
+    /// Adds a conversation that ends at `end` (an agent finishing a session now), with
+    /// its recordings; it started one session length earlier.
+    pub fn add_finished_conversation(&mut self, config: &SimConfig, end: DateTime<Utc>) -> String {
+        let length = ChronoDuration::seconds(self.rng.i64(60..=900));
+        self.add_span(config, end - length, end)
+    }
+
     /// Adds one conversation that started at `start`, with its recordings.
     pub fn add_conversation(&mut self, config: &SimConfig, start: DateTime<Utc>) -> String {
+        let length = ChronoDuration::seconds(self.rng.i64(60..=900));
+        self.add_span(config, start, start + length)
+    }
+
+    fn add_span(&mut self, config: &SimConfig, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
         // The platform reports milliseconds.
         let start = DateTime::from_timestamp_millis(start.timestamp_millis()).unwrap_or(start);
         let id = self.uuid();
-        let duration = ChronoDuration::seconds(self.rng.i64(60..=900));
-        let end = start + duration;
         let mut recordings = Vec::new();
         if self.rng.f64() >= config.no_recording_share {
             let (lo, hi) = config.screen_per_conversation;

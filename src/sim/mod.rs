@@ -95,6 +95,12 @@ impl Simulator {
         self.state.stats.snapshot()
     }
 
+    /// A closure that reads the statistics, for tasks that outlive a borrow of the simulator.
+    pub fn stats_handle(&self) -> impl Fn() -> SimStats + Send + 'static {
+        let state = self.state.clone();
+        move || state.stats.snapshot()
+    }
+
     /// Every recording the org has now.
     pub fn catalog(&self) -> Vec<CatalogEntry> {
         self.state.catalog.lock().unwrap().entries()
@@ -167,7 +173,7 @@ async fn grow(state: Arc<SimState>) {
         if due >= 1.0 {
             let mut catalog = state.catalog.lock().unwrap();
             for _ in 0..due as usize {
-                catalog.add_conversation(&state.config, chrono::Utc::now());
+                catalog.add_finished_conversation(&state.config, chrono::Utc::now());
             }
         }
     }

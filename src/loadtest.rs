@@ -1,0 +1,273 @@
+//! `loadtest`: the simulator and the archiver in one process, under a steady flow of
+//! new sessions, for a fixed time; then a report.
+//!
+//! The platform side (`platform_rpm`, endpoint limits, Retry-After share, headers) and
+//! the archiver's configured budget (`budget_rpm`) are set apart, so a misconfigured or
+//! unknown limit can be simulated. `Strategy::Naive` runs the same workload with what
+//! hand-written pipelines do ([`crate::ratelimit::naive`]), for comparison. Figures are
+//! measured, not asserted: utilization is successful API calls over what the platform
+//! allowed in the elapsed time, and lag is recording end to archived.
+
+use crate::app::App;
+use crate::config::Sources;
+use crate::genesys::Endpoint;
+use crate::pipeline::stats::PipelineStats;
+use crate::pipeline::{Mode, Shutdown};
+use crate::ratelimit::naive::NaiveBudget;
+use crate::ratelimit::{Budget, LocalBudget};
+use crate::sim::{SimConfig, Simulator};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// The shared budget: one cooldown per scope, pace learned from the platform.
+    Ours,
+    /// Self-paced workers, private backoff, no shared cooldown.
+    Naive,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub duration: Duration,
+    pub agents: u32,
+    /// Sessions each agent finishes per hour (each one a conversation).
+    pub sessions_per_agent_hour: f64,
+    /// Conversations already waiting when the test starts.
+    pub backlog: usize,
+    pub media_size: (u64, u64),
+    pub window: Duration,
+    pub platform_rpm: u32,
+    pub platform_endpoint_limits: BTreeMap<Endpoint, u32>,
+    pub retry_after_share: f64,
+    pub ratelimit_headers: bool,
+    /// The archiver's configured per-token budget (may differ from the platform's).
+    pub budget_rpm: u32,
+    pub workers: usize,
+    pub part_size: String,
+    pub poll_interval: Duration,
+    pub strategy: Strategy,
+    /// A configuration whose `[sink]`/`[s3]` are used (e.g. S3); default: a file sink in a temporary directory.
+    pub sink_config: Option<PathBuf>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub strategy: Strategy,
+    pub elapsed_s: f64,
+    pub api_calls: BTreeMap<String, u64>,
+    pub api_calls_total: u64,
+    pub rate_limited: u64,
+    pub rate_limited_share: f64,
+    pub budget_utilization: f64,
+    pub recordings_archived: u64,
+    pub bytes_archived: u64,
+    pub mb_per_s: f64,
+    pub lag_p50_s: f64,
+    pub lag_p95_s: f64,
+    pub lag_p99_s: f64,
+    pub lag_max_s: f64,
+    pub peak_rss_mib: f64,
+}
+
+impl LoadReport {
+    pub fn table(&self) -> String {
+        let calls = self
+            .api_calls
+            .iter()
+            .map(|(e, n)| format!("{e} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = [
+            ("strategy", format!("{:?}", self.strategy).to_lowercase()),
+            ("elapsed", format!("{:.1} s", self.elapsed_s)),
+            ("API calls", format!("{} ({calls})", self.api_calls_total)),
+            (
+                "429s",
+                format!(
+                    "{} ({:.2}% of calls)",
+                    self.rate_limited,
+                    self.rate_limited_share * 100.0
+                ),
+            ),
+            (
+                "budget utilization",
+                format!("{:.1}% of what the platform allowed", self.budget_utilization * 100.0),
+            ),
+            ("recordings archived", self.recordings_archived.to_string()),
+            (
+                "bytes archived",
+                format!("{} ({:.2} MB/s)", self.bytes_archived, self.mb_per_s),
+            ),
+            (
+                "archive lag",
+                format!(
+                    "p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s",
+                    self.lag_p50_s, self.lag_p95_s, self.lag_p99_s, self.lag_max_s
+                ),
+            ),
+            ("peak RSS", format!("{:.1} MiB", self.peak_rss_mib)),
+        ];
+        rows.iter().map(|(k, v)| format!("  {k:<20} {v}\n")).collect()
+    }
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in MiB.
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
+    let per_minute = f64::from(options.agents) * options.sessions_per_agent_hour / 60.0;
+    let sim_config = SimConfig {
+        seed: options.seed,
+        conversations: options.backlog,
+        history: Duration::from_secs(600),
+        new_conversations_per_minute: per_minute,
+        window: options.window,
+        token_limit: options.platform_rpm,
+        endpoint_limits: options.platform_endpoint_limits.clone(),
+        retry_after_share: options.retry_after_share,
+        ratelimit_headers: options.ratelimit_headers,
+        media_size: options.media_size,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().expect("literal"))
+        .await
+        .context("simulator")?;
+    let dir = std::env::temp_dir().join(format!(
+        "genesys-archiver-loadtest-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    // The platform's limits as the sim prints them, then the archiver's own budget on top.
+    let genesys = sim
+        .client_config()
+        .split("\n[limits]")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let mut text = format!(
+        "{genesys}\n[limits]\nrequests_per_minute = {}\nwindow = \"{}ms\"\n\
+         [workers]\ncount = {}\nretry_base = \"1s\"\nretry_cap = \"10s\"\nshutdown_grace = \"5s\"\n\
+         [discovery]\npoll_interval = \"{}ms\"\nlookback = \"1h\"\noverlap = \"20m\"\nsettle_delay = \"0s\"\n\
+         [ledger]\npath = {:?}\n",
+        options.budget_rpm,
+        options.window.as_millis(),
+        options.workers,
+        options.poll_interval.as_millis(),
+        dir.join("ledger.sqlite").display().to_string(),
+    );
+    if let Some(path) = &options.sink_config {
+        let sink = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        text.push_str(&sink);
+    } else {
+        text.push_str(&format!(
+            "[sink]\nkind = \"file\"\ndirectory = {:?}\n",
+            dir.join("archive").display().to_string()
+        ));
+    }
+    // As an override, so a sink configuration with its own [s3] section still takes it.
+    let env = [("GENESYS_ARCHIVER__S3__PART_SIZE".to_owned(), options.part_size.clone())].into();
+    let settings = Sources {
+        text: Some(&text),
+        env: Some(env),
+        ..Default::default()
+    }
+    .load()?;
+    let budget: Arc<dyn Budget> = match options.strategy {
+        Strategy::Ours => Arc::new(LocalBudget::new(&settings.limits, &settings.retry)),
+        Strategy::Naive => Arc::new(NaiveBudget::new(
+            settings.limits.token_budget,
+            settings.limits.window,
+            options.workers as u32,
+            Duration::from_secs(2),
+        )),
+    };
+    let app = App::build_with_budget(settings, budget).await?;
+    let shutdown = Shutdown::default();
+    let started = Instant::now();
+    let progress = {
+        let (stats, sim_stats) = (app.stats.clone(), sim.stats_handle());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let s = sim_stats();
+                eprintln!(
+                    "loadtest: {:>5.0} s, {} archived, {} API calls, {} 429s",
+                    started.elapsed().as_secs_f64(),
+                    PipelineStats::get(&stats.archived),
+                    s.api_calls(),
+                    s.refusals()
+                );
+            }
+        })
+    };
+    let stop = {
+        let shutdown = shutdown.clone();
+        let duration = options.duration;
+        tokio::spawn(async move {
+            tokio::time::sleep(duration).await;
+            shutdown.drain.cancel();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            shutdown.abort.cancel();
+        })
+    };
+    app.run(Mode::Daemon, shutdown).await?;
+    let elapsed = started.elapsed();
+    progress.abort();
+    stop.abort();
+
+    let stats = sim.stats();
+    let api_calls: BTreeMap<String, u64> = Endpoint::ALL
+        .iter()
+        .map(|e| (e.as_str().to_owned(), stats.calls(e.as_str())))
+        .collect();
+    let total = stats.api_calls();
+    let refused = stats.refusals();
+    let accepted_token_calls = total - refused - stats.calls("token") + stats.count("token", "429");
+    let allowed = f64::from(options.platform_rpm) * elapsed.as_secs_f64() / options.window.as_secs_f64();
+    let mut lags = app.stats.lags.lock().unwrap().clone();
+    lags.sort_by(f64::total_cmp);
+    let bytes = PipelineStats::get(&app.stats.bytes);
+    let report = LoadReport {
+        strategy: options.strategy,
+        elapsed_s: elapsed.as_secs_f64(),
+        api_calls,
+        api_calls_total: total,
+        rate_limited: refused,
+        rate_limited_share: if total == 0 { 0.0 } else { refused as f64 / total as f64 },
+        budget_utilization: accepted_token_calls as f64 / allowed.max(1.0),
+        recordings_archived: PipelineStats::get(&app.stats.archived),
+        bytes_archived: bytes,
+        mb_per_s: bytes as f64 / 1e6 / elapsed.as_secs_f64(),
+        lag_p50_s: percentile(&lags, 50.0),
+        lag_p95_s: percentile(&lags, 95.0),
+        lag_p99_s: percentile(&lags, 99.0),
+        lag_max_s: lags.last().copied().unwrap_or(0.0),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
