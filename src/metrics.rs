@@ -104,6 +104,7 @@ pub struct Metrics {
     pub upload_duration: Histogram,
     pub archive_lag: Histogram,
     pub token_refreshes: AtomicU64,
+    pub url_refreshes: AtomicU64,
     pub sink_errors: Labelled,
     pub recordings_parked: AtomicU64,
     pub recordings_failed: AtomicU64,
@@ -202,6 +203,12 @@ impl Metrics {
             "token_refreshes_total",
             "OAuth tokens obtained.",
             self.token_refreshes.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            &mut out,
+            "url_refreshes_total",
+            "Download URLs that had expired and were fetched again.",
+            self.url_refreshes.load(Ordering::Relaxed) as f64,
         );
         self.sink_errors.render(
             &mut out,

@@ -62,10 +62,6 @@ impl GenesysClient {
         })
     }
 
-    pub fn transport(&self) -> &Transport {
-        &self.transport
-    }
-
     pub fn budget(&self) -> &Arc<dyn Budget> {
         self.transport.budget()
     }

@@ -75,19 +75,11 @@ impl AttemptError {
     }
 }
 
-/// Counters of what the transport sent, for reports and metrics.
-#[derive(Debug, Default)]
-pub struct TransportStats {
-    pub attempts: AtomicU32,
-    pub retries: AtomicU32,
-}
-
 pub struct Transport {
     http: reqwest::Client,
     budget: Arc<dyn Budget>,
     retry: RetrySettings,
     max_body: u64,
-    pub stats: TransportStats,
 }
 
 /// Largest 429 body read: only its message matters.
@@ -100,7 +92,6 @@ impl Transport {
             budget,
             retry,
             max_body,
-            stats: TransportStats::default(),
         }
     }
 
@@ -127,7 +118,6 @@ impl Transport {
             .when(AttemptError::retryable)
             .adjust(|error, next| error.delay(next))
             .notify(|error, delay| {
-                self.stats.retries.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::global().retries.inc(&[("endpoint", endpoint.as_str())]);
                 tracing::debug!(message = "Retrying API call.", %endpoint, error = ?error, delay_ms = delay.as_millis() as u64);
             })
@@ -165,7 +155,6 @@ impl Transport {
             })?),
             None => None,
         };
-        self.stats.attempts.fetch_add(1, Ordering::Relaxed);
         let sent = make(&self.http, token.as_ref().map(|t| t.expose())).send().await;
         let response = match sent {
             Ok(response) => response,

@@ -53,6 +53,15 @@ fn now_ms() -> i64 {
     ms(Utc::now())
 }
 
+fn read_watermark(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'watermark'", [], |r| r.get(0))
+        .optional()?;
+    Ok(value
+        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+        .map(|t| t.with_timezone(&Utc)))
+}
+
 fn err(e: impl std::fmt::Display) -> LedgerError {
     LedgerError(e.to_string())
 }
@@ -312,13 +321,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        self.run(|conn| {
-            let v: Option<String> = conn
-                .query_row("SELECT value FROM meta WHERE key = 'watermark'", [], |r| r.get(0))
-                .optional()?;
-            Ok(v.and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                .map(|t| t.with_timezone(&Utc)))
-        })
+        self.run(|conn| read_watermark(conn))
     }
 
     fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>> {
@@ -352,12 +355,7 @@ impl Ledger for SqliteLedger {
                 )
                 .optional()?
                 .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
-            let wm: Option<String> = conn
-                .query_row("SELECT value FROM meta WHERE key = 'watermark'", [], |r| r.get(0))
-                .optional()?;
-            report.watermark = wm
-                .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
-                .map(|t| t.with_timezone(&Utc));
+            report.watermark = read_watermark(conn)?;
             Ok(report)
         })
     }

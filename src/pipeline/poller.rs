@@ -93,10 +93,6 @@ impl Poller {
                 let added = self.ledger.insert(found).await?;
                 report.conversations += 1;
                 report.new_recordings += added;
-                self.stats.bump(&self.stats.conversations);
-                self.stats
-                    .discovered
-                    .fetch_add(added, std::sync::atomic::Ordering::Relaxed);
                 if added > 0 {
                     self.work.notify_one();
                 }

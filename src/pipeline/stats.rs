@@ -1,4 +1,5 @@
-//! Counters of what the pipeline did, for the demo summary, the load test and metrics.
+//! What the pipeline did, for the demo summary and the load test (operators read the
+//! same events from [`crate::metrics`]).
 
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
@@ -6,16 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Default)]
 pub struct PipelineStats {
-    pub conversations: AtomicU64,
-    pub discovered: AtomicU64,
     pub archived: AtomicU64,
-    pub adopted: AtomicU64,
     pub bytes: AtomicU64,
+    /// Times a recording was not ready in Genesys yet (transcoding) and was rescheduled.
     pub pending: AtomicU64,
-    pub parked: AtomicU64,
-    pub retried: AtomicU64,
-    pub failed: AtomicU64,
-    pub url_refreshes: AtomicU64,
     /// Archive lag (recording end to archived) of every archived recording, in seconds.
     pub lags: Mutex<Vec<f64>>,
 }
@@ -29,11 +24,8 @@ impl PipelineStats {
         counter.load(Ordering::Relaxed)
     }
 
-    pub fn archived(&self, size: u64, adopted: bool, ended: Option<DateTime<Utc>>) {
+    pub fn archived(&self, size: u64, ended: Option<DateTime<Utc>>) {
         self.bump(&self.archived);
-        if adopted {
-            self.bump(&self.adopted);
-        }
         self.bytes.fetch_add(size, Ordering::Relaxed);
         if let Some(end) = ended {
             let lag = (Utc::now() - end).num_milliseconds().max(0) as f64 / 1000.0;

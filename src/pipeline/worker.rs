@@ -149,7 +149,7 @@ impl Worker {
                 let size = facts.size;
                 let key = facts.key.clone();
                 self.ledger.archived(id, facts).await?;
-                self.stats.archived(size, adopted, claimed.end_time);
+                self.stats.archived(size, claimed.end_time);
                 let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
                 crate::metrics::global().uploaded(size, started.elapsed(), lag);
                 tracing::info!(
@@ -177,7 +177,6 @@ impl Worker {
             }
             Ok(Step::Park(reason)) | Err(Failure::Permanent(reason)) => {
                 self.ledger.park(id, reason.clone()).await?;
-                self.stats.bump(&self.stats.parked);
                 crate::metrics::global()
                     .recordings_parked
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -194,7 +193,6 @@ impl Worker {
                 let attempts = claimed.attempts + 1;
                 if attempts >= self.settings.max_attempts {
                     self.ledger.fail(id, attempts, error.clone()).await?;
-                    self.stats.bump(&self.stats.failed);
                     crate::metrics::global()
                         .recordings_failed
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -206,7 +204,6 @@ impl Worker {
                     self.ledger
                         .reschedule(id, State::Retrying, later(wait), attempts, Some(error.clone()))
                         .await?;
-                    self.stats.bump(&self.stats.retried);
                     tracing::warn!(message = "Recording attempt failed; will retry.", attempts, wait_ms = wait.as_millis() as u64, error = %error);
                     Outcome::Retrying(error)
                 }
@@ -243,7 +240,9 @@ impl Worker {
 
             let download = match self.client.open_media(&media_uri).await {
                 Err(ApiError::UrlExpired) => {
-                    self.stats.bump(&self.stats.url_refreshes);
+                    crate::metrics::global()
+                        .url_refreshes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::info!(message = "Download URL expired; fetching a fresh one.");
                     continue;
                 }
@@ -267,7 +266,9 @@ impl Worker {
                 // Taken between the check and the write: look again (adopt or park).
                 Err(SinkError::Exists) => continue,
                 Err(SinkError::Source(ApiError::UrlExpired)) => {
-                    self.stats.bump(&self.stats.url_refreshes);
+                    crate::metrics::global()
+                        .url_refreshes
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     continue;
                 }
                 Err(e) => return Err(e.into()),

@@ -127,10 +127,6 @@ impl Scope {
         scope
     }
 
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The limit per window the scope currently paces at (`None`: unlimited).
     pub fn effective_limit(&self) -> Option<u32> {
         self.state.lock().unwrap().effective

@@ -106,14 +106,6 @@ impl Simulator {
         self.state.catalog.lock().unwrap().entries()
     }
 
-    /// Adds `n` conversations that start now (with recordings, as configured).
-    pub fn add_conversations(&self, n: usize) {
-        let mut catalog = self.state.catalog.lock().unwrap();
-        for _ in 0..n {
-            catalog.add_conversation(&self.state.config, chrono::Utc::now());
-        }
-    }
-
     /// Every access token issued so far (tests check none reaches a log line).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.state.limits.lock().unwrap().tokens.keys().cloned().collect()

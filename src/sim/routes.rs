@@ -479,28 +479,30 @@ async fn media(
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/webm");
-    let response = if drop {
-        sim.stats.record("media", "dropped");
+    let (builder, body) = if drop {
+        // Announce the full length, send half, then break the connection.
         let broken = chunks.chain(stream::once(async {
             Err(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "simulated drop",
             ))
         }));
-        return builder
-            .header(header::CONTENT_LENGTH, size)
-            .body(Body::from_stream(broken))
-            .expect("static response");
+        (builder.header(header::CONTENT_LENGTH, size), Body::from_stream(broken))
     } else if truncate {
-        sim.stats.record("media", "truncated");
-        return builder.body(Body::from_stream(chunks)).expect("static response");
+        // No Content-Length: a clean end after half, which only outputSizeInBytes reveals.
+        (builder, Body::from_stream(chunks))
     } else {
-        builder
-            .header(header::CONTENT_LENGTH, size)
-            .body(Body::from_stream(chunks))
-            .expect("static response")
+        (builder.header(header::CONTENT_LENGTH, size), Body::from_stream(chunks))
     };
-    sim.finish("media", response)
+    let status = if drop {
+        "dropped"
+    } else if truncate {
+        "truncated"
+    } else {
+        "200"
+    };
+    sim.stats.record("media", status);
+    builder.body(body).expect("static response")
 }
 
 async fn stats(State(sim): State<Shared>) -> Response {

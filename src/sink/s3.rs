@@ -27,6 +27,22 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// What every media object carries: content type, the metadata that attributes it to
+/// its recording, encryption and storage class. A macro because PutObject and
+/// CreateMultipartUpload have different builder types with the same setters.
+macro_rules! object_settings {
+    ($builder:expr, $sink:expr, $request:expr) => {{
+        let (sse, kms) = $sink.sse();
+        $builder
+            .content_type($request.content_type)
+            .metadata(RECORDING_ID_META, $request.recording_id)
+            .metadata("conversation-id", $request.conversation_id)
+            .set_server_side_encryption(sse)
+            .set_ssekms_key_id(kms)
+            .set_storage_class($sink.settings.storage_class.as_deref().map(StorageClass::from))
+    }};
+}
+
 pub struct S3Sink {
     client: Client,
     settings: S3Settings,
@@ -84,22 +100,13 @@ impl S3Sink {
     }
 
     async fn put_single(&self, request: &PutRequest<'_>, body: Bytes) -> Result<(), SinkError> {
-        let (sse, kms) = self.sse();
-        let result = self
+        let put = self
             .client
             .put_object()
             .bucket(&self.settings.bucket)
             .key(request.key)
-            .body(S3Body::from(body))
-            .content_type(request.content_type)
-            .metadata(RECORDING_ID_META, request.recording_id)
-            .metadata("conversation-id", request.conversation_id)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms)
-            .set_storage_class(self.settings.storage_class.as_deref().map(StorageClass::from))
-            .if_none_match("*")
-            .send()
-            .await;
+            .body(S3Body::from(body));
+        let result = object_settings!(put, self, request).if_none_match("*").send().await;
         match result {
             Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
             other => other.map(|_| ()).map_err(failed("PutObject")),
@@ -114,18 +121,12 @@ impl S3Sink {
         journal: &dyn UploadJournal,
         cancel: &CancellationToken,
     ) -> Result<(), SinkError> {
-        let (sse, kms) = self.sse();
-        let created = self
+        let create = self
             .client
             .create_multipart_upload()
             .bucket(&self.settings.bucket)
-            .key(request.key)
-            .content_type(request.content_type)
-            .metadata(RECORDING_ID_META, request.recording_id)
-            .metadata("conversation-id", request.conversation_id)
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms)
-            .set_storage_class(self.settings.storage_class.as_deref().map(StorageClass::from))
+            .key(request.key);
+        let created = object_settings!(create, self, request)
             .send()
             .await
             .map_err(failed("CreateMultipartUpload"))?;
