@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS recordings (
     updated_at      INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS recordings_due ON recordings(state, next_attempt_at);
+-- Discovery asks, per conversation, whether the ledger knows it already.
+CREATE INDEX IF NOT EXISTS recordings_conversation ON recordings(conversation_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 PRAGMA user_version = 1;
 ";
