@@ -16,6 +16,7 @@
 //! - [`app`]: wiring and crash recovery; [`commands`] and [`demo`]: what the CLI runs.
 //! - [`sim`]: a Genesys Cloud simulator for the demo, the load test and the tests.
 
+pub mod allocator;
 pub mod app;
 pub mod commands;
 pub mod config;

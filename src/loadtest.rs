@@ -73,6 +73,10 @@ pub struct LoadReport {
     pub lag_p95_s: f64,
     pub lag_p99_s: f64,
     pub lag_max_s: f64,
+    /// p99 of the attempt that archived a recording (recording call, download, upload).
+    pub transfer_p99_s: f64,
+    /// The lag target: poll interval + transcoding time + transfer time (p99).
+    pub lag_target_s: f64,
     pub peak_rss_mib: f64,
 }
 
@@ -110,6 +114,15 @@ impl LoadReport {
                 format!(
                     "p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s",
                     self.lag_p50_s, self.lag_p95_s, self.lag_p99_s, self.lag_max_s
+                ),
+            ),
+            (
+                "lag target",
+                format!(
+                    "p99 <= {:.1} s (poll + transcoding + transfer p99 {:.1} s): ratio {:.2}",
+                    self.lag_target_s,
+                    self.transfer_p99_s,
+                    self.lag_p99_s / self.lag_target_s.max(f64::EPSILON)
                 ),
             ),
             ("peak RSS", format!("{:.1} MiB", self.peak_rss_mib)),
@@ -151,6 +164,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         media_size: options.media_size,
         ..SimConfig::default()
     };
+    let transcode_time = sim_config.transcode_time;
     let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().expect("literal"))
         .await
         .context("simulator")?;
@@ -248,8 +262,9 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let refused = stats.refusals();
     let accepted_token_calls = total - refused - stats.calls("token") + stats.count("token", "429");
     let allowed = f64::from(options.platform_rpm) * elapsed.as_secs_f64() / options.window.as_secs_f64();
-    let mut lags = app.stats.lags.lock().unwrap().clone();
-    lags.sort_by(f64::total_cmp);
+    let lags = app.stats.lags.lock().unwrap().sorted();
+    let transfers = app.stats.transfers.lock().unwrap().sorted();
+    let transfer_p99 = percentile(&transfers, 99.0);
     let bytes = PipelineStats::get(&app.stats.bytes);
     let report = LoadReport {
         strategy: options.strategy,
@@ -266,6 +281,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         lag_p95_s: percentile(&lags, 95.0),
         lag_p99_s: percentile(&lags, 99.0),
         lag_max_s: lags.last().copied().unwrap_or(0.0),
+        transfer_p99_s: transfer_p99,
+        lag_target_s: (options.poll_interval + transcode_time).as_secs_f64() + transfer_p99,
         peak_rss_mib: peak_rss_mib(),
     };
     let _ = std::fs::remove_dir_all(&dir);

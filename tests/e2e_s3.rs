@@ -3,70 +3,12 @@
 
 mod common;
 
-use common::harness::{Harness, fast_org, screen_only};
+use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org, keys, screen_only};
 use genesys_archiver::sim::SimConfig;
-use genesys_archiver::sim::catalog::CatalogEntry;
 use genesys_archiver::sim::media::expected_sha256;
-use genesys_archiver::sink::layout::{KeyLayout, RecordingKeys};
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;
-
-fn keys(entry: &CatalogEntry) -> RecordingKeys {
-    KeyLayout::parse(KeyLayout::DEFAULT)
-        .unwrap()
-        .keys(
-            "org/",
-            &entry.conversation_id,
-            &entry.recording_id,
-            entry.start_time,
-            "webm",
-        )
-        .unwrap()
-}
-
-fn available(h: &Harness) -> Vec<CatalogEntry> {
-    h.sim
-        .catalog()
-        .into_iter()
-        .filter(|e| e.media == "screen" && e.file_state == "AVAILABLE")
-        .collect()
-}
-
-/// Every available screen recording is in the bucket once, with the simulator's bytes
-/// and its sidecar, and nothing else is.
-async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry]) {
-    let objects = h.objects().await;
-    let wanted: BTreeSet<String> = expected
-        .iter()
-        .flat_map(|e| {
-            let k = keys(e);
-            [k.media, k.sidecar]
-        })
-        .collect();
-    assert_eq!(
-        objects.keys().cloned().collect::<BTreeSet<_>>(),
-        wanted,
-        "the bucket holds exactly the expected keys"
-    );
-    for entry in expected {
-        let k = keys(entry);
-        let sha = expected_sha256(&entry.recording_id, entry.size);
-        assert_eq!(objects[&k.media], entry.size, "{}", k.media);
-        assert_eq!(h.sha256(&k.media).await, sha, "{}", k.media);
-        let sidecar: serde_json::Value = serde_json::from_slice(&h.get(&k.sidecar).await).unwrap();
-        assert_eq!(sidecar["archive"]["sha256"], sha);
-        assert_eq!(sidecar["archive"]["sizeBytes"], entry.size);
-        assert_eq!(sidecar["recording"]["id"], entry.recording_id.as_str());
-        let text = sidecar.to_string();
-        assert!(
-            !text.contains("mediaUri") && !text.contains("signature="),
-            "no download URL in the sidecar"
-        );
-    }
-    assert_eq!(h.open_uploads().await, 0, "no multipart upload left open");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
@@ -153,7 +95,7 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_three_parts_long_streams_as_multipart() {
     let sim = screen_only(1, (15 * MIB, 15 * MIB));
-    let h = Harness::start(sim, "").await;
+    let h = Harness::start(sim, MULTIPART_ONLY).await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
     let expected = available(&h);
@@ -169,10 +111,27 @@ async fn a_recording_three_parts_long_streams_as_multipart() {
     );
 }
 
-/// The download fails after the first part went up: the upload is aborted, nothing is
-/// left in the bucket, and the recording ends `failed` (never `archived`).
-async fn mid_multipart_failure(sim: SimConfig, reason_fragment: &str) {
+/// Recordings above one part go multipart (the streamed single PutObject is off).
+const MULTIPART_ONLY: &str = "single_put_max = \"0\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_under_single_put_max_streams_as_one_put_object() {
+    let sim = screen_only(1, (15 * MIB, 15 * MIB));
     let h = Harness::start(sim, "").await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let expected = available(&h);
+    assert_bucket_holds_exactly(&h, &expected).await;
+    assert_eq!(h.open_uploads().await, 0);
+    let etag = h.etag(&keys(&expected[0]).media).await;
+    assert!(!etag.contains('-'), "one PutObject, not multipart: {etag}");
+}
+
+/// The download fails mid-transfer: the upload is aborted, nothing is left in the
+/// bucket, and the recording ends `failed` (never `archived`). `extra` picks the path:
+/// multipart, or the download streamed as one PutObject.
+async fn mid_transfer_failure(sim: SimConfig, extra: &str, reason_fragment: &str) {
+    let h = Harness::start(sim, extra).await;
     let (status, logs) = h
         .run_once_with(&[("GENESYS_ARCHIVER__WORKERS__MAX_ATTEMPTS", "2")])
         .await;
@@ -191,11 +150,12 @@ fn one_big_recording() -> SimConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_download_mid_multipart_aborts_the_upload() {
-    mid_multipart_failure(
+    mid_transfer_failure(
         SimConfig {
             media_drop_share: 1.0,
             ..one_big_recording()
         },
+        MULTIPART_ONLY,
         "download",
     )
     .await;
@@ -203,11 +163,38 @@ async fn a_dropped_download_mid_multipart_aborts_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_download_mid_multipart_aborts_the_upload() {
-    mid_multipart_failure(
+    mid_transfer_failure(
         SimConfig {
             media_truncate_share: 1.0,
             ..one_big_recording()
         },
+        MULTIPART_ONLY,
+        "announced",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_download_mid_streamed_put_stores_nothing() {
+    mid_transfer_failure(
+        SimConfig {
+            media_drop_share: 1.0,
+            ..one_big_recording()
+        },
+        "",
+        "download",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_download_mid_streamed_put_stores_nothing() {
+    mid_transfer_failure(
+        SimConfig {
+            media_truncate_share: 1.0,
+            ..one_big_recording()
+        },
+        "",
         "announced",
     )
     .await;

@@ -135,6 +135,8 @@ pub struct RawDiscovery {
     pub settle_delay: Option<String>,
     /// Conversations per analytics page (at most 100).
     pub page_size: Option<u32>,
+    /// recordingmetadata calls in flight during a pass.
+    pub concurrency: Option<usize>,
 }
 
 /// `[ledger]`: where the state of every recording is kept.
@@ -180,4 +182,6 @@ pub struct RawS3 {
     pub part_size: Option<String>,
     /// Parts uploaded concurrently per recording.
     pub parts_in_flight: Option<usize>,
+    /// Largest announced length sent as one streamed PutObject, e.g. `"100MiB"`.
+    pub single_put_max: Option<String>,
 }

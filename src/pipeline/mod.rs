@@ -120,6 +120,9 @@ impl Pipeline {
                 }
             }
             Mode::Daemon => loop {
+                // Passes start every poll_interval (not poll_interval after the last one
+                // ended): a pass slowed by the budget does not push the next one back.
+                let started = tokio::time::Instant::now();
                 self.health.poller_progress();
                 let result = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
@@ -137,7 +140,7 @@ impl Pipeline {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(self.poll_interval) => {}
+                    _ = tokio::time::sleep_until(started + self.poll_interval) => {}
                 }
             },
         }

@@ -11,6 +11,7 @@
 pub mod file;
 pub mod layout;
 pub mod s3;
+pub mod streamed;
 pub mod tally;
 
 use crate::genesys::ApiError;
@@ -44,6 +45,9 @@ pub struct PutRequest<'a> {
     pub recording_id: &'a str,
     pub conversation_id: &'a str,
     pub content_type: &'a str,
+    /// The announced length (Content-Length or the recording's metadata), if any; the
+    /// body stream fails if the bytes do not match it.
+    pub length: Option<u64>,
 }
 
 /// Records multipart uploads while they are open, so that a crash leaves none behind:

@@ -7,11 +7,15 @@
 //! is journalled in the ledger before the first part; any failure, or shutdown, aborts
 //! the upload and clears the journal entry.
 //!
+//! A recording whose length is announced and at most `single_put_max` (but more than a
+//! part) skips the part buffers: its download is the body of one streamed PutObject.
+//!
 //! Writes carry `If-None-Match: *` so S3 itself refuses to overwrite, and object
 //! metadata `recording-id`, so an object found at a key can be attributed. Credentials
 //! come from the AWS default chain: environment, profile, web identity (IRSA),
 //! instance metadata.
 
+use super::streamed::StreamedBody;
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
 use crate::config::settings::{S3Settings, Sse};
 use crate::genesys::media::ByteStream;
@@ -19,7 +23,7 @@ use crate::ratelimit::BoxFuture;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::primitives::{ByteStream as S3Body, SdkBody};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -110,6 +114,39 @@ impl S3Sink {
         match result {
             Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
             other => other.map(|_| ()).map_err(failed("PutObject")),
+        }
+    }
+
+    /// One PutObject whose body is the download itself (length announced, so S3 gets a
+    /// `Content-Length` and stores nothing unless every byte arrives).
+    async fn put_streamed(
+        &self,
+        request: &PutRequest<'_>,
+        body: ByteStream,
+        length: u64,
+        cancel: &CancellationToken,
+    ) -> Result<(), SinkError> {
+        let (body, source_error) = StreamedBody::new(body, length);
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.settings.bucket)
+            .key(request.key)
+            .content_length(length as i64)
+            .body(S3Body::new(SdkBody::from_body_1_x(body)));
+        let send = object_settings!(put, self, request).if_none_match("*").send();
+        let result = tokio::select! {
+            // Dropping the request mid-body: S3 never sees the announced length.
+            _ = cancel.cancelled() => return Err(SinkError::Cancelled),
+            result = send => result,
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
+            Err(e) => match source_error.lock().unwrap().take() {
+                Some(source) => Err(SinkError::Source(source)),
+                None => Err(failed("PutObject")(e)),
+            },
         }
     }
 
@@ -376,6 +413,12 @@ impl Sink for S3Sink {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            if let Some(length) = request.length
+                && length > self.settings.part_size as u64
+                && length <= self.settings.single_put_max
+            {
+                return self.put_streamed(&request, body, length, cancel).await;
+            }
             let mut reader = PartReader::new(body, self.settings.part_size);
             let first = read_part(&mut reader, cancel).await?.unwrap_or_default();
             // At or under one part: one PutObject. The second read also surfaces a final

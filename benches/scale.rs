@@ -1,0 +1,220 @@
+//! Scale benchmark: a ledger that grows to N recordings (default 100,000).
+//!
+//! The simulator (in this process, its whole org generated before anything is measured)
+//! holds N conversations with one screen recording each, spread over 24 hours, on limits
+//! high enough that the API never paces. Discovery (`Poller::pass`, the daemon's own code:
+//! analytics pages, the ledger's known-conversation check, recordingmetadata, insert) runs
+//! over ten consecutive slices of the day, so each slice is measured against a ledger that
+//! already holds the earlier ones. Then the whole day is read again (everything known),
+//! every recording is offered to the ledger again (de-duplication on insert), and the
+//! workers' claim-and-reschedule is timed at the full backlog.
+//!
+//! Printed per slice: recordings in the ledger, cost per discovered recording, and the
+//! process's resident memory. Flat cost and flat memory as the backlog grows are the
+//! targets: the daemon keeps no per-recording state outside SQLite.
+//!
+//!   cargo bench --bench scale -- [N]    (or `bash scripts/bench/scale.sh [N]`)
+
+use chrono::{Duration as ChronoDuration, Utc};
+use genesys_archiver::config::Sources;
+use genesys_archiver::genesys::{Endpoint, GenesysClient};
+use genesys_archiver::ledger::sqlite::SqliteLedger;
+use genesys_archiver::ledger::{Ledger, NewRecording, State};
+use genesys_archiver::pipeline::poller::Poller;
+use genesys_archiver::ratelimit::{Budget, LocalBudget};
+use genesys_archiver::sim::{SimConfig, Simulator};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SLICES: i32 = 10;
+
+/// Removes the benchmark's directory at the end.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn per_item_us(elapsed: Duration, items: u64) -> f64 {
+    elapsed.as_secs_f64() * 1e6 / items.max(1) as f64
+}
+
+#[tokio::main]
+async fn main() {
+    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let unlimited = 1_000_000_000;
+    let config = SimConfig {
+        conversations: n,
+        history: Duration::from_secs(24 * 3600),
+        no_recording_share: 0.0,
+        screen_per_conversation: (1, 1),
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        transcoding_share: 0.0,
+        token_limit: unlimited,
+        endpoint_limits: Endpoint::ALL
+            .iter()
+            .map(|e| (*e, unlimited))
+            .collect::<BTreeMap<_, _>>(),
+        ..SimConfig::default()
+    };
+    let started = Instant::now();
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts");
+    eprintln!(
+        "simulated org: {n} conversations generated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let dir = std::env::temp_dir().join(format!("genesys-archiver-scale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let text = format!(
+        "{}\n[ledger]\npath = \"{}\"\n[sink]\nkind = \"file\"\ndirectory = \"{}\"\n",
+        sim.client_config(),
+        dir.join("ledger.sqlite").display(),
+        dir.join("archive").display()
+    );
+    let settings = Sources {
+        file: None,
+        text: Some(&text),
+        env: Some(Default::default()),
+    }
+    .load()
+    .expect("settings");
+    let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
+    let poller = Poller {
+        client: Arc::new(GenesysClient::new(&settings, budget).expect("client")),
+        ledger: ledger.clone(),
+        settings: settings.discovery.clone(),
+        stats: Arc::default(),
+        work: Arc::default(),
+    };
+    let baseline = rss_mib();
+
+    println!("Scale: discovery into a ledger growing to {n} recordings (one per conversation), loopback API");
+    println!(
+        "{:>6} {:>12} {:>14} {:>16} {:>10}",
+        "slice", "in ledger", "discovered", "us/recording", "RSS MiB"
+    );
+    let end = Utc::now();
+    let begin = end - ChronoDuration::hours(24) - ChronoDuration::minutes(1);
+    let slice = (end - begin) / SLICES;
+    let mut total = 0;
+    let mut discovery_us = Vec::new();
+    for i in 0..SLICES {
+        let (from, to) = (begin + slice * i, begin + slice * (i + 1));
+        let t = Instant::now();
+        let report = poller.pass(from, to).await.expect("discovery pass");
+        let elapsed = t.elapsed();
+        total += report.new_recordings;
+        discovery_us.push(per_item_us(elapsed, report.new_recordings));
+        println!(
+            "{:>6} {:>12} {:>14} {:>16.1} {:>10.1}",
+            i + 1,
+            total,
+            report.new_recordings,
+            per_item_us(elapsed, report.new_recordings),
+            rss_mib()
+        );
+    }
+    assert_eq!(total as usize, n, "every simulated recording discovered once");
+    let after_discovery = rss_mib();
+
+    // The same day again: every conversation is known, so only analytics pages and the
+    // ledger's known-conversation check are paid.
+    let t = Instant::now();
+    let again = poller.pass(begin, end).await.expect("second pass");
+    let reread = t.elapsed();
+    assert_eq!(again.new_recordings, 0, "nothing is discovered twice");
+
+    // Every recording offered to the ledger again, in pages of 100 as discovery does.
+    let offered: Vec<NewRecording> = sim
+        .catalog()
+        .into_iter()
+        .map(|e| NewRecording {
+            recording_id: e.recording_id,
+            conversation_id: e.conversation_id,
+            start_time: None,
+            end_time: None,
+            metadata: "{}".into(),
+            parked: None,
+        })
+        .collect();
+    let t = Instant::now();
+    let mut added = 0;
+    for page in offered.chunks(100) {
+        added += ledger.insert(page.to_vec()).await.expect("insert");
+    }
+    let dedupe = t.elapsed();
+    assert_eq!(added, 0, "the ledger drops every duplicate");
+    let offered_count = offered.len();
+    drop(offered);
+
+    // The workers' loop at the full backlog: claim the next due recording, reschedule it.
+    let claims = 2_000u64;
+    let later = Utc::now() + ChronoDuration::hours(1);
+    let t = Instant::now();
+    for _ in 0..claims {
+        let claimed = ledger
+            .claim_due(Utc::now())
+            .await
+            .expect("claim")
+            .expect("a due recording");
+        ledger
+            .reschedule(claimed.recording_id, State::Discovered, later, 0, None)
+            .await
+            .expect("reschedule");
+    }
+    let claim = t.elapsed();
+
+    let first = discovery_us.first().copied().unwrap_or(0.0);
+    let last = discovery_us.last().copied().unwrap_or(0.0);
+    println!();
+    println!(
+        "discovery, first slice vs last slice   {first:.1} vs {last:.1} us/recording (ratio {:.2})",
+        last / first.max(f64::EPSILON)
+    );
+    println!(
+        "re-reading the whole day, all known    {:.1} us/recording ({} conversations skipped)",
+        per_item_us(reread, again.known),
+        again.known
+    );
+    println!(
+        "ledger de-duplication on insert        {:.1} us/recording ({} offered, {added} added)",
+        per_item_us(dedupe, offered_count as u64),
+        offered_count
+    );
+    println!(
+        "claim + reschedule at {total} backlog   {:.1} us/claim",
+        per_item_us(claim, claims)
+    );
+    println!(
+        "resident memory                        {:.1} MiB before discovery (simulator included), {:.1} MiB after \
+         discovering {total} (+{:.1}), {:.1} MiB at the end",
+        baseline,
+        after_discovery,
+        after_discovery - baseline,
+        rss_mib()
+    );
+    println!(
+        "ledger file                            {:.1} MiB",
+        std::fs::metadata(&settings.ledger.path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0
+    );
+}
