@@ -189,6 +189,15 @@ pub fn render_status(report: &StatusReport) -> String {
         report.watermark.map_or("none (no discovery pass yet)".into(), |w| w
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
     ));
+    if !report.parked_conversations.is_empty() {
+        out.push_str(&format!(
+            "\nparked conversations (recording list unusable): {}",
+            report.parked_conversations.len()
+        ));
+        for (id, reason) in report.parked_conversations.iter().take(20) {
+            out.push_str(&format!("\n  {}: {}", id.escape_debug(), reason.escape_debug()));
+        }
+    }
     out
 }
 
@@ -227,9 +236,19 @@ pub async fn retry(settings: Settings) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
+    let conversations = match ledger.retry_conversations().await {
+        Ok(n) => n,
+        Err(e) => return failure(e),
+    };
     match ledger.retry_failed().await {
         Ok(n) => {
             println!("{n} failed recordings are queued again");
+            if conversations > 0 {
+                println!(
+                    "{conversations} parked conversations will be read again when discovery reads their window \
+                     (the overlap, or `backfill` over it)"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => failure(e),

@@ -244,8 +244,19 @@ fn config_failure(error: ConfigError) -> ExitCode {
     ExitCode::from(2)
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // Before the runtime starts its threads.
+    genesys_archiver::allocator::return_large_blocks_to_the_os();
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run_cli()),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_cli() -> ExitCode {
     let cli = Cli::parse();
     let log_format = cli.log_format;
     let uses_config = matches!(
@@ -272,6 +283,9 @@ async fn main() -> ExitCode {
             log_format.unwrap_or(settings.telemetry.log_format),
             &settings.telemetry.log_level,
         );
+        if let Some(warning) = genesys_archiver::config::exposure::secret_exposure(&arg.config) {
+            tracing::warn!(message = "The configuration file exposes the client secret.", detail = %warning);
+        }
         Ok::<_, ConfigError>(settings)
     };
     match cli.command {

@@ -108,6 +108,7 @@ pub struct Metrics {
     pub sink_errors: Labelled,
     pub recordings_parked: AtomicU64,
     pub recordings_failed: AtomicU64,
+    pub conversations_parked: AtomicU64,
 }
 
 pub fn global() -> &'static Metrics {
@@ -221,6 +222,12 @@ impl Metrics {
             "recordings_parked_total",
             "Recordings a worker parked (never archivable as they stand); discovery parks show in recordings{state=\"parked\"}.",
             self.recordings_parked.load(Ordering::Relaxed) as f64,
+        );
+        counter(
+            &mut out,
+            "conversations_parked_total",
+            "Conversations whose recording list could not be used (malformed, oversized, unsafe id); see `status`.",
+            self.conversations_parked.load(Ordering::Relaxed) as f64,
         );
         counter(
             &mut out,

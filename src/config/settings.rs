@@ -178,6 +178,10 @@ pub struct DiscoverySettings {
     pub overlap: Duration,
     pub settle_delay: Duration,
     pub page_size: u32,
+    /// recordingmetadata calls a pass keeps in flight. Every call still waits for the
+    /// shared budget; more than one lets a pass use the budget's pace instead of one
+    /// round trip per slot, which is most of the discovery lag under load.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +213,9 @@ pub struct S3Settings {
     pub storage_class: Option<String>,
     pub part_size: usize,
     pub parts_in_flight: usize,
+    /// A recording whose length is announced, larger than one part and at most this,
+    /// streams as one PutObject without part buffers; above it, multipart.
+    pub single_put_max: u64,
 }
 
 /// Server-side encryption.
@@ -301,6 +308,18 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
     };
     let api_url = base("genesys.api_url", raw.api_url, "api")?;
     let login_url = base("genesys.login_url", raw.login_url, "login")?;
+    let allow_http = raw.allow_http.unwrap_or(false);
+    // The secret and every token travel to these: HTTPS with verified certificates
+    // (there is no setting to turn verification off), plain HTTP only to loopback in tests.
+    for (key, url) in [("genesys.api_url", &api_url), ("genesys.login_url", &login_url)] {
+        let host = url.host_str().unwrap_or_default();
+        if url.scheme() == "http" && !(allow_http && crate::genesys::media_policy::is_loopback(host)) {
+            return Err(ConfigError::new(
+                key,
+                "must be https (plain http only to a loopback host, with allow_http = true, for tests)",
+            ));
+        }
+    }
 
     let client_id = raw.client_id.unwrap_or_default().trim().to_owned();
     if client_id.is_empty() {
@@ -332,7 +351,6 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         .parse::<FormatId>()
         .map_err(|m| ConfigError::new("genesys.format_id", m))?;
 
-    let allow_http = raw.allow_http.unwrap_or(false);
     let hosts = raw.media_hosts.unwrap_or_else(|| match region {
         Some(region) => vec![format!("*.{region}"), "*.amazonaws.com".to_owned()],
         None => Vec::new(),
@@ -529,6 +547,7 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::from_secs(120),
         )?,
         page_size: raw.page_size.unwrap_or(100),
+        concurrency: raw.concurrency.unwrap_or(4),
     };
     if settings.poll_interval < Duration::from_secs(1) {
         return Err(ConfigError::new("discovery.poll_interval", "must be at least 1s"));
@@ -541,6 +560,9 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
     }
     if !(1..=100).contains(&settings.page_size) {
         return Err(ConfigError::new("discovery.page_size", "must be between 1 and 100"));
+    }
+    if !(1..=16).contains(&settings.concurrency) {
+        return Err(ConfigError::new("discovery.concurrency", "must be between 1 and 16"));
     }
     Ok(settings)
 }
@@ -623,6 +645,13 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
     if !(1..=16).contains(&parts_in_flight) {
         return Err(ConfigError::new("s3.parts_in_flight", "must be between 1 and 16"));
     }
+    let single_put_max = parse_size("s3.single_put_max", raw.single_put_max.as_deref().unwrap_or("100MiB"))?;
+    if single_put_max > 5 * 1024 * 1024 * 1024 {
+        return Err(ConfigError::new(
+            "s3.single_put_max",
+            "must be at most 5GiB (the largest PutObject S3 takes)",
+        ));
+    }
     Ok(S3Settings {
         bucket,
         prefix,
@@ -633,6 +662,7 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
         storage_class: raw.storage_class.filter(|c| !c.trim().is_empty()),
         part_size: part_size as usize,
         parts_in_flight,
+        single_put_max,
     })
 }
 

@@ -31,6 +31,22 @@ struct RedirectRefused(UrlRejected);
 #[error("too many redirects")]
 struct TooManyRedirects;
 
+/// A redirect the policy stopped is a refusal for good (the recording is parked), not a
+/// network failure to retry.
+fn refused_or_transport(error: reqwest::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&error);
+    while let Some(e) = source {
+        if let Some(RedirectRefused(reason)) = e.downcast_ref::<RedirectRefused>() {
+            return ApiError::UrlRejected(UrlRejected::Redirect(Box::new(reason.clone())));
+        }
+        if e.downcast_ref::<TooManyRedirects>().is_some() {
+            return ApiError::UrlRejected(UrlRejected::TooManyRedirects);
+        }
+        source = e.source();
+    }
+    ApiError::MediaTransport(describe_reqwest(error))
+}
+
 pub struct MediaClient {
     http: reqwest::Client,
     policy: MediaPolicy,
@@ -68,12 +84,7 @@ impl MediaClient {
     /// a fresh URL and starts over.
     pub async fn open(&self, url: &Url) -> Result<MediaDownload, ApiError> {
         self.policy.check(url)?;
-        let response = self
-            .http
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| ApiError::MediaTransport(describe_reqwest(e)))?;
+        let response = self.http.get(url.clone()).send().await.map_err(refused_or_transport)?;
         match response.status() {
             StatusCode::OK => {}
             StatusCode::FORBIDDEN => return Err(ApiError::UrlExpired),

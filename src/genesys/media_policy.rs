@@ -34,6 +34,10 @@ pub enum UrlRejected {
     Host(String),
     #[error("download URL carries user info")]
     UserInfo,
+    #[error("download URL redirected to a refused target: {0}")]
+    Redirect(Box<UrlRejected>),
+    #[error("download URL redirected more than 5 times")]
+    TooManyRedirects,
 }
 
 impl MediaPolicy {
@@ -100,7 +104,8 @@ impl MediaPolicy {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost` or a loopback address: the only hosts plain HTTP is ever allowed to.
+pub fn is_loopback(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

@@ -79,6 +79,9 @@ pub struct Claimed {
     pub metadata: String,
     /// Failed attempts so far.
     pub attempts: u32,
+    /// A multipart upload (key, upload id) an earlier attempt opened and could not
+    /// abort (the store was down): aborted before this attempt starts.
+    pub open_upload: Option<(String, String)>,
 }
 
 /// A multipart upload that was open when the process stopped.
@@ -104,6 +107,8 @@ pub struct StatusReport {
     pub counts: BTreeMap<String, u64>,
     pub oldest_unarchived: Option<(String, DateTime<Utc>)>,
     pub watermark: Option<DateTime<Utc>>,
+    /// Conversations whose recording list could not be used, with the reason.
+    pub parked_conversations: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -167,4 +172,13 @@ pub trait Ledger: Send + Sync {
 
     /// `failed` back to `discovered` with attempts reset; returns how many.
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Records a conversation whose recording list could not be used (malformed,
+    /// oversized, refused for good), so it is visible and not asked for again in the
+    /// overlap; its recordings are not lost silently.
+    fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// Forgets parked conversations, so discovery reads them again when their window
+    /// is read (`backfill` over it, or the overlap); returns how many.
+    fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>>;
 }

@@ -12,7 +12,9 @@ use crate::config::settings::DiscoverySettings;
 use crate::genesys::model::{AnalyticsQuery, FileState, Media, RecordingMetadata};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{Ledger, LedgerError, NewRecording};
+use crate::sink::layout::is_safe_id;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -31,6 +33,8 @@ pub struct PassReport {
     /// Conversations skipped because the ledger already had them (overlap re-reads).
     pub known: u64,
     pub new_recordings: u64,
+    /// Conversations whose recording list was unusable (parked in the ledger).
+    pub parked_conversations: u64,
 }
 
 pub struct Poller {
@@ -80,16 +84,41 @@ impl Poller {
             let ids = answer.conversations.iter().map(|c| c.conversation_id.clone()).collect();
             let known = self.ledger.known_conversations(ids).await?;
             report.known += known.len() as u64;
-            for conversation in answer
-                .conversations
-                .into_iter()
-                .filter(|c| !known.contains(&c.conversation_id))
-            {
-                let recordings = self.client.recording_metadata(&conversation.conversation_id).await?;
-                let found: Vec<_> = recordings
-                    .into_iter()
-                    .map(|r| to_new(&conversation.conversation_id, r))
-                    .collect();
+            let mut fresh = Vec::new();
+            for c in answer.conversations {
+                if known.contains(&c.conversation_id) {
+                    continue;
+                }
+                if !is_safe_id(&c.conversation_id) {
+                    // Never sent back to the API, never part of a key.
+                    self.park_conversation(&c.conversation_id, "unsafe conversation id".into())
+                        .await?;
+                    report.parked_conversations += 1;
+                    continue;
+                }
+                fresh.push(c);
+            }
+            let fresh = fresh.into_iter().map(|c| {
+                let client = &self.client;
+                async move {
+                    let recordings = client.recording_metadata(&c.conversation_id).await;
+                    (c.conversation_id, recordings)
+                }
+            });
+            // In order, `concurrency` calls in flight; each is inserted as soon as it and
+            // every one before it have answered, so workers start without waiting for the page.
+            let mut answers = futures_util::stream::iter(fresh).buffered(self.settings.concurrency);
+            while let Some((conversation_id, recordings)) = answers.next().await {
+                let recordings = match recordings {
+                    Ok(r) => r,
+                    Err(e) if concerns_one_conversation(&e) => {
+                        self.park_conversation(&conversation_id, e.to_string()).await?;
+                        report.parked_conversations += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let found: Vec<_> = recordings.into_iter().map(|r| to_new(&conversation_id, r)).collect();
                 let added = self.ledger.insert(found).await?;
                 report.conversations += 1;
                 report.new_recordings += added;
@@ -108,15 +137,43 @@ impl Poller {
             conversations = report.conversations,
             new_recordings = report.new_recordings,
             already_known = report.known,
+            parked_conversations = report.parked_conversations,
         );
         Ok(report)
+    }
+
+    async fn park_conversation(&self, conversation_id: &str, reason: String) -> Result<(), LedgerError> {
+        tracing::error!(
+            message = "Conversation parked: its recording list cannot be used.",
+            conversation_id = %conversation_id.escape_debug(),
+            reason = %reason,
+        );
+        crate::metrics::global()
+            .conversations_parked
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.ledger.park_conversation(conversation_id.to_owned(), reason).await
+    }
+}
+
+/// Errors that are about this one conversation's answer (it will not get better by
+/// asking again right away), as opposed to the platform being down or refusing us:
+/// those fail the pass, which is read again at the next interval.
+fn concerns_one_conversation(error: &ApiError) -> bool {
+    match error {
+        ApiError::Payload { .. } | ApiError::TooLarge { .. } => true,
+        ApiError::Status { status, .. } => matches!(status, 400 | 404 | 410 | 422),
+        _ => false,
     }
 }
 
 /// A discovered recording as the ledger keeps it; what can never be archived is parked
 /// at once, with its reason, so it is visible without spending a recording call on it.
 fn to_new(conversation_id: &str, r: RecordingMetadata) -> NewRecording {
+    let conversation_id = r.conversation_id.clone().unwrap_or_else(|| conversation_id.to_owned());
     let parked = match (&r.media, &r.file_state) {
+        // Ids shape API paths, object keys and file names: an unsafe one is never used.
+        _ if !is_safe_id(&r.id) => Some(format!("unsafe recording id {:?}", r.id)),
+        _ if !is_safe_id(&conversation_id) => Some(format!("unsafe conversation id {conversation_id:?}")),
         (Media::Screen, Some(FileState::Deleted)) => Some("deleted in Genesys".to_owned()),
         (Media::Screen, Some(FileState::Archived)) => {
             Some("archived in Genesys (restore it there to archive it)".to_owned())
@@ -129,7 +186,7 @@ fn to_new(conversation_id: &str, r: RecordingMetadata) -> NewRecording {
     };
     NewRecording {
         recording_id: r.id.clone(),
-        conversation_id: r.conversation_id.clone().unwrap_or_else(|| conversation_id.to_owned()),
+        conversation_id,
         start_time: r.start_time,
         end_time: r.end_time,
         metadata: serde_json::to_string(&r).expect("metadata serializes"),

@@ -149,7 +149,7 @@ impl Worker {
                 let size = facts.size;
                 let key = facts.key.clone();
                 self.ledger.archived(id, facts).await?;
-                self.stats.archived(size, claimed.end_time);
+                self.stats.archived(size, claimed.end_time, started.elapsed());
                 let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
                 crate::metrics::global().uploaded(size, started.elapsed(), lag);
                 tracing::info!(
@@ -214,6 +214,16 @@ impl Worker {
 
     async fn attempt(&self, claimed: &Claimed, cancel: &CancellationToken) -> Result<Step, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
+        if let Some((key, upload_id)) = &claimed.open_upload {
+            // Left by an attempt that could not abort it (the store was down): abort it
+            // now, or this attempt waits for the store like the abort does.
+            self.sink.abort_upload(key, upload_id).await?;
+            self.ledger
+                .upload_closed(rid.to_owned())
+                .await
+                .map_err(|e| SinkError::store("journal", e))?;
+            tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
+        }
         for _round in 0..URL_ROUNDS {
             let fetch = tokio::select! {
                 _ = cancel.cancelled() => return Err(Failure::Cancelled),
@@ -255,6 +265,7 @@ impl Worker {
                 recording_id: rid,
                 conversation_id: cid,
                 content_type: content_type(self.format),
+                length: expected,
             };
             let journal = LedgerJournal {
                 ledger: self.ledger.as_ref(),

@@ -1,6 +1,7 @@
 //! The simulated organization's conversations and recordings.
 
 use super::config::SimConfig;
+use super::hostile::{BadListing, BadRecording};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -27,6 +28,8 @@ pub struct SimRecording {
     pub needs_transcode: bool,
     /// When transcoding finishes; set by the first request for the recording.
     pub ready_at: Option<Instant>,
+    /// What is wrong with it, for the hostile cases.
+    pub hostile: Option<BadRecording>,
 }
 
 /// One recording as tests and reports see it.
@@ -46,7 +49,18 @@ pub struct Catalog {
     pub conversations: Vec<SimConversation>,
     pub by_conversation: HashMap<String, usize>,
     pub recordings: HashMap<String, SimRecording>,
+    /// Conversations whose recordingmetadata answer is unusable.
+    pub bad_listings: HashMap<String, BadListing>,
     rng: fastrand::Rng,
+}
+
+/// One hostile case as tests see it: the conversation, and the recording if the case
+/// is about one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostileCase {
+    pub case: String,
+    pub conversation_id: String,
+    pub recording_id: Option<String>,
 }
 
 impl Catalog {
@@ -55,6 +69,7 @@ impl Catalog {
             conversations: Vec::new(),
             by_conversation: HashMap::new(),
             recordings: HashMap::new(),
+            bad_listings: HashMap::new(),
             rng: fastrand::Rng::with_seed(config.seed),
         };
         let n = config.conversations.max(1) as i64;
@@ -63,7 +78,80 @@ impl Catalog {
             let start = now - history + history * (i as i32) / (n as i32);
             catalog.add_conversation(config, start);
         }
+        if config.hostile {
+            let start = now - ChronoDuration::minutes(30);
+            for case in BadListing::ALL {
+                let id = catalog.uuid();
+                catalog.add_hostile(&id, start, "screen", "AVAILABLE", None);
+                catalog.bad_listings.insert(id, case);
+            }
+            for case in BadRecording::ALL {
+                let id = catalog.uuid();
+                let state = if case == BadRecording::UnknownFileState {
+                    "QUARANTINED"
+                } else {
+                    "AVAILABLE"
+                };
+                catalog.add_hostile(&id, start, "screen", state, Some(case));
+            }
+        }
         catalog
+    }
+
+    /// A conversation with one recording, for a hostile case.
+    fn add_hostile(
+        &mut self,
+        conversation_id: &str,
+        start: DateTime<Utc>,
+        media: &'static str,
+        state: &'static str,
+        case: Option<BadRecording>,
+    ) {
+        let end = start + ChronoDuration::minutes(5);
+        let normal = self.add_recording(conversation_id, media, state, start, end, 64 * 1024, false);
+        let mut recording = self.recordings.remove(&normal).expect("just added");
+        recording.id = case.map_or(normal, |c| c.id(recording.id.clone()));
+        recording.hostile = case;
+        let id = recording.id.clone();
+        self.recordings.insert(id.clone(), recording);
+        let at = self.conversations.partition_point(|c| c.start <= start);
+        self.conversations.insert(
+            at,
+            SimConversation {
+                id: conversation_id.to_owned(),
+                start,
+                end,
+                recordings: vec![id],
+            },
+        );
+        self.by_conversation = self
+            .conversations
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+    }
+
+    /// The hostile cases, with their ids.
+    pub fn hostile_cases(&self) -> Vec<HostileCase> {
+        let mut cases: Vec<HostileCase> = self
+            .bad_listings
+            .iter()
+            .map(|(conversation, case)| HostileCase {
+                case: format!("{case:?}"),
+                conversation_id: conversation.clone(),
+                recording_id: None,
+            })
+            .chain(self.recordings.values().filter_map(|r| {
+                r.hostile.map(|case| HostileCase {
+                    case: format!("{case:?}"),
+                    conversation_id: r.conversation_id.clone(),
+                    recording_id: Some(r.id.clone()),
+                })
+            }))
+            .collect();
+        cases.sort_by(|a, b| a.case.cmp(&b.case));
+        cases
     }
 
     fn uuid(&mut self) -> String {
@@ -164,6 +252,7 @@ impl Catalog {
                 size,
                 needs_transcode,
                 ready_at: None,
+                hostile: None,
             },
         );
         id
@@ -173,11 +262,13 @@ impl Catalog {
         self.by_conversation.get(id).map(|i| &self.conversations[*i])
     }
 
-    /// Every recording, ordered by conversation start.
+    /// Every recording, ordered by conversation start; the hostile cases are not in it.
     pub fn entries(&self) -> Vec<CatalogEntry> {
         self.conversations
             .iter()
+            .filter(|c| !self.bad_listings.contains_key(&c.id))
             .flat_map(|c| c.recordings.iter().map(|id| &self.recordings[id]))
+            .filter(|r| r.hostile.is_none())
             .map(|r| CatalogEntry {
                 conversation_id: r.conversation_id.clone(),
                 recording_id: r.id.clone(),

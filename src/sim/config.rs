@@ -64,6 +64,9 @@ pub struct SimConfig {
     pub error_share: f64,
     /// Share of admitted API calls whose connection drops in the middle of the body.
     pub drop_share: f64,
+    /// Adds one conversation per hostile case of [`super::hostile`] (bad listings,
+    /// unsafe ids, unknown states, download URLs pointing elsewhere).
+    pub hostile: bool,
 }
 
 impl Default for SimConfig {
@@ -103,6 +106,7 @@ impl Default for SimConfig {
             latency: Duration::ZERO,
             error_share: 0.0,
             drop_share: 0.0,
+            hostile: false,
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod catalog;
 pub mod config;
+pub mod hostile;
 pub mod media;
 pub mod routes;
 pub mod stats;
@@ -22,6 +23,7 @@ use routes::Limits;
 use stats::{Counters, SimStats};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -37,6 +39,17 @@ pub struct SimState {
     pub rng: Mutex<fastrand::Rng>,
     /// Key of media URL signatures; per process, so old URLs die with the simulator.
     pub signing_secret: String,
+    /// Faults switched on and off while it runs (outage tests).
+    pub faults: Faults,
+}
+
+/// Faults a test turns on for a while, then off.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Every API call answers 503 (the platform is down).
+    pub outage: AtomicBool,
+    /// Every API call answers a bare 429: no Retry-After, no rate-limit headers.
+    pub storm: AtomicBool,
 }
 
 /// A running simulator; dropping it stops it.
@@ -62,6 +75,7 @@ impl Simulator {
             }),
             stats: Counters::default(),
             signing_secret: format!("{:016x}{:016x}", rng.u64(..), fastrand::u64(..)),
+            faults: Faults::default(),
             rng: Mutex::new(rng),
             config,
         });
@@ -112,6 +126,21 @@ impl Simulator {
     }
 
     /// Revokes every issued token: the next call with one answers 401.
+    /// Every API call answers 503 while on.
+    pub fn set_outage(&self, on: bool) {
+        self.state.faults.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Every API call answers a bare 429 (no Retry-After, no headers) while on.
+    pub fn set_storm(&self, on: bool) {
+        self.state.faults.storm.store(on, Ordering::SeqCst);
+    }
+
+    /// The hostile cases in the org (empty unless `SimConfig::hostile`).
+    pub fn hostile_cases(&self) -> Vec<catalog::HostileCase> {
+        self.state.catalog.lock().unwrap().hostile_cases()
+    }
+
     pub fn revoke_tokens(&self) {
         self.state.limits.lock().unwrap().tokens.clear();
     }

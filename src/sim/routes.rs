@@ -6,6 +6,7 @@
 //! for calls that were admitted and counted.
 
 use super::SimState;
+use super::hostile::{BadRecording, METADATA_URL};
 use super::media::{chunk, chunk_count, seed_of, signature};
 use super::window::{SlidingWindow, Usage};
 use crate::genesys::Endpoint;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use tokio::time::Instant;
 
 type Shared = Arc<SimState>;
@@ -39,6 +41,7 @@ pub fn router(state: Shared) -> Router {
             get(recording),
         )
         .route("/media/{recording_id}", get(media))
+        .route("/redirect/{recording_id}", get(redirect))
         .route("/sim/stats", get(stats))
         .with_state(state)
 }
@@ -85,6 +88,16 @@ impl SimState {
     async fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<Option<Usage>, Response> {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
+        }
+        if self.faults.outage.load(Ordering::SeqCst) {
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            let body = error_body(status, "service.unavailable", "The service is temporarily unavailable.");
+            return Err(self.json(endpoint, status, None, body));
+        }
+        if self.faults.storm.load(Ordering::SeqCst) {
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let body = error_body(status, "too.many.requests", "Rate limit exceeded the maximum");
+            return Err(self.json(endpoint, status, None, body));
         }
         let now = Instant::now();
         let token = if endpoint == Endpoint::Token {
@@ -352,6 +365,17 @@ async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>
         Err(r) => return r,
     };
     let catalog = sim.catalog.lock().unwrap();
+    if let Some(bad) = catalog.bad_listings.get(&conversation_id).copied() {
+        drop(catalog);
+        let headers = usage_headers(usage, sim.config.ratelimit_headers);
+        let response = (
+            StatusCode::OK,
+            headers,
+            [(header::CONTENT_TYPE, "application/json")],
+            bad.body(&conversation_id),
+        );
+        return sim.finish(ep.as_str(), response.into_response());
+    }
     let Some(conversation) = catalog.conversation(&conversation_id) else {
         drop(catalog);
         return sim.json(
@@ -421,7 +445,17 @@ async fn recording(
     drop(catalog);
     let mut body = sim.metadata_json(&rec);
     if rec.file_state == "AVAILABLE" {
-        body["mediaUris"] = json!({"S": {"mediaUri": sim.media_url(&rec.id)}});
+        let uri = match rec.hostile {
+            Some(BadRecording::ForeignHost) => METADATA_URL.to_owned(),
+            Some(BadRecording::RedirectElsewhere) => format!("{}/redirect/{}", sim.base_url, rec.id),
+            Some(BadRecording::PlainHttp) => "http://media.example.net/recordings/x.webm".to_owned(),
+            _ => sim.media_url(&rec.id),
+        };
+        body["mediaUris"] = if rec.hostile == Some(BadRecording::EmptyMediaUris) {
+            json!({})
+        } else {
+            json!({"S": {"mediaUri": uri}})
+        };
         body["outputSizeInBytes"] = json!(rec.size);
         body["estimatedTranscodeTimeMs"] = json!(0);
         body["actualTranscodeTimeMs"] = json!(if rec.needs_transcode {
@@ -431,6 +465,12 @@ async fn recording(
         });
     }
     sim.json(ep, StatusCode::OK, usage, body)
+}
+
+/// A download URL on the media host that sends the client to instance metadata.
+async fn redirect(State(sim): State<Shared>) -> Response {
+    sim.stats.record("media", "302");
+    (StatusCode::FOUND, [(header::LOCATION, METADATA_URL)]).into_response()
 }
 
 async fn media(

@@ -4,10 +4,13 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use genesys_archiver::sim::media::hex;
+use genesys_archiver::sim::catalog::CatalogEntry;
+use genesys_archiver::sim::media::{expected_sha256, hex};
 use genesys_archiver::sim::{SimConfig, Simulator};
+use genesys_archiver::sink::layout::{KeyLayout, RecordingKeys};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -78,6 +81,8 @@ pub struct Harness {
     pub bucket: String,
     pub dir: PathBuf,
     pub config: PathBuf,
+    /// Between the daemon and moto, when started with [`Harness::start_proxied`].
+    pub proxy: Option<super::proxy::Proxy>,
 }
 
 /// A simulated org fast enough for end-to-end runs (rate limits are tested elsewhere).
@@ -109,6 +114,16 @@ pub fn screen_only(conversations: usize, size: (u64, u64)) -> SimConfig {
 impl Harness {
     /// Starts everything; `extra` TOML is appended to the daemon's configuration.
     pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
+        Self::start_with(sim_config, extra, false).await
+    }
+
+    /// As [`Harness::start`], with the daemon reaching S3 through a [`super::proxy::Proxy`]
+    /// that the test can take down.
+    pub async fn start_proxied(sim_config: SimConfig, extra: &str) -> Self {
+        Self::start_with(sim_config, extra, true).await
+    }
+
+    async fn start_with(sim_config: SimConfig, extra: &str, proxied: bool) -> Self {
         let sim = super::start(sim_config).await;
         let moto = Moto::start();
         let s3 = s3_client(&moto.url);
@@ -117,6 +132,11 @@ impl Harness {
         let dir = std::env::temp_dir().join(format!("ga-e2e-{}-{:x}", std::process::id(), fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("archiver.toml");
+        let proxy = match proxied {
+            true => Some(super::proxy::Proxy::start(moto.url.trim_start_matches("http://").to_owned()).await),
+            false => None,
+        };
+        let endpoint = proxy.as_ref().map_or(moto.url.clone(), |p| p.url.clone());
         let text = format!(
             "{}\n[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
              [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
@@ -125,7 +145,7 @@ impl Harness {
              [s3]\nbucket = \"{bucket}\"\nprefix = \"org/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}",
             sim.client_config(),
             dir.join("ledger.sqlite").display().to_string(),
-            moto.url,
+            endpoint,
         );
         std::fs::write(&config, text).unwrap();
         Self {
@@ -135,6 +155,7 @@ impl Harness {
             bucket,
             dir,
             config,
+            proxy,
         }
     }
 
@@ -225,16 +246,78 @@ impl Harness {
     }
 
     /// recording id -> (state, reason, key, sha256) from the ledger.
+    /// Empty until the daemon has created it; read-only, so polling never creates or
+    /// locks it.
     pub fn ledger(&self) -> BTreeMap<String, LedgerRow> {
-        let conn = rusqlite::Connection::open(self.dir.join("ledger.sqlite")).unwrap();
-        let mut stmt = conn
-            .prepare("SELECT recording_id, state, reason, object_key, sha256 FROM recordings")
-            .unwrap();
+        let path = self.dir.join("ledger.sqlite");
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let Ok(conn) = rusqlite::Connection::open_with_flags(&path, flags) else {
+            return BTreeMap::new();
+        };
+        let Ok(mut stmt) = conn.prepare("SELECT recording_id, state, reason, object_key, sha256 FROM recordings")
+        else {
+            return BTreeMap::new();
+        };
         stmt.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))))
             .unwrap()
             .map(Result::unwrap)
             .collect()
     }
+}
+
+pub fn keys(entry: &CatalogEntry) -> RecordingKeys {
+    KeyLayout::parse(KeyLayout::DEFAULT)
+        .unwrap()
+        .keys(
+            "org/",
+            &entry.conversation_id,
+            &entry.recording_id,
+            entry.start_time,
+            "webm",
+        )
+        .unwrap()
+}
+
+pub fn available(h: &Harness) -> Vec<CatalogEntry> {
+    h.sim
+        .catalog()
+        .into_iter()
+        .filter(|e| e.media == "screen" && e.file_state == "AVAILABLE")
+        .collect()
+}
+
+/// Every available screen recording is in the bucket once, with the simulator's bytes
+/// and its sidecar, and nothing else is.
+pub async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry]) {
+    let objects = h.objects().await;
+    let wanted: BTreeSet<String> = expected
+        .iter()
+        .flat_map(|e| {
+            let k = keys(e);
+            [k.media, k.sidecar]
+        })
+        .collect();
+    assert_eq!(
+        objects.keys().cloned().collect::<BTreeSet<_>>(),
+        wanted,
+        "the bucket holds exactly the expected keys"
+    );
+    for entry in expected {
+        let k = keys(entry);
+        let sha = expected_sha256(&entry.recording_id, entry.size);
+        assert_eq!(objects[&k.media], entry.size, "{}", k.media);
+        assert_eq!(h.sha256(&k.media).await, sha, "{}", k.media);
+        let sidecar: serde_json::Value = serde_json::from_slice(&h.get(&k.sidecar).await).unwrap();
+        assert_eq!(sidecar["archive"]["sha256"], sha);
+        assert_eq!(sidecar["archive"]["sizeBytes"], entry.size);
+        assert_eq!(sidecar["recording"]["id"], entry.recording_id.as_str());
+        let text = sidecar.to_string();
+        assert!(
+            !text.contains("mediaUri") && !text.contains("signature="),
+            "no download URL in the sidecar"
+        );
+    }
+    assert_eq!(h.open_uploads().await, 0, "no multipart upload left open");
 }
 
 impl Drop for Harness {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod harness;
+pub mod proxy;
 
 use genesys_archiver::config::{Settings, Sources};
 use genesys_archiver::genesys::GenesysClient;
