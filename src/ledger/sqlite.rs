@@ -79,6 +79,22 @@ fn err(e: impl std::fmt::Display) -> LedgerError {
     LedgerError(e.to_string())
 }
 
+/// SQLite says "unable to open database file" for every cause; the operating system
+/// says which (read-only file system, permission denied, no space).
+fn why(path: &Path, error: rusqlite::Error) -> String {
+    let os = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .err();
+    match os {
+        Some(os) => format!("{os}"),
+        None => error.to_string(),
+    }
+}
+
 impl SqliteLedger {
     /// Opens (creating) the database. Fails with a message naming the path if it cannot
     /// be opened for writing.
@@ -86,7 +102,8 @@ impl SqliteLedger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| LedgerError(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| LedgerError(format!("cannot open {}: {e}", path.display())))?;
+        let conn = Connection::open(path)
+            .map_err(|e| LedgerError(format!("cannot open {}: {}", path.display(), why(path, e))))?;
         conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -99,7 +116,7 @@ impl SqliteLedger {
         }
         conn.execute_batch("PRAGMA synchronous = FULL;")
             .and_then(|()| conn.execute_batch(SCHEMA))
-            .map_err(|e| LedgerError(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| LedgerError(format!("cannot write {}: {}", path.display(), why(path, e))))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

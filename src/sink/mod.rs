@@ -50,6 +50,11 @@ pub struct PutRequest<'a> {
     pub length: Option<u64>,
 }
 
+/// Upload id journalled *before* CreateMultipartUpload: a crash between the create and
+/// the journal entry would otherwise leave an upload nobody knows about. An entry with
+/// this id means "whatever upload is open at this key is ours": abort all of them.
+pub const UPLOAD_PENDING: &str = "";
+
 /// Records multipart uploads while they are open, so that a crash leaves none behind:
 /// at start, every upload still recorded is aborted.
 pub trait UploadJournal: Send + Sync {
@@ -114,7 +119,8 @@ pub trait Sink: Send + Sync {
     /// just before a crash).
     fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>>;
 
-    /// Aborts a multipart upload left open by a crash (no-op where there are none).
+    /// Aborts a multipart upload left open by a crash (no-op where there are none);
+    /// with [`UPLOAD_PENDING`], every upload open at `key`.
     fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;
 
     /// Whether the sink answers and can be written (readiness, `check-config --connect`).

@@ -16,7 +16,7 @@
 //! instance metadata.
 
 use super::streamed::StreamedBody;
-use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
+use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UPLOAD_PENDING, UploadJournal};
 use crate::config::settings::{S3Settings, Sse};
 use crate::genesys::media::ByteStream;
 use crate::ratelimit::BoxFuture;
@@ -158,6 +158,8 @@ impl S3Sink {
         journal: &dyn UploadJournal,
         cancel: &CancellationToken,
     ) -> Result<(), SinkError> {
+        // Journalled first: a crash right after the create leaves a findable upload.
+        journal.opened(UPLOAD_PENDING).await?;
         let create = self
             .client
             .create_multipart_upload()
@@ -255,7 +257,30 @@ impl S3Sink {
         Ok(Sink::head(self, key).await?.map(|info| info.owner))
     }
 
+    /// Aborts every multipart upload open at exactly `key`.
+    async fn abort_all_at(&self, key: &str) -> Result<(), SinkError> {
+        let answer = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.settings.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(failed("ListMultipartUploads"))?;
+        for upload in answer.uploads() {
+            if let (Some(k), Some(id)) = (upload.key(), upload.upload_id())
+                && k == key
+            {
+                self.abort(key, id).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
+        if upload_id == UPLOAD_PENDING {
+            return Box::pin(self.abort_all_at(key)).await;
+        }
         let result = self
             .client
             .abort_multipart_upload()
