@@ -20,7 +20,7 @@ use std::time::Duration;
     about = "Archives Genesys Cloud screen recordings into S3 within the platform's rate budget."
 )]
 struct Cli {
-    /// Log format; JSON by default unless stdout is a terminal.
+    /// Log format (logs go to stderr); JSON by default unless stderr is a terminal.
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
     #[command(subcommand)]

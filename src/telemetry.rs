@@ -1,8 +1,10 @@
 //! Logging: one event, one line; JSON for machines, text for a terminal.
 //!
-//! JSON is the default when stdout is not a terminal (systemd's journal, Kubernetes),
-//! so operators get structured fields (`scope`, `endpoint`, `cooldown_ms`, ...) without
-//! configuring anything. `RUST_LOG` filters as usual; the default is `info`.
+//! Logs go to stderr: stdout carries what a command produces (`status --json`,
+//! `loadtest --json`, the demo's summary), which a log line must never corrupt; the
+//! journal and Kubernetes collect both streams. JSON is the default when stderr is not
+//! a terminal, so operators get structured fields (`scope`, `endpoint`, `cooldown_ms`,
+//! ...) without configuring anything. `RUST_LOG` filters as usual; the default is `info`.
 
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
@@ -14,9 +16,9 @@ pub enum LogFormat {
 }
 
 impl LogFormat {
-    /// JSON unless stdout is a terminal.
+    /// JSON unless stderr is a terminal.
     pub fn detect() -> Self {
-        if std::io::stdout().is_terminal() {
+        if std::io::stderr().is_terminal() {
             LogFormat::Text
         } else {
             LogFormat::Json
@@ -29,7 +31,7 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder
             .json()

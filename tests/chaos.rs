@@ -48,7 +48,7 @@ async fn three_hundred_recordings_survive_twenty_sigkills() {
             .spawn()
             .unwrap();
         // A random moment: right at start-up (recovery, token), or mid-transfer.
-        sleep(Duration::from_millis(rng.u64(100..2500))).await;
+        sleep(Duration::from_millis(rng.u64(100..1000))).await;
         if daemon.try_wait().unwrap().is_some() {
             // It finished everything before this kill: the remaining kills have nothing to hit.
             break;

@@ -273,11 +273,11 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
         stdout.contains("a token was obtained") && stdout.contains("answered"),
         "{stdout}"
     );
-    // [telemetry] decides the log lines: JSON at info, or nothing at warn.
+    // [telemetry] decides the log lines (on stderr): JSON at info, or nothing at warn.
     let mut cmd = h.daemon(&["check-config", "--connect"]);
     cmd.env("GENESYS_ARCHIVER__TELEMETRY__LOG_FORMAT", "json");
-    let stdout = String::from_utf8_lossy(&cmd.output().await.unwrap().stdout).into_owned();
-    let line = stdout
+    let logs = String::from_utf8_lossy(&cmd.output().await.unwrap().stderr).into_owned();
+    let line = logs
         .lines()
         .find(|l| l.contains("Access token obtained"))
         .expect("an info line");
@@ -286,10 +286,12 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
     let mut cmd = h.daemon(&["check-config", "--connect"]);
     cmd.env("GENESYS_ARCHIVER__TELEMETRY__LOG_LEVEL", "warn")
         .env_remove("RUST_LOG");
-    let stdout = String::from_utf8_lossy(&cmd.output().await.unwrap().stdout).into_owned();
+    let out = cmd.output().await.unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(logs.contains("readable by every user"), "warnings still show: {logs}");
     assert!(
-        !stdout.contains("Access token obtained"),
-        "log_level = warn hides info lines: {stdout}"
+        !logs.contains("Access token obtained"),
+        "log_level = warn hides info lines: {logs}"
     );
     // A bucket that does not exist: a clear one-line failure.
     let mut cmd = h.daemon(&["check-config", "--connect"]);
