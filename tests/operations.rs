@@ -168,12 +168,14 @@ async fn readyz_fails_until_the_sink_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_uploads_exits_0_with_nothing_half_done() {
-    // Slow media: uploads are in flight when the signal comes; no grace, so they are aborted.
+    // Slow media: multipart uploads are in flight when the signal comes; no grace, so
+    // they are aborted (single_put_max 0: recordings this size would otherwise stream
+    // as one PutObject, which leaves no upload to see).
     let sim = SimConfig {
         media_chunk_delay: Duration::from_millis(8),
         ..screen_only(8, (12 * MIB, 20 * MIB))
     };
-    let h = Harness::start(sim, "").await;
+    let h = Harness::start(sim, "single_put_max = \"0\"\n").await;
     let mut cmd = h.daemon(&["run"]);
     cmd.env("GENESYS_ARCHIVER__WORKERS__SHUTDOWN_GRACE", "0s");
     let mut daemon = cmd
