@@ -58,20 +58,13 @@ async fn main() {
     let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
     let unlimited = 1_000_000_000;
     let config = SimConfig {
-        conversations: n,
         history: Duration::from_secs(24 * 3600),
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
         token_limit: unlimited,
         endpoint_limits: Endpoint::ALL
             .iter()
             .map(|e| (*e, unlimited))
             .collect::<BTreeMap<_, _>>(),
-        ..SimConfig::default()
+        ..SimConfig::one_screen_recording_each(n)
     };
     let started = Instant::now();
     let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())

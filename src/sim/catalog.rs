@@ -114,22 +114,12 @@ impl Catalog {
         recording.hostile = case;
         let id = recording.id.clone();
         self.recordings.insert(id.clone(), recording);
-        let at = self.conversations.partition_point(|c| c.start <= start);
-        self.conversations.insert(
-            at,
-            SimConversation {
-                id: conversation_id.to_owned(),
-                start,
-                end,
-                recordings: vec![id],
-            },
-        );
-        self.by_conversation = self
-            .conversations
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.id.clone(), i))
-            .collect();
+        self.insert_conversation(SimConversation {
+            id: conversation_id.to_owned(),
+            start,
+            end,
+            recordings: vec![id],
+        });
     }
 
     /// The hostile cases, with their ids.
@@ -206,17 +196,23 @@ impl Catalog {
                 recordings.push(self.add_recording(&id, "audio", "AVAILABLE", start, end, size, false));
             }
         }
-        let conversation = SimConversation {
+        self.insert_conversation(SimConversation {
             id: id.clone(),
             start,
             end,
             recordings,
-        };
-        let at = self.conversations.partition_point(|c| c.start <= start);
+        });
+        id
+    }
+
+    /// Inserts in start order and keeps the index by id.
+    fn insert_conversation(&mut self, conversation: SimConversation) {
+        let at = self.conversations.partition_point(|c| c.start <= conversation.start);
+        let id = conversation.id.clone();
         self.conversations.insert(at, conversation);
         if at + 1 == self.conversations.len() {
             // The usual case (generation in order, new sessions now): an append.
-            self.by_conversation.insert(id.clone(), at);
+            self.by_conversation.insert(id, at);
         } else {
             self.by_conversation = self
                 .conversations
@@ -225,7 +221,6 @@ impl Catalog {
                 .map(|(i, c)| (c.id.clone(), i))
                 .collect();
         }
-        id
     }
 
     #[allow(clippy::too_many_arguments)]

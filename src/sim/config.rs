@@ -69,6 +69,24 @@ pub struct SimConfig {
     pub hostile: bool,
 }
 
+impl SimConfig {
+    /// `conversations` conversations with one AVAILABLE screen recording each: no
+    /// audio, no deleted or archived ones, no transcoding. The shape of data-path tests
+    /// and benchmarks, where only the count matters.
+    pub fn one_screen_recording_each(conversations: usize) -> Self {
+        Self {
+            conversations,
+            no_recording_share: 0.0,
+            screen_per_conversation: (1, 1),
+            audio_share: 0.0,
+            archived_share: 0.0,
+            deleted_share: 0.0,
+            transcoding_share: 0.0,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for SimConfig {
     /// A small org on the real platform's limits.
     fn default() -> Self {

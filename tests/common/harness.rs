@@ -87,12 +87,19 @@ pub struct Harness {
 
 /// A simulated org fast enough for end-to-end runs (rate limits are tested elsewhere).
 pub fn fast_org(conversations: usize) -> SimConfig {
-    SimConfig {
+    fast(SimConfig {
         conversations,
+        ..SimConfig::default()
+    })
+}
+
+/// `org` on limits high enough not to pace, with short transcoding.
+fn fast(org: SimConfig) -> SimConfig {
+    SimConfig {
         token_limit: 6000,
         endpoint_limits: Default::default(),
         transcode_time: Duration::from_millis(800),
-        ..SimConfig::default()
+        ..org
     }
 }
 
@@ -101,13 +108,7 @@ pub fn fast_org(conversations: usize) -> SimConfig {
 pub fn screen_only(conversations: usize, size: (u64, u64)) -> SimConfig {
     SimConfig {
         media_size: size,
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
-        ..fast_org(conversations)
+        ..fast(SimConfig::one_screen_recording_each(conversations))
     }
 }
 

@@ -16,16 +16,9 @@ use std::time::Duration;
 /// compressed time (5 s windows) so that a thousand calls span several windows.
 pub fn flat_org(screen: usize) -> SimConfig {
     SimConfig {
-        conversations: screen,
-        no_recording_share: 0.0,
-        screen_per_conversation: (1, 1),
-        audio_share: 0.0,
-        archived_share: 0.0,
-        deleted_share: 0.0,
-        transcoding_share: 0.0,
         media_size: (1024, 4096),
         window: Duration::from_secs(5),
-        ..SimConfig::default()
+        ..SimConfig::one_screen_recording_each(screen)
     }
 }
 
