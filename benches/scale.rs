@@ -16,11 +16,13 @@
 //!   cargo bench --bench scale -- [N]    (or `bash scripts/bench/scale.sh [N]`)
 
 use chrono::{Duration as ChronoDuration, Utc};
+use futures_util::StreamExt;
 use genesys_archiver::config::Sources;
 use genesys_archiver::genesys::{Endpoint, GenesysClient};
 use genesys_archiver::ledger::sqlite::SqliteLedger;
 use genesys_archiver::ledger::{Ledger, NewRecording, State};
-use genesys_archiver::pipeline::poller::Poller;
+use genesys_archiver::pipeline::check::Checker;
+use genesys_archiver::pipeline::poller::{PassReport, Poller};
 use genesys_archiver::ratelimit::{Budget, LocalBudget};
 use genesys_archiver::sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;
@@ -78,7 +80,7 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("temporary directory");
     let _cleanup = RemoveOnDrop(dir.clone());
     let text = format!(
-        "{}\n[ledger]\npath = \"{}\"\n[sink]\nkind = \"file\"\ndirectory = \"{}\"\n",
+        "{}\n[discovery]\nsettle_after_end = \"0s\"\n[ledger]\npath = \"{}\"\n[sink]\nkind = \"file\"\ndirectory = \"{}\"\n",
         sim.client_config(),
         dir.join("ledger.sqlite").display(),
         dir.join("archive").display()
@@ -92,12 +94,44 @@ async fn main() {
     .expect("settings");
     let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
     let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
+    let client = Arc::new(GenesysClient::new(&settings, budget).expect("client"));
     let poller = Poller {
-        client: Arc::new(GenesysClient::new(&settings, budget).expect("client")),
+        client: client.clone(),
         ledger: ledger.clone(),
         settings: settings.discovery.clone(),
         stats: Arc::default(),
         work: Arc::default(),
+    };
+    let checker = Arc::new(Checker {
+        client,
+        ledger: ledger.clone(),
+        urls: Arc::default(),
+        lifecycle: poller.lifecycle(),
+        mode: settings.discovery.fetch_mode,
+        work: Arc::default(),
+    });
+    // Discovery as the daemon does it: the pass, then one listing per conversation,
+    // `concurrency` in flight (workers do the listings in the daemon).
+    let discover = |from, to| {
+        let (poller, checker, ledger) = (&poller, checker.clone(), ledger.clone());
+        let concurrency = settings.discovery.concurrency;
+        async move {
+            PassReport::get(&poller.pass(from, to).await.expect("discovery pass").new_conversations);
+            let mut listed = 0u64;
+            let mut due = Vec::new();
+            while let Some(row) = ledger.claim_conversation(Utc::now()).await.expect("claim") {
+                due.push(row);
+            }
+            let mut checks = futures_util::stream::iter(due.into_iter().map(|row| {
+                let checker = checker.clone();
+                async move { checker.check(row).await.expect("listing") }
+            }))
+            .buffer_unordered(concurrency);
+            while checks.next().await.is_some() {
+                listed += 1;
+            }
+            listed
+        }
     };
     let baseline = rss_mib();
 
@@ -114,16 +148,16 @@ async fn main() {
     for i in 0..SLICES {
         let (from, to) = (begin + slice * i, begin + slice * (i + 1));
         let t = Instant::now();
-        let report = poller.pass(from, to).await.expect("discovery pass");
+        let listed = discover(from, to).await;
         let elapsed = t.elapsed();
-        total += report.new_recordings;
-        discovery_us.push(per_item_us(elapsed, report.new_recordings));
+        total += listed;
+        discovery_us.push(per_item_us(elapsed, listed));
         println!(
             "{:>6} {:>12} {:>14} {:>16.1} {:>10.1}",
             i + 1,
             total,
-            report.new_recordings,
-            per_item_us(elapsed, report.new_recordings),
+            listed,
+            per_item_us(elapsed, listed),
             rss_mib()
         );
     }
@@ -135,7 +169,15 @@ async fn main() {
     let t = Instant::now();
     let again = poller.pass(begin, end).await.expect("second pass");
     let reread = t.elapsed();
-    assert_eq!(again.new_recordings, 0, "nothing is discovered twice");
+    assert_eq!(
+        PassReport::get(&again.new_conversations),
+        0,
+        "nothing is discovered twice"
+    );
+    assert!(
+        ledger.claim_conversation(Utc::now()).await.expect("claim").is_none(),
+        "nothing is listed twice"
+    );
 
     // Every recording offered to the ledger again, in pages of 100 as discovery does.
     let offered: Vec<NewRecording> = sim
@@ -148,6 +190,7 @@ async fn main() {
             end_time: None,
             metadata: "{}".into(),
             parked: None,
+            not_before: None,
         })
         .collect();
     let t = Instant::now();
@@ -186,8 +229,8 @@ async fn main() {
     );
     println!(
         "re-reading the whole day, all known    {:.1} us/recording ({} conversations skipped)",
-        per_item_us(reread, again.known),
-        again.known
+        per_item_us(reread, PassReport::get(&again.known)),
+        PassReport::get(&again.known)
     );
     println!(
         "ledger de-duplication on insert        {:.1} us/recording ({} offered, {added} added)",

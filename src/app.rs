@@ -63,6 +63,9 @@ impl App {
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
         let sink = open_sink(&settings).await?;
         let client = Arc::new(GenesysClient::new(&settings, budget.clone())?);
+        if settings.limits.auto_budget {
+            read_token_limit(&client, budget.as_ref()).await;
+        }
         let health = Arc::new(Health::new(settings.discovery.poll_interval));
         health.ledger.store(true, Ordering::Relaxed);
         let app = Self {
@@ -103,7 +106,17 @@ impl App {
             stats: self.stats.clone(),
             work: work.clone(),
         };
+        let urls = Arc::new(crate::pipeline::urls::UrlCache::default());
+        let checker = Arc::new(crate::pipeline::check::Checker {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            urls: urls.clone(),
+            lifecycle: poller.lifecycle(),
+            mode: self.settings.discovery.fetch_mode,
+            work: work.clone(),
+        });
         let worker = Arc::new(Worker {
+            urls,
             client: self.client.clone(),
             ledger: self.ledger.clone(),
             sink: self.sink.clone(),
@@ -116,6 +129,7 @@ impl App {
             health: self.health.clone(),
             poller,
             worker,
+            checker,
             ledger: self.ledger.clone(),
             slots: self.settings.workers.count,
             poll_interval: self.settings.discovery.poll_interval,
@@ -149,6 +163,31 @@ impl App {
         );
         self.pipeline().run(mode, shutdown).await?;
         Ok(self.ledger.status().await?)
+    }
+}
+
+/// `requests_per_minute = "auto"`: the org's per-token limit, as the platform reports
+/// it. If it cannot be read, the documented default stays, and the budget still learns
+/// the real limit from the `inin-ratelimit-allowed` headers of the first answers.
+pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
+    match client.org_token_limit().await {
+        Ok(Some(limit)) => {
+            budget.set_token_limit(limit);
+            tracing::info!(
+                message = "Per-token budget read from the org's limits.",
+                requests_per_window = limit,
+                key = "client.credentials.token.rate.per.minute",
+            );
+        }
+        Ok(None) => tracing::warn!(
+            message = "The org's limits do not name the per-token budget; using the documented default.",
+            requests_per_window = crate::config::settings::DOCUMENTED_TOKEN_BUDGET,
+        ),
+        Err(error) => tracing::warn!(
+            message = "Cannot read the org's limits; using the documented default per-token budget.",
+            requests_per_window = crate::config::settings::DOCUMENTED_TOKEN_BUDGET,
+            %error,
+        ),
     }
 }
 

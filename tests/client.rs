@@ -7,7 +7,7 @@ use chrono::Utc;
 use futures_util::StreamExt;
 use genesys_archiver::genesys::ApiError;
 use genesys_archiver::genesys::media_policy::UrlRejected;
-use genesys_archiver::genesys::model::{AnalyticsQuery, FileState, RecordingFetch};
+use genesys_archiver::genesys::model::{AnalyticsQuery, ConversationSummary, FileState, RecordingFetch, SegmentFilter};
 use genesys_archiver::sim::SimConfig;
 use genesys_archiver::sim::media::{expected_sha256, hex};
 use sha2::{Digest, Sha256};
@@ -39,24 +39,39 @@ async fn discovery_pages_through_recorded_conversations_and_keeps_screen_recordi
     let mut found = Vec::new();
     for page in 1.. {
         let answer = client
-            .analytics_page(&AnalyticsQuery::recorded_between(start, end, page, 7))
+            .analytics_page(&AnalyticsQuery::started_between(
+                start,
+                end,
+                page,
+                7,
+                &SegmentFilter::screen_recorded(),
+            ))
             .await
             .unwrap();
         if answer.conversations.is_empty() {
             break;
         }
         assert!(answer.conversations.len() <= 7);
-        found.extend(answer.conversations);
+        found.extend(
+            answer
+                .conversations
+                .iter()
+                .map(|row| ConversationSummary::from_row(row).unwrap()),
+        );
     }
     let starts: Vec<_> = found.iter().map(|c| c.conversation_start).collect();
     assert!(starts.windows(2).all(|w| w[0] <= w[1]), "ascending by start");
 
     let catalog = sim.catalog();
-    let recorded: BTreeSet<_> = catalog.iter().map(|e| e.conversation_id.clone()).collect();
+    let recorded: BTreeSet<_> = catalog
+        .iter()
+        .filter(|e| e.media == "screen")
+        .map(|e| e.conversation_id.clone())
+        .collect();
     let discovered: BTreeSet<_> = found.iter().map(|c| c.conversation_id.clone()).collect();
     assert_eq!(
         discovered, recorded,
-        "the segment filter keeps exactly the recorded conversations"
+        "the segment filter keeps exactly the conversations with a screen recording"
     );
     assert!(recorded.len() < 60, "some conversations have no recording at all");
 

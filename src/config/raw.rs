@@ -62,6 +62,9 @@ pub struct RawGenesys {
     pub client_secret_file: Option<String>,
     /// Template of the recording call; `{conversationId}` and `{recordingId}` are substituted.
     pub recording_path: Option<String>,
+    /// Template of the call that lists a conversation's recordings with their download
+    /// URLs; `{conversationId}` is substituted.
+    pub recordings_path: Option<String>,
     /// Media format asked for: WEBM, WAV, MP3, OGG_VORBIS, OGG_OPUS or NONE (original).
     pub format_id: Option<String>,
     /// Hosts that download URLs may point at; `*.example.com` matches any subdomain.
@@ -78,8 +81,9 @@ pub struct RawGenesys {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    /// Per-token budget shared by every endpoint and worker (Genesys default: 300).
-    pub requests_per_minute: Option<u32>,
+    /// Per-token budget shared by every endpoint and worker: a number, or `"auto"` (the
+    /// default) to read the org's own limit from the platform at start.
+    pub requests_per_minute: Option<RawRate>,
     /// Length of the platform's counting window. Genesys counts per minute; only a
     /// simulator with compressed time needs another value.
     pub window: Option<String>,
@@ -89,6 +93,23 @@ pub struct RawLimits {
     /// `recordingmetadata`, `recording`. An endpoint not listed has only the per-token budget.
     #[serde(default)]
     pub endpoints: BTreeMap<String, u32>,
+}
+
+/// A number, or a word such as `"auto"`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum RawRate {
+    Number(i64),
+    Word(String),
+}
+
+/// Segment filters: the API's JSON shape, as TOML tables or as one JSON string (handy
+/// in an environment variable).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawFilters {
+    Tables(Vec<crate::genesys::model::SegmentFilter>),
+    Json(String),
 }
 
 /// `[retry]`: timing of retries when the platform gives no Retry-After.
@@ -135,8 +156,20 @@ pub struct RawDiscovery {
     pub settle_delay: Option<String>,
     /// Conversations per analytics page (at most 100).
     pub page_size: Option<u32>,
-    /// recordingmetadata calls in flight during a pass.
+    /// Analytics calls in flight while active conversations are re-read in batches.
     pub concurrency: Option<usize>,
+    /// Analytics segment filters (the API's shape); default: `screenRecording = true`.
+    pub segment_filters: Option<RawFilters>,
+    /// `conversation` (one call lists a conversation's recordings with their download
+    /// URLs) or `recording` (recordingmetadata, then one call per recording).
+    pub fetch_mode: Option<String>,
+    /// How long after a conversation's end its screen recordings are listed and uploaded.
+    pub settle_after_end: Option<String>,
+    /// Longest interval between two looks at an active or unsettled conversation.
+    pub recheck_max: Option<String>,
+    /// Most conversations the synchronous query returns for one interval; a window
+    /// with more is split.
+    pub max_results: Option<u64>,
 }
 
 /// `[ledger]`: where the state of every recording is kept.

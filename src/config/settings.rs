@@ -9,7 +9,7 @@ use super::raw::{
 };
 use crate::genesys::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
-use crate::genesys::model::FormatId;
+use crate::genesys::model::{FormatId, SegmentFilter};
 use crate::sink::layout::KeyLayout;
 use crate::telemetry::LogFormat;
 use reqwest::Url;
@@ -64,6 +64,7 @@ pub struct GenesysSettings {
     /// Wrapped so that `Debug` and logs show `[REDACTED]`.
     pub client_secret: SecretString,
     pub recording_path: RecordingPath,
+    pub recordings_path: ConversationPath,
     pub format_id: FormatId,
     /// Where download URLs may point; checked before every request and redirect.
     pub media: MediaPolicy,
@@ -102,6 +103,31 @@ impl RecordingPath {
     }
 }
 
+/// The validated `recordings_path` template (one conversation's recordings).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationPath(String);
+
+impl ConversationPath {
+    pub const DEFAULT: &'static str = "/api/v2/conversations/{conversationId}/recordings";
+
+    fn parse(template: &str) -> Result<Self, String> {
+        if !template.starts_with('/') {
+            return Err("must start with `/`".into());
+        }
+        if template.matches("{conversationId}").count() != 1 {
+            return Err("must contain {conversationId} exactly once".into());
+        }
+        if template.contains('?') || template.contains('#') || template.contains("{recordingId}") {
+            return Err("must be a path without query, fragment or {recordingId}".into());
+        }
+        Ok(Self(template.to_owned()))
+    }
+
+    pub fn render(&self, conversation_id: &str) -> String {
+        self.0.replace("{conversationId}", &encode_segment(conversation_id))
+    }
+}
+
 /// Percent-encodes everything but RFC 3986 unreserved characters; `.` and `..` are
 /// encoded too so they cannot act as path navigation.
 pub fn encode_segment(segment: &str) -> String {
@@ -121,13 +147,16 @@ pub fn encode_segment(segment: &str) -> String {
 /// The request budgets.
 #[derive(Debug, Clone)]
 pub struct LimitSettings {
-    /// Per-token budget, in requests per `window`.
+    /// Per-token budget, in requests per `window`: the configured number, or with
+    /// `auto_budget` the documented default until the org's own limit has been read.
     pub token_budget: u32,
+    /// `requests_per_minute = "auto"`: read the org's limit from the platform at start.
+    pub auto_budget: bool,
     /// The platform's counting window (one minute on Genesys Cloud).
     pub window: Duration,
     pub target_utilization: f64,
     /// Per-endpoint budgets in requests per `window`; `None` where the operator set none.
-    pub endpoint_budgets: [(Endpoint, Option<u32>); 4],
+    pub endpoint_budgets: [(Endpoint, Option<u32>); Endpoint::COUNT],
 }
 
 impl LimitSettings {
@@ -178,10 +207,31 @@ pub struct DiscoverySettings {
     pub overlap: Duration,
     pub settle_delay: Duration,
     pub page_size: u32,
-    /// recordingmetadata calls a pass keeps in flight. Every call still waits for the
-    /// shared budget; more than one lets a pass use the budget's pace instead of one
-    /// round trip per slot, which is most of the discovery lag under load.
+    /// Analytics calls kept in flight while active conversations are re-read. Every call
+    /// still waits for the shared budget.
     pub concurrency: usize,
+    /// Narrow the analytics query before any per-conversation call is spent.
+    pub segment_filters: Vec<SegmentFilter>,
+    pub fetch_mode: FetchMode,
+    /// After a conversation's end, when its recordings are first listed and when it may
+    /// settle (see `config/example.toml` for the default's reasoning).
+    pub settle_after_end: Duration,
+    /// Longest interval between two looks at an active or unsettled conversation; the
+    /// intervals start at `poll_interval` and double.
+    pub recheck_max: Duration,
+    /// Most conversations one synchronous query interval may hold; more is split.
+    pub max_results: u64,
+}
+
+/// How a conversation's recordings and their download URLs are fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchMode {
+    /// One call lists every recording of the conversation with the URLs of the ready
+    /// ones; the per-recording call only for transcoding ones and expired URLs.
+    Conversation,
+    /// recordingmetadata, then one recording call per screen recording (for orgs where
+    /// the list call is not permitted).
+    Recording,
 }
 
 #[derive(Debug, Clone)]
@@ -344,6 +394,8 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
 
     let recording_path = RecordingPath::parse(raw.recording_path.as_deref().unwrap_or(RecordingPath::DEFAULT))
         .map_err(|m| ConfigError::new("genesys.recording_path", m))?;
+    let recordings_path = ConversationPath::parse(raw.recordings_path.as_deref().unwrap_or(ConversationPath::DEFAULT))
+        .map_err(|m| ConfigError::new("genesys.recordings_path", m))?;
     let format_id = raw
         .format_id
         .as_deref()
@@ -375,6 +427,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         client_id,
         client_secret: SecretString::from(client_secret),
         recording_path,
+        recordings_path,
         format_id,
         media,
         request_timeout,
@@ -394,10 +447,17 @@ fn read_secret_file(path: &str) -> Result<String, ConfigError> {
 }
 
 fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
-    let token_budget = raw.requests_per_minute.unwrap_or(300);
-    if token_budget == 0 {
-        return Err(ConfigError::new("limits.requests_per_minute", "must be at least 1"));
-    }
+    use super::raw::RawRate;
+    let key = "limits.requests_per_minute";
+    let (token_budget, auto_budget) = match raw.requests_per_minute {
+        None => (DOCUMENTED_TOKEN_BUDGET, true),
+        Some(RawRate::Word(w)) if w.trim().eq_ignore_ascii_case("auto") => (DOCUMENTED_TOKEN_BUDGET, true),
+        Some(RawRate::Word(w)) => match w.trim().parse::<i64>() {
+            Ok(n) => (positive_rate(key, n)?, false),
+            Err(_) => return Err(ConfigError::new(key, format!("`{w}` is neither a number nor \"auto\""))),
+        },
+        Some(RawRate::Number(n)) => (positive_rate(key, n)?, false),
+    };
     let window = duration_or("limits.window", raw.window.as_deref(), Duration::from_secs(60))?;
     if window < Duration::from_millis(100) {
         return Err(ConfigError::new("limits.window", "must be at least 100ms"));
@@ -415,7 +475,10 @@ fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
         let Some(slot) = endpoint_budgets.iter_mut().find(|(e, _)| e.as_str() == name) else {
             return Err(ConfigError::new(
                 key,
-                "unknown endpoint (known: token, analytics, recordingmetadata, recording)",
+                format!(
+                    "unknown endpoint (known: {})",
+                    Endpoint::ALL.map(Endpoint::as_str).join(", ")
+                ),
             ));
         };
         if budget == 0 {
@@ -425,10 +488,21 @@ fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
     }
     Ok(LimitSettings {
         token_budget,
+        auto_budget,
         window,
         target_utilization,
         endpoint_budgets,
     })
+}
+
+/// The per-token limit Genesys documents (`client.credentials.token.rate.per.minute`).
+pub const DOCUMENTED_TOKEN_BUDGET: u32 = 300;
+
+fn positive_rate(key: &str, n: i64) -> Result<u32, ConfigError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ConfigError::new(key, format!("{n} must be a whole number of at least 1 (or \"auto\")")))
 }
 
 fn validate_retry(raw: RawRetry) -> Result<RetrySettings, ConfigError> {
@@ -548,7 +622,44 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
         )?,
         page_size: raw.page_size.unwrap_or(100),
         concurrency: raw.concurrency.unwrap_or(4),
+        segment_filters: validate_filters(raw.segment_filters)?,
+        fetch_mode: match raw.fetch_mode.as_deref().map(str::trim) {
+            None | Some("conversation") => FetchMode::Conversation,
+            Some("recording") => FetchMode::Recording,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "discovery.fetch_mode",
+                    format!("`{other}` is not one of conversation, recording"),
+                ));
+            }
+        },
+        settle_after_end: duration_or(
+            "discovery.settle_after_end",
+            raw.settle_after_end.as_deref(),
+            Duration::from_secs(300),
+        )?,
+        recheck_max: duration_or(
+            "discovery.recheck_max",
+            raw.recheck_max.as_deref(),
+            Duration::from_secs(600),
+        )?,
+        max_results: raw.max_results.unwrap_or(10_000),
     };
+    if settings.settle_after_end > Duration::from_secs(7 * 24 * 3600) {
+        return Err(ConfigError::new("discovery.settle_after_end", "must be at most 7 days"));
+    }
+    if settings.recheck_max < settings.poll_interval {
+        return Err(ConfigError::new(
+            "discovery.recheck_max",
+            "must not be less than discovery.poll_interval",
+        ));
+    }
+    if settings.max_results < u64::from(settings.page_size) {
+        return Err(ConfigError::new(
+            "discovery.max_results",
+            "must be at least discovery.page_size",
+        ));
+    }
     if settings.poll_interval < Duration::from_secs(1) {
         return Err(ConfigError::new("discovery.poll_interval", "must be at least 1s"));
     }
@@ -565,6 +676,89 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
         return Err(ConfigError::new("discovery.concurrency", "must be between 1 and 16"));
     }
     Ok(settings)
+}
+
+/// Checks segment filters in the API's shape, naming the exact key of a bad part.
+fn validate_filters(raw: Option<super::raw::RawFilters>) -> Result<Vec<SegmentFilter>, ConfigError> {
+    use super::raw::RawFilters;
+    let key = "discovery.segment_filters";
+    let filters = match raw {
+        None => return Ok(SegmentFilter::screen_recorded()),
+        Some(RawFilters::Tables(filters)) => filters,
+        Some(RawFilters::Json(text)) => {
+            let de = &mut serde_json::Deserializer::from_str(&text);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                ConfigError::new(
+                    key,
+                    format!(
+                        "not segment filters in the API's JSON shape at {}: {}",
+                        e.path(),
+                        e.inner()
+                    ),
+                )
+            })?
+        }
+    };
+    for (i, filter) in filters.iter().enumerate() {
+        let at = format!("{key}[{i}]");
+        if !["and", "or"].contains(&filter.kind.to_ascii_lowercase().as_str()) {
+            return Err(ConfigError::new(
+                format!("{at}.type"),
+                format!("`{}` is not one of and, or", filter.kind),
+            ));
+        }
+        if filter.predicates.is_empty() {
+            return Err(ConfigError::new(
+                format!("{at}.predicates"),
+                "must hold at least one predicate",
+            ));
+        }
+        for (j, p) in filter.predicates.iter().enumerate() {
+            let at = format!("{at}.predicates[{j}]");
+            if p.kind.as_deref().is_some_and(|k| k != "dimension") {
+                return Err(ConfigError::new(
+                    format!("{at}.type"),
+                    "only `dimension` predicates are supported",
+                ));
+            }
+            if p.dimension.is_empty() || !p.dimension.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err(ConfigError::new(
+                    format!("{at}.dimension"),
+                    "must be a dimension name such as screenRecording",
+                ));
+            }
+            match (p.operator.as_deref().unwrap_or("matches"), &p.value) {
+                ("matches", Some(_)) | ("exists" | "notExists", None) => {}
+                ("matches", None) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.value"),
+                        "must be set for operator matches",
+                    ));
+                }
+                ("exists" | "notExists", Some(_)) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.value"),
+                        "must be left out for operators exists and notExists",
+                    ));
+                }
+                (other, _) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.operator"),
+                        format!("`{other}` is not one of matches, exists, notExists"),
+                    ));
+                }
+            }
+        }
+    }
+    if !filters
+        .iter()
+        .any(|f| f.predicates.iter().any(|p| p.dimension == "screenRecording"))
+    {
+        tracing::warn!(
+            message = "discovery.segment_filters has no screenRecording predicate: conversations without a screen recording will each cost a call.",
+        );
+    }
+    Ok(filters)
 }
 
 fn validate_ledger(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {

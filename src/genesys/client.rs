@@ -8,7 +8,10 @@ use super::auth::{OAuthSource, TokenCache};
 use super::endpoint::Endpoint;
 use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
-use super::model::{AnalyticsPage, AnalyticsQuery, FileState, Media, Recording, RecordingFetch, RecordingMetadata};
+use super::model::{
+    AnalyticsPage, AnalyticsQuery, AsyncQuery, DataAvailability, FileState, JobCreated, JobResults, JobStatus,
+    LimitEntities, Media, Recording, RecordingFetch, RecordingMetadata,
+};
 use super::transport::{Transport, parse_json};
 use crate::config::settings::{GenesysSettings, Settings};
 use crate::ratelimit::Budget;
@@ -83,17 +86,44 @@ impl GenesysClient {
         url
     }
 
+    /// `GET path?query` on the API, through the budget; the raw answer.
+    async fn get(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<super::transport::ApiResponse, ApiError> {
+        let url = self.api(path);
+        let make = |http: &reqwest::Client, token: Option<&str>| {
+            http.get(url.clone())
+                .query(query)
+                .bearer_auth(token.unwrap_or_default())
+        };
+        self.transport.execute(endpoint, &make, Some(&self.auth)).await
+    }
+
+    /// `POST path` with a JSON body on the API, through the budget; the raw answer.
+    async fn post<B: serde::Serialize + Sync>(
+        &self,
+        endpoint: Endpoint,
+        path: &str,
+        body: &B,
+    ) -> Result<super::transport::ApiResponse, ApiError> {
+        let url = self.api(path);
+        let make = |http: &reqwest::Client, token: Option<&str>| {
+            http.post(url.clone()).bearer_auth(token.unwrap_or_default()).json(body)
+        };
+        self.transport.execute(endpoint, &make, Some(&self.auth)).await
+    }
+
     /// One page of conversations matching `query`.
     pub async fn analytics_page(&self, query: &AnalyticsQuery) -> Result<AnalyticsPage, ApiError> {
-        let url = self.api("/api/v2/analytics/conversations/details/query");
-        let make = |http: &reqwest::Client, token: Option<&str>| {
-            http.post(url.clone())
-                .bearer_auth(token.unwrap_or_default())
-                .json(query)
-        };
         let answer = self
-            .transport
-            .execute(Endpoint::Analytics, &make, Some(&self.auth))
+            .post(
+                Endpoint::Analytics,
+                "/api/v2/analytics/conversations/details/query",
+                query,
+            )
             .await?;
         if answer.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(AnalyticsPage {
@@ -106,17 +136,108 @@ impl GenesysClient {
 
     /// Every recording of a conversation (all media); empty for a conversation without any.
     pub async fn recording_metadata(&self, conversation_id: &str) -> Result<Vec<RecordingMetadata>, ApiError> {
-        let url = self.api(&format!(
+        let path = format!(
             "/api/v2/conversations/{}/recordingmetadata",
             crate::config::settings::encode_segment(conversation_id)
-        ));
-        let make =
-            |http: &reqwest::Client, token: Option<&str>| http.get(url.clone()).bearer_auth(token.unwrap_or_default());
-        let answer = self
-            .transport
-            .execute(Endpoint::RecordingMetadata, &make, Some(&self.auth))
-            .await?;
+        );
+        let answer = self.get(Endpoint::RecordingMetadata, &path, &[]).await?;
         parse_json(Endpoint::RecordingMetadata, &answer.body)
+    }
+
+    /// Every recording of a conversation in the configured format, in one call: the
+    /// ready ones carry `mediaUris`. The platform answers 200, or 202 while some are
+    /// still transcoding (inferred: both are read the same way, and an entry without a
+    /// download URL is treated as not ready, whichever status came).
+    pub async fn conversation_recordings(&self, conversation_id: &str) -> Result<Vec<Recording>, ApiError> {
+        let path = self.settings.recordings_path.render(conversation_id);
+        let format = self.settings.format_id.as_str();
+        let answer = self
+            .get(Endpoint::ConversationRecordings, &path, &[("formatId", format)])
+            .await?;
+        if answer.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Vec::new());
+        }
+        parse_json(Endpoint::ConversationRecordings, &answer.body)
+    }
+
+    /// What one entry of [`GenesysClient::conversation_recordings`] means for the pipeline.
+    pub fn classify(&self, recording: Recording) -> Result<RecordingFetch, ApiError> {
+        let ready = recording
+            .media_uris
+            .as_ref()
+            .is_some_and(|uris| uris.values().any(|m| m.media_uri.is_some()));
+        let state = recording.metadata.file_state.clone().unwrap_or(FileState::Available);
+        if state.is_downloadable() && !ready {
+            // Listed but not transcoded yet: the per-recording call follows it.
+            let estimate = recording.estimated_transcode_time_ms.map(Duration::from_millis);
+            return Ok(RecordingFetch::Pending {
+                file_state: None,
+                estimate,
+            });
+        }
+        self.decide(recording)
+    }
+
+    /// The org's per-token limit (`client.credentials.token.rate.per.minute`), read from
+    /// the limits the platform reports for the org; `None` when the answer lacks it.
+    pub async fn org_token_limit(&self) -> Result<Option<u32>, ApiError> {
+        let answer = self
+            .get(
+                Endpoint::Limits,
+                "/api/v2/organizations/limits/namespaces/platform.api",
+                &[],
+            )
+            .await?;
+        let limits: LimitEntities = parse_json(Endpoint::Limits, &answer.body)?;
+        Ok(limits
+            .entities
+            .iter()
+            .find(|e| e.key == "client.credentials.token.rate.per.minute")
+            .filter(|e| e.value >= 1.0 && e.value < f64::from(u32::MAX))
+            .map(|e| e.value as u32))
+    }
+
+    /// Submits an asynchronous analytics job.
+    pub async fn submit_job(&self, query: &AsyncQuery) -> Result<JobCreated, ApiError> {
+        let answer = self
+            .post(
+                Endpoint::AnalyticsJobs,
+                "/api/v2/analytics/conversations/details/jobs",
+                query,
+            )
+            .await?;
+        parse_json(Endpoint::AnalyticsJobs, &answer.body)
+    }
+
+    pub async fn job_status(&self, job_id: &str) -> Result<JobStatus, ApiError> {
+        let path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}",
+            crate::config::settings::encode_segment(job_id)
+        );
+        let answer = self.get(Endpoint::AnalyticsJobs, &path, &[]).await?;
+        parse_json(Endpoint::AnalyticsJobs, &answer.body)
+    }
+
+    pub async fn job_results(&self, job_id: &str, cursor: Option<&str>) -> Result<JobResults, ApiError> {
+        let path = format!(
+            "/api/v2/analytics/conversations/details/jobs/{}/results",
+            crate::config::settings::encode_segment(job_id)
+        );
+        let query: Vec<(&str, &str)> = cursor.map(|c| ("cursor", c)).into_iter().collect();
+        let answer = self.get(Endpoint::AnalyticsJobs, &path, &query).await?;
+        parse_json(Endpoint::AnalyticsJobs, &answer.body)
+    }
+
+    /// The date before which the analytics data lake is complete.
+    pub async fn data_availability(&self) -> Result<DataAvailability, ApiError> {
+        let answer = self
+            .get(
+                Endpoint::AnalyticsJobs,
+                "/api/v2/analytics/conversations/details/jobs/availability",
+                &[],
+            )
+            .await?;
+        parse_json(Endpoint::AnalyticsJobs, &answer.body)
     }
 
     /// The screen recordings of a conversation.
@@ -129,17 +250,9 @@ impl GenesysClient {
     /// One recording in the configured format: ready with its download URL, pending
     /// (transcoding, uploading, restoring), or not downloadable.
     pub async fn recording(&self, conversation_id: &str, recording_id: &str) -> Result<RecordingFetch, ApiError> {
-        let url = self.api(&self.settings.recording_path.render(conversation_id, recording_id));
+        let path = self.settings.recording_path.render(conversation_id, recording_id);
         let format = self.settings.format_id.as_str();
-        let make = |http: &reqwest::Client, token: Option<&str>| {
-            http.get(url.clone())
-                .query(&[("formatId", format)])
-                .bearer_auth(token.unwrap_or_default())
-        };
-        let answer = self
-            .transport
-            .execute(Endpoint::Recording, &make, Some(&self.auth))
-            .await?;
+        let answer = self.get(Endpoint::Recording, &path, &[("formatId", format)]).await?;
         if answer.status == StatusCode::ACCEPTED {
             #[derive(Deserialize, Default)]
             #[serde(rename_all = "camelCase")]

@@ -16,14 +16,26 @@ pub enum Endpoint {
     RecordingMetadata,
     /// `GET` of one recording (the configurable `recording_path`).
     Recording,
+    /// `GET /api/v2/conversations/{id}/recordings`: every recording of a conversation,
+    /// with download URLs for the ready ones (the configurable `recordings_path`).
+    ConversationRecordings,
+    /// The asynchronous analytics jobs API (`/api/v2/analytics/conversations/details/jobs...`).
+    AnalyticsJobs,
+    /// `GET /api/v2/organizations/limits/namespaces/platform.api`: the org's real limits.
+    Limits,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 4] = [
+    pub const COUNT: usize = 7;
+
+    pub const ALL: [Endpoint; Self::COUNT] = [
         Endpoint::Token,
         Endpoint::Analytics,
         Endpoint::RecordingMetadata,
         Endpoint::Recording,
+        Endpoint::ConversationRecordings,
+        Endpoint::AnalyticsJobs,
+        Endpoint::Limits,
     ];
 
     /// The name used in configuration, logs, metrics and simulator statistics.
@@ -33,6 +45,9 @@ impl Endpoint {
             Endpoint::Analytics => "analytics",
             Endpoint::RecordingMetadata => "recordingmetadata",
             Endpoint::Recording => "recording",
+            Endpoint::ConversationRecordings => "conversation_recordings",
+            Endpoint::AnalyticsJobs => "analytics_jobs",
+            Endpoint::Limits => "limits",
         }
     }
 

@@ -23,6 +23,8 @@ pub struct AnalyticsQuery {
     pub paging: Paging,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub segment_filters: Vec<SegmentFilter>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conversation_filters: Vec<SegmentFilter>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -32,26 +34,95 @@ pub struct Paging {
     pub page_number: u32,
 }
 
+/// A segment or conversation filter in the API's own shape: its predicates combined by
+/// `type` (`and`/`or`); the filters of a list must all hold.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct SegmentFilter {
     #[serde(rename = "type")]
     pub kind: String,
     pub predicates: Vec<Predicate>,
 }
 
+/// One predicate: `dimension` `operator` `value` (operator `matches` when left out).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct Predicate {
+    /// `dimension` (the only predicate type the archiver sends); optional on input.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     pub dimension: String,
-    pub value: String,
+    /// `matches` (default), `exists` or `notExists`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+impl Predicate {
+    pub fn matches(dimension: &str, value: &str) -> Self {
+        Self {
+            kind: Some("dimension".into()),
+            dimension: dimension.into(),
+            operator: Some("matches".into()),
+            value: Some(value.into()),
+        }
+    }
+
+    /// Whether the predicate holds for a row whose `dimension` has `value` (`None`: absent).
+    pub fn holds(&self, value: Option<&str>) -> bool {
+        match self.operator.as_deref().unwrap_or("matches") {
+            "exists" => value.is_some(),
+            "notExists" => value.is_none(),
+            _ => value.is_some() && value == self.value.as_deref(),
+        }
+    }
+}
+
+impl SegmentFilter {
+    /// The default discovery filter: conversations in which a *screen* recording was
+    /// started. (`recording` is the audio flag; filtering on it misses every screen
+    /// recording of a conversation without audio recording.)
+    pub fn screen_recorded() -> Vec<SegmentFilter> {
+        vec![SegmentFilter {
+            kind: "or".into(),
+            predicates: vec![Predicate::matches("screenRecording", "true")],
+        }]
+    }
+
+    /// Whether the filter holds, `lookup` giving a dimension's values in the row (a
+    /// segment dimension can hold several values across segments; any one may match).
+    pub fn holds(&self, lookup: &dyn Fn(&str) -> Vec<String>) -> bool {
+        let one = |p: &Predicate| {
+            let values = lookup(&p.dimension);
+            if values.is_empty() {
+                p.holds(None)
+            } else {
+                values.iter().any(|v| p.holds(Some(v)))
+            }
+        };
+        if self.kind.eq_ignore_ascii_case("and") {
+            self.predicates.iter().all(one)
+        } else {
+            self.predicates.iter().any(one)
+        }
+    }
 }
 
 impl AnalyticsQuery {
     /// Largest page the platform serves.
     pub const MAX_PAGE_SIZE: u32 = 100;
 
-    /// Conversations started in `[start, end)`, oldest first, narrowed to recorded ones
-    /// so that no recordingmetadata call is spent on a conversation without recordings.
-    pub fn recorded_between(start: DateTime<Utc>, end: DateTime<Utc>, page_number: u32, page_size: u32) -> Self {
+    /// Conversations started in `[start, end)`, oldest first, narrowed by `filters`
+    /// (by default to conversations with a screen recording) so that no per-conversation
+    /// call is spent on a conversation without one.
+    pub fn started_between(
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        page_number: u32,
+        page_size: u32,
+        filters: &[SegmentFilter],
+    ) -> Self {
         Self {
             interval: format_interval(start, end),
             order: "asc",
@@ -60,12 +131,26 @@ impl AnalyticsQuery {
                 page_size: page_size.clamp(1, Self::MAX_PAGE_SIZE),
                 page_number,
             },
-            segment_filters: vec![SegmentFilter {
-                kind: "and".into(),
-                predicates: vec![Predicate {
-                    dimension: "recording".into(),
-                    value: "true".into(),
-                }],
+            segment_filters: filters.to_vec(),
+            conversation_filters: Vec::new(),
+        }
+    }
+
+    /// The current state of the conversations `ids`, whose starts all lie in
+    /// `[start, end)`: one call answers many (an `or` of `conversationId` predicates).
+    pub fn conversations(ids: &[String], start: DateTime<Utc>, end: DateTime<Utc>, page_number: u32) -> Self {
+        Self {
+            interval: format_interval(start, end),
+            order: "asc",
+            order_by: "conversationStart",
+            paging: Paging {
+                page_size: Self::MAX_PAGE_SIZE,
+                page_number,
+            },
+            segment_filters: Vec::new(),
+            conversation_filters: vec![SegmentFilter {
+                kind: "or".into(),
+                predicates: ids.iter().map(|id| Predicate::matches("conversationId", id)).collect(),
             }],
         }
     }
@@ -77,13 +162,15 @@ pub fn format_interval(start: DateTime<Utc>, end: DateTime<Utc>) -> String {
     format!("{}/{}", f(start), f(end))
 }
 
-/// One page of the analytics answer.
+/// One page of the analytics answer. Rows are kept as JSON and read one by one
+/// ([`ConversationSummary::from_row`]), so one malformed row costs that conversation,
+/// not the page.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyticsPage {
     /// Missing or empty ends the paging.
     #[serde(default)]
-    pub conversations: Vec<ConversationSummary>,
+    pub conversations: Vec<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_hits: Option<u64>,
 }
@@ -93,8 +180,85 @@ pub struct AnalyticsPage {
 pub struct ConversationSummary {
     pub conversation_id: String,
     pub conversation_start: DateTime<Utc>,
+    /// Absent while the conversation is still going on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_end: Option<DateTime<Utc>>,
+}
+
+/// A row that cannot be read: its conversation id when that much is readable.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadRow {
+    pub conversation_id: Option<String>,
+    pub error: String,
+}
+
+impl ConversationSummary {
+    pub fn from_row(row: &serde_json::Value) -> Result<Self, BadRow> {
+        serde_path_to_error::deserialize(row).map_err(|e| BadRow {
+            conversation_id: row.get("conversationId").and_then(|v| v.as_str()).map(str::to_owned),
+            error: format!("invalid analytics row at {}: {}", e.path(), e.inner()),
+        })
+    }
+}
+
+/// Body of `POST /api/v2/analytics/conversations/details/jobs` (AsyncConversationQuery):
+/// conversations with *activity* in `interval`.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AsyncQuery {
+    pub interval: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub segment_filters: Vec<SegmentFilter>,
+    pub order: &'static str,
+    pub order_by: &'static str,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCreated {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// QUEUED, PENDING, FULFILLED, FAILED, CANCELLED or EXPIRED.
+    pub state: String,
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobResults {
+    #[serde(default)]
+    pub conversations: Vec<serde_json::Value>,
+    /// Absent on the last page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub data_availability_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataAvailability {
+    pub data_availability_date: DateTime<Utc>,
+}
+
+/// `GET /api/v2/organizations/limits/namespaces/{namespace}`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LimitEntities {
+    #[serde(default)]
+    pub entities: Vec<LimitEntity>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct LimitEntity {
+    pub key: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub value: f64,
 }
 
 /// One entry of `GET /api/v2/conversations/{id}/recordingmetadata`.
@@ -335,11 +499,13 @@ mod tests {
     fn query_serializes_like_the_platform_expects() {
         let start = "2026-11-23T10:00:00Z".parse().unwrap();
         let end = "2026-11-23T11:00:00Z".parse().unwrap();
-        let q = serde_json::to_value(AnalyticsQuery::recorded_between(start, end, 2, 500)).unwrap();
+        let filters = SegmentFilter::screen_recorded();
+        let q = serde_json::to_value(AnalyticsQuery::started_between(start, end, 2, 500, &filters)).unwrap();
         assert_eq!(q["interval"], "2026-11-23T10:00:00.000Z/2026-11-23T11:00:00.000Z");
         assert_eq!(q["paging"]["pageSize"], 100);
         assert_eq!(q["paging"]["pageNumber"], 2);
         assert_eq!(q["orderBy"], "conversationStart");
-        assert_eq!(q["segmentFilters"][0]["predicates"][0]["dimension"], "recording");
+        assert_eq!(q["segmentFilters"][0]["predicates"][0]["dimension"], "screenRecording");
+        assert!(q.get("conversationFilters").is_none());
     }
 }

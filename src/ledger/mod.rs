@@ -56,6 +56,62 @@ impl State {
     }
 }
 
+/// Where a discovered conversation is in its life, as the ledger keeps it.
+///
+/// `active` (no `conversationEnd` yet: re-read in batches), `ended` (its recordings are
+/// listed when due, again while any is not ready), `checking` (a worker lists them now),
+/// `settled` (ended, `settle_after_end` passed, nothing left to list; its recordings are
+/// followed in the recordings table), `parked` (its recording list is unusable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationState {
+    Active,
+    Ended,
+    Checking,
+    Settled,
+    Parked,
+}
+
+impl ConversationState {
+    pub const ALL: [ConversationState; 5] = [
+        ConversationState::Active,
+        ConversationState::Ended,
+        ConversationState::Checking,
+        ConversationState::Settled,
+        ConversationState::Parked,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationState::Active => "active",
+            ConversationState::Ended => "ended",
+            ConversationState::Checking => "checking",
+            ConversationState::Settled => "settled",
+            ConversationState::Parked => "parked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .unwrap_or(ConversationState::Ended)
+    }
+}
+
+/// One conversation's lifecycle row. The pipeline decides every field; the ledger
+/// stores them (policy above storage).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRow {
+    pub conversation_id: String,
+    pub start: DateTime<Utc>,
+    pub end: Option<DateTime<Utc>>,
+    pub state: ConversationState,
+    /// Looks taken so far in the current state (sets the growing interval).
+    pub checks: u32,
+    /// When it is looked at next (`None`: never, settled or parked).
+    pub next_check_at: Option<DateTime<Utc>>,
+}
+
 /// A recording found by discovery.
 #[derive(Debug, Clone)]
 pub struct NewRecording {
@@ -67,6 +123,8 @@ pub struct NewRecording {
     pub metadata: String,
     /// Parked at once, with this reason (deleted, archived in Genesys, not screen).
     pub parked: Option<String>,
+    /// Not ready in Genesys yet (transcoding): inserted as `transcoding`, due then.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// A recording a worker took.
@@ -109,6 +167,22 @@ pub struct StatusReport {
     pub watermark: Option<DateTime<Utc>>,
     /// Conversations whose recording list could not be used, with the reason.
     pub parked_conversations: Vec<(String, String)>,
+    /// Conversations per lifecycle state (`active`, `ended`, `checking`, `settled`, `parked`).
+    pub conversations: BTreeMap<String, u64>,
+}
+
+impl StatusReport {
+    /// Conversations that still need a look (active, ended but not settled).
+    pub fn conversations_waiting(&self) -> u64 {
+        [
+            ConversationState::Active,
+            ConversationState::Ended,
+            ConversationState::Checking,
+        ]
+        .iter()
+        .map(|s| self.conversations.get(s.as_str()).copied().unwrap_or(0))
+        .sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -122,15 +196,32 @@ pub trait Ledger: Send + Sync {
     /// untouched: this is where discovery's duplicates are dropped.
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>>;
 
-    /// Which of `conversation_ids` already have recordings in the ledger: discovery
-    /// re-reads its overlap window and must not spend a recordingmetadata call on them.
-    fn known_conversations(
+    /// The lifecycle rows of those of `conversation_ids` the ledger knows (a parked
+    /// conversation without a row comes back as `parked`): discovery re-reads its
+    /// overlap window and must not start a known conversation's life again.
+    fn conversations(
         &self,
         conversation_ids: Vec<String>,
-    ) -> BoxFuture<'_, LedgerResult<std::collections::HashSet<String>>>;
+    ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>>;
+
+    /// Inserts or replaces lifecycle rows, in one transaction.
+    fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// Active conversations whose next look is due at `until`, oldest start first.
+    fn active_due(&self, until: DateTime<Utc>, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>>;
+
+    /// Takes the most overdue `ended` conversation due at `now` and marks it `checking`.
+    fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>>;
+
+    /// When the next `ended` conversation is due for a look.
+    fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
 
     /// Takes the most overdue recording that is due at `now` and marks it `uploading`.
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>>;
+
+    /// Takes this recording if it is waiting (whatever its due time) and marks it
+    /// `uploading`: a fresh download URL for it was just listed.
+    fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>>;
 
     /// When the next not-yet-due recording becomes due.
     fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
@@ -161,7 +252,8 @@ pub trait Ledger: Send + Sync {
     /// The recording's multipart upload was completed or aborted.
     fn upload_closed(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>>;
 
-    /// At start: what was `uploading` is due again; returns the uploads left open.
+    /// At start: what was `uploading` (and conversations `checking`) is due again;
+    /// returns the uploads left open.
     fn recover(&self) -> BoxFuture<'_, LedgerResult<Vec<OpenUpload>>>;
 
     fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
@@ -178,7 +270,8 @@ pub trait Ledger: Send + Sync {
     /// overlap; its recordings are not lost silently.
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
 
-    /// Forgets parked conversations, so discovery reads them again when their window
-    /// is read (`backfill` over it, or the overlap); returns how many.
+    /// Forgets parked conversations: those with a lifecycle row are listed again at
+    /// once, the others when discovery reads their window (`backfill` over it, or the
+    /// overlap); returns how many.
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>>;
 }

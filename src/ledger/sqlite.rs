@@ -6,7 +6,10 @@
 //! One connection behind a mutex: SQLite serializes writers anyway, and the daemon's
 //! write rate (a few per recording) is far below what one connection sustains.
 
-use super::{ArchiveFacts, Claimed, Ledger, LedgerError, LedgerResult, NewRecording, OpenUpload, State, StatusReport};
+use super::{
+    ArchiveFacts, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, NewRecording,
+    OpenUpload, State, StatusReport,
+};
 use crate::ratelimit::BoxFuture;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -51,8 +54,50 @@ CREATE TABLE IF NOT EXISTS parked_conversations (
     reason          TEXT NOT NULL,
     parked_at       INTEGER NOT NULL
 );
-PRAGMA user_version = 1;
+-- Every discovered conversation's lifecycle (active, ended, checking, settled, parked).
+CREATE TABLE IF NOT EXISTS conversations (
+    conversation_id TEXT PRIMARY KEY,
+    start_time      INTEGER NOT NULL,
+    end_time        INTEGER,
+    state           TEXT NOT NULL,
+    checks          INTEGER NOT NULL DEFAULT 0,
+    next_check_at   INTEGER,
+    updated_at      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS conversations_due ON conversations(state, next_check_at);
+PRAGMA user_version = 2;
 ";
+
+const CLAIMED_COLUMNS: &str =
+    "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id";
+
+fn claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
+    Ok(Claimed {
+        recording_id: row.get(0)?,
+        conversation_id: row.get(1)?,
+        start_time: from_ms(row.get(2)?),
+        end_time: from_ms(row.get(3)?),
+        metadata: row.get(4)?,
+        attempts: row.get(5)?,
+        open_upload: match (row.get::<_, Option<String>>(6)?, row.get::<_, Option<String>>(7)?) {
+            (Some(key), Some(upload_id)) => Some((key, upload_id)),
+            _ => None,
+        },
+    })
+}
+
+const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at";
+
+fn conversation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
+    Ok(ConversationRow {
+        conversation_id: row.get(0)?,
+        start: from_ms(row.get(1)?).unwrap_or_default(),
+        end: from_ms(row.get(2)?),
+        state: ConversationState::parse(&row.get::<_, String>(3)?),
+        checks: row.get(4)?,
+        next_check_at: from_ms(row.get(5)?),
+    })
+}
 
 fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -170,12 +215,11 @@ impl Ledger for SqliteLedger {
                 )?;
                 let now = now_ms();
                 for r in recordings {
-                    let state = if r.parked.is_some() {
-                        State::Parked
-                    } else {
-                        State::Discovered
+                    let (state, due) = match (&r.parked, r.not_before) {
+                        (Some(_), _) => (State::Parked, None),
+                        (None, Some(at)) => (State::Transcoding, Some(ms(at))),
+                        (None, None) => (State::Discovered, Some(now)),
                     };
-                    let due = r.parked.is_none().then_some(now);
                     added += stmt.execute(params![
                         r.recording_id,
                         r.conversation_id,
@@ -194,47 +238,129 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn known_conversations(
+    fn conversations(
         &self,
         conversation_ids: Vec<String>,
-    ) -> BoxFuture<'_, LedgerResult<std::collections::HashSet<String>>> {
+    ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached("SELECT 1 FROM recordings WHERE conversation_id = ?1 LIMIT 1")?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ?1"
+            ))?;
             let mut parked = conn.prepare_cached("SELECT 1 FROM parked_conversations WHERE conversation_id = ?1")?;
-            let mut known = std::collections::HashSet::new();
+            let mut known = std::collections::HashMap::new();
             for id in conversation_ids {
-                if stmt.exists([&id])? || parked.exists([&id])? {
-                    known.insert(id);
+                if let Some(row) = stmt.query_row([&id], conversation).optional()? {
+                    known.insert(id, row);
+                } else if parked.exists([&id])? {
+                    let row = ConversationRow {
+                        conversation_id: id.clone(),
+                        start: DateTime::default(),
+                        end: None,
+                        state: ConversationState::Parked,
+                        checks: 0,
+                        next_check_at: None,
+                    };
+                    known.insert(id, row);
                 }
             }
             Ok(known)
         })
     }
 
+    fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(conversation_id) DO UPDATE SET start_time = excluded.start_time,
+                        end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
+                        next_check_at = excluded.next_check_at, updated_at = excluded.updated_at",
+                )?;
+                let now = now_ms();
+                for r in rows {
+                    stmt.execute(params![
+                        r.conversation_id,
+                        ms(r.start),
+                        r.end.map(ms),
+                        r.state.as_str(),
+                        r.checks,
+                        r.next_check_at.map(ms),
+                        now
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    fn active_due(&self, until: DateTime<Utc>, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                 WHERE state = 'active' AND next_check_at <= ?1 ORDER BY start_time LIMIT ?2"
+            ))?;
+            stmt.query_map(params![ms(until), limit], conversation)?.collect()
+        })
+    }
+
+    fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>> {
+        self.run(move |conn| {
+            conn.query_row(
+                &format!(
+                    "UPDATE conversations SET state = 'checking', updated_at = ?2
+                     WHERE conversation_id = (
+                         SELECT conversation_id FROM conversations
+                         WHERE state = 'ended' AND next_check_at <= ?1 ORDER BY next_check_at LIMIT 1)
+                     RETURNING {CONVERSATION_COLUMNS}"
+                ),
+                params![ms(now), now_ms()],
+                conversation,
+            )
+            .optional()
+        })
+    }
+
+    fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        self.run(|conn| {
+            let at: Option<i64> = conn.query_row(
+                "SELECT MIN(next_check_at) FROM conversations WHERE state = 'ended'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(from_ms(at))
+        })
+    }
+
+    fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
+        self.run(move |conn| {
+            conn.query_row(
+                &format!(
+                    "UPDATE recordings SET state = 'uploading', updated_at = ?2
+                     WHERE recording_id = ?1 AND state IN ('discovered', 'transcoding', 'retrying')
+                     RETURNING {CLAIMED_COLUMNS}"
+                ),
+                params![recording_id, now_ms()],
+                claimed,
+            )
+            .optional()
+        })
+    }
+
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
         self.run(move |conn| {
             conn.query_row(
-                "UPDATE recordings SET state = 'uploading', updated_at = ?2
+                &format!(
+                    "UPDATE recordings SET state = 'uploading', updated_at = ?2
                  WHERE recording_id = (
                      SELECT recording_id FROM recordings INDEXED BY recordings_queue
                      WHERE state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= ?1
                      ORDER BY next_attempt_at, start_time LIMIT 1)
-                 RETURNING recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id",
+                 RETURNING {CLAIMED_COLUMNS}"
+                ),
                 params![ms(now), now_ms()],
-                |row| {
-                    Ok(Claimed {
-                        recording_id: row.get(0)?,
-                        conversation_id: row.get(1)?,
-                        start_time: from_ms(row.get(2)?),
-                        end_time: from_ms(row.get(3)?),
-                        metadata: row.get(4)?,
-                        attempts: row.get(5)?,
-                        open_upload: match (row.get::<_, Option<String>>(6)?, row.get::<_, Option<String>>(7)?) {
-                            (Some(key), Some(upload_id)) => Some((key, upload_id)),
-                            _ => None,
-                        },
-                    })
-                },
+                claimed,
             )
             .optional()
         })
@@ -343,6 +469,10 @@ impl Ledger for SqliteLedger {
                 "UPDATE recordings SET state = 'discovered', next_attempt_at = ?1, updated_at = ?1 WHERE state = 'uploading'",
                 params![now_ms()],
             )?;
+            tx.execute(
+                "UPDATE conversations SET state = 'ended', next_check_at = ?1, updated_at = ?1 WHERE state = 'checking'",
+                params![now_ms()],
+            )?;
             let open = {
                 let mut stmt = tx.prepare(
                     "SELECT recording_id, object_key, upload_id FROM recordings
@@ -397,6 +527,14 @@ impl Ledger for SqliteLedger {
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 report.parked_conversations.push(row?);
             }
+            for state in ConversationState::ALL {
+                report.conversations.insert(state.as_str().to_owned(), 0);
+            }
+            let mut stmt = conn.prepare("SELECT state, COUNT(*) FROM conversations GROUP BY state")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))? {
+                let (state, count) = row?;
+                report.conversations.insert(state, count);
+            }
             Ok(report)
         })
     }
@@ -414,17 +552,32 @@ impl Ledger for SqliteLedger {
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
         self.run(move |conn| {
-            conn.execute(
+            let tx = conn.transaction()?;
+            tx.execute(
                 "INSERT INTO parked_conversations (conversation_id, reason, parked_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
                 params![conversation_id, reason, now_ms()],
             )?;
-            Ok(())
+            tx.execute(
+                "UPDATE conversations SET state = 'parked', next_check_at = NULL, updated_at = ?2 WHERE conversation_id = ?1",
+                params![conversation_id, now_ms()],
+            )?;
+            tx.commit()
         })
     }
 
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        self.run(|conn| Ok(conn.execute("DELETE FROM parked_conversations", [])? as u64))
+        self.run(|conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "UPDATE conversations SET state = 'ended', checks = 0, next_check_at = ?1, updated_at = ?1
+                 WHERE state = 'parked'",
+                params![now_ms()],
+            )?;
+            let n = tx.execute("DELETE FROM parked_conversations", [])? as u64;
+            tx.commit()?;
+            Ok(n)
+        })
     }
 }
 
@@ -446,6 +599,7 @@ mod tests {
             end_time: None,
             metadata: "{}".into(),
             parked: parked.map(str::to_owned),
+            not_before: None,
         }
     }
 

@@ -1,17 +1,26 @@
-//! The archive pipeline: a poller that fills the ledger, and a dispatcher that hands
-//! due recordings to a bounded pool of workers.
+//! The archive pipeline: a poller that keeps the conversations' lifecycle in the
+//! ledger, and a dispatcher that hands due work to a bounded pool of workers.
 //!
-//! The ledger is the queue. The dispatcher takes a worker slot (a semaphore permit)
-//! *before* it claims a recording, and the permit travels with the recording's task, so
-//! at most `workers.count` recordings are in memory at once, however large the backlog;
-//! everything else waits on disk. Recordings that are not due yet (transcoding,
-//! retrying) come back when their time comes, without holding a worker meanwhile.
+//! The ledger is the queue, of two kinds of work: listing an ended conversation's
+//! recordings ([`check`], one call) and archiving one recording ([`worker`]). The
+//! dispatcher takes a worker slot (a semaphore permit) *before* it claims anything, and
+//! the permit travels with the task, so at most `workers.count` jobs are in memory at
+//! once, however large the backlog; everything else waits on disk. It claims, in order:
+//! a recording whose download URL a listing just handed out (URLs can live as little as
+//! 2 minutes, so they are used first and a backlog piles up *before* the listing, never
+//! after it), then any due recording, then a due conversation listing. Work that is not
+//! due yet (transcoding, retrying, settling) comes back when its time comes, without
+//! holding a worker meanwhile.
 
+pub mod check;
+pub mod lifecycle;
 pub mod poller;
 pub mod stats;
+pub mod urls;
 pub mod worker;
 
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Claimed, ConversationRow, Ledger, LedgerError};
+use check::Checker;
 use chrono::Utc;
 use poller::{PollError, Poller};
 use std::sync::Arc;
@@ -60,13 +69,37 @@ pub struct Pipeline {
     pub health: Arc<crate::health::Health>,
     pub poller: Poller,
     pub worker: Arc<Worker>,
+    pub checker: Arc<Checker>,
     pub ledger: Arc<dyn Ledger>,
     pub slots: usize,
     pub poll_interval: Duration,
     pub work: Arc<Notify>,
 }
 
+/// One unit of work for a worker slot.
+enum Job {
+    Recording(Claimed),
+    Listing(ConversationRow),
+}
+
 impl Pipeline {
+    /// What a free slot does next: a recording with a freshly listed URL, else a due
+    /// recording, else a due conversation listing.
+    async fn next_job(&self) -> Result<Option<Job>, LedgerError> {
+        while let Some(id) = self.worker.urls.next_fresh() {
+            match self.ledger.claim_recording(id.clone()).await? {
+                Some(claimed) => return Ok(Some(Job::Recording(claimed))),
+                // Taken or finished already (a re-listing of a known recording).
+                None => self.worker.urls.forget(&id),
+            }
+        }
+        let now = Utc::now();
+        if let Some(claimed) = self.ledger.claim_due(now).await? {
+            return Ok(Some(Job::Recording(claimed)));
+        }
+        Ok(self.ledger.claim_conversation(now).await?.map(Job::Listing))
+    }
+
     /// Runs until `mode` is done or `shutdown.drain` fires, then waits for in-flight
     /// recordings, which `shutdown.abort` interrupts (their uploads aborted; they stay due).
     pub async fn run(&self, mode: Mode, shutdown: Shutdown) -> Result<(), RunError> {
@@ -110,7 +143,7 @@ impl Pipeline {
             Mode::Once => {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    result = self.poller.poll_once() => { result?; }
+                    result = self.poller.poll_once(true) => { result?; }
                 }
             }
             Mode::Backfill { from, to } => {
@@ -126,15 +159,15 @@ impl Pipeline {
                 self.health.poller_progress();
                 let result = tokio::select! {
                     _ = stop.cancelled() => return Ok(()),
-                    result = self.poller.poll_once() => result,
+                    result = self.poller.poll_once(false) => result,
                 };
                 self.health.poller_progress();
                 if let Err(error) = result {
                     match error {
                         PollError::Ledger(e) => return Err(e.into()),
                         // The platform stays down after retries: keep the watermark and try at the next interval.
-                        PollError::Api(e) => {
-                            tracing::error!(message = "Discovery pass failed; the window is read again next time.", error = %e)
+                        error => {
+                            tracing::error!(message = "Discovery pass failed; the window is read again next time.", %error)
                         }
                     }
                 }
@@ -167,16 +200,21 @@ impl Pipeline {
                 _ = stop.cancelled() => break Ok(()),
                 permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
             };
-            let claimed = match self.ledger.claim_due(Utc::now()).await {
-                Ok(claimed) => claimed,
+            let job = match self.next_job().await {
+                Ok(job) => job,
                 Err(error) => break Err(error.into()),
             };
-            if let Some(claimed) = claimed {
-                let (worker, stop, abort) = (self.worker.clone(), stop.clone(), abort.clone());
+            if let Some(job) = job {
+                let (worker, checker, stop, abort) =
+                    (self.worker.clone(), self.checker.clone(), stop.clone(), abort.clone());
                 let (work, failure) = (self.work.clone(), failure.clone());
                 tracker.spawn(async move {
                     let _slot = permit;
-                    if let Err(error) = worker.process(claimed, &abort).await {
+                    let result = match job {
+                        Job::Recording(claimed) => worker.process(claimed, &abort).await.map(|_| ()),
+                        Job::Listing(row) => checker.check(row).await,
+                    };
+                    if let Err(error) = result {
                         tracing::error!(message = "Ledger write failed; stopping.", error = %error);
                         *failure.lock().unwrap() = Some(error);
                         stop.cancel();
@@ -189,8 +227,14 @@ impl Pipeline {
             drop(permit);
             let finishing = mode != Mode::Daemon && discovery_done.load(Ordering::SeqCst);
             if finishing && tracker.is_empty() {
+                // Done when no recording is unfinished and no listing is due now;
+                // conversations that come due later are left for the next run.
+                let listing_due = match self.ledger.next_conversation_due().await {
+                    Ok(at) => at.is_some_and(|at| at <= Utc::now()),
+                    Err(error) => break Err(error.into()),
+                };
                 match self.ledger.unfinished().await {
-                    Ok(0) => {
+                    Ok(0) if !listing_due => {
                         stop.cancel();
                         break Ok(());
                     }
@@ -198,11 +242,13 @@ impl Pipeline {
                     Err(error) => break Err(error.into()),
                 }
             }
-            let wait = match self.ledger.next_due().await {
-                Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK),
-                Ok(None) => IDLE_CHECK,
-                Err(error) => break Err(error.into()),
+            let next = match (self.ledger.next_due().await, self.ledger.next_conversation_due().await) {
+                (Ok(a), Ok(b)) => a.into_iter().chain(b).min(),
+                (Err(error), _) | (_, Err(error)) => break Err(error.into()),
             };
+            let wait = next.map_or(IDLE_CHECK, |at| {
+                (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK)
+            });
             tokio::select! {
                 _ = stop.cancelled() => break Ok(()),
                 _ = self.work.notified() => {}

@@ -1,22 +1,42 @@
-//! Discovery: which recordings exist that the ledger does not know yet.
+//! Discovery: which conversations with screen recordings exist, and where each one is
+//! in its life. Listing a conversation's recordings is a worker's job
+//! ([`super::check`]), done when a worker is free, so download URLs are fresh when used.
 //!
 //! Each pass reads conversations that *started* in `[watermark - overlap, now - settle)`
-//! from the analytics query (narrowed to recorded conversations, paged), lists each
-//! one's recordings, and inserts them into the ledger, which drops the ones it knows.
-//! The overlap re-reads the end of the previous window because the analytics store lags
-//! behind real time; the settle delay leaves the very latest starts for the next pass.
-//! The watermark only advances once a whole window has been read.
+//! from the analytics query, narrowed by `segment_filters` (default: a screen recording
+//! was started), and gives every new one a lifecycle row ([`super::lifecycle`]). The
+//! overlap re-reads the end of the previous window because the analytics store lags
+//! behind real time; a known conversation read again only updates its row. Active
+//! conversations whose start fell out of the window are re-read in batches of up to
+//! 100 ids per call. The watermark only advances once a whole window has been read.
+//!
+//! The synchronous query's limits: an interval of at most 7 days, at most `max_results`
+//! conversations per interval (a fuller window is split in halves), and a start at most
+//! 35 days back; `backfill` of older history goes through the asynchronous jobs API.
 
+use super::lifecycle::Lifecycle;
 use super::stats::PipelineStats;
 use crate::config::settings::DiscoverySettings;
-use crate::genesys::model::{AnalyticsQuery, FileState, Media, RecordingMetadata};
+use crate::genesys::model::{AnalyticsQuery, AsyncQuery, ConversationSummary, format_interval};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::ledger::{Ledger, LedgerError, NewRecording};
+use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerError};
 use crate::sink::layout::is_safe_id;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use tokio::sync::Notify;
+
+/// Longest interval the synchronous query accepts.
+pub const MAX_INTERVAL: chrono::Duration = chrono::Duration::days(7);
+/// How far back the synchronous query reaches; older history needs the jobs API.
+pub const SYNC_REACH: chrono::Duration = chrono::Duration::days(35);
+/// A little inside the platform's reach, so a query sent now is still inside it when it arrives.
+const SYNC_MARGIN: chrono::Duration = chrono::Duration::hours(1);
+/// Active conversations re-read per pass at most (the rest wait for the next pass).
+const ACTIVE_PER_PASS: u32 = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -24,17 +44,39 @@ pub enum PollError {
     Api(#[from] ApiError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("discovery: analytics job {job_id}: {message}")]
+    Job { job_id: String, message: String },
+    #[error("discovery: {0}")]
+    Range(String),
 }
 
 /// What one pass found.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Default)]
 pub struct PassReport {
-    pub conversations: u64,
-    /// Conversations skipped because the ledger already had them (overlap re-reads).
-    pub known: u64,
-    pub new_recordings: u64,
-    /// Conversations whose recording list was unusable (parked in the ledger).
-    pub parked_conversations: u64,
+    /// Conversation rows read (the overlap and batched re-reads included).
+    pub conversations: AtomicU64,
+    /// Conversations seen for the first time.
+    pub new_conversations: AtomicU64,
+    /// Conversations the ledger knew already (overlap re-reads).
+    pub known: AtomicU64,
+    /// Conversations found ended that were active.
+    pub ended: AtomicU64,
+    /// Conversations parked at discovery (unreadable row, unsafe id).
+    pub parked_conversations: AtomicU64,
+    /// Rows without even a readable conversation id (logged, nothing to park).
+    pub unreadable_rows: AtomicU64,
+    /// Analytics calls spent (query pages, batched re-reads, jobs API).
+    pub calls: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+impl PassReport {
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 pub struct Poller {
@@ -42,15 +84,23 @@ pub struct Poller {
     pub ledger: Arc<dyn Ledger>,
     pub settings: DiscoverySettings,
     pub stats: Arc<PipelineStats>,
-    /// Woken when new work is in the ledger.
+    /// Woken when conversations are due for a listing.
     pub work: Arc<Notify>,
 }
 
-fn chrono(d: std::time::Duration) -> chrono::Duration {
+fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Poller {
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            poll_interval: self.settings.poll_interval,
+            settle_after_end: self.settings.settle_after_end,
+            recheck_max: self.settings.recheck_max,
+        }
+    }
+
     /// The window of the next pass.
     pub fn window(&self, watermark: Option<DateTime<Utc>>, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
         let from = match watermark {
@@ -60,136 +110,337 @@ impl Poller {
         (from, now - chrono(self.settings.settle_delay))
     }
 
-    /// Reads the window since the watermark and advances the watermark.
-    pub async fn poll_once(&self) -> Result<PassReport, PollError> {
-        let (from, to) = self.window(self.ledger.watermark().await?, Utc::now());
-        if to <= from {
-            return Ok(PassReport::default());
+    /// Reads the window since the watermark and advances the watermark, then re-reads
+    /// the active conversations that are due (`all_active`: every active one, as a
+    /// `run --once` does, which will not be there when they come due).
+    pub async fn poll_once(&self, all_active: bool) -> Result<PassReport, PollError> {
+        let now = Utc::now();
+        let (from, to) = self.window(self.ledger.watermark().await?, now);
+        let report = PassReport::default();
+        if to > from {
+            self.read(from, to, &report).await?;
+            self.ledger.set_watermark(to).await?;
         }
-        let report = self.pass(from, to).await?;
-        self.ledger.set_watermark(to).await?;
+        let until = if all_active { DateTime::<Utc>::MAX_UTC } else { now };
+        self.reread_active(until, &report).await?;
+        self.log(&report, from, to);
         Ok(report)
     }
 
-    /// Discovers every recording of conversations that started in `[from, to)`.
+    /// Discovers every conversation that started in `[from, to)` (`backfill`): through
+    /// the jobs API where the range is beyond the synchronous query's reach.
     pub async fn pass(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<PassReport, PollError> {
-        let mut report = PassReport::default();
-        for page in 1.. {
-            let query = AnalyticsQuery::recorded_between(from, to, page, self.settings.page_size);
-            let answer = self.client.analytics_page(&query).await?;
-            if answer.conversations.is_empty() {
-                break;
-            }
-            let full = answer.conversations.len() as u32 >= self.settings.page_size;
-            let ids = answer.conversations.iter().map(|c| c.conversation_id.clone()).collect();
-            let known = self.ledger.known_conversations(ids).await?;
-            report.known += known.len() as u64;
-            let mut fresh = Vec::new();
-            for c in answer.conversations {
-                if known.contains(&c.conversation_id) {
-                    continue;
-                }
-                if !is_safe_id(&c.conversation_id) {
-                    // Never sent back to the API, never part of a key.
-                    self.park_conversation(&c.conversation_id, "unsafe conversation id".into())
-                        .await?;
-                    report.parked_conversations += 1;
-                    continue;
-                }
-                fresh.push(c);
-            }
-            let fresh = fresh.into_iter().map(|c| {
-                let client = &self.client;
-                async move {
-                    let recordings = client.recording_metadata(&c.conversation_id).await;
-                    (c.conversation_id, recordings)
-                }
-            });
-            // In order, `concurrency` calls in flight; each is inserted as soon as it and
-            // every one before it have answered, so workers start without waiting for the page.
-            let mut answers = futures_util::stream::iter(fresh).buffered(self.settings.concurrency);
-            while let Some((conversation_id, recordings)) = answers.next().await {
-                let recordings = match recordings {
-                    Ok(r) => r,
-                    Err(e) if concerns_one_conversation(&e) => {
-                        self.park_conversation(&conversation_id, e.to_string()).await?;
-                        report.parked_conversations += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                let found: Vec<_> = recordings.into_iter().map(|r| to_new(&conversation_id, r)).collect();
-                let added = self.ledger.insert(found).await?;
-                report.conversations += 1;
-                report.new_recordings += added;
-                if added > 0 {
-                    self.work.notify_one();
-                }
-            }
-            if !full {
-                break;
-            }
-        }
+        let report = PassReport::default();
+        self.read(from, to, &report).await?;
+        self.log(&report, from, to);
+        Ok(report)
+    }
+
+    fn log(&self, report: &PassReport, from: DateTime<Utc>, to: DateTime<Utc>) {
         tracing::info!(
             message = "Discovery pass done.",
             from = %from.to_rfc3339(),
             to = %to.to_rfc3339(),
-            conversations = report.conversations,
-            new_recordings = report.new_recordings,
-            already_known = report.known,
-            parked_conversations = report.parked_conversations,
+            conversations = PassReport::get(&report.conversations),
+            new_conversations = PassReport::get(&report.new_conversations),
+            already_known = PassReport::get(&report.known),
+            ended = PassReport::get(&report.ended),
+            parked_conversations = PassReport::get(&report.parked_conversations),
+            analytics_calls = PassReport::get(&report.calls),
         );
-        Ok(report)
     }
 
-    async fn park_conversation(&self, conversation_id: &str, reason: String) -> Result<(), LedgerError> {
-        tracing::error!(
-            message = "Conversation parked: its recording list cannot be used.",
-            conversation_id = %conversation_id.escape_debug(),
-            reason = %reason,
-        );
-        crate::metrics::global()
-            .conversations_parked
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.ledger.park_conversation(conversation_id.to_owned(), reason).await
-    }
-}
-
-/// Errors that are about this one conversation's answer (it will not get better by
-/// asking again right away), as opposed to the platform being down or refusing us:
-/// those fail the pass, which is read again at the next interval.
-fn concerns_one_conversation(error: &ApiError) -> bool {
-    match error {
-        ApiError::Payload { .. } | ApiError::TooLarge { .. } => true,
-        ApiError::Status { status, .. } => matches!(status, 400 | 404 | 410 | 422),
-        _ => false,
-    }
-}
-
-/// A discovered recording as the ledger keeps it; what can never be archived is parked
-/// at once, with its reason, so it is visible without spending a recording call on it.
-fn to_new(conversation_id: &str, r: RecordingMetadata) -> NewRecording {
-    let conversation_id = r.conversation_id.clone().unwrap_or_else(|| conversation_id.to_owned());
-    let parked = match (&r.media, &r.file_state) {
-        // Ids shape API paths, object keys and file names: an unsafe one is never used.
-        _ if !is_safe_id(&r.id) => Some(format!("unsafe recording id {:?}", r.id)),
-        _ if !is_safe_id(&conversation_id) => Some(format!("unsafe conversation id {conversation_id:?}")),
-        (Media::Screen, Some(FileState::Deleted)) => Some("deleted in Genesys".to_owned()),
-        (Media::Screen, Some(FileState::Archived)) => {
-            Some("archived in Genesys (restore it there to archive it)".to_owned())
+    async fn read(&self, from: DateTime<Utc>, to: DateTime<Utc>, report: &PassReport) -> Result<(), PollError> {
+        let reach = Utc::now() - SYNC_REACH + SYNC_MARGIN;
+        let mut from = from;
+        if from < reach {
+            from = self.read_by_job(from, to, report).await?;
+            if from < to && from < reach {
+                return Err(PollError::Range(format!(
+                    "analytics data is complete only up to {}, and the synchronous query reaches back only \
+                     to {}: [{}, {}) cannot be read yet",
+                    from.to_rfc3339(),
+                    reach.to_rfc3339(),
+                    from.to_rfc3339(),
+                    to.to_rfc3339()
+                )));
+            }
         }
-        (Media::Screen, _) => None,
-        (other, _) => Some(format!(
-            "not a screen recording (media {})",
-            String::from(other.clone())
-        )),
-    };
-    NewRecording {
-        recording_id: r.id.clone(),
-        conversation_id,
-        start_time: r.start_time,
-        end_time: r.end_time,
-        metadata: serde_json::to_string(&r).expect("metadata serializes"),
-        parked,
+        // At most 7 days per interval.
+        let mut start = from;
+        while start < to {
+            let end = (start + MAX_INTERVAL).min(to);
+            self.read_interval(start, end, report).await?;
+            start = end;
+        }
+        Ok(())
     }
+
+    /// One interval of the synchronous query, split in halves while it holds more than
+    /// `max_results` conversations (the platform stops paging there).
+    async fn read_interval(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        report: &PassReport,
+    ) -> Result<(), PollError> {
+        let mut pending = vec![(from, to)];
+        while let Some((from, to)) = pending.pop() {
+            let mut page = 1;
+            loop {
+                let query = AnalyticsQuery::started_between(
+                    from,
+                    to,
+                    page,
+                    self.settings.page_size,
+                    &self.settings.segment_filters,
+                );
+                let answer = self.client.analytics_page(&query).await?;
+                add(&report.calls, 1);
+                let total = answer.total_hits.unwrap_or(0);
+                if page == 1 && total > self.settings.max_results && to - from > chrono::Duration::seconds(1) {
+                    let middle = from + (to - from) / 2;
+                    tracing::info!(
+                        message = "Window holds more conversations than one query returns; split.",
+                        interval = %format_interval(from, to),
+                        total_hits = total,
+                        max_results = self.settings.max_results,
+                    );
+                    pending.push((middle, to));
+                    pending.push((from, middle));
+                    break;
+                }
+                if answer.conversations.is_empty() {
+                    break;
+                }
+                let full = answer.conversations.len() as u32 >= self.settings.page_size;
+                self.take_rows(answer.conversations, report).await?;
+                let read = u64::from(page) * u64::from(self.settings.page_size);
+                if !full || read >= self.settings.max_results {
+                    break;
+                }
+                page += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[from, to)` through the asynchronous jobs API, up to where the data lake is
+    /// complete (`dataAvailabilityDate`); returns where that reading stopped.
+    async fn read_by_job(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        report: &PassReport,
+    ) -> Result<DateTime<Utc>, PollError> {
+        let available = self.client.data_availability().await?.data_availability_date;
+        add(&report.calls, 1);
+        let end = to.min(available);
+        if end <= from {
+            return Ok(from);
+        }
+        let query = AsyncQuery {
+            interval: format_interval(from, end),
+            segment_filters: self.settings.segment_filters.clone(),
+            order: "asc",
+            order_by: "conversationStart",
+        };
+        let job = self.client.submit_job(&query).await?;
+        add(&report.calls, 1);
+        tracing::info!(message = "Analytics job submitted.", job_id = %job.job_id, interval = %query.interval);
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let status = self.client.job_status(&job.job_id).await?;
+            add(&report.calls, 1);
+            match status.state.as_str() {
+                "FULFILLED" => break,
+                "QUEUED" | "PENDING" => {
+                    tracing::info!(message = "Analytics job running.", job_id = %job.job_id, state = %status.state);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                other => {
+                    return Err(PollError::Job {
+                        job_id: job.job_id.clone(),
+                        message: format!(
+                            "state {other}{}",
+                            status.error_message.map(|m| format!(": {m}")).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+        }
+        let (mut cursor, mut pages) = (None::<String>, 0u64);
+        loop {
+            let results = self.client.job_results(&job.job_id, cursor.as_deref()).await?;
+            add(&report.calls, 1);
+            pages += 1;
+            let rows = results.conversations.len();
+            self.take_rows(results.conversations, report).await?;
+            tracing::info!(message = "Analytics job results read.", job_id = %job.job_id, pages, rows);
+            match results.cursor.filter(|c| !c.is_empty()) {
+                Some(next) if rows > 0 => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(end)
+    }
+
+    /// Reads rows one by one: a malformed row parks its conversation (when its id is
+    /// readable), not the page; then every conversation's lifecycle row is written.
+    async fn take_rows(&self, rows: Vec<serde_json::Value>, report: &PassReport) -> Result<(), PollError> {
+        let mut seen = Vec::with_capacity(rows.len());
+        for (index, row) in rows.iter().enumerate() {
+            add(&report.conversations, 1);
+            match ConversationSummary::from_row(row) {
+                Ok(c) if is_safe_id(&c.conversation_id) => seen.push(c),
+                // Never sent back to the API, never part of a key.
+                Ok(c) => {
+                    self.park(&c.conversation_id, "unsafe conversation id".into(), report)
+                        .await?
+                }
+                Err(bad) => match bad.conversation_id.filter(|id| is_safe_id(id)) {
+                    Some(id) => self.park(&id, bad.error, report).await?,
+                    None => {
+                        add(&report.unreadable_rows, 1);
+                        tracing::error!(
+                            message = "Analytics row without a usable conversation id; skipped.",
+                            index,
+                            error = %bad.error,
+                        );
+                    }
+                },
+            }
+        }
+        self.record(seen, report).await
+    }
+
+    async fn record(&self, seen: Vec<ConversationSummary>, report: &PassReport) -> Result<(), PollError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let known = self
+            .ledger
+            .conversations(seen.iter().map(|c| c.conversation_id.clone()).collect())
+            .await?;
+        let (lifecycle, now) = (self.lifecycle(), Utc::now());
+        let mut rows = Vec::new();
+        for c in &seen {
+            match known.get(&c.conversation_id) {
+                None => {
+                    add(&report.new_conversations, 1);
+                    rows.push(lifecycle.discovered(c, now));
+                }
+                Some(row) => {
+                    add(&report.known, 1);
+                    if let Some(updated) = lifecycle.seen_again(row, c, now) {
+                        if updated.state == ConversationState::Ended {
+                            add(&report.ended, 1);
+                        }
+                        rows.push(updated);
+                    }
+                }
+            }
+        }
+        let due_now = rows
+            .iter()
+            .any(|r| r.state == ConversationState::Ended && r.next_check_at.is_some_and(|t| t <= now));
+        self.ledger.save_conversations(rows).await?;
+        if due_now {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Re-reads active conversations due at `until`: up to 100 ids per analytics call
+    /// (their starts within one 7-day interval), `concurrency` calls in flight.
+    pub async fn reread_active(&self, until: DateTime<Utc>, report: &PassReport) -> Result<(), PollError> {
+        let due = self.ledger.active_due(until, ACTIVE_PER_PASS).await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let (lifecycle, now) = (self.lifecycle(), Utc::now());
+        let reach = now - SYNC_REACH + SYNC_MARGIN;
+        let (beyond, mut rows): (Vec<_>, Vec<_>) = due.into_iter().partition(|r| r.start < reach);
+        let mut updates: Vec<ConversationRow> = beyond
+            .iter()
+            .map(|r| {
+                tracing::warn!(
+                    message = "Conversation still active beyond the analytics query's reach; listing its recordings now.",
+                    conversation_id = %r.conversation_id,
+                );
+                lifecycle.presumed_ended(r, now)
+            })
+            .collect();
+        rows.sort_by_key(|r| r.start);
+        let mut batches: Vec<Vec<ConversationRow>> = Vec::new();
+        for row in rows {
+            match batches.last_mut() {
+                Some(batch)
+                    if batch.len() < AnalyticsQuery::MAX_PAGE_SIZE as usize
+                        && row.start - batch[0].start < MAX_INTERVAL - chrono::Duration::seconds(1) =>
+                {
+                    batch.push(row)
+                }
+                _ => batches.push(vec![row]),
+            }
+        }
+        let answers = futures_util::stream::iter(batches.into_iter().map(|batch| async move {
+            let ids: Vec<String> = batch.iter().map(|r| r.conversation_id.clone()).collect();
+            let (first, last) = (batch[0].start, batch[batch.len() - 1].start);
+            let query = AnalyticsQuery::conversations(&ids, first, last + chrono::Duration::milliseconds(1), 1);
+            (batch, self.client.analytics_page(&query).await)
+        }))
+        .buffer_unordered(self.settings.concurrency);
+        tokio::pin!(answers);
+        while let Some((batch, answer)) = answers.next().await {
+            add(&report.calls, 1);
+            let answer = answer?;
+            let mut found: HashMap<String, ConversationSummary> = HashMap::new();
+            for row in &answer.conversations {
+                add(&report.conversations, 1);
+                if let Ok(c) = ConversationSummary::from_row(row) {
+                    found.insert(c.conversation_id.clone(), c);
+                }
+            }
+            for row in &batch {
+                let updated = match found.get(&row.conversation_id) {
+                    Some(c) => lifecycle.seen_again(row, c, now),
+                    // Not answered for (the analytics store lags): look again later.
+                    None => Some(lifecycle.still_active(row, now)),
+                };
+                if let Some(updated) = updated {
+                    if updated.state == ConversationState::Ended {
+                        add(&report.ended, 1);
+                    }
+                    updates.push(updated);
+                }
+            }
+        }
+        let due_now = updates.iter().any(|r| r.state == ConversationState::Ended);
+        self.ledger.save_conversations(updates).await?;
+        if due_now {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn park(&self, conversation_id: &str, reason: String, report: &PassReport) -> Result<(), LedgerError> {
+        add(&report.parked_conversations, 1);
+        park_conversation(self.ledger.as_ref(), conversation_id, reason).await
+    }
+}
+
+/// Parks a conversation whose row or recording list cannot be used, with the reason:
+/// visible in `status`, never asked for again until `retry`.
+pub async fn park_conversation(ledger: &dyn Ledger, conversation_id: &str, reason: String) -> Result<(), LedgerError> {
+    tracing::error!(
+        message = "Conversation parked: its data cannot be used.",
+        conversation_id = %conversation_id.escape_debug(),
+        reason = %reason,
+    );
+    crate::metrics::global()
+        .conversations_parked
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    ledger.park_conversation(conversation_id.to_owned(), reason).await
 }

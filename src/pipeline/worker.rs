@@ -86,7 +86,7 @@ impl From<SinkError> for Failure {
 }
 
 /// Why a recording that Genesys will not hand out is parked.
-fn park_reason(state: &FileState) -> String {
+pub(super) fn park_reason(state: &FileState) -> String {
     match state {
         FileState::Deleted => "deleted in Genesys".into(),
         FileState::Archived => "archived in Genesys (restore it there to archive it)".into(),
@@ -106,6 +106,8 @@ pub struct Worker {
     pub format: FormatId,
     pub settings: WorkerSettings,
     pub stats: Arc<PipelineStats>,
+    /// Download URLs a conversation listing just handed out.
+    pub urls: Arc<super::urls::UrlCache>,
 }
 
 /// Journals a recording's multipart upload in the ledger.
@@ -224,10 +226,15 @@ impl Worker {
                 .map_err(|e| SinkError::store("journal", e))?;
             tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
         }
+        // The URL the conversation listing handed out, if still fresh: no call at all.
+        let mut listed = self.urls.take(rid);
         for _round in 0..URL_ROUNDS {
-            let fetch = tokio::select! {
-                _ = cancel.cancelled() => return Err(Failure::Cancelled),
-                fetch = self.client.recording(cid, rid) => fetch?,
+            let fetch = match listed.take() {
+                Some((recording, media_uri)) => RecordingFetch::Ready { recording, media_uri },
+                None => tokio::select! {
+                    _ = cancel.cancelled() => return Err(Failure::Cancelled),
+                    fetch = self.client.recording(cid, rid) => fetch?,
+                },
             };
             let (recording, media_uri) = match fetch {
                 RecordingFetch::Ready { recording, media_uri } => (recording, media_uri),

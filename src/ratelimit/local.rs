@@ -18,7 +18,7 @@ use tokio::time::Instant;
 pub struct LocalBudget {
     token: Scope,
     /// Indexed like [`Endpoint::ALL`].
-    endpoints: [Scope; 4],
+    endpoints: [Scope; Endpoint::COUNT],
     stats: Arc<BudgetStats>,
 }
 
@@ -109,6 +109,10 @@ impl Budget for LocalBudget {
     fn stats(&self) -> &BudgetStats {
         &self.stats
     }
+
+    fn set_token_limit(&self, limit: u32) {
+        self.token.set_configured(limit);
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +125,7 @@ mod tests {
         endpoint_budgets[3].1 = recording;
         let limits = LimitSettings {
             token_budget: token,
+            auto_budget: false,
             window: Duration::from_secs(60),
             target_utilization: 1.0,
             endpoint_budgets,

@@ -60,6 +60,10 @@ pub trait Budget: Send + Sync {
     /// Counters for reports and metrics.
     fn stats(&self) -> &BudgetStats;
 
+    /// The per-token limit the org really has (`requests_per_minute = "auto"`), read
+    /// after the budget was built with the documented default.
+    fn set_token_limit(&self, _limit: u32) {}
+
     /// How long a caller refused with 429 sleeps on its own before it asks the budget
     /// again. The shared budget holds the cooldown itself, so: no private sleep.
     fn refusal_wait(&self, _retry_after: Option<Duration>) -> Duration {

@@ -68,8 +68,6 @@ pub struct ScopeSettings {
 
 pub struct Scope {
     name: String,
-    /// Configured limit per window; `None`: only learned limits apply.
-    configured: Option<u32>,
     settings: ScopeSettings,
     clock: TokioClock,
     /// Taken before the bucket is asked: FIFO order among waiters.
@@ -79,6 +77,8 @@ pub struct Scope {
 }
 
 struct State {
+    /// Configured limit per window; `None`: only learned limits apply.
+    configured: Option<u32>,
     bucket: Option<Arc<Bucket>>,
     /// The limit per window the bucket currently runs at (`None`: unlimited).
     effective: Option<u32>,
@@ -105,11 +105,11 @@ impl Scope {
     ) -> Self {
         let scope = Self {
             name: name.into(),
-            configured,
             settings,
             clock: TokioClock::new(),
             gate: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
+                configured,
                 bucket: None,
                 effective: None,
                 header_cap: None,
@@ -125,6 +125,13 @@ impl Scope {
         };
         scope.rebuild(&mut scope.state.lock().unwrap());
         scope
+    }
+
+    /// Replaces the configured limit (the org's own, read from the platform at start).
+    pub fn set_configured(&self, limit: u32) {
+        let mut state = self.state.lock().unwrap();
+        state.configured = Some(limit);
+        self.rebuild(&mut state);
     }
 
     /// The limit per window the scope currently paces at (`None`: unlimited).
@@ -202,7 +209,7 @@ impl Scope {
                     message = "Rate limit learned from the platform's headers; pacing adjusted.",
                     scope = %self.name,
                     allowed = headers.allowed,
-                    configured = self.configured,
+                    configured = state.configured,
                 );
             }
         }
@@ -279,7 +286,7 @@ impl Scope {
 
     /// The limit without refusal learning: configured, capped by the headers.
     fn ceiling(&self, state: &State) -> Option<u32> {
-        match (self.configured, state.header_cap) {
+        match (state.configured, state.header_cap) {
             (Some(c), Some(h)) => Some(c.min(h)),
             (c, h) => c.or(h),
         }

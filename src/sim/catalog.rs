@@ -26,6 +26,9 @@ pub struct SimRecording {
     pub end: DateTime<Utc>,
     pub size: u64,
     pub needs_transcode: bool,
+    /// Until then the recording is listed as UPLOADING (the desktop uploads it after
+    /// the session); before the conversation's end it is not listed at all.
+    pub available_at: DateTime<Utc>,
     /// When transcoding finishes; set by the first request for the recording.
     pub ready_at: Option<Instant>,
     /// What is wrong with it, for the hostile cases.
@@ -49,8 +52,12 @@ pub struct Catalog {
     pub conversations: Vec<SimConversation>,
     pub by_conversation: HashMap<String, usize>,
     pub recordings: HashMap<String, SimRecording>,
+    /// Upload time range of new recordings.
+    upload: (std::time::Duration, std::time::Duration),
     /// Conversations whose recordingmetadata answer is unusable.
     pub bad_listings: HashMap<String, BadListing>,
+    /// Conversations whose analytics row is malformed (hostile orgs).
+    pub bad_rows: std::collections::HashSet<String>,
     rng: fastrand::Rng,
 }
 
@@ -63,6 +70,25 @@ pub struct HostileCase {
     pub recording_id: Option<String>,
 }
 
+fn chrono_of(d: std::time::Duration) -> ChronoDuration {
+    ChronoDuration::from_std(d).unwrap_or(ChronoDuration::zero())
+}
+
+fn config_upload(d: std::time::Duration) -> i64 {
+    d.as_millis() as i64
+}
+
+impl SimRecording {
+    /// The fileState at `now`: UPLOADING until the upload is done.
+    pub fn state_at(&self, now: DateTime<Utc>) -> &'static str {
+        if self.file_state == "AVAILABLE" && now < self.available_at {
+            "UPLOADING"
+        } else {
+            self.file_state
+        }
+    }
+}
+
 impl Catalog {
     pub fn generate(config: &SimConfig, now: DateTime<Utc>) -> Self {
         let mut catalog = Self {
@@ -70,13 +96,25 @@ impl Catalog {
             by_conversation: HashMap::new(),
             recordings: HashMap::new(),
             bad_listings: HashMap::new(),
+            bad_rows: Default::default(),
+            upload: config.upload_time,
             rng: fastrand::Rng::with_seed(config.seed),
         };
         let n = config.conversations.max(1) as i64;
         let history = ChronoDuration::from_std(config.history).unwrap_or(ChronoDuration::hours(1));
+        // Every initial conversation has ended and its recordings are uploaded.
+        let latest_end = now - chrono_of(config.upload_time.1) - ChronoDuration::seconds(1);
         for i in 0..config.conversations as i64 {
-            let start = now - history + history * (i as i32) / (n as i32);
-            catalog.add_conversation(config, start);
+            let start = now - history + ChronoDuration::milliseconds(history.num_milliseconds() * i / n);
+            let length = catalog.session_length(config);
+            let end = (start + length).min(latest_end);
+            catalog.add_span(config, end - length, end);
+        }
+        let started = now - chrono_of(config.ongoing_started_ago);
+        let within = config.ongoing_end_within.as_millis().max(1) as i64;
+        for _ in 0..config.ongoing {
+            let end = now + ChronoDuration::milliseconds(catalog.rng.i64(1..=within));
+            catalog.add_span(config, started, end);
         }
         if config.hostile {
             let start = now - ChronoDuration::minutes(30);
@@ -85,6 +123,9 @@ impl Catalog {
                 catalog.add_hostile(&id, start, "screen", "AVAILABLE", None);
                 catalog.bad_listings.insert(id, case);
             }
+            let id = catalog.uuid();
+            catalog.add_hostile(&id, start, "screen", "AVAILABLE", None);
+            catalog.bad_rows.insert(id);
             for case in BadRecording::ALL {
                 let id = catalog.uuid();
                 let state = if case == BadRecording::UnknownFileState {
@@ -156,27 +197,30 @@ impl Catalog {
         )
     }
 
-    /// Adds a conversation that ends at `end` (an agent finishing a session now), with
-    /// its recordings; it started one session length earlier.
-    pub fn add_finished_conversation(&mut self, config: &SimConfig, end: DateTime<Utc>) -> String {
-        let length = ChronoDuration::seconds(self.rng.i64(60..=900));
-        self.add_span(config, end - length, end)
+    fn session_length(&mut self, config: &SimConfig) -> ChronoDuration {
+        let (lo, hi) = (
+            config.session_length.0.as_millis() as i64,
+            config.session_length.1.as_millis() as i64,
+        );
+        ChronoDuration::milliseconds(self.rng.i64(lo..=hi.max(lo)))
     }
 
-    /// Adds one conversation that started at `start`, with its recordings.
+    /// Adds one conversation that starts at `start` (an agent taking a session now), with
+    /// its recordings; it goes on for one session length.
     pub fn add_conversation(&mut self, config: &SimConfig, start: DateTime<Utc>) -> String {
-        let length = ChronoDuration::seconds(self.rng.i64(60..=900));
+        let length = self.session_length(config);
         self.add_span(config, start, start + length)
     }
 
-    fn add_span(&mut self, config: &SimConfig, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
+    pub fn add_span(&mut self, config: &SimConfig, start: DateTime<Utc>, end: DateTime<Utc>) -> String {
         // The platform reports milliseconds.
         let start = DateTime::from_timestamp_millis(start.timestamp_millis()).unwrap_or(start);
         let id = self.uuid();
         let mut recordings = Vec::new();
         if self.rng.f64() >= config.no_recording_share {
             let (lo, hi) = config.screen_per_conversation;
-            for _ in 0..self.rng.u32(lo..=hi.max(lo)) {
+            let extra = (lo..hi).filter(|_| self.rng.f64() < config.extra_screen_share).count() as u32;
+            for _ in 0..lo + extra {
                 let roll = self.rng.f64();
                 let file_state = if roll < config.deleted_share {
                     "DELETED"
@@ -235,9 +279,12 @@ impl Catalog {
         needs_transcode: bool,
     ) -> String {
         let id = self.uuid();
+        let (lo, hi) = (config_upload(self.upload.0), config_upload(self.upload.1));
+        let upload = ChronoDuration::milliseconds(self.rng.i64(lo..=hi.max(lo)));
         self.recordings.insert(
             id.clone(),
             SimRecording {
+                available_at: end + upload,
                 id: id.clone(),
                 conversation_id: conversation_id.to_owned(),
                 media,
@@ -251,6 +298,14 @@ impl Catalog {
             },
         );
         id
+    }
+
+    /// The recordings of a conversation listed at `now`: none before its end.
+    pub fn listed(&self, conversation: &SimConversation, now: DateTime<Utc>) -> Vec<&SimRecording> {
+        if conversation.end > now {
+            return Vec::new();
+        }
+        conversation.recordings.iter().map(|id| &self.recordings[id]).collect()
     }
 
     pub fn conversation(&self, id: &str) -> Option<&SimConversation> {

@@ -25,16 +25,30 @@ pub struct SimConfig {
     /// Send `inin-ratelimit-count/allowed/reset` on API answers.
     pub ratelimit_headers: bool,
 
-    /// Conversations that exist when the simulator starts.
+    /// Conversations that exist when the simulator starts, all ended (their recordings
+    /// uploaded) by then.
     pub conversations: usize,
+    /// Conversations still going on when the simulator starts: they began
+    /// `ongoing_started_ago` before it (long before any overlap window) and end within
+    /// `ongoing_end_within` after it. Their recordings are listed only after their end.
+    pub ongoing: usize,
+    pub ongoing_started_ago: Duration,
+    pub ongoing_end_within: Duration,
+    /// Length of a conversation (session), inclusive range.
+    pub session_length: (Duration, Duration),
+    /// After a conversation's end, how long its screen recordings are listed as
+    /// `UPLOADING` (the agent's desktop uploading them), inclusive range.
+    pub upload_time: (Duration, Duration),
     /// How far back the initial conversations' starts are spread.
     pub history: Duration,
     /// Conversations added per minute while running (agents finishing sessions).
     pub new_conversations_per_minute: f64,
     /// Share of conversations without any recording.
     pub no_recording_share: f64,
-    /// Screen recordings per recorded conversation, inclusive range.
+    /// Screen recordings per recorded conversation, inclusive range: the low end, plus
+    /// one more with probability `extra_screen_share` for each step up to the high end.
     pub screen_per_conversation: (u32, u32),
+    pub extra_screen_share: f64,
     /// Share of recorded conversations that also have an audio recording.
     pub audio_share: f64,
     /// Share of screen recordings whose fileState is ARCHIVED / DELETED.
@@ -67,6 +81,13 @@ pub struct SimConfig {
     /// Adds one conversation per hostile case of [`super::hostile`] (bad listings,
     /// unsafe ids, unknown states, download URLs pointing elsewhere).
     pub hostile: bool,
+    /// Most conversations one analytics query interval pages through (the platform's
+    /// 10,000); a page beyond it answers 400.
+    pub max_results: usize,
+    /// How long an analytics job stays QUEUED before it is FULFILLED.
+    pub job_time: Duration,
+    /// The analytics data lake is complete up to this long ago (`dataAvailabilityDate`).
+    pub data_availability_lag: Duration,
 }
 
 impl SimConfig {
@@ -106,10 +127,16 @@ impl Default for SimConfig {
             retry_after_share: 0.8,
             ratelimit_headers: true,
             conversations: 40,
+            ongoing: 0,
+            ongoing_started_ago: Duration::from_secs(3600),
+            ongoing_end_within: Duration::from_secs(60),
+            session_length: (Duration::from_secs(60), Duration::from_secs(900)),
+            upload_time: (Duration::ZERO, Duration::from_secs(5)),
             history: Duration::from_secs(3600),
             new_conversations_per_minute: 0.0,
             no_recording_share: 0.2,
             screen_per_conversation: (1, 2),
+            extra_screen_share: 0.5,
             audio_share: 0.5,
             archived_share: 0.05,
             deleted_share: 0.05,
@@ -125,6 +152,9 @@ impl Default for SimConfig {
             error_share: 0.0,
             drop_share: 0.0,
             hostile: false,
+            max_results: 10_000,
+            job_time: Duration::from_secs(1),
+            data_availability_lag: Duration::from_secs(86_400),
         }
     }
 }

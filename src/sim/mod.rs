@@ -1,10 +1,16 @@
 //! A Genesys Cloud simulator, for the demo, the load test and the tests.
 //!
 //! It behaves like the platform where the archiver cares: OAuth client credentials and
-//! expiring tokens; the analytics query (paged, interval on conversation start,
-//! `recording` segment filter); recordingmetadata (screen and audio, conversations with
-//! none); the recording call (202 while transcoding, ARCHIVED and DELETED states,
-//! signed `mediaUris`); media on signed URLs that expire with 403; a per-token budget
+//! expiring tokens; the analytics query (paged, interval on conversation start, at
+//! most 7 days long and 35 days back, at most `max_results` conversations paged,
+//! segment filters `recording` = audio and `screenRecording` = screen, conversation
+//! filters on `conversationId` and `conversationEnd`, no `conversationEnd` while a
+//! conversation goes on); the asynchronous analytics jobs API; conversations that
+//! start, go on and end while it runs, their recordings listed only after the end and
+//! first as UPLOADING; recordingmetadata; the conversation's recordings in one call (200,
+//! or 202 while some transcode, URLs on the ready ones); the recording call (202 while
+//! transcoding, ARCHIVED and DELETED states, signed `mediaUris`); the org's limits;
+//! media on signed URLs that expire with 403; a per-token budget
 //! and per-endpoint limits over a sliding window, with `inin-ratelimit-*` headers and
 //! 429s with or without Retry-After; injected latency, 5xx and dropped connections; and
 //! new conversations while it runs. `GET /sim/stats` counts every answer.
@@ -41,6 +47,8 @@ pub struct SimState {
     pub signing_secret: String,
     /// Faults switched on and off while it runs (outage tests).
     pub faults: Faults,
+    /// Analytics jobs submitted, by id.
+    pub jobs: Mutex<HashMap<String, routes::SimJob>>,
 }
 
 /// Faults a test turns on for a while, then off.
@@ -76,6 +84,7 @@ impl Simulator {
             stats: Counters::default(),
             signing_secret: format!("{:016x}{:016x}", rng.u64(..), fastrand::u64(..)),
             faults: Faults::default(),
+            jobs: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
             config,
         });
@@ -194,7 +203,7 @@ async fn grow(state: Arc<SimState>) {
         if due >= 1.0 {
             let mut catalog = state.catalog.lock().unwrap();
             for _ in 0..due as usize {
-                catalog.add_finished_conversation(&state.config, chrono::Utc::now());
+                catalog.add_conversation(&state.config, chrono::Utc::now());
             }
         }
     }

@@ -6,10 +6,12 @@
 //! for calls that were admitted and counted.
 
 use super::SimState;
+use super::catalog::{Catalog, SimConversation, SimRecording};
 use super::hostile::{BadRecording, METADATA_URL};
 use super::media::{chunk, chunk_count, seed_of, signature};
 use super::window::{SlidingWindow, Usage};
 use crate::genesys::Endpoint;
+use crate::genesys::model::SegmentFilter;
 use crate::ratelimit::headers::{ALLOWED, COUNT, RESET};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -40,6 +42,21 @@ pub fn router(state: Shared) -> Router {
             "/api/v2/conversations/{conversation_id}/recordings/{recording_id}",
             get(recording),
         )
+        .route(
+            "/api/v2/conversations/{conversation_id}/recordings",
+            get(conversation_recordings),
+        )
+        .route("/api/v2/analytics/conversations/details/jobs", post(submit_job))
+        .route(
+            "/api/v2/analytics/conversations/details/jobs/availability",
+            get(job_availability),
+        )
+        .route("/api/v2/analytics/conversations/details/jobs/{job_id}", get(job_status))
+        .route(
+            "/api/v2/analytics/conversations/details/jobs/{job_id}/results",
+            get(job_results),
+        )
+        .route("/api/v2/organizations/limits/namespaces/platform.api", get(org_limits))
         .route("/media/{recording_id}", get(media))
         .route("/redirect/{recording_id}", get(redirect))
         .route("/sim/stats", get(stats))
@@ -216,6 +233,7 @@ impl SimState {
     }
 
     fn metadata_json(&self, r: &super::catalog::SimRecording) -> Value {
+        let state = r.state_at(Utc::now());
         let mut v = json!({
             "id": r.id,
             "conversationId": r.conversation_id,
@@ -224,7 +242,7 @@ impl SimState {
             "startTime": r.start,
             "endTime": r.end,
             "media": r.media,
-            "fileState": r.file_state,
+            "fileState": state,
             "selfUri": format!("/api/v2/conversations/{}/recordings/{}", r.conversation_id, r.id),
         });
         if r.file_state == "ARCHIVED" {
@@ -288,7 +306,58 @@ struct QueryBody {
     #[serde(default)]
     paging: Option<crate::genesys::model::Paging>,
     #[serde(default)]
-    segment_filters: Vec<crate::genesys::model::SegmentFilter>,
+    segment_filters: Vec<SegmentFilter>,
+    #[serde(default)]
+    conversation_filters: Vec<SegmentFilter>,
+}
+
+fn parse_interval(interval: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    interval.split_once('/').and_then(|(a, b)| {
+        Some((
+            DateTime::parse_from_rfc3339(a).ok()?.with_timezone(&Utc),
+            DateTime::parse_from_rfc3339(b).ok()?.with_timezone(&Utc),
+        ))
+    })
+}
+
+/// The values a conversation has for an analytics dimension at `now` (none: absent).
+/// `recording` is the *audio* flag and `screenRecording` the screen one, as on the
+/// platform; both are set from the start of the conversation (a recording was started).
+fn dimension(catalog: &Catalog, c: &SimConversation, name: &str, now: DateTime<Utc>) -> Vec<String> {
+    let has = |media: &str| c.recordings.iter().any(|id| catalog.recordings[id].media == media);
+    let flag = |on: bool| if on { vec!["true".to_owned()] } else { Vec::new() };
+    match name {
+        "conversationId" => vec![c.id.clone()],
+        "recording" => flag(has("audio")),
+        "screenRecording" => flag(has("screen")),
+        "conversationEnd" if c.end <= now => vec![c.end.to_rfc3339()],
+        "originatingDirection" => vec!["inbound".into()],
+        "divisionId" => vec!["00000000-0000-0000-0000-0000000d1v15".into()],
+        _ => Vec::new(),
+    }
+}
+
+fn matches_filters(catalog: &Catalog, c: &SimConversation, filters: &[SegmentFilter], now: DateTime<Utc>) -> bool {
+    filters
+        .iter()
+        .all(|f| f.holds(&|d: &str| dimension(catalog, c, d, now)))
+}
+
+/// A conversation as the analytics answer shows it: no `conversationEnd` while it goes on.
+fn analytics_row(catalog: &Catalog, c: &SimConversation, now: DateTime<Utc>) -> Value {
+    if catalog.bad_rows.contains(&c.id) {
+        return json!({"conversationId": c.id, "conversationStart": "yesterday", "participants": []});
+    }
+    let mut row = json!({
+        "conversationId": c.id,
+        "conversationStart": c.start,
+        "originatingDirection": "inbound",
+        "participants": [],
+    });
+    if c.end <= now {
+        row["conversationEnd"] = json!(c.end);
+    }
+    row
 }
 
 async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
@@ -308,14 +377,16 @@ async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -
     let Ok(query) = serde_json::from_slice::<QueryBody>(&body) else {
         return bad("The request body could not be parsed.");
     };
-    let Some((start, end)) = query.interval.split_once('/').and_then(|(a, b)| {
-        Some((
-            DateTime::parse_from_rfc3339(a).ok()?.with_timezone(&Utc),
-            DateTime::parse_from_rfc3339(b).ok()?.with_timezone(&Utc),
-        ))
-    }) else {
+    let Some((start, end)) = parse_interval(&query.interval) else {
         return bad("interval must be start/end in ISO-8601");
     };
+    let now = Utc::now();
+    if end - start > chrono::Duration::days(7) {
+        return bad("The interval may not exceed 7 days.");
+    }
+    if start < now - chrono::Duration::days(35) {
+        return bad("The interval may not start more than 35 days ago; use the analytics jobs API.");
+    }
     let paging = query.paging.unwrap_or(crate::genesys::model::Paging {
         page_size: 25,
         page_number: 1,
@@ -323,32 +394,24 @@ async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -
     if paging.page_size == 0 || paging.page_size > 100 || paging.page_number == 0 {
         return bad("pageSize must be 1 to 100 and pageNumber at least 1");
     }
-    let recorded_only = query
-        .segment_filters
-        .iter()
-        .flat_map(|f| &f.predicates)
-        .any(|p| p.dimension == "recording" && p.value == "true");
+    let skip = ((paging.page_number - 1) * paging.page_size) as usize;
+    if skip >= sim.config.max_results {
+        return bad(&format!("Pagination may not exceed {} results", sim.config.max_results));
+    }
     let catalog = sim.catalog.lock().unwrap();
     let matching: Vec<_> = catalog
         .conversations
         .iter()
-        .filter(|c| c.start >= start && c.start < end)
-        .filter(|c| !recorded_only || !c.recordings.is_empty())
+        .filter(|c| c.start >= start && c.start < end && c.start <= now)
+        .filter(|c| matches_filters(&catalog, c, &query.segment_filters, now))
+        .filter(|c| matches_filters(&catalog, c, &query.conversation_filters, now))
         .collect();
-    let skip = ((paging.page_number - 1) * paging.page_size) as usize;
+    let take = (paging.page_size as usize).min(sim.config.max_results - skip);
     let page: Vec<Value> = matching
         .iter()
         .skip(skip)
-        .take(paging.page_size as usize)
-        .map(|c| {
-            json!({
-                "conversationId": c.id,
-                "conversationStart": c.start,
-                "conversationEnd": c.end,
-                "originatingDirection": "inbound",
-                "participants": [],
-            })
-        })
+        .take(take)
+        .map(|c| analytics_row(&catalog, c, now))
         .collect();
     let mut answer = json!({"totalHits": matching.len()});
     if !page.is_empty() {
@@ -356,6 +419,151 @@ async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -
     }
     drop(catalog);
     sim.json(ep, StatusCode::OK, usage, answer)
+}
+
+/// An analytics job: its rows are fixed when it is submitted.
+pub struct SimJob {
+    ready_at: Instant,
+    rows: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobBody {
+    interval: String,
+    #[serde(default)]
+    segment_filters: Vec<SegmentFilter>,
+    #[serde(default)]
+    conversation_filters: Vec<SegmentFilter>,
+}
+
+impl SimState {
+    fn data_availability(&self) -> DateTime<Utc> {
+        Utc::now() - chrono::Duration::from_std(self.config.data_availability_lag).unwrap_or_default()
+    }
+}
+
+async fn submit_job(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let ep = Endpoint::AnalyticsJobs;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let bad = |message: &str| {
+        let body = error_body(StatusCode::BAD_REQUEST, "bad.request", message);
+        sim.json(ep, StatusCode::BAD_REQUEST, usage, body)
+    };
+    let Ok(query) = serde_json::from_slice::<JobBody>(&body) else {
+        return bad("The request body could not be parsed.");
+    };
+    let Some((start, end)) = parse_interval(&query.interval) else {
+        return bad("interval must be start/end in ISO-8601");
+    };
+    let (now, available) = (Utc::now(), sim.data_availability());
+    let rows: Vec<Value> = {
+        let catalog = sim.catalog.lock().unwrap();
+        // Conversations with activity in the interval, as far as the data lake has them.
+        catalog
+            .conversations
+            .iter()
+            .filter(|c| c.start < end && c.end >= start && c.start < available)
+            .filter(|c| matches_filters(&catalog, c, &query.segment_filters, now))
+            .filter(|c| matches_filters(&catalog, c, &query.conversation_filters, now))
+            .map(|c| analytics_row(&catalog, c, now))
+            .collect()
+    };
+    let id = format!("job-{:016x}", sim.rng.lock().unwrap().u64(..));
+    sim.jobs.lock().unwrap().insert(
+        id.clone(),
+        SimJob {
+            ready_at: Instant::now() + sim.config.job_time,
+            rows,
+        },
+    );
+    sim.json(ep, StatusCode::ACCEPTED, usage, json!({"jobId": id}))
+}
+
+async fn job_status(State(sim): State<Shared>, Path(job_id): Path<String>, headers: HeaderMap) -> Response {
+    let ep = Endpoint::AnalyticsJobs;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let state = match sim.jobs.lock().unwrap().get(&job_id) {
+        None => None,
+        Some(job) if Instant::now() < job.ready_at => Some("QUEUED"),
+        Some(_) => Some("FULFILLED"),
+    };
+    match state {
+        Some(state) => sim.json(ep, StatusCode::OK, usage, json!({"state": state})),
+        None => sim.json(
+            ep,
+            StatusCode::NOT_FOUND,
+            usage,
+            error_body(StatusCode::NOT_FOUND, "not.found", "job not found"),
+        ),
+    }
+}
+
+async fn job_results(
+    State(sim): State<Shared>,
+    Path(job_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let ep = Endpoint::AnalyticsJobs;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    const PAGE: usize = 100;
+    let offset: usize = params.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let answer = {
+        let jobs = sim.jobs.lock().unwrap();
+        match jobs.get(&job_id) {
+            Some(job) if Instant::now() >= job.ready_at => {
+                let page: Vec<Value> = job.rows.iter().skip(offset).take(PAGE).cloned().collect();
+                let mut answer = json!({"conversations": page, "dataAvailabilityDate": sim.data_availability()});
+                if offset + PAGE < job.rows.len() {
+                    answer["cursor"] = json!((offset + PAGE).to_string());
+                }
+                Some(answer)
+            }
+            _ => None,
+        }
+    };
+    match answer {
+        Some(answer) => sim.json(ep, StatusCode::OK, usage, answer),
+        None => sim.json(
+            ep,
+            StatusCode::BAD_REQUEST,
+            usage,
+            error_body(StatusCode::BAD_REQUEST, "bad.request", "job is not fulfilled"),
+        ),
+    }
+}
+
+async fn job_availability(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+    let ep = Endpoint::AnalyticsJobs;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body = json!({"dataAvailabilityDate": sim.data_availability()});
+    sim.json(ep, StatusCode::OK, usage, body)
+}
+
+async fn org_limits(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+    let ep = Endpoint::Limits;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body = json!({"entities": [
+        {"key": "client.credentials.token.rate.per.minute", "namespace": "platform.api", "value": sim.config.token_limit},
+        {"key": "token.creation.rate.per.minute", "namespace": "platform.api", "value": 1200},
+    ]});
+    sim.json(ep, StatusCode::OK, usage, body)
 }
 
 async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>, headers: HeaderMap) -> Response {
@@ -367,31 +575,96 @@ async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>
     let catalog = sim.catalog.lock().unwrap();
     if let Some(bad) = catalog.bad_listings.get(&conversation_id).copied() {
         drop(catalog);
-        let headers = usage_headers(usage, sim.config.ratelimit_headers);
+        return sim.bad_listing(ep, usage, bad, &conversation_id);
+    }
+    let Some(conversation) = catalog.conversation(&conversation_id) else {
+        drop(catalog);
+        return sim.not_found(ep, usage, "conversation not found");
+    };
+    let list: Vec<Value> = catalog
+        .listed(conversation, Utc::now())
+        .into_iter()
+        .map(|r| sim.metadata_json(r))
+        .collect();
+    drop(catalog);
+    sim.json(ep, StatusCode::OK, usage, Value::Array(list))
+}
+
+/// One recording as the recording calls answer it.
+enum Answer {
+    /// Transcoding: no `mediaUris`, the estimate of the time left.
+    Transcoding(Value),
+    /// Everything else: with `mediaUris` when it is downloadable.
+    Described(Value),
+}
+
+impl SimState {
+    fn not_found(&self, ep: Endpoint, usage: Option<Usage>, message: &str) -> Response {
+        self.json(
+            ep,
+            StatusCode::NOT_FOUND,
+            usage,
+            error_body(StatusCode::NOT_FOUND, "not.found", message),
+        )
+    }
+
+    fn bad_listing(
+        &self,
+        ep: Endpoint,
+        usage: Option<Usage>,
+        bad: super::hostile::BadListing,
+        conversation_id: &str,
+    ) -> Response {
+        let headers = usage_headers(usage, self.config.ratelimit_headers);
         let response = (
             StatusCode::OK,
             headers,
             [(header::CONTENT_TYPE, "application/json")],
-            bad.body(&conversation_id),
+            bad.body(conversation_id),
         );
-        return sim.finish(ep.as_str(), response.into_response());
+        self.finish(ep.as_str(), response.into_response())
     }
-    let Some(conversation) = catalog.conversation(&conversation_id) else {
-        drop(catalog);
-        return sim.json(
-            ep,
-            StatusCode::NOT_FOUND,
-            usage,
-            error_body(StatusCode::NOT_FOUND, "not.found", "conversation not found"),
-        );
-    };
-    let list: Vec<Value> = conversation
-        .recordings
-        .iter()
-        .map(|id| sim.metadata_json(&catalog.recordings[id]))
-        .collect();
-    drop(catalog);
-    sim.json(ep, StatusCode::OK, usage, Value::Array(list))
+
+    /// Describes a listed recording; the first request for one that needs transcoding
+    /// starts its transcoding.
+    fn answer(&self, rec: &mut SimRecording, now: Instant) -> Answer {
+        let state = rec.state_at(Utc::now());
+        if rec.needs_transcode && state == "AVAILABLE" {
+            let ready_at = *rec.ready_at.get_or_insert(now + self.config.transcode_time);
+            if now < ready_at {
+                let mut body = self.metadata_json(rec);
+                body["estimatedTranscodeTimeMs"] = json!((ready_at - now).as_millis() as u64);
+                return Answer::Transcoding(body);
+            }
+        }
+        let mut body = self.metadata_json(rec);
+        if state == "AVAILABLE" {
+            let uri = match rec.hostile {
+                Some(BadRecording::ForeignHost) => METADATA_URL.to_owned(),
+                Some(BadRecording::RedirectElsewhere) => format!("{}/redirect/{}", self.base_url, rec.id),
+                Some(BadRecording::PlainHttp) => "http://media.example.net/recordings/x.webm".to_owned(),
+                _ => self.media_url(&rec.id),
+            };
+            body["mediaUris"] = if rec.hostile == Some(BadRecording::EmptyMediaUris) {
+                json!({})
+            } else {
+                json!({"S": {"mediaUri": uri}})
+            };
+            body["outputSizeInBytes"] = json!(rec.size);
+            body["estimatedTranscodeTimeMs"] = json!(0);
+            body["actualTranscodeTimeMs"] = json!(if rec.needs_transcode {
+                self.config.transcode_time.as_millis() as u64
+            } else {
+                0
+            });
+        }
+        Answer::Described(body)
+    }
+}
+
+fn format_is_known(params: &HashMap<String, String>) -> bool {
+    let format = params.get("formatId").map_or("WEBM", String::as_str);
+    ["WEBM", "WAV", "MP3", "OGG_VORBIS", "OGG_OPUS", "NONE"].contains(&format)
 }
 
 async fn recording(
@@ -405,8 +678,7 @@ async fn recording(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let format = params.get("formatId").map_or("WEBM", String::as_str);
-    if !["WEBM", "WAV", "MP3", "OGG_VORBIS", "OGG_OPUS", "NONE"].contains(&format) {
+    if !format_is_known(&params) {
         return sim.json(
             ep,
             StatusCode::BAD_REQUEST,
@@ -414,57 +686,82 @@ async fn recording(
             error_body(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId"),
         );
     }
-    let now = Instant::now();
     let mut catalog = sim.catalog.lock().unwrap();
+    let listed = catalog
+        .conversation(&conversation_id)
+        .is_some_and(|c| c.end <= Utc::now());
     let Some(rec) = catalog
         .recordings
         .get_mut(&recording_id)
-        .filter(|r| r.conversation_id == conversation_id)
+        .filter(|r| r.conversation_id == conversation_id && listed)
     else {
         drop(catalog);
-        return sim.json(
-            ep,
-            StatusCode::NOT_FOUND,
-            usage,
-            error_body(StatusCode::NOT_FOUND, "not.found", "recording not found"),
-        );
+        return sim.not_found(ep, usage, "recording not found");
     };
-    if rec.needs_transcode && rec.file_state == "AVAILABLE" {
-        let ready_at = *rec.ready_at.get_or_insert(now + sim.config.transcode_time);
-        if now < ready_at {
-            let remaining = (ready_at - now).as_millis() as u64;
-            let body = json!({
-                "id": rec.id, "conversationId": rec.conversation_id, "media": rec.media,
-                "estimatedTranscodeTimeMs": remaining,
+    let answer = sim.answer(rec, Instant::now());
+    drop(catalog);
+    match answer {
+        Answer::Transcoding(body) => {
+            let short = json!({
+                "id": body["id"], "conversationId": body["conversationId"], "media": body["media"],
+                "estimatedTranscodeTimeMs": body["estimatedTranscodeTimeMs"],
             });
-            drop(catalog);
-            return sim.json(ep, StatusCode::ACCEPTED, usage, body);
+            sim.json(ep, StatusCode::ACCEPTED, usage, short)
+        }
+        Answer::Described(body) => sim.json(ep, StatusCode::OK, usage, body),
+    }
+}
+
+/// Every recording of a conversation, in one call: 202 while any is transcoding (the
+/// ready ones still carry their `mediaUris`), else 200.
+async fn conversation_recordings(
+    State(sim): State<Shared>,
+    Path(conversation_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let ep = Endpoint::ConversationRecordings;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    if !format_is_known(&params) {
+        let body = error_body(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
+        return sim.json(ep, StatusCode::BAD_REQUEST, usage, body);
+    }
+    let mut catalog = sim.catalog.lock().unwrap();
+    if let Some(bad) = catalog.bad_listings.get(&conversation_id).copied() {
+        drop(catalog);
+        return sim.bad_listing(ep, usage, bad, &conversation_id);
+    }
+    let Some(conversation) = catalog.conversation(&conversation_id) else {
+        drop(catalog);
+        return sim.not_found(ep, usage, "conversation not found");
+    };
+    let ids: Vec<String> = catalog
+        .listed(conversation, Utc::now())
+        .iter()
+        .map(|r| r.id.clone())
+        .collect();
+    let now = Instant::now();
+    let (mut list, mut transcoding) = (Vec::new(), false);
+    for id in ids {
+        let rec = catalog.recordings.get_mut(&id).expect("listed recordings exist");
+        match sim.answer(rec, now) {
+            Answer::Transcoding(body) => {
+                transcoding = true;
+                list.push(body);
+            }
+            Answer::Described(body) => list.push(body),
         }
     }
-    let rec = rec.clone();
     drop(catalog);
-    let mut body = sim.metadata_json(&rec);
-    if rec.file_state == "AVAILABLE" {
-        let uri = match rec.hostile {
-            Some(BadRecording::ForeignHost) => METADATA_URL.to_owned(),
-            Some(BadRecording::RedirectElsewhere) => format!("{}/redirect/{}", sim.base_url, rec.id),
-            Some(BadRecording::PlainHttp) => "http://media.example.net/recordings/x.webm".to_owned(),
-            _ => sim.media_url(&rec.id),
-        };
-        body["mediaUris"] = if rec.hostile == Some(BadRecording::EmptyMediaUris) {
-            json!({})
-        } else {
-            json!({"S": {"mediaUri": uri}})
-        };
-        body["outputSizeInBytes"] = json!(rec.size);
-        body["estimatedTranscodeTimeMs"] = json!(0);
-        body["actualTranscodeTimeMs"] = json!(if rec.needs_transcode {
-            sim.config.transcode_time.as_millis() as u64
-        } else {
-            0
-        });
-    }
-    sim.json(ep, StatusCode::OK, usage, body)
+    let status = if transcoding {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    sim.json(ep, status, usage, Value::Array(list))
 }
 
 /// A download URL on the media host that sends the client to instance metadata.
@@ -499,7 +796,7 @@ async fn media(
         return forbidden("Request has expired");
     }
     let size = match sim.catalog.lock().unwrap().recordings.get(&recording_id) {
-        Some(r) if r.file_state == "AVAILABLE" => r.size,
+        Some(r) if r.state_at(Utc::now()) == "AVAILABLE" => r.size,
         _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
     };
     let seed = seed_of(&recording_id);
