@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::config::Settings;
 use crate::ledger::sqlite::SqliteLedger;
-use crate::ledger::{Ledger, State, StatusReport};
+use crate::ledger::{ConversationState, Ledger, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
 use chrono::{DateTime, Utc};
@@ -17,6 +17,9 @@ use std::time::Duration;
 
 /// Exit code when some recordings failed for good.
 pub const EXIT_FAILED_RECORDINGS: u8 = 3;
+/// Exit code of `run --once` and `backfill` when conversations were left for a later
+/// run: still active, or ended but not settled (their recordings not all listed yet).
+pub const EXIT_CONVERSATIONS_WAITING: u8 = 4;
 
 fn failure(error: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {error}");
@@ -84,7 +87,7 @@ pub async fn run(settings: Settings, once: bool) -> ExitCode {
     };
     crate::systemd::notify("READY=1");
     let mode = if once { Mode::Once } else { Mode::Daemon };
-    finish(app.run(mode, shutdown).await)
+    finish(app.run(mode, shutdown).await, once)
 }
 
 /// `backfill --from --to`.
@@ -100,16 +103,25 @@ pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>
     let progress = tokio::spawn(show_progress(app.ledger.clone()));
     let result = app.run(Mode::Backfill { from, to }, shutdown).await;
     progress.abort();
-    finish(result)
+    finish(result, true)
 }
 
-fn finish(result: Result<StatusReport, crate::pipeline::RunError>) -> ExitCode {
+/// The exit code: failed recordings first (3), then, for a run that was meant to
+/// finish (`once`), conversations left for a later run (4).
+fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -> ExitCode {
     match result {
         Ok(report) => {
             let failed = report.counts.get(State::Failed.as_str()).copied().unwrap_or(0);
+            let waiting = report.conversations_waiting();
             eprintln!("{}", render_status(&report));
             if failed > 0 {
                 ExitCode::from(EXIT_FAILED_RECORDINGS)
+            } else if once && waiting > 0 {
+                tracing::info!(
+                    message = "Conversations left for a later run: still active, or not settled yet.",
+                    conversations = waiting,
+                );
+                ExitCode::from(EXIT_CONVERSATIONS_WAITING)
             } else {
                 ExitCode::SUCCESS
             }
@@ -184,6 +196,19 @@ pub fn render_status(report: &StatusReport) -> String {
         }
         None => out.push_str("oldest unarchived: none\n"),
     }
+    let conversations = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
+    out.push_str(&format!(
+        "conversations: {} active, {} ended not settled, {} settled, {} parked{}\n",
+        conversations(ConversationState::Active),
+        conversations(ConversationState::Ended) + conversations(ConversationState::Checking),
+        conversations(ConversationState::Settled),
+        conversations(ConversationState::Parked),
+        if report.conversations_waiting() > 0 {
+            " (the waiting ones are looked at again by the daemon or the next `run --once`)"
+        } else {
+            ""
+        }
+    ));
     out.push_str(&format!(
         "watermark: {}",
         report.watermark.map_or("none (no discovery pass yet)".into(), |w| w
@@ -257,9 +282,14 @@ pub async fn retry(settings: Settings) -> ExitCode {
 
 /// `check-config [--connect]`.
 pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
+    let budget = if settings.limits.auto_budget {
+        "the org's own budget (read at start)".to_owned()
+    } else {
+        format!("a budget of {} requests", settings.limits.token_budget)
+    };
     println!(
-        "configuration is valid: api {} with a budget of {} requests per {:?}, {} workers",
-        settings.genesys.api_url, settings.limits.token_budget, settings.limits.window, settings.workers.count
+        "configuration is valid: api {} with {budget} per {:?}, {} workers",
+        settings.genesys.api_url, settings.limits.window, settings.workers.count
     );
     if !connect {
         return ExitCode::SUCCESS;

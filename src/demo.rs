@@ -63,7 +63,7 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
     let archive = directory.join("archive");
     let text = format!(
         "{}\n[workers]\ncount = {}\nretry_base = \"1s\"\nretry_cap = \"5s\"\n\
-         [discovery]\nlookback = \"2h\"\noverlap = \"0s\"\nsettle_delay = \"0s\"\n\
+         [discovery]\nlookback = \"2h\"\noverlap = \"0s\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\n\
          [ledger]\npath = {:?}\n[sink]\nkind = \"file\"\ndirectory = {:?}\n",
         sim.client_config(),
         options.workers,

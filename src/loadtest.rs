@@ -38,7 +38,20 @@ pub struct LoadOptions {
     pub agents: u32,
     /// Sessions each agent finishes per hour (each one a conversation).
     pub sessions_per_agent_hour: f64,
-    /// Conversations already waiting when the test starts.
+    /// Shortest and longest session.
+    pub session_length: (Duration, Duration),
+    /// Longest upload of a recording after its session's end (also the archiver's
+    /// `settle_after_end`: it knows how long this platform takes).
+    pub upload_time: Duration,
+    /// Mean screen recordings per recorded conversation (1.0 to 2.0).
+    pub screens_per_conversation: f64,
+    /// `conversation` or `recording`.
+    pub fetch_mode: String,
+    /// Longest interval between re-reads of an active conversation.
+    pub recheck_max: Duration,
+    /// How much of the previous window each pass reads again.
+    pub overlap: Duration,
+    /// Conversations already waiting (ended) when the test starts.
     pub backlog: usize,
     pub media_size: (u64, u64),
     pub window: Duration,
@@ -63,6 +76,9 @@ pub struct LoadReport {
     pub elapsed_s: f64,
     pub api_calls: BTreeMap<String, u64>,
     pub api_calls_total: u64,
+    /// Calls to the rate-limited API (every endpoint but the token), 429s included,
+    /// per archived recording.
+    pub calls_per_recording: f64,
     pub rate_limited: u64,
     pub rate_limited_share: f64,
     pub budget_utilization: f64,
@@ -75,7 +91,7 @@ pub struct LoadReport {
     pub lag_max_s: f64,
     /// p99 of the attempt that archived a recording (recording call, download, upload).
     pub transfer_p99_s: f64,
-    /// The lag target: poll interval + transcoding time + transfer time (p99).
+    /// The lag target: poll interval + upload time + transcoding time + transfer time (p99).
     pub lag_target_s: f64,
     pub peak_rss_mib: f64,
 }
@@ -92,6 +108,13 @@ impl LoadReport {
             ("strategy", format!("{:?}", self.strategy).to_lowercase()),
             ("elapsed", format!("{:.1} s", self.elapsed_s)),
             ("API calls", format!("{} ({calls})", self.api_calls_total)),
+            (
+                "calls per recording",
+                format!(
+                    "{:.2} rate-limited calls per archived recording",
+                    self.calls_per_recording
+                ),
+            ),
             (
                 "429s",
                 format!(
@@ -119,7 +142,7 @@ impl LoadReport {
             (
                 "lag target",
                 format!(
-                    "p99 <= {:.1} s (poll + transcoding + transfer p99 {:.1} s): ratio {:.2}",
+                    "p99 <= {:.1} s (poll + upload + transcoding + transfer p99 {:.1} s): ratio {:.2}",
                     self.lag_target_s,
                     self.transfer_p99_s,
                     self.lag_p99_s / self.lag_target_s.max(f64::EPSILON)
@@ -151,10 +174,24 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let per_minute = f64::from(options.agents) * options.sessions_per_agent_hour / 60.0;
+    // Conversations going on at the start, as many as a steady flow keeps going (their
+    // ends spread over one session length), so conversations end from the first second.
+    let (short, long) = options.session_length;
+    let mean_minutes = (short + long).as_secs_f64() / 2.0 / 60.0;
     let sim_config = SimConfig {
         seed: options.seed,
         conversations: options.backlog,
         history: Duration::from_secs(600),
+        ongoing: (per_minute * mean_minutes).round() as usize,
+        ongoing_started_ago: long,
+        ongoing_end_within: long,
+        session_length: options.session_length,
+        upload_time: (Duration::ZERO, options.upload_time),
+        screen_per_conversation: (1, 2),
+        extra_screen_share: options.screens_per_conversation - 1.0,
+        // Every screen recording is archivable: the figure is calls per archived one.
+        archived_share: 0.0,
+        deleted_share: 0.0,
         new_conversations_per_minute: per_minute,
         window: options.window,
         token_limit: options.platform_rpm,
@@ -183,12 +220,17 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let mut text = format!(
         "{genesys}\n[limits]\nrequests_per_minute = {}\nwindow = \"{}ms\"\n\
          [workers]\ncount = {}\nretry_base = \"1s\"\nretry_cap = \"10s\"\nshutdown_grace = \"5s\"\n\
-         [discovery]\npoll_interval = \"{}ms\"\nlookback = \"1h\"\noverlap = \"20m\"\nsettle_delay = \"0s\"\n\
+         [discovery]\npoll_interval = \"{}ms\"\nlookback = \"1h\"\noverlap = \"{}ms\"\nsettle_delay = \"0s\"\n\
+         settle_after_end = \"{}ms\"\nrecheck_max = \"{}ms\"\nfetch_mode = \"{}\"\n\
          [ledger]\npath = {:?}\n",
         options.budget_rpm,
         options.window.as_millis(),
         options.workers,
         options.poll_interval.as_millis(),
+        options.overlap.as_millis(),
+        options.upload_time.as_millis(),
+        options.recheck_max.max(options.poll_interval).as_millis(),
+        options.fetch_mode,
         dir.join("ledger.sqlite").display().to_string(),
     );
     if let Some(path) = &options.sink_config {
@@ -260,6 +302,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         .collect();
     let total = stats.api_calls();
     let refused = stats.refusals();
+    let archived = PipelineStats::get(&app.stats.archived);
     let accepted_token_calls = total - refused - stats.calls("token") + stats.count("token", "429");
     let allowed = f64::from(options.platform_rpm) * elapsed.as_secs_f64() / options.window.as_secs_f64();
     let lags = app.stats.lags.lock().unwrap().sorted();
@@ -271,10 +314,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         elapsed_s: elapsed.as_secs_f64(),
         api_calls,
         api_calls_total: total,
+        calls_per_recording: (total - stats.calls("token")) as f64 / archived.max(1) as f64,
         rate_limited: refused,
         rate_limited_share: if total == 0 { 0.0 } else { refused as f64 / total as f64 },
         budget_utilization: accepted_token_calls as f64 / allowed.max(1.0),
-        recordings_archived: PipelineStats::get(&app.stats.archived),
+        recordings_archived: archived,
         bytes_archived: bytes,
         mb_per_s: bytes as f64 / 1e6 / elapsed.as_secs_f64(),
         lag_p50_s: percentile(&lags, 50.0),
@@ -282,7 +326,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         lag_p99_s: percentile(&lags, 99.0),
         lag_max_s: lags.last().copied().unwrap_or(0.0),
         transfer_p99_s: transfer_p99,
-        lag_target_s: (options.poll_interval + transcode_time).as_secs_f64() + transfer_p99,
+        lag_target_s: (options.poll_interval + options.upload_time + transcode_time).as_secs_f64() + transfer_p99,
         peak_rss_mib: peak_rss_mib(),
     };
     let _ = std::fs::remove_dir_all(&dir);

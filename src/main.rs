@@ -90,12 +90,36 @@ struct LoadArgs {
     /// How long to run, e.g. "120s".
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     duration: Duration,
-    /// Simulated agents finishing sessions.
+    /// Simulated agents taking sessions.
     #[arg(long, default_value_t = 500)]
     agents: u32,
-    /// Sessions each agent finishes per hour.
+    /// Sessions each agent starts per hour (each a conversation that goes on for a
+    /// session length, then ends; its recordings are listed after its end).
     #[arg(long, default_value_t = 6.0)]
     sessions_per_agent_hour: f64,
+    /// Shortest and longest session, e.g. `10s-150s` (default: 1 to 15 minutes, compressed
+    /// like the window is: `window / 60s` of it).
+    #[arg(long, value_parser = parse_duration_range)]
+    session_length: Option<(Duration, Duration)>,
+    /// Longest upload after a session's end (recordings are UPLOADING until then);
+    /// default: 5 s compressed like the window. The archiver's settle_after_end is set to it.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    upload_time: Option<Duration>,
+    /// Mean screen recordings per recorded conversation, from 1.0 to 2.0.
+    #[arg(long, default_value_t = 1.3)]
+    screens_per_conversation: f64,
+    /// `conversation` (one listing call per conversation) or `recording`
+    /// (recordingmetadata, then one call per recording: the flow before the listing call).
+    #[arg(long, default_value = "conversation")]
+    fetch_mode: String,
+    /// Longest interval between re-reads of an active conversation (default: 6 poll
+    /// intervals, as the daemon's default of 10 minutes is for its 1-minute poll).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    recheck_max: Option<Duration>,
+    /// How much of the previous window each pass reads again. The simulated analytics
+    /// store has no lag, so a little covers clock jitter; a real org needs more.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    overlap: Duration,
     /// Conversations already waiting at the start.
     #[arg(long, default_value_t = 0)]
     backlog: usize,
@@ -220,6 +244,16 @@ fn parse_endpoint_limit(s: &str) -> Result<(Endpoint, u32), String> {
     ))
 }
 
+fn parse_duration_range(s: &str) -> Result<(Duration, Duration), String> {
+    let (a, b) = s.split_once('-').ok_or("expected SHORTEST-LONGEST, e.g. 10s-150s")?;
+    let a = humantime::parse_duration(a.trim()).map_err(|e| e.to_string())?;
+    let b = humantime::parse_duration(b.trim()).map_err(|e| e.to_string())?;
+    if b < a {
+        return Err("the longest must not be shorter than the shortest".into());
+    }
+    Ok((a, b))
+}
+
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (lo, hi) = s.split_once('-').unwrap_or((s, s));
     let lo: u64 = lo.trim().parse().map_err(|_| format!("`{lo}` is not a number"))?;
@@ -331,6 +365,20 @@ async fn run_loadtest(args: LoadArgs) -> ExitCode {
         duration: args.duration,
         agents: args.agents,
         sessions_per_agent_hour: args.sessions_per_agent_hour,
+        session_length: args.session_length.unwrap_or_else(|| {
+            let scale = args.window.as_secs_f64() / 60.0;
+            (
+                Duration::from_secs(60).mul_f64(scale),
+                Duration::from_secs(900).mul_f64(scale),
+            )
+        }),
+        upload_time: args
+            .upload_time
+            .unwrap_or_else(|| Duration::from_secs(5).mul_f64(args.window.as_secs_f64() / 60.0)),
+        screens_per_conversation: args.screens_per_conversation.clamp(1.0, 2.0),
+        fetch_mode: args.fetch_mode,
+        recheck_max: args.recheck_max.unwrap_or(args.poll_interval * 6),
+        overlap: args.overlap,
         backlog: args.backlog,
         media_size: args.media_size,
         window: args.window,

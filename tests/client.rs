@@ -283,3 +283,29 @@ async fn server_errors_and_dropped_connections_are_retried() {
     assert_eq!(stats.count("recording", "200"), 60);
     assert_eq!(stats.calls("recording"), 60 + failures);
 }
+
+/// `requests_per_minute = "auto"`: the org's own per-token limit, read from the platform.
+#[tokio::test]
+async fn the_auto_budget_is_the_org_limit_the_platform_reports() {
+    use genesys_archiver::ratelimit::{Budget, LocalBudget};
+    let sim = common::start(SimConfig {
+        token_limit: 123,
+        ..SimConfig::default()
+    })
+    .await;
+    let text = sim
+        .client_config()
+        .replace("requests_per_minute = 123", "requests_per_minute = \"auto\"");
+    let settings = common::settings_from_text(&text);
+    assert!(settings.limits.auto_budget);
+    let budget = std::sync::Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    assert_eq!(
+        budget.token_scope().effective_limit(),
+        Some(300),
+        "the documented default first"
+    );
+    let client = genesys_archiver::genesys::GenesysClient::new(&settings, budget.clone()).unwrap();
+    genesys_archiver::app::read_token_limit(&client, budget.as_ref() as &dyn Budget).await;
+    assert_eq!(budget.token_scope().effective_limit(), Some(123));
+    assert_eq!(sim.stats().calls("limits"), 1);
+}

@@ -62,8 +62,12 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
     }
     let stats = h.sim.stats();
     assert!(
-        stats.count("recording", "202") > 0,
-        "some recordings were transcoding first: {stats:?}"
+        stats.count("conversation_recordings", "202") > 0,
+        "some recordings were transcoding when listed: {stats:?}"
+    );
+    assert!(
+        stats.count("recording", "200") > 0,
+        "the per-recording call followed the transcoding ones: {stats:?}"
     );
     assert!(
         stats.count("media", "403") > 0,
@@ -75,7 +79,7 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 
     // Again: discovery re-reads its overlap, the ledger drops what it knows, nothing is uploaded.
     let downloads = stats.count("media", "200");
-    let metadata_calls = stats.calls("recordingmetadata");
+    let listing_calls = stats.calls("conversation_recordings");
     let before = h.objects().await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
@@ -85,9 +89,9 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
         "no recording downloaded twice"
     );
     assert_eq!(
-        h.sim.stats().calls("recordingmetadata"),
-        metadata_calls,
-        "known conversations in the overlap spend no recordingmetadata call"
+        h.sim.stats().calls("conversation_recordings"),
+        listing_calls,
+        "known conversations in the overlap are not listed again"
     );
     assert_eq!(h.objects().await, before);
 }

@@ -110,7 +110,7 @@ async fn readyz_fails_until_the_sink_answers() {
         &config,
         format!(
             "{}\n[ledger]\npath = {:?}\n[s3]\nbucket = \"ready\"\nendpoint_url = \"http://127.0.0.1:{s3_port}\"\nforce_path_style = true\n\
-             [telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[discovery]\nlookback = \"2h\"\nsettle_delay = \"0s\"\n",
+             [telemetry]\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n[discovery]\nlookback = \"2h\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\n",
             sim.client_config(),
             dir.join("l.sqlite").display().to_string()
         ),

@@ -114,7 +114,7 @@ count=$(wc -l < "$work/urls.txt")
 start_moto ours
 { sed -n '/^\[genesys\]/,$p' "$work/sim.txt"
   printf '[ledger]\npath = "%s/ledger.sqlite"\n[s3]\nbucket = "ours"\nendpoint_url = "http://127.0.0.1:%s"\nforce_path_style = true\n' "$work" "$s3_port"
-  printf '[discovery]\nlookback = "2h"\nsettle_delay = "0s"\n[workers]\ncount = 8\n'; } > "$work/ours.toml"
+  printf '[discovery]\nlookback = "2h"\nsettle_delay = "0s"\nsettle_after_end = "0s"\n[workers]\ncount = 8\n'; } > "$work/ours.toml"
 /usr/bin/time -v "$bin" run --once --config "$work/ours.toml" >/dev/null 2> "$work/ours.time"
 stored ours > "$work/ours.stored"
 

@@ -127,7 +127,10 @@ mod tests {
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(s.genesys.api_url.as_str(), "https://api.mypurecloud.ie/");
         assert_eq!(s.genesys.login_url.as_str(), "https://login.mypurecloud.ie/");
-        assert_eq!(s.limits.token_budget, 300);
+        assert_eq!(
+            s.limits.token_budget, 300,
+            "the documented default until the org's is read"
+        );
         assert_eq!(s.workers.count, 8);
         assert!(
             !format!("{:?}", s).contains("s3cret"),
@@ -186,6 +189,56 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.key, "genesys.format_id");
+    }
+
+    #[test]
+    fn segment_filters_default_to_screen_recordings_and_are_checked() {
+        use crate::config::settings::FetchMode;
+        let s = load(MINIMAL, &[]).unwrap();
+        assert_eq!(
+            s.discovery.segment_filters[0].predicates[0].dimension,
+            "screenRecording"
+        );
+        assert_eq!(s.discovery.fetch_mode, FetchMode::Conversation);
+        assert!(s.limits.auto_budget, "requests_per_minute defaults to auto");
+        let tables = format!(
+            "{MINIMAL}\n[discovery]\nfetch_mode = \"recording\"\n[[discovery.segment_filters]]\ntype = \"and\"\n\
+             predicates = [{{ dimension = \"screenRecording\", value = \"true\" }}, \
+             {{ dimension = \"queueId\", operator = \"exists\" }}]\n"
+        );
+        let s = load(&tables, &[]).unwrap();
+        assert_eq!(s.discovery.segment_filters[0].predicates.len(), 2);
+        assert_eq!(s.discovery.fetch_mode, FetchMode::Recording);
+        let json = r#"[{"type":"or","predicates":[{"dimension":"mediaType","value":"chat"}]}]"#;
+        let s = load(MINIMAL, &[("GENESYS_ARCHIVER__DISCOVERY__SEGMENT_FILTERS", json)]).unwrap();
+        assert_eq!(
+            s.discovery.segment_filters[0].predicates[0].value.as_deref(),
+            Some("chat")
+        );
+        let bad = r#"[{"type":"or","predicates":[{"dimension":"mediaType","operator":"like","value":"x"}]}]"#;
+        let e = load(MINIMAL, &[("GENESYS_ARCHIVER__DISCOVERY__SEGMENT_FILTERS", bad)]).unwrap_err();
+        assert_eq!(e.key, "discovery.segment_filters[0].predicates[0].operator", "{e}");
+        let e = load(
+            MINIMAL,
+            &[("GENESYS_ARCHIVER__DISCOVERY__SEGMENT_FILTERS", "[{\"type\":\"xor\"")],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "discovery.segment_filters", "{e}");
+        let e = load(&format!("{MINIMAL}\n[discovery]\nfetch_mode = \"batch\"\n"), &[]).unwrap_err();
+        assert_eq!(e.key, "discovery.fetch_mode");
+    }
+
+    #[test]
+    fn requests_per_minute_is_auto_or_a_positive_number() {
+        let s = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", "auto")]).unwrap();
+        assert!(s.limits.auto_budget);
+        let s = load(&format!("{MINIMAL}\n[limits]\nrequests_per_minute = 120\n"), &[]).unwrap();
+        assert!(!s.limits.auto_budget);
+        assert_eq!(s.limits.token_budget, 120);
+        for bad in ["-5", "0", "lots"] {
+            let e = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", bad)]).unwrap_err();
+            assert_eq!(e.key, "limits.requests_per_minute", "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -207,8 +207,8 @@ pub trait Ledger: Send + Sync {
     /// Inserts or replaces lifecycle rows, in one transaction.
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>>;
 
-    /// Active conversations whose next look is due at `until`, oldest start first.
-    fn active_due(&self, until: DateTime<Utc>, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>>;
+    /// Active conversations in the order of their next look, at most `limit`.
+    fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>>;
 
     /// Takes the most overdue `ended` conversation due at `now` and marks it `checking`.
     fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>>;

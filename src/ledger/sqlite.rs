@@ -295,13 +295,13 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn active_due(&self, until: DateTime<Utc>, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
+    fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations
-                 WHERE state = 'active' AND next_check_at <= ?1 ORDER BY start_time LIMIT ?2"
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations INDEXED BY conversations_due
+                 WHERE state = 'active' ORDER BY next_check_at LIMIT ?1"
             ))?;
-            stmt.query_map(params![ms(until), limit], conversation)?.collect()
+            stmt.query_map(params![limit], conversation)?.collect()
         })
     }
 

@@ -52,12 +52,12 @@ impl Checker {
                 .client
                 .conversation_recordings(&cid)
                 .await
-                .map(|all| self.from_list(&cid, all)),
+                .map(|all| self.read_list(&cid, all)),
             FetchMode::Recording => self
                 .client
                 .recording_metadata(&cid)
                 .await
-                .map(|all| from_metadata(&cid, all)),
+                .map(|all| read_metadata(&cid, all)),
         };
         let now = Utc::now();
         let listing = match listing {
@@ -92,7 +92,7 @@ impl Checker {
         Ok(())
     }
 
-    fn from_list(&self, conversation_id: &str, all: Vec<Recording>) -> Listing {
+    fn read_list(&self, conversation_id: &str, all: Vec<Recording>) -> Listing {
         let mut listing = Listing::default();
         for recording in all {
             let mut described = recording.clone();
@@ -143,7 +143,7 @@ impl Checker {
 
 /// recordingmetadata: screen recordings go in as due (the recording call follows),
 /// the rest parked; UPLOADING and RESTORING ones wait for the next listing.
-fn from_metadata(conversation_id: &str, all: Vec<RecordingMetadata>) -> Listing {
+fn read_metadata(conversation_id: &str, all: Vec<RecordingMetadata>) -> Listing {
     let mut listing = Listing::default();
     for r in all {
         let parked = never_archived(conversation_id, &r);

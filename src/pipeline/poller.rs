@@ -353,12 +353,20 @@ impl Poller {
     }
 
     /// Re-reads active conversations due at `until`: up to 100 ids per analytics call
-    /// (their starts within one 7-day interval), `concurrency` calls in flight.
+    /// (their starts within one 7-day interval), `concurrency` calls in flight. A call
+    /// costs the same for 1 id as for 100, so the last one is filled with the
+    /// conversations due soonest: every look at an active conversation costs 1/100 call.
     pub async fn reread_active(&self, until: DateTime<Utc>, report: &PassReport) -> Result<(), PollError> {
-        let due = self.ledger.active_due(until, ACTIVE_PER_PASS).await?;
-        if due.is_empty() {
+        let mut due = self.ledger.active_by_next_check(ACTIVE_PER_PASS).await?;
+        let count = due
+            .iter()
+            .take_while(|r| r.next_check_at.is_none_or(|t| t <= until))
+            .count();
+        if count == 0 {
             return Ok(());
         }
+        let batch = AnalyticsQuery::MAX_PAGE_SIZE as usize;
+        due.truncate(count.div_ceil(batch) * batch);
         let (lifecycle, now) = (self.lifecycle(), Utc::now());
         let reach = now - SYNC_REACH + SYNC_MARGIN;
         let (beyond, mut rows): (Vec<_>, Vec<_>) = due.into_iter().partition(|r| r.start < reach);

@@ -141,7 +141,7 @@ impl Harness {
         let text = format!(
             "{}\n[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
              [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
-             [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\npoll_interval = \"1s\"\n\
+             [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\nrecheck_max = \"2s\"\n\
              [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
              [s3]\nbucket = \"{bucket}\"\nprefix = \"org/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}",
             sim.client_config(),
