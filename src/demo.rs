@@ -118,9 +118,10 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
     let count = |s: State| report.counts.get(s.as_str()).copied().unwrap_or(0);
     let token_calls = stats.api_calls() - stats.calls("token");
     let allowed = f64::from(budget_per_window) * elapsed.as_secs_f64() / window.as_secs_f64();
-    let endpoint_calls = ["analytics", "recordingmetadata", "recording", "token"]
+    let endpoint_calls = crate::genesys::Endpoint::ALL
         .iter()
-        .map(|e| format!("{e} {}", stats.calls(e)))
+        .filter(|e| stats.calls(e.as_str()) > 0)
+        .map(|e| format!("{e} {}", stats.calls(e.as_str())))
         .collect::<Vec<_>>()
         .join(", ");
     let screen = catalog.iter().filter(|e| e.media == "screen").count();

@@ -41,6 +41,7 @@ async fn metrics(State(ops): State<Ops>) -> Response {
     let mut gauges = LedgerGauges::default();
     if let Ok(report) = ops.ledger.status().await {
         gauges.by_state = report.counts;
+        gauges.conversations = report.conversations;
         gauges.oldest_unarchived_age = report
             .oldest_unarchived
             .and_then(|(_, at)| (Utc::now() - at).to_std().ok());

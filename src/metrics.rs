@@ -120,6 +120,8 @@ pub fn global() -> &'static Metrics {
 #[derive(Debug, Default)]
 pub struct LedgerGauges {
     pub by_state: BTreeMap<String, u64>,
+    /// Conversations by lifecycle state (active, ended, checking, settled, parked).
+    pub conversations: BTreeMap<String, u64>,
     pub oldest_unarchived_age: Option<Duration>,
 }
 
@@ -242,6 +244,13 @@ impl Metrics {
         for (state, n) in &ledger.by_state {
             let _ = writeln!(out, "{p}_recordings{{state=\"{state}\"}} {n}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP {p}_conversations Discovered conversations by lifecycle state.\n# TYPE {p}_conversations gauge"
+        );
+        for (state, n) in &ledger.conversations {
+            let _ = writeln!(out, "{p}_conversations{{state=\"{state}\"}} {n}");
+        }
         let age = ledger.oldest_unarchived_age.map_or(0.0, |a| a.as_secs_f64());
         let _ = writeln!(
             out,
@@ -263,6 +272,7 @@ mod tests {
         m.uploaded(10, Duration::from_millis(700), Some(Duration::from_secs(90)));
         let text = m.render(&LedgerGauges {
             by_state: BTreeMap::from([("archived".into(), 1)]),
+            conversations: BTreeMap::from([("active".into(), 3)]),
             oldest_unarchived_age: None,
         });
         assert!(text.contains("genesys_archiver_api_requests_total{endpoint=\"recording\",status=\"200\"} 2"));
@@ -270,5 +280,6 @@ mod tests {
         assert!(text.contains("genesys_archiver_archive_lag_seconds_bucket{le=\"60\"} 0"));
         assert!(text.contains("genesys_archiver_archive_lag_seconds_bucket{le=\"300\"} 1"));
         assert!(text.contains("genesys_archiver_recordings{state=\"archived\"} 1"));
+        assert!(text.contains("genesys_archiver_conversations{state=\"active\"} 3"));
     }
 }

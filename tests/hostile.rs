@@ -15,6 +15,7 @@ fn expected_reason(case: &str) -> &'static str {
         "WrongTypes" => "invalid type",
         "MissingId" => "missing field `id`",
         "HugeBody" => "larger than",
+        "MalformedAnalyticsRow" => "invalid analytics row at conversationStart",
         "SlashId" | "DotDotId" | "ControlId" => "unsafe recording id",
         "UnknownFileState" => "QUARANTINED",
         "EmptyMediaUris" => "no download URL",
@@ -42,7 +43,7 @@ async fn hostile_answers_are_parked_with_their_reason_and_the_rest_is_archived()
     let ledger = h.ledger();
     let conn = rusqlite::Connection::open(h.dir.join("ledger.sqlite")).unwrap();
     let cases = h.sim.hostile_cases();
-    assert_eq!(cases.len(), 12);
+    assert_eq!(cases.len(), 13);
     for case in &cases {
         let reason = match &case.recording_id {
             Some(id) => {

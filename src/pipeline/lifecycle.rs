@@ -38,26 +38,29 @@ impl Lifecycle {
             .min(self.recheck_max)
     }
 
-    /// When an ended conversation's recordings are first worth listing.
-    fn first_listing(&self, end: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
-        (end + chrono(self.settle_after_end)).max(now)
+    /// When an ended conversation's recordings are first worth listing. Kept even when
+    /// it is already past: a pass finds a poll interval's worth of ended conversations
+    /// at once, and listings are claimed in this order, so the one that ended first is
+    /// listed first instead of behind the whole burst.
+    fn first_listing(&self, end: DateTime<Utc>) -> DateTime<Utc> {
+        end + chrono(self.settle_after_end)
     }
 
-    fn ended(&self, c: &ConversationSummary, end: DateTime<Utc>, now: DateTime<Utc>) -> ConversationRow {
+    fn ended(&self, c: &ConversationSummary, end: DateTime<Utc>) -> ConversationRow {
         ConversationRow {
             conversation_id: c.conversation_id.clone(),
             start: c.conversation_start,
             end: Some(end),
             state: ConversationState::Ended,
             checks: 0,
-            next_check_at: Some(self.first_listing(end, now)),
+            next_check_at: Some(self.first_listing(end)),
         }
     }
 
     /// The row of a conversation seen for the first time.
     pub fn discovered(&self, c: &ConversationSummary, now: DateTime<Utc>) -> ConversationRow {
         match c.conversation_end {
-            Some(end) => self.ended(c, end, now),
+            Some(end) => self.ended(c, end),
             None => ConversationRow {
                 conversation_id: c.conversation_id.clone(),
                 start: c.conversation_start,
@@ -81,17 +84,21 @@ impl Lifecycle {
             return None;
         }
         Some(match c.conversation_end {
-            Some(end) => self.ended(c, end, now),
+            Some(end) => self.ended(c, end),
             None => self.still_active(row, now),
         })
     }
 
     /// An active conversation that is still going on (or not answered for): look later.
+    /// The interval is shortened by up to a fifth, by a spread fixed per conversation and
+    /// look, so conversations discovered together (a first pass, a backlog) do not stay
+    /// in one clump that is re-read as a burst every interval.
     pub fn still_active(&self, row: &ConversationRow, now: DateTime<Utc>) -> ConversationRow {
         let checks = row.checks.saturating_add(1);
+        let interval = self.interval(checks).mul_f64(spread(&row.conversation_id, checks));
         ConversationRow {
             checks,
-            next_check_at: Some(now + chrono(self.interval(checks))),
+            next_check_at: Some(now + chrono(interval)),
             ..row.clone()
         }
     }
@@ -104,7 +111,7 @@ impl Lifecycle {
             end: Some(now),
             state: ConversationState::Ended,
             checks: 0,
-            next_check_at: Some(self.first_listing(now, now)),
+            next_check_at: Some(self.first_listing(now)),
             ..row.clone()
         }
     }
@@ -130,6 +137,15 @@ impl Lifecycle {
             ..row.clone()
         }
     }
+}
+
+/// A factor in [0.8, 1.0], fixed for one conversation and look (FNV-1a of both).
+fn spread(conversation_id: &str, checks: u32) -> f64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in conversation_id.bytes().chain(checks.to_le_bytes()) {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    0.8 + 0.2 * (hash % 10_000) as f64 / 10_000.0
 }
 
 #[cfg(test)]
@@ -170,7 +186,11 @@ mod tests {
         let later = now + chrono::Duration::seconds(60);
         let again = p.seen_again(&active, &summary(None), later).unwrap();
         assert_eq!((again.state, again.checks), (ConversationState::Active, 1));
-        assert_eq!(again.next_check_at, Some(later + chrono::Duration::seconds(120)));
+        let wait = again.next_check_at.unwrap() - later;
+        assert!(
+            (96..=120).contains(&wait.num_seconds()),
+            "the doubled interval, spread by up to a fifth: {wait}"
+        );
         let end: DateTime<Utc> = "2026-11-24T10:41:30Z".parse().unwrap();
         let ended = p.seen_again(&again, &summary(Some(end)), later).unwrap();
         assert_eq!(ended.state, ConversationState::Ended);
@@ -179,6 +199,17 @@ mod tests {
             p.seen_again(&ended, &summary(Some(end)), later).is_none(),
             "ended rows are not re-read"
         );
+    }
+
+    #[test]
+    fn the_spread_is_fixed_per_look_and_within_a_fifth() {
+        let factors: Vec<f64> = (0..200).map(|i| spread(&format!("c{i}"), 1)).collect();
+        assert!(factors.iter().all(|f| (0.8..=1.0).contains(f)));
+        assert!(
+            factors.iter().any(|f| *f < 0.85) && factors.iter().any(|f| *f > 0.95),
+            "spread out"
+        );
+        assert_eq!(spread("c1", 3), spread("c1", 3));
     }
 
     #[test]

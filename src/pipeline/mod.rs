@@ -152,32 +152,56 @@ impl Pipeline {
                     result = self.poller.pass(from, to) => { result?; }
                 }
             }
-            Mode::Daemon => loop {
-                // Passes start every poll_interval (not poll_interval after the last one
-                // ended): a pass slowed by the budget does not push the next one back.
-                let started = tokio::time::Instant::now();
-                self.health.poller_progress();
-                let result = tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    result = self.poller.poll_once(false) => result,
-                };
-                self.health.poller_progress();
-                if let Err(error) = result {
-                    match error {
-                        PollError::Ledger(e) => return Err(e.into()),
-                        // The platform stays down after retries: keep the watermark and try at the next interval.
-                        error => {
-                            tracing::error!(message = "Discovery pass failed; the window is read again next time.", %error)
-                        }
+            Mode::Daemon => {
+                // Either failing (the ledger) stops the other: the run is over.
+                let rereads = async {
+                    let result = self.poller.reread_loop(stop).await.map_err(RunError::from);
+                    if result.is_err() {
+                        stop.cancel();
                     }
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep_until(started + self.poll_interval) => {}
-                }
-            },
+                    result
+                };
+                let passes = async {
+                    let result = self.passes(stop).await;
+                    if result.is_err() {
+                        stop.cancel();
+                    }
+                    result
+                };
+                let (passes, rereads) = tokio::join!(passes, rereads);
+                passes?;
+                rereads?;
+            }
         }
         Ok(())
+    }
+
+    /// The daemon's discovery passes, one every poll interval until `stop`.
+    async fn passes(&self, stop: &CancellationToken) -> Result<(), RunError> {
+        loop {
+            // Passes start every poll_interval (not poll_interval after the last one
+            // ended): a pass slowed by the budget does not push the next one back.
+            let started = tokio::time::Instant::now();
+            self.health.poller_progress();
+            let result = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                result = self.poller.poll_once(false) => result,
+            };
+            self.health.poller_progress();
+            if let Err(error) = result {
+                match error {
+                    PollError::Ledger(e) => return Err(e.into()),
+                    // The platform stays down after retries: keep the watermark and try at the next interval.
+                    error => {
+                        tracing::error!(message = "Discovery pass failed; the window is read again next time.", %error)
+                    }
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(started + self.poll_interval) => {}
+            }
+        }
     }
 
     async fn dispatch(

@@ -110,9 +110,10 @@ impl Poller {
         (from, now - chrono(self.settings.settle_delay))
     }
 
-    /// Reads the window since the watermark and advances the watermark, then re-reads
-    /// the active conversations that are due (`all_active`: every active one, as a
-    /// `run --once` does, which will not be there when they come due).
+    /// Reads the window since the watermark and advances the watermark. With
+    /// `all_active` (a `run --once`, which will not be there when they come due), every
+    /// active conversation is re-read too; the daemon re-reads them on their own
+    /// schedule instead ([`Poller::reread_loop`]).
     pub async fn poll_once(&self, all_active: bool) -> Result<PassReport, PollError> {
         let now = Utc::now();
         let (from, to) = self.window(self.ledger.watermark().await?, now);
@@ -121,10 +122,43 @@ impl Poller {
             self.read(from, to, &report).await?;
             self.ledger.set_watermark(to).await?;
         }
-        let until = if all_active { DateTime::<Utc>::MAX_UTC } else { now };
-        self.reread_active(until, &report).await?;
+        if all_active {
+            let rows = self.ledger.active_by_next_check(ACTIVE_PER_PASS).await?;
+            self.reread(rows, &report).await?;
+        }
         self.log(&report, from, to);
         Ok(report)
+    }
+
+    /// The daemon's re-reads of active conversations: whenever the one due soonest is
+    /// due, one call re-reads it with the 99 due after it. Spread over time like this,
+    /// re-reads do not arrive as one burst per pass, and neither do the listings of the
+    /// conversations they find ended. Returns only on a ledger error or `stop`.
+    pub async fn reread_loop(&self, stop: &tokio_util::sync::CancellationToken) -> Result<(), PollError> {
+        let batch = AnalyticsQuery::MAX_PAGE_SIZE;
+        loop {
+            let rows = self.ledger.active_by_next_check(batch).await?;
+            let now = Utc::now();
+            let wait = match rows.first().and_then(|r| r.next_check_at) {
+                Some(at) if at <= now => {
+                    let report = PassReport::default();
+                    match self.reread(rows, &report).await {
+                        Ok(()) => Duration::ZERO,
+                        Err(PollError::Ledger(e)) => return Err(e.into()),
+                        Err(error) => {
+                            tracing::error!(message = "Re-reading active conversations failed; trying again.", %error);
+                            self.settings.poll_interval
+                        }
+                    }
+                }
+                Some(at) => (at - now).to_std().unwrap_or_default().min(self.settings.poll_interval),
+                None => self.settings.poll_interval,
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
     }
 
     /// Discovers every conversation that started in `[from, to)` (`backfill`): through
@@ -336,6 +370,7 @@ impl Poller {
                     if let Some(updated) = lifecycle.seen_again(row, c, now) {
                         if updated.state == ConversationState::Ended {
                             add(&report.ended, 1);
+                            tracing::debug!(message = "Conversation ended.", conversation_id = %updated.conversation_id, end = ?updated.end);
                         }
                         rows.push(updated);
                     }
@@ -352,21 +387,9 @@ impl Poller {
         Ok(())
     }
 
-    /// Re-reads active conversations due at `until`: up to 100 ids per analytics call
-    /// (their starts within one 7-day interval), `concurrency` calls in flight. A call
-    /// costs the same for 1 id as for 100, so the last one is filled with the
-    /// conversations due soonest: every look at an active conversation costs 1/100 call.
-    pub async fn reread_active(&self, until: DateTime<Utc>, report: &PassReport) -> Result<(), PollError> {
-        let mut due = self.ledger.active_by_next_check(ACTIVE_PER_PASS).await?;
-        let count = due
-            .iter()
-            .take_while(|r| r.next_check_at.is_none_or(|t| t <= until))
-            .count();
-        if count == 0 {
-            return Ok(());
-        }
-        let batch = AnalyticsQuery::MAX_PAGE_SIZE as usize;
-        due.truncate(count.div_ceil(batch) * batch);
+    /// Re-reads these active conversations: up to 100 ids per analytics call (their
+    /// starts within one 7-day interval), `concurrency` calls in flight.
+    async fn reread(&self, due: Vec<ConversationRow>, report: &PassReport) -> Result<(), PollError> {
         let (lifecycle, now) = (self.lifecycle(), Utc::now());
         let reach = now - SYNC_REACH + SYNC_MARGIN;
         let (beyond, mut rows): (Vec<_>, Vec<_>) = due.into_iter().partition(|r| r.start < reach);
@@ -420,6 +443,7 @@ impl Poller {
                 if let Some(updated) = updated {
                     if updated.state == ConversationState::Ended {
                         add(&report.ended, 1);
+                        tracing::debug!(message = "Conversation ended.", conversation_id = %updated.conversation_id, end = ?updated.end);
                     }
                     updates.push(updated);
                 }

@@ -173,6 +173,11 @@ impl Catalog {
                 conversation_id: conversation.clone(),
                 recording_id: None,
             })
+            .chain(self.bad_rows.iter().map(|conversation| HostileCase {
+                case: "MalformedAnalyticsRow".into(),
+                conversation_id: conversation.clone(),
+                recording_id: None,
+            }))
             .chain(self.recordings.values().filter_map(|r| {
                 r.hostile.map(|case| HostileCase {
                     case: format!("{case:?}"),
@@ -312,11 +317,12 @@ impl Catalog {
         self.by_conversation.get(id).map(|i| &self.conversations[*i])
     }
 
-    /// Every recording, ordered by conversation start; the hostile cases are not in it.
+    /// Every recording, ordered by conversation start; the hostile cases (bad listings,
+    /// bad analytics rows, bad recordings) are not in it.
     pub fn entries(&self) -> Vec<CatalogEntry> {
         self.conversations
             .iter()
-            .filter(|c| !self.bad_listings.contains_key(&c.id))
+            .filter(|c| !self.bad_listings.contains_key(&c.id) && !self.bad_rows.contains(&c.id))
             .flat_map(|c| c.recordings.iter().map(|id| &self.recordings[id]))
             .filter(|r| r.hostile.is_none())
             .map(|r| CatalogEntry {
