@@ -5,20 +5,20 @@
 # time (p99 of the archiving attempt), for ours and for the naive strategy. Active
 # conversations are re-read every poll (--recheck-max 5s), so an end is seen within one
 # poll interval; settle_after_end is the simulated upload time (0.8 s).
-#   bash scripts/bench/lag.sh [DURATION] [AGENTS]   (default 120s, 640 agents x 60 sessions/h:
+#   bash scripts/bench/lag.sh [DURATION] [AGENTS]   (default 120s, 595 agents x 60 sessions/h:
 #   about 90% of the budget at ~1.3 calls per recording with re-reads every 5 s)
 # Time is compressed as in budget.sh: 10 s windows of 100 requests per token, recording
 # endpoint 80; the simulator holds 20% of recordings in transcoding for 3 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 duration="${1:-120s}"
-agents="${2:-640}"
+agents="${2:-595}"
 cargo build --quiet --release --locked
 bin=target/release/genesys-archiver
 common=(--duration "$duration" --window 10s --platform-rpm 100 --platform-endpoint-limit recording=80
         --agents "$agents" --sessions-per-agent-hour 60 --backlog 0 --poll-interval 5s --recheck-max 5s --workers 8 --json)
 printf '%-6s %6s %9s %6s %9s %7s %7s %7s %7s %9s %7s %9s\n' strategy util archived 429s lag-p50 p95 p99 max target p99/target met calls/rec
-for strategy in ours naive; do
+for strategy in ${STRATEGIES:-ours naive}; do
   json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" 2>/dev/null)
   python3 - "$strategy" "$json" <<'PY'
 import json, sys

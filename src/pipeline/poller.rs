@@ -130,29 +130,38 @@ impl Poller {
         Ok(report)
     }
 
-    /// The daemon's re-reads of active conversations: whenever the one due soonest is
-    /// due, one call re-reads it with the 99 due after it. Spread over time like this,
+    /// The daemon's re-reads of active conversations, on their own schedule: whenever
+    /// the one due soonest is due, every due one is re-read (the last call filled up
+    /// with the ones due next), `concurrency` calls in flight. Spread over time like this,
     /// re-reads do not arrive as one burst per pass, and neither do the listings of the
     /// conversations they find ended. Returns only on a ledger error or `stop`.
     pub async fn reread_loop(&self, stop: &tokio_util::sync::CancellationToken) -> Result<(), PollError> {
-        let batch = AnalyticsQuery::MAX_PAGE_SIZE;
+        let batch = AnalyticsQuery::MAX_PAGE_SIZE as usize;
+        let most = (batch * self.settings.concurrency) as u32;
         loop {
-            let rows = self.ledger.active_by_next_check(batch).await?;
+            let mut rows = self.ledger.active_by_next_check(most).await?;
             let now = Utc::now();
-            let wait = match rows.first().and_then(|r| r.next_check_at) {
-                Some(at) if at <= now => {
-                    let report = PassReport::default();
-                    match self.reread(rows, &report).await {
-                        Ok(()) => Duration::ZERO,
-                        Err(PollError::Ledger(e)) => return Err(e.into()),
-                        Err(error) => {
-                            tracing::error!(message = "Re-reading active conversations failed; trying again.", %error);
-                            self.settings.poll_interval
-                        }
+            let due = rows
+                .iter()
+                .take_while(|r| r.next_check_at.is_some_and(|t| t <= now))
+                .count();
+            let wait = if due > 0 {
+                rows.truncate(due.div_ceil(batch) * batch);
+                match self.reread(rows, &PassReport::default()).await {
+                    Ok(()) => Duration::ZERO,
+                    Err(PollError::Ledger(e)) => return Err(e.into()),
+                    Err(error) => {
+                        tracing::error!(message = "Re-reading active conversations failed; trying again.", %error);
+                        self.settings.poll_interval
                     }
                 }
-                Some(at) => (at - now).to_std().unwrap_or_default().min(self.settings.poll_interval),
-                None => self.settings.poll_interval,
+            } else {
+                rows.first()
+                    .and_then(|r| r.next_check_at)
+                    .map_or(self.settings.poll_interval, |at| {
+                        (at - now).to_std().unwrap_or_default()
+                    })
+                    .min(self.settings.poll_interval)
             };
             tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
