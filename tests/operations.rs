@@ -66,8 +66,11 @@ async fn metrics_after_a_run_hold_every_family_with_counts_where_work_happened()
             .sum()
     };
     for family in [
+        "genesys_archiver_api_requests_total{endpoint=\"conversation_recordings\",status=\"200\"}",
+        // Transcoding is seen at the listing; the recording call follows after the estimate.
+        "genesys_archiver_api_requests_total{endpoint=\"conversation_recordings\",status=\"202\"}",
         "genesys_archiver_api_requests_total{endpoint=\"recording\",status=\"200\"}",
-        "genesys_archiver_api_requests_total{endpoint=\"recording\",status=\"202\"}",
+        "genesys_archiver_conversations{state=\"settled\"}",
         "genesys_archiver_api_requests_total{endpoint=\"analytics\"",
         "genesys_archiver_uploaded_bytes_total",
         "genesys_archiver_upload_duration_seconds_count",
