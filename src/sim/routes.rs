@@ -572,19 +572,14 @@ async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>
         Ok(u) => u,
         Err(r) => return r,
     };
-    let catalog = sim.catalog.lock().unwrap();
-    if let Some(bad) = catalog.bad_listings.get(&conversation_id).copied() {
-        drop(catalog);
-        return sim.bad_listing(ep, usage, bad, &conversation_id);
-    }
-    let Some(conversation) = catalog.conversation(&conversation_id) else {
-        drop(catalog);
-        return sim.not_found(ep, usage, "conversation not found");
+    let ids = match sim.listed_ids(ep, usage, &conversation_id) {
+        Ok(ids) => ids,
+        Err(answer) => return answer,
     };
-    let list: Vec<Value> = catalog
-        .listed(conversation, Utc::now())
-        .into_iter()
-        .map(|r| sim.metadata_json(r))
+    let catalog = sim.catalog.lock().unwrap();
+    let list: Vec<Value> = ids
+        .iter()
+        .map(|id| sim.metadata_json(&catalog.recordings[id]))
         .collect();
     drop(catalog);
     sim.json(ep, StatusCode::OK, usage, Value::Array(list))
@@ -623,6 +618,25 @@ impl SimState {
             bad.body(conversation_id),
         );
         self.finish(ep.as_str(), response.into_response())
+    }
+
+    /// The ids of the recordings a conversation lists now, or the answer to give
+    /// instead (a hostile listing, an unknown conversation).
+    fn listed_ids(&self, ep: Endpoint, usage: Option<Usage>, conversation_id: &str) -> Result<Vec<String>, Response> {
+        let catalog = self.catalog.lock().unwrap();
+        if let Some(bad) = catalog.bad_listings.get(conversation_id).copied() {
+            drop(catalog);
+            return Err(self.bad_listing(ep, usage, bad, conversation_id));
+        }
+        let Some(conversation) = catalog.conversation(conversation_id) else {
+            drop(catalog);
+            return Err(self.not_found(ep, usage, "conversation not found"));
+        };
+        Ok(catalog
+            .listed(conversation, Utc::now())
+            .iter()
+            .map(|r| r.id.clone())
+            .collect())
     }
 
     /// Describes a listed recording; the first request for one that needs transcoding
@@ -729,20 +743,11 @@ async fn conversation_recordings(
         let body = error_body(StatusCode::BAD_REQUEST, "bad.request", "unknown formatId");
         return sim.json(ep, StatusCode::BAD_REQUEST, usage, body);
     }
-    let mut catalog = sim.catalog.lock().unwrap();
-    if let Some(bad) = catalog.bad_listings.get(&conversation_id).copied() {
-        drop(catalog);
-        return sim.bad_listing(ep, usage, bad, &conversation_id);
-    }
-    let Some(conversation) = catalog.conversation(&conversation_id) else {
-        drop(catalog);
-        return sim.not_found(ep, usage, "conversation not found");
+    let ids = match sim.listed_ids(ep, usage, &conversation_id) {
+        Ok(ids) => ids,
+        Err(answer) => return answer,
     };
-    let ids: Vec<String> = catalog
-        .listed(conversation, Utc::now())
-        .iter()
-        .map(|r| r.id.clone())
-        .collect();
+    let mut catalog = sim.catalog.lock().unwrap();
     let now = Instant::now();
     let (mut list, mut transcoding) = (Vec::new(), false);
     for id in ids {
