@@ -116,7 +116,6 @@ impl App {
             work: work.clone(),
         });
         let worker = Arc::new(Worker {
-            urls,
             client: self.client.clone(),
             ledger: self.ledger.clone(),
             sink: self.sink.clone(),
@@ -130,6 +129,7 @@ impl App {
             poller,
             worker,
             checker,
+            urls,
             ledger: self.ledger.clone(),
             slots: self.settings.workers.count,
             poll_interval: self.settings.discovery.poll_interval,

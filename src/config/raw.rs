@@ -65,6 +65,8 @@ pub struct RawGenesys {
     /// Template of the call that lists a conversation's recordings with their download
     /// URLs; `{conversationId}` is substituted.
     pub recordings_path: Option<String>,
+    /// How long the listing call lets the platform wait for transcoding (`maxWaitMs`).
+    pub list_max_wait: Option<String>,
     /// Media format asked for: WEBM, WAV, MP3, OGG_VORBIS, OGG_OPUS or NONE (original).
     pub format_id: Option<String>,
     /// Hosts that download URLs may point at; `*.example.com` matches any subdomain.

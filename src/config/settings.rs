@@ -65,6 +65,10 @@ pub struct GenesysSettings {
     pub client_secret: SecretString,
     pub recording_path: RecordingPath,
     pub recordings_path: ConversationPath,
+    /// `maxWaitMs` of the listing call: the platform finishes transcoding (up to this
+    /// long) before it answers, instead of a follow-up call per transcoding recording.
+    /// The worker slot is held meanwhile.
+    pub list_max_wait: Duration,
     pub format_id: FormatId,
     /// Where download URLs may point; checked before every request and redirect.
     pub media: MediaPolicy,
@@ -417,6 +421,17 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
     if request_timeout.is_zero() {
         return Err(ConfigError::new("genesys.request_timeout", "must be more than zero"));
     }
+    let list_max_wait = duration_or(
+        "genesys.list_max_wait",
+        raw.list_max_wait.as_deref(),
+        Duration::from_secs(5),
+    )?;
+    if list_max_wait + Duration::from_secs(5) > request_timeout {
+        return Err(ConfigError::new(
+            "genesys.list_max_wait",
+            "must be at least 5s shorter than genesys.request_timeout",
+        ));
+    }
     let max_response_bytes = raw.max_response_bytes.unwrap_or(16 * 1024 * 1024);
     if max_response_bytes < 1024 {
         return Err(ConfigError::new("genesys.max_response_bytes", "must be at least 1024"));
@@ -428,6 +443,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         client_secret: SecretString::from(client_secret),
         recording_path,
         recordings_path,
+        list_max_wait,
         format_id,
         media,
         request_timeout,

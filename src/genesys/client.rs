@@ -145,14 +145,22 @@ impl GenesysClient {
     }
 
     /// Every recording of a conversation in the configured format, in one call: the
-    /// ready ones carry `mediaUris`. The platform answers 200, or 202 while some are
-    /// still transcoding (inferred: both are read the same way, and an entry without a
-    /// download URL is treated as not ready, whichever status came).
+    /// ready ones carry `mediaUris`. `maxWaitMs` lets the platform finish transcoding
+    /// before it answers (documented on this call), which saves the follow-up call per
+    /// transcoding recording. It answers 200, or 202 while some are still transcoding
+    /// (inferred: both are read the same way, and an entry without a download URL is
+    /// treated as not ready, whichever status came, so a platform that answers before
+    /// `maxWaitMs` costs only the follow-up calls).
     pub async fn conversation_recordings(&self, conversation_id: &str) -> Result<Vec<Recording>, ApiError> {
         let path = self.settings.recordings_path.render(conversation_id);
         let format = self.settings.format_id.as_str();
+        let wait = self.settings.list_max_wait.as_millis().to_string();
         let answer = self
-            .get(Endpoint::ConversationRecordings, &path, &[("formatId", format)])
+            .get(
+                Endpoint::ConversationRecordings,
+                &path,
+                &[("formatId", format), ("maxWaitMs", &wait)],
+            )
             .await?;
         if answer.body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Vec::new());

@@ -38,6 +38,8 @@ pub struct Checker {
 #[derive(Debug, Default)]
 pub struct Listing {
     pub recordings: Vec<NewRecording>,
+    /// Download URLs of the ready ones: handed to the workers once their rows exist.
+    pub urls: Vec<(Box<Recording>, reqwest::Url)>,
     /// A screen recording was listed as not ready yet (UPLOADING, RESTORING).
     pub waiting: bool,
 }
@@ -83,10 +85,15 @@ impl Checker {
             waiting = listing.waiting,
         );
         let added = self.ledger.insert(listing.recordings).await?;
+        // After the rows exist: a worker that finds a URL must find its row too.
+        let listed = !listing.urls.is_empty();
+        for (recording, url) in listing.urls {
+            self.urls.put(recording, url);
+        }
         self.ledger
             .save_conversations(vec![self.lifecycle.after_listing(&row, listing.waiting, now)])
             .await?;
-        if added > 0 {
+        if added > 0 || listed {
             self.work.notify_one();
         }
         Ok(())
@@ -112,8 +119,8 @@ impl Checker {
             match self.client.classify(recording.clone()) {
                 Ok(RecordingFetch::Ready { recording, media_uri }) => {
                     listing.recordings.push(new(None, None));
-                    // A re-listing after transcoding: the row exists and stays, the URL is what is new.
-                    self.urls.put(recording, media_uri);
+                    // On a re-listing the row exists and stays; the URL is what is new.
+                    listing.urls.push((recording, media_uri));
                 }
                 Ok(RecordingFetch::Pending {
                     file_state: Some(_), ..

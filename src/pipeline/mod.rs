@@ -5,10 +5,12 @@
 //! recordings ([`check`], one call) and archiving one recording ([`worker`]). The
 //! dispatcher takes a worker slot (a semaphore permit) *before* it claims anything, and
 //! the permit travels with the task, so at most `workers.count` jobs are in memory at
-//! once, however large the backlog; everything else waits on disk. It claims, in order:
-//! a recording whose download URL a listing just handed out (URLs can live as little as
-//! 2 minutes, so they are used first and a backlog piles up *before* the listing, never
-//! after it), then any due recording, then a due conversation listing. Work that is not
+//! once, however large the backlog; everything else waits on disk. A worker takes a
+//! recording whose download URL a listing just handed out (URLs can live as little as 2
+//! minutes, so they are used first), else any due recording. Listings have slots of
+//! their own (a listing holds no media, only a wait on the platform), and one is claimed
+//! only while few listed URLs wait for a worker: a backlog piles up *before* the
+//! listing, never after it. Work that is not
 //! due yet (transcoding, retrying, settling) comes back when its time comes, without
 //! holding a worker meanwhile.
 
@@ -53,6 +55,9 @@ pub enum RunError {
     Ledger(#[from] LedgerError),
 }
 
+/// Listings in flight per worker slot (see `dispatch`).
+const LISTINGS_PER_WORKER: usize = 4;
+
 /// Longest the dispatcher sleeps without looking at the ledger again.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -70,6 +75,8 @@ pub struct Pipeline {
     pub poller: Poller,
     pub worker: Arc<Worker>,
     pub checker: Arc<Checker>,
+    /// Download URLs listings just handed out, waiting for a worker.
+    pub urls: Arc<urls::UrlCache>,
     pub ledger: Arc<dyn Ledger>,
     pub slots: usize,
     pub poll_interval: Duration,
@@ -78,26 +85,26 @@ pub struct Pipeline {
 
 /// One unit of work for a worker slot.
 enum Job {
-    Recording(Claimed),
+    /// With the URL a listing just handed out for it, if any.
+    Recording(Claimed, Option<worker::Listed>),
     Listing(ConversationRow),
 }
 
 impl Pipeline {
-    /// What a free slot does next: a recording with a freshly listed URL, else a due
-    /// recording, else a due conversation listing.
-    async fn next_job(&self) -> Result<Option<Job>, LedgerError> {
-        while let Some(id) = self.worker.urls.next_fresh() {
-            match self.ledger.claim_recording(id.clone()).await? {
-                Some(claimed) => return Ok(Some(Job::Recording(claimed))),
-                // Taken or finished already (a re-listing of a known recording).
-                None => self.worker.urls.forget(&id),
+    /// What a free worker does next: a recording with a freshly listed URL, else a due
+    /// recording.
+    async fn next_recording(&self) -> Result<Option<Job>, LedgerError> {
+        while let Some(listed) = self.urls.take_oldest() {
+            // None: taken or finished already (a re-listing of a known recording).
+            if let Some(claimed) = self.ledger.claim_recording(listed.0.metadata.id.clone()).await? {
+                return Ok(Some(Job::Recording(claimed, Some(listed))));
             }
         }
-        let now = Utc::now();
-        if let Some(claimed) = self.ledger.claim_due(now).await? {
-            return Ok(Some(Job::Recording(claimed)));
-        }
-        Ok(self.ledger.claim_conversation(now).await?.map(Job::Listing))
+        Ok(self
+            .ledger
+            .claim_due(Utc::now())
+            .await?
+            .map(|c| Job::Recording(c, None)))
     }
 
     /// Runs until `mode` is done or `shutdown.drain` fires, then waits for in-flight
@@ -212,6 +219,11 @@ impl Pipeline {
         abort: &CancellationToken,
     ) -> Result<(), RunError> {
         let slots = Arc::new(Semaphore::new(self.slots));
+        // A listing holds no media, only a request the platform may hold while it
+        // finishes transcoding (`list_max_wait`), so listings have slots of their own,
+        // more of them than workers, instead of keeping workers from downloads. The URL
+        // gate below, not this number, keeps listings from running ahead of the workers.
+        let listing_slots = Arc::new(Semaphore::new(self.slots * LISTINGS_PER_WORKER));
         let tracker = TaskTracker::new();
         let failure: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
         let result = loop {
@@ -219,36 +231,54 @@ impl Pipeline {
             if let Some(error) = failure.lock().unwrap().take() {
                 break Err(error.into());
             }
-            // A slot first, then a recording.
-            let permit = tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            };
-            let job = match self.next_job().await {
-                Ok(job) => job,
-                Err(error) => break Err(error.into()),
-            };
-            if let Some(job) = job {
-                let (worker, checker, stop, abort) =
-                    (self.worker.clone(), self.checker.clone(), stop.clone(), abort.clone());
-                let (work, failure) = (self.work.clone(), failure.clone());
-                tracker.spawn(async move {
-                    let _slot = permit;
-                    let result = match job {
-                        Job::Recording(claimed) => worker.process(claimed, &abort).await.map(|_| ()),
-                        Job::Listing(row) => checker.check(row).await,
-                    };
-                    if let Err(error) = result {
-                        tracing::error!(message = "Ledger write failed; stopping.", error = %error);
-                        *failure.lock().unwrap() = Some(error);
-                        stop.cancel();
-                        abort.cancel();
-                    }
-                    work.notify_one();
-                });
+            if stop.is_cancelled() {
+                break Ok(());
+            }
+            // A slot first, then a job: what is claimable now with the slots that are free.
+            let mut jobs = Vec::new();
+            if let Ok(permit) = slots.clone().try_acquire_owned() {
+                match self.next_recording().await {
+                    Ok(Some(job)) => jobs.push((permit, job)),
+                    Ok(None) => drop(permit),
+                    Err(error) => break Err(error.into()),
+                }
+            }
+            // Only while few listed URLs wait for a worker (at ~10 archived a second, 32
+            // of them wait about 3 s, against the 90 s a listed URL is used): a listing
+            // far ahead of the workers would let its URLs age.
+            if self.urls.len() < self.slots * LISTINGS_PER_WORKER
+                && let Ok(permit) = listing_slots.clone().try_acquire_owned()
+            {
+                match self.ledger.claim_conversation(Utc::now()).await {
+                    Ok(Some(row)) => jobs.push((permit, Job::Listing(row))),
+                    Ok(None) => drop(permit),
+                    Err(error) => break Err(error.into()),
+                }
+            }
+            if !jobs.is_empty() {
+                for (permit, job) in jobs {
+                    let (worker, checker, stop, abort) =
+                        (self.worker.clone(), self.checker.clone(), stop.clone(), abort.clone());
+                    let (work, failure) = (self.work.clone(), failure.clone());
+                    tracker.spawn(async move {
+                        let _slot = permit;
+                        let result = match job {
+                            Job::Recording(claimed, listed) => {
+                                worker.process_listed(claimed, listed, &abort).await.map(|_| ())
+                            }
+                            Job::Listing(row) => checker.check(row).await,
+                        };
+                        if let Err(error) = result {
+                            tracing::error!(message = "Ledger write failed; stopping.", error = %error);
+                            *failure.lock().unwrap() = Some(error);
+                            stop.cancel();
+                            abort.cancel();
+                        }
+                        work.notify_one();
+                    });
+                }
                 continue;
             }
-            drop(permit);
             let finishing = mode != Mode::Daemon && discovery_done.load(Ordering::SeqCst);
             if finishing && tracker.is_empty() {
                 // Done when no recording is unfinished and no listing is due now;

@@ -54,28 +54,19 @@ impl UrlCache {
         });
     }
 
-    /// The oldest recording that still has a fresh URL.
-    pub fn next_fresh(&self) -> Option<String> {
+    /// Takes the oldest fresh URL, with its recording: the dispatcher claims that
+    /// recording and hands the URL to the worker with it.
+    pub fn take_oldest(&self) -> Option<(Box<Recording>, Url)> {
         let mut entries = self.entries.lock().unwrap();
         Self::forget_stale(&mut entries);
-        entries.front().map(|e| e.recording_id.clone())
+        entries.pop_front().map(|e| (e.recording, e.url))
     }
 
-    /// Takes the recording's fresh URL, if there is one.
-    pub fn take(&self, recording_id: &str) -> Option<(Box<Recording>, Url)> {
-        let mut entries = self.entries.lock().unwrap();
-        Self::forget_stale(&mut entries);
-        let at = entries.iter().position(|e| e.recording_id == recording_id)?;
-        entries.remove(at).map(|e| (e.recording, e.url))
-    }
-
-    /// Forgets the recording's URL (it was claimed by someone else, or finished).
-    pub fn forget(&self, recording_id: &str) {
-        self.entries.lock().unwrap().retain(|e| e.recording_id != recording_id);
-    }
-
+    /// Fresh URLs waiting for a worker.
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        let mut entries = self.entries.lock().unwrap();
+        Self::forget_stale(&mut entries);
+        entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,11 +89,11 @@ mod tests {
         cache.put(recording("a"), url.clone());
         tokio::time::advance(Duration::from_secs(30)).await;
         cache.put(recording("b"), url.clone());
-        assert_eq!(cache.next_fresh().as_deref(), Some("a"));
+        assert_eq!(cache.len(), 2);
         tokio::time::advance(MAX_AGE - Duration::from_secs(29)).await;
-        assert_eq!(cache.next_fresh().as_deref(), Some("b"), "a is stale now");
-        assert!(cache.take("a").is_none());
-        assert_eq!(cache.take("b").unwrap().0.metadata.id, "b");
+        assert_eq!(cache.len(), 1, "a is stale now");
+        assert_eq!(cache.take_oldest().unwrap().0.metadata.id, "b");
+        assert!(cache.take_oldest().is_none());
         assert!(cache.is_empty());
     }
 }

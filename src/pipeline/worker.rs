@@ -106,9 +106,10 @@ pub struct Worker {
     pub format: FormatId,
     pub settings: WorkerSettings,
     pub stats: Arc<PipelineStats>,
-    /// Download URLs a conversation listing just handed out.
-    pub urls: Arc<super::urls::UrlCache>,
 }
+
+/// A recording as a conversation listing described it, with its fresh download URL.
+pub type Listed = (Box<Recording>, reqwest::Url);
 
 /// Journals a recording's multipart upload in the ledger.
 struct LedgerJournal<'a> {
@@ -141,10 +142,21 @@ impl Worker {
     /// Works one recording to its next ledger state. Only a ledger failure is an error:
     /// without the ledger nothing can be recorded, and the run must stop.
     pub async fn process(&self, claimed: Claimed, cancel: &CancellationToken) -> LedgerResult<Outcome> {
+        self.process_listed(claimed, None, cancel).await
+    }
+
+    /// [`Worker::process`] with the URL a listing just handed out for it, if any: then
+    /// no recording call is made unless that URL has expired.
+    pub async fn process_listed(
+        &self,
+        claimed: Claimed,
+        listed: Option<Listed>,
+        cancel: &CancellationToken,
+    ) -> LedgerResult<Outcome> {
         let started = Instant::now();
         let id = claimed.recording_id.clone();
         let span = tracing::info_span!("recording", recording_id = %id, conversation_id = %claimed.conversation_id);
-        let result = tracing::Instrument::instrument(self.attempt(&claimed, cancel), span.clone()).await;
+        let result = tracing::Instrument::instrument(self.attempt(&claimed, listed, cancel), span.clone()).await;
         let _entered = span.enter();
         let outcome = match result {
             Ok(Step::Done(facts, adopted)) => {
@@ -214,7 +226,12 @@ impl Worker {
         Ok(outcome)
     }
 
-    async fn attempt(&self, claimed: &Claimed, cancel: &CancellationToken) -> Result<Step, Failure> {
+    async fn attempt(
+        &self,
+        claimed: &Claimed,
+        mut listed: Option<Listed>,
+        cancel: &CancellationToken,
+    ) -> Result<Step, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
         if let Some((key, upload_id)) = &claimed.open_upload {
             // Left by an attempt that could not abort it (the store was down): abort it
@@ -226,8 +243,7 @@ impl Worker {
                 .map_err(|e| SinkError::store("journal", e))?;
             tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
         }
-        // The URL the conversation listing handed out, if still fresh: no call at all.
-        let mut listed = self.urls.take(rid);
+        // The URL the conversation listing handed out, if any: no call at all.
         for _round in 0..URL_ROUNDS {
             let fetch = match listed.take() {
                 Some((recording, media_uri)) => RecordingFetch::Ready { recording, media_uri },

@@ -726,8 +726,9 @@ async fn recording(
     }
 }
 
-/// Every recording of a conversation, in one call: 202 while any is transcoding (the
-/// ready ones still carry their `mediaUris`), else 200.
+/// Every recording of a conversation, in one call. Like the platform, it waits up to
+/// `maxWaitMs` (default 5000) for the recordings it starts transcoding: 200 when all are
+/// ready by then, else 202 with the ready ones carrying their `mediaUris`.
 async fn conversation_recordings(
     State(sim): State<Shared>,
     Path(conversation_id): Path<String>,
@@ -747,6 +748,26 @@ async fn conversation_recordings(
         Ok(ids) => ids,
         Err(answer) => return answer,
     };
+    let max_wait = params
+        .get("maxWaitMs")
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(std::time::Duration::from_secs(5), std::time::Duration::from_millis);
+    // Start transcoding what needs it, then wait (without the lock) for the last one,
+    // as long as maxWaitMs allows.
+    let last_ready = {
+        let mut catalog = sim.catalog.lock().unwrap();
+        let now = Instant::now();
+        ids.iter()
+            .filter_map(|id| {
+                let rec = catalog.recordings.get_mut(id)?;
+                (rec.needs_transcode && rec.state_at(Utc::now()) == "AVAILABLE")
+                    .then(|| *rec.ready_at.get_or_insert(now + sim.config.transcode_time))
+            })
+            .max()
+    };
+    if let Some(ready) = last_ready {
+        tokio::time::sleep_until(ready.min(Instant::now() + max_wait)).await;
+    }
     let mut catalog = sim.catalog.lock().unwrap();
     let now = Instant::now();
     let (mut list, mut transcoding) = (Vec::new(), false);
