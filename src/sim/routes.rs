@@ -574,7 +574,7 @@ async fn metadata(State(sim): State<Shared>, Path(conversation_id): Path<String>
     };
     let ids = match sim.listed_ids(ep, usage, &conversation_id) {
         Ok(ids) => ids,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let catalog = sim.catalog.lock().unwrap();
     let list: Vec<Value> = ids
@@ -622,15 +622,20 @@ impl SimState {
 
     /// The ids of the recordings a conversation lists now, or the answer to give
     /// instead (a hostile listing, an unknown conversation).
-    fn listed_ids(&self, ep: Endpoint, usage: Option<Usage>, conversation_id: &str) -> Result<Vec<String>, Response> {
+    fn listed_ids(
+        &self,
+        ep: Endpoint,
+        usage: Option<Usage>,
+        conversation_id: &str,
+    ) -> Result<Vec<String>, Box<Response>> {
         let catalog = self.catalog.lock().unwrap();
         if let Some(bad) = catalog.bad_listings.get(conversation_id).copied() {
             drop(catalog);
-            return Err(self.bad_listing(ep, usage, bad, conversation_id));
+            return Err(Box::new(self.bad_listing(ep, usage, bad, conversation_id)));
         }
         let Some(conversation) = catalog.conversation(conversation_id) else {
             drop(catalog);
-            return Err(self.not_found(ep, usage, "conversation not found"));
+            return Err(Box::new(self.not_found(ep, usage, "conversation not found")));
         };
         Ok(catalog
             .listed(conversation, Utc::now())
@@ -746,7 +751,7 @@ async fn conversation_recordings(
     }
     let ids = match sim.listed_ids(ep, usage, &conversation_id) {
         Ok(ids) => ids,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let max_wait = params
         .get("maxWaitMs")
