@@ -191,6 +191,7 @@ async fn main() {
             metadata: "{}".into(),
             parked: None,
             not_before: None,
+            transcoding: false,
         })
         .collect();
     let t = Instant::now();

@@ -34,8 +34,11 @@ async fn metrics_after_a_run_hold_every_family_with_counts_where_work_happened()
         ..fast_org(12)
     };
     let h = Harness::start(sim, &format!("[telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n")).await;
+    // A platform that answers the listing at once (no maxWaitMs): transcoding shows
+    // as 202 there, and the recording call follows each such recording.
     let mut daemon = h
         .daemon(&["run"])
+        .env("GENESYS_ARCHIVER__GENESYS__LIST_MAX_WAIT", "0s")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -123,8 +123,11 @@ pub struct NewRecording {
     pub metadata: String,
     /// Parked at once, with this reason (deleted, archived in Genesys, not screen).
     pub parked: Option<String>,
-    /// Not ready in Genesys yet (transcoding): inserted as `transcoding`, due then.
+    /// Not due before then: with `transcoding`, not ready in Genesys yet; without, a
+    /// listed download URL is being handed to a worker meanwhile (the due time is the
+    /// fallback should that not happen, e.g. after a restart).
     pub not_before: Option<DateTime<Utc>>,
+    pub transcoding: bool,
 }
 
 /// A recording a worker took.
@@ -252,8 +255,9 @@ pub trait Ledger: Send + Sync {
     /// The recording's multipart upload was completed or aborted.
     fn upload_closed(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>>;
 
-    /// At start: what was `uploading` (and conversations `checking`) is due again;
-    /// returns the uploads left open.
+    /// At start: what was `uploading` (and conversations `checking`, and recordings
+    /// waiting for a listed URL that died with the process) is due again; returns the
+    /// uploads left open.
     fn recover(&self) -> BoxFuture<'_, LedgerResult<Vec<OpenUpload>>>;
 
     fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;

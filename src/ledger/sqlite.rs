@@ -215,10 +215,11 @@ impl Ledger for SqliteLedger {
                 )?;
                 let now = now_ms();
                 for r in recordings {
-                    let (state, due) = match (&r.parked, r.not_before) {
-                        (Some(_), _) => (State::Parked, None),
-                        (None, Some(at)) => (State::Transcoding, Some(ms(at))),
-                        (None, None) => (State::Discovered, Some(now)),
+                    let (state, due) = match (&r.parked, r.not_before, r.transcoding) {
+                        (Some(_), _, _) => (State::Parked, None),
+                        (None, Some(at), true) => (State::Transcoding, Some(ms(at))),
+                        (None, Some(at), false) => (State::Discovered, Some(ms(at))),
+                        (None, None, _) => (State::Discovered, Some(now)),
                     };
                     added += stmt.execute(params![
                         r.recording_id,
@@ -473,6 +474,13 @@ impl Ledger for SqliteLedger {
                 "UPDATE conversations SET state = 'ended', next_check_at = ?1, updated_at = ?1 WHERE state = 'checking'",
                 params![now_ms()],
             )?;
+            // Listed recordings wait for their URL (held in memory by the process that
+            // listed them): after a restart there is none, so they are due now.
+            tx.execute(
+                "UPDATE recordings SET next_attempt_at = ?1, updated_at = ?1
+                 WHERE state = 'discovered' AND next_attempt_at > ?1",
+                params![now_ms()],
+            )?;
             let open = {
                 let mut stmt = tx.prepare(
                     "SELECT recording_id, object_key, upload_id FROM recordings
@@ -600,6 +608,7 @@ mod tests {
             metadata: "{}".into(),
             parked: parked.map(str::to_owned),
             not_before: None,
+            transcoding: false,
         }
     }
 

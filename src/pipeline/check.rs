@@ -105,20 +105,25 @@ impl Checker {
             let mut described = recording.clone();
             described.media_uris = None;
             let metadata = serde_json::to_string(&described).expect("recordings serialize");
-            let new = |parked: Option<String>, not_before| {
+            let new = |parked: Option<String>, not_before, transcoding| {
                 let mut n = new_recording(conversation_id, &recording.metadata, parked);
                 n.metadata = metadata.clone();
                 n.not_before = not_before;
+                n.transcoding = transcoding;
                 n
             };
             if let Some(reason) = never_archived(conversation_id, &recording.metadata) {
-                listing.recordings.push(new(Some(reason), None));
+                listing.recordings.push(new(Some(reason), None, false));
                 continue;
             }
             let id = recording.metadata.id.clone();
             match self.client.classify(recording.clone()) {
                 Ok(RecordingFetch::Ready { recording, media_uri }) => {
-                    listing.recordings.push(new(None, None));
+                    // Claimed through its URL, whatever its due time; due only after the
+                    // URL's useful life otherwise, so no worker takes it without the URL
+                    // in the meantime.
+                    let fallback = Utc::now() + chrono::Duration::from_std(super::urls::MAX_AGE).unwrap_or_default();
+                    listing.recordings.push(new(None, Some(fallback), false));
                     // On a re-listing the row exists and stays; the URL is what is new.
                     listing.urls.push((recording, media_uri));
                 }
@@ -133,14 +138,16 @@ impl Checker {
                         .unwrap_or(Duration::from_secs(5))
                         .clamp(Duration::from_secs(1), Duration::from_secs(600));
                     let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                    listing.recordings.push(new(None, Some(due)));
+                    listing.recordings.push(new(None, Some(due), true));
                 }
                 Ok(RecordingFetch::NotDownloadable { file_state }) => {
-                    listing.recordings.push(new(Some(park_reason(&file_state)), None))
+                    listing
+                        .recordings
+                        .push(new(Some(park_reason(&file_state)), None, false))
                 }
                 Err(error) => {
                     tracing::warn!(message = "Listed recording cannot be used.", recording_id = %id.escape_debug(), %error);
-                    listing.recordings.push(new(Some(error.to_string()), None));
+                    listing.recordings.push(new(Some(error.to_string()), None, false));
                 }
             }
         }
@@ -192,6 +199,7 @@ fn new_recording(conversation_id: &str, r: &RecordingMetadata, parked: Option<St
         metadata: serde_json::to_string(r).expect("metadata serializes"),
         parked,
         not_before: None,
+        transcoding: false,
     }
 }
 
