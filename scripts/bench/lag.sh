@@ -6,7 +6,7 @@
 # conversations are re-read every poll (--recheck-max 5s), so an end is seen within one
 # poll interval; settle_after_end is the simulated upload time (0.8 s).
 #   bash scripts/bench/lag.sh [DURATION] [AGENTS]   (default 120s, 595 agents x 60 sessions/h:
-#   about 90% of the budget at ~1.3 calls per recording with re-reads every 5 s)
+#   about 81% of the budget since the listing waits for transcoding; 660 agents: ~86-90%)
 # Time is compressed as in budget.sh: 10 s windows of 100 requests per token, recording
 # endpoint 80; the simulator holds 20% of recordings in transcoding for 3 s.
 set -euo pipefail
