@@ -6,7 +6,7 @@
 //! unknown limit can be simulated. `Strategy::Naive` runs the same workload with what
 //! hand-written pipelines do ([`crate::ratelimit::naive`]), for comparison. Figures are
 //! measured, not asserted: utilization is successful API calls over what the platform
-//! allowed in the elapsed time, and lag is recording end to archived.
+//! allowed while the load ran (until shutdown began), and lag is recording end to archived.
 
 use crate::app::App;
 use crate::config::Sources;
@@ -280,11 +280,17 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             }
         })
     };
+    // The platform's counts when the load ends and shutdown begins: utilization is the
+    // budget used under load, not diluted by the drain (in-flight work finishing, none
+    // started), whose length depends on what happens to be in flight.
+    let at_drain = Arc::new(std::sync::Mutex::new(None));
     let stop = {
         let shutdown = shutdown.clone();
         let duration = options.duration;
+        let (at_drain, sim_stats) = (at_drain.clone(), sim.stats_handle());
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
+            *at_drain.lock().unwrap() = Some((sim_stats(), started.elapsed()));
             shutdown.drain.cancel();
             tokio::time::sleep(Duration::from_secs(5)).await;
             shutdown.abort.cancel();
@@ -303,8 +309,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let total = stats.api_calls();
     let refused = stats.refusals();
     let archived = PipelineStats::get(&app.stats.archived);
-    let accepted_token_calls = total - refused - stats.calls("token") + stats.count("token", "429");
-    let allowed = f64::from(options.platform_rpm) * elapsed.as_secs_f64() / options.window.as_secs_f64();
+    let (loaded, load_time) = at_drain.lock().unwrap().take().unwrap_or((stats.clone(), elapsed));
+    let accepted_token_calls =
+        loaded.api_calls() - loaded.refusals() - loaded.calls("token") + loaded.count("token", "429");
+    let allowed = f64::from(options.platform_rpm) * load_time.as_secs_f64() / options.window.as_secs_f64();
     let lags = app.stats.lags.lock().unwrap().sorted();
     let transfers = app.stats.transfers.lock().unwrap().sorted();
     let transfer_p99 = percentile(&transfers, 99.0);
