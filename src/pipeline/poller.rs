@@ -189,6 +189,7 @@ impl Poller {
             already_known = PassReport::get(&report.known),
             ended = PassReport::get(&report.ended),
             parked_conversations = PassReport::get(&report.parked_conversations),
+            unreadable_rows = PassReport::get(&report.unreadable_rows),
             analytics_calls = PassReport::get(&report.calls),
         );
     }
