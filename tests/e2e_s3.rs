@@ -111,7 +111,7 @@ async fn a_recording_three_parts_long_streams_as_multipart() {
     let expected = available(&h);
     assert_bucket_holds_exactly(&h, &expected).await;
     assert!(
-        !logs.contains("will retry") && !logs.contains("unreadable"),
+        !logs.contains("will retry") && !logs.contains("unreadable body"),
         "archived on the first attempt:\n{logs}"
     );
     let etag = h.etag(&keys(&expected[0]).media).await;
