@@ -215,7 +215,7 @@ async fn main() {
             .expect("claim")
             .expect("a due recording");
         ledger
-            .reschedule(claimed.recording_id, State::Discovered, later, 0, None)
+            .reschedule(claimed.claim(), State::Discovered, later, 0, None)
             .await
             .expect("reschedule");
     }

@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::config::settings::SinkKind;
 use crate::genesys::GenesysClient;
 use crate::health::Health;
+use crate::ledger::lock::LedgerLock;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, StatusReport};
 use crate::pipeline::poller::Poller;
@@ -32,6 +33,8 @@ pub struct App {
     pub sink: Arc<dyn Sink>,
     pub stats: Arc<PipelineStats>,
     pub health: Arc<Health>,
+    /// This process owns the ledger while the app lives.
+    _lock: LedgerLock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ impl App {
 
     /// With another budget (the load test's naive baseline).
     pub async fn build_with_budget(settings: Settings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
+        // Before anything else, a token request included: a second owner goes away at once.
+        let lock = LedgerLock::acquire(&settings.ledger.path)?;
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
         let sink = open_sink(&settings).await?;
         let client = Arc::new(GenesysClient::new(&settings, budget.clone())?);
@@ -76,6 +81,7 @@ impl App {
             sink,
             stats: Arc::default(),
             health,
+            _lock: lock,
         };
         app.recover().await?;
         Ok(app)
@@ -86,7 +92,7 @@ impl App {
         for open in self.ledger.recover().await? {
             match self.sink.abort_upload(&open.key, &open.upload_id).await {
                 Ok(()) => {
-                    self.ledger.upload_closed(open.recording_id.clone()).await?;
+                    self.ledger.forget_upload(open.recording_id.clone()).await?;
                     tracing::info!(message = "Aborted a multipart upload left open by an earlier run.", recording_id = %open.recording_id);
                 }
                 Err(error) => {
@@ -161,8 +167,38 @@ impl App {
             workers = self.settings.workers.count,
             budget_per_window = self.settings.limits.token_budget,
         );
-        self.pipeline().run(mode, shutdown).await?;
+        let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
+        let result = self.pipeline().run(mode, shutdown).await;
+        pruning.abort();
+        result?;
         Ok(self.ledger.status().await?)
+    }
+}
+
+/// Drops finished rows older than `retain`, at start and then hourly. A failed prune is
+/// logged and tried again; it never stops archiving. Rediscovering a pruned recording
+/// (a backfill over an old window) archives nothing twice: its object is found at its
+/// key and adopted.
+async fn prune_every_hour(ledger: Arc<dyn Ledger>, retain: Duration) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Some(cutoff) = chrono::Duration::from_std(retain)
+            .ok()
+            .and_then(|retain| chrono::Utc::now().checked_sub_signed(retain))
+        else {
+            return;
+        };
+        match ledger.prune(cutoff).await {
+            Ok(pruned) if pruned.recordings + pruned.conversations > 0 => tracing::info!(
+                message = "Ledger pruned.",
+                recordings = pruned.recordings,
+                conversations = pruned.conversations,
+                older_than = %cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(message = "Ledger prune failed; tried again in an hour.", %error),
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! Liveness and readiness, as `/healthz`, `/readyz` and the systemd watchdog see them.
 //!
-//! Live: the poller and the dispatcher made progress recently; a wedged runtime stops
-//! both, and a restart is the cure. A platform outage does not make the daemon
-//! unlive: an attempted discovery pass counts as progress, because restarting would not
-//! bring Genesys back.
+//! Live: the poller's work and the workers' work moved recently, as their beacons say
+//! ([`crate::progress`]): every API answer, budget grant (or bounded wait for one),
+//! downloaded chunk and uploaded part counts, not only the top of each loop, so a long
+//! pass or upload is not mistaken for a stall. A wedged task ticks nothing, and a
+//! restart is the cure. A platform outage does not make the daemon unlive: each
+//! answer, even a 503, is progress, because restarting would not bring Genesys back.
 //! Ready: a token was obtained, the ledger is open, the sink answered its last check.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use crate::progress::Beacon;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -14,45 +17,40 @@ pub struct Health {
     pub token: AtomicBool,
     pub ledger: AtomicBool,
     pub sink: AtomicBool,
-    poller_at: AtomicI64,
-    dispatcher_at: AtomicI64,
+    /// Ticked by discovery's work (passes, re-reads).
+    pub poller: Beacon,
+    /// Ticked by the dispatcher and the recordings and listings it runs.
+    pub workers: Beacon,
     /// Longest time without progress that still counts as live.
     stall: Duration,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 impl Health {
     pub fn new(poll_interval: Duration) -> Self {
-        let now = now_ms();
         Self {
             token: AtomicBool::new(false),
             ledger: AtomicBool::new(false),
             sink: AtomicBool::new(false),
-            poller_at: AtomicI64::new(now),
-            dispatcher_at: AtomicI64::new(now),
+            poller: Beacon::default(),
+            workers: Beacon::default(),
             // A pass may legitimately take a while on a large window; three intervals, at least 2 minutes.
             stall: (poll_interval * 3).max(Duration::from_secs(120)),
         }
     }
 
     pub fn poller_progress(&self) {
-        self.poller_at.store(now_ms(), Ordering::Relaxed);
+        self.poller.tick();
     }
 
     pub fn dispatcher_progress(&self) {
-        self.dispatcher_at.store(now_ms(), Ordering::Relaxed);
+        self.workers.tick();
     }
 
     pub fn live(&self) -> Result<(), String> {
-        let now = now_ms();
-        let stall = self.stall.as_millis() as i64;
-        for (what, at) in [("poller", &self.poller_at), ("workers", &self.dispatcher_at)] {
-            let idle = now - at.load(Ordering::Relaxed);
-            if idle > stall {
-                return Err(format!("{what} made no progress for {} s", idle / 1000));
+        for (what, beacon) in [("poller", &self.poller), ("workers", &self.workers)] {
+            let idle = beacon.idle();
+            if idle > self.stall {
+                return Err(format!("{what} made no progress for {} s", idle.as_secs()));
             }
         }
         Ok(())
@@ -90,7 +88,103 @@ mod tests {
         h.sink.store(true, Ordering::Relaxed);
         assert!(h.ready().is_ok());
         assert!(h.live().is_ok());
-        h.poller_at.store(now_ms() - 10 * 60 * 1000, Ordering::Relaxed);
-        assert!(h.live().unwrap_err().contains("poller"));
+    }
+
+    use crate::config::settings::{LimitSettings, RetrySettings};
+    use crate::genesys::Endpoint;
+    use crate::ratelimit::{Budget, Feedback, LocalBudget, Outcome, RateHeaders};
+    use std::sync::Arc;
+
+    fn budget(per_minute: u32) -> LocalBudget {
+        let limits = LimitSettings {
+            token_budget: per_minute,
+            auto_budget: false,
+            window: Duration::from_secs(60),
+            target_utilization: 1.0,
+            endpoint_budgets: Endpoint::ALL.map(|e| (e, None)),
+        };
+        LocalBudget::new(&limits, &RetrySettings::default())
+    }
+
+    /// Checks liveness every 10 s (paused time) until `work` ends; returns the first
+    /// failure, if any.
+    async fn watch<F: std::future::Future<Output = ()>>(health: &Health, work: F) -> Option<String> {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                () = &mut work => return None,
+                () = tokio::time::sleep(Duration::from_secs(10)) => {
+                    if let Err(reason) = health.live() {
+                        return Some(reason);
+                    }
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_daemon_is_live_through_a_long_cooldown_and_a_paced_pass() {
+        let health = Arc::new(Health::new(Duration::from_secs(60)));
+        let budget = Arc::new(budget(2));
+        // A 429 on a spent budget: a shared cooldown of ten minutes, far past the stall limit.
+        budget.observe(
+            Endpoint::Analytics,
+            &Feedback {
+                outcome: Outcome::Refused {
+                    retry_after: Some(Duration::from_secs(600)),
+                },
+                headers: Some(RateHeaders {
+                    count: 2,
+                    allowed: 2,
+                    reset: Duration::from_secs(600),
+                }),
+            },
+        );
+        let started = tokio::time::Instant::now();
+        // Discovery: twelve calls at two a minute after the cooldown; the workers: an
+        // upload whose parts land every 90 s for a quarter of an hour, with no loop top.
+        let pass = health.poller.scope({
+            let budget = budget.clone();
+            async move {
+                for _ in 0..12 {
+                    budget.acquire(Endpoint::Analytics).await;
+                }
+            }
+        });
+        let upload = health.workers.scope(async {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(90)).await;
+                crate::progress::tick();
+            }
+        });
+        let work = async {
+            tokio::join!(pass, upload);
+        };
+        assert_eq!(watch(&health, work).await, None, "live all along");
+        assert!(
+            started.elapsed() >= Duration::from_secs(15 * 60),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_daemon_is_not_live() {
+        let health = Health::new(Duration::from_secs(60));
+        // The poller goes on; one job never moves again (a hung connection with no
+        // timeout, a lock never released).
+        let poller = health.poller.clone();
+        let passes = async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                poller.tick();
+            }
+        };
+        let stuck = health.workers.scope(std::future::pending::<()>());
+        let work = async {
+            tokio::join!(passes, stuck);
+        };
+        let reason = watch(&health, work).await.expect("declared not live");
+        assert!(reason.contains("workers made no progress"), "{reason}");
     }
 }

@@ -4,7 +4,8 @@
 //! Component map:
 //! - [`config`]: TOML + environment, validated into [`config::Settings`] before anything starts.
 //! - [`telemetry`]: structured logs (JSON or text); [`metrics`]: Prometheus families;
-//!   [`health`], [`http`]: `/metrics`, `/healthz`, `/readyz`; [`systemd`]: READY/STOPPING/watchdog.
+//!   [`health`], [`http`]: `/metrics`, `/healthz`, `/readyz`; [`systemd`]: READY/STOPPING/watchdog;
+//!   [`progress`]: the beacons that real work ticks, which liveness reads.
 //! - [`ratelimit`]: the shared request budget: per-token and per-endpoint scopes,
 //!   one cooldown per scope, pace learned from `inin-ratelimit-*` headers and 429s.
 //! - [`retry`]: whether to retry (classifier), when (Retry-After, full-jitter backoff).
@@ -29,6 +30,7 @@ pub mod ledger;
 pub mod loadtest;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod ratelimit;
 pub mod retry;
 pub mod sim;

@@ -198,7 +198,7 @@ async fn a_dropped_download_mid_streamed_put_stores_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_truncated_download_mid_streamed_put_stores_nothing() {
+async fn a_truncated_download_without_length_stores_nothing_even_without_multipart_only() {
     mid_transfer_failure(
         SimConfig {
             media_truncate_share: 1.0,

@@ -51,7 +51,11 @@ async fn hostile_answers_are_parked_with_their_reason_and_the_rest_is_archived()
                     .get(id)
                     .unwrap_or_else(|| panic!("{} not in the ledger", case.case));
                 assert_eq!(state, "parked", "{}: {reason:?}", case.case);
-                assert!(key.is_none(), "{}: no key was ever made", case.case);
+                // A key is fixed before the download, so a refused URL may leave one
+                // (no object behind it: the bucket check above); a hostile id never does.
+                if case.case.ends_with("Id") {
+                    assert!(key.is_none(), "{}: no key was ever made", case.case);
+                }
                 reason.clone().unwrap_or_default()
             }
             None => conn

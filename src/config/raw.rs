@@ -142,6 +142,12 @@ pub struct RawWorkers {
     pub retry_cap: Option<String>,
     /// On SIGTERM, how long in-flight uploads may take to finish before they are aborted.
     pub shutdown_grace: Option<String>,
+    /// Longest a recording may stay "not ready" (HTTP 202, transcoding) in Genesys
+    /// before it is failed with that reason.
+    pub max_transcode_wait: Option<String>,
+    /// Slowest download accepted, per second, averaged over a minute (e.g. `"16KiB"`;
+    /// `"0"` turns the check off); a slower one is aborted and retried.
+    pub min_download_rate: Option<String>,
 }
 
 /// `[discovery]`: how the poller finds new conversations.
@@ -180,6 +186,9 @@ pub struct RawDiscovery {
 pub struct RawLedger {
     /// SQLite database file (created if missing).
     pub path: Option<String>,
+    /// How long archived and parked recordings are remembered (e.g. `"400d"`); older
+    /// rows are pruned. Never less than `discovery.lookback`.
+    pub retain: Option<String>,
 }
 
 /// `[sink]`: where recordings go.

@@ -201,6 +201,12 @@ pub struct WorkerSettings {
     pub backoff: RetrySettings,
     /// Time in-flight uploads get to finish after SIGTERM (below Kubernetes' 30 s).
     pub shutdown_grace: Duration,
+    /// A recording not ready in Genesys (202) this long after it was discovered fails
+    /// with that reason instead of being rescheduled for ever.
+    pub max_transcode_wait: Duration,
+    /// Bytes per second a download must average over each minute, or it is aborted and
+    /// retried (a host that trickles bytes would hold a worker for ever); 0: no check.
+    pub min_download_rate: u64,
 }
 
 /// How the poller discovers conversations.
@@ -241,6 +247,9 @@ pub enum FetchMode {
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
     pub path: PathBuf,
+    /// Archived and parked recordings (and settled conversations) that started longer
+    /// ago are pruned: a ledger must not grow without end (~550 bytes a recording).
+    pub retain: Duration,
 }
 
 /// Where recordings go, and under which keys.
@@ -309,8 +318,8 @@ impl Settings {
             limits: validate_limits(raw.limits)?,
             retry: validate_retry(raw.retry)?,
             workers: validate_workers(raw.workers)?,
+            ledger: validate_ledger(raw.ledger, raw.discovery.lookback.as_deref())?,
             discovery: validate_discovery(raw.discovery)?,
-            ledger: validate_ledger(raw.ledger)?,
             sink: validate_sink(raw.sink, raw.s3)?,
             telemetry: validate_telemetry(raw.telemetry)?,
         })
@@ -575,11 +584,30 @@ fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
     if shutdown_grace > Duration::from_secs(3600) {
         return Err(ConfigError::new("workers.shutdown_grace", "must be at most 1h"));
     }
+    // The platform estimates transcoding in minutes; six hours is two orders of
+    // magnitude beyond that (a recording stuck in Genesys, not a slow one), and short
+    // enough that it shows up as failed within the operator's shift.
+    let max_transcode_wait = duration_or(
+        "workers.max_transcode_wait",
+        raw.max_transcode_wait.as_deref(),
+        Duration::from_secs(6 * 3600),
+    )?;
+    if max_transcode_wait.is_zero() {
+        return Err(ConfigError::new("workers.max_transcode_wait", "must be more than zero"));
+    }
+    // 16 KiB/s moves a 100 MiB recording in under two hours; below it a host is
+    // trickling, not serving.
+    let min_download_rate = match raw.min_download_rate.as_deref() {
+        None => 16 * 1024,
+        Some(v) => parse_size("workers.min_download_rate", v)?,
+    };
     Ok(WorkerSettings {
         count,
         max_attempts,
         backoff,
         shutdown_grace,
+        max_transcode_wait,
+        min_download_rate,
     })
 }
 
@@ -777,7 +805,24 @@ fn validate_filters(raw: Option<super::raw::RawFilters>) -> Result<Vec<SegmentFi
     Ok(filters)
 }
 
-fn validate_ledger(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
+/// Default `ledger.retain`: over a year, so a re-read of last year's window (an audit, a
+/// backfill) still finds its rows; adoption of existing objects covers older ones.
+const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 24 * 3600);
+
+fn validate_ledger(raw: RawLedger, lookback: Option<&str>) -> Result<LedgerSettings, ConfigError> {
+    let retain = duration_or("ledger.retain", raw.retain.as_deref(), DEFAULT_RETAIN)?;
+    // Rows younger than what discovery reads again must stay, or each pass would
+    // rediscover (and re-check) them.
+    let lookback = match lookback {
+        Some(v) => parse_duration("discovery.lookback", v)?,
+        None => Duration::ZERO,
+    };
+    if retain < lookback || retain < Duration::from_secs(24 * 3600) {
+        return Err(ConfigError::new(
+            "ledger.retain",
+            "must be at least 1 day and at least discovery.lookback",
+        ));
+    }
     // Under systemd, StateDirectory= exports STATE_DIRECTORY.
     let path = match raw.path {
         Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
@@ -786,7 +831,7 @@ fn validate_ledger(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             .map(|d| PathBuf::from(d).join("ledger.sqlite"))
             .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
     };
-    Ok(LedgerSettings { path })
+    Ok(LedgerSettings { path, retain })
 }
 
 fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {

@@ -59,6 +59,10 @@ pub enum ApiError {
     /// The media stream ended cleanly but short of (or past) its announced length.
     #[error("download: body has {received} bytes where {expected} were announced")]
     LengthMismatch { received: u64, expected: u64 },
+
+    /// The media host sent fewer bytes in a minute than the slowest rate accepted.
+    #[error("download: {received} bytes in the last {window_s} s, below the minimum of {minimum} bytes/s")]
+    TooSlow { received: u64, window_s: u64, minimum: u64 },
 }
 
 impl ApiError {
@@ -78,7 +82,8 @@ impl ApiError {
             | ApiError::Transport { .. }
             | ApiError::UrlExpired
             | ApiError::MediaTransport(_)
-            | ApiError::LengthMismatch { .. } => true,
+            | ApiError::LengthMismatch { .. }
+            | ApiError::TooSlow { .. } => true,
             ApiError::MediaStatus(status) => *status >= 500,
             ApiError::Auth(_) | ApiError::Payload { .. } | ApiError::TooLarge { .. } | ApiError::UrlRejected(_) => {
                 false

@@ -10,6 +10,7 @@ pub mod error;
 pub mod media;
 pub mod media_policy;
 pub mod model;
+pub mod pace;
 pub mod transport;
 
 pub use client::GenesysClient;

@@ -159,6 +159,7 @@ impl Transport {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
+                crate::progress::tick();
                 metrics
                     .api_requests
                     .inc(&[("endpoint", endpoint.as_str()), ("status", "transport_error")]);
@@ -180,6 +181,8 @@ impl Transport {
                 });
             }
         };
+        // An answer, whatever it says, is the daemon working (liveness).
+        crate::progress::tick();
         let status = response.status();
         metrics
             .api_requests

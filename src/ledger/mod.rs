@@ -10,6 +10,7 @@
 //! deleted or archived in Genesys, not a screen recording, unusable payload) or
 //! `failed` (attempts exhausted; `retry` puts it back).
 
+pub mod lock;
 pub mod sqlite;
 
 use crate::ratelimit::BoxFuture;
@@ -143,6 +144,70 @@ pub struct Claimed {
     /// A multipart upload (key, upload id) an earlier attempt opened and could not
     /// abort (the store was down): aborted before this attempt starts.
     pub open_upload: Option<(String, String)>,
+    /// The object key fixed by the first attempt ([`Ledger::fix_key`]); later attempts
+    /// use it as it is, so a retry in another hour cannot write a second object.
+    pub key: Option<String>,
+    /// When discovery found it (how long a not-ready recording has been waiting).
+    pub discovered_at: DateTime<Utc>,
+    /// This claim's token: every state change below checks it, so a worker whose claim
+    /// was taken over (recovery by another owner) changes nothing.
+    pub token: i64,
+}
+
+impl Claimed {
+    /// What a state change needs to name this claim.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            recording_id: self.recording_id.clone(),
+            token: self.token,
+        }
+    }
+}
+
+/// A held claim on one recording: its id and the token written when it was claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub recording_id: String,
+    pub token: i64,
+}
+
+/// One row of `list`: what an operator needs to decide about a recording.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordingRow {
+    pub recording_id: String,
+    pub conversation_id: String,
+    pub state: String,
+    /// Why it is parked or failed, or the last error of a retrying one.
+    pub reason: Option<String>,
+    pub attempts: u32,
+    pub start_time: Option<DateTime<Utc>>,
+    pub discovered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which recordings `list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFilter {
+    Failed,
+    Parked,
+    /// Not finished: discovered, transcoding, retrying or uploading.
+    Waiting,
+}
+
+/// Which parked recordings `retry --parked` puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParkedSelection {
+    All,
+    /// Those whose reason contains this text (case-insensitive).
+    ReasonContains(String),
+    Id(String),
+}
+
+/// What a prune removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    pub recordings: u64,
+    pub conversations: u64,
 }
 
 /// A multipart upload that was open when the process stopped.
@@ -189,8 +254,14 @@ impl StatusReport {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("ledger: {0}")]
-pub struct LedgerError(pub String);
+pub enum LedgerError {
+    #[error("ledger: {0}")]
+    Store(String),
+    /// The recording is no longer held by this claim: another owner recovered it. Not
+    /// a fault of the ledger; the worker drops the recording without touching it.
+    #[error("ledger: the claim on recording {0} was taken over; this worker leaves it alone")]
+    ClaimLost(String),
+}
 
 pub type LedgerResult<T> = Result<T, LedgerError>;
 
@@ -236,24 +307,32 @@ pub trait Ledger: Send + Sync {
     /// failure, with the attempts count and the error).
     fn reschedule(
         &self,
-        recording_id: String,
+        claim: Claim,
         state: State,
         at: DateTime<Utc>,
         attempts: u32,
         error: Option<String>,
     ) -> BoxFuture<'_, LedgerResult<()>>;
 
-    fn park(&self, recording_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
 
-    fn fail(&self, recording_id: String, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>>;
 
-    fn archived(&self, recording_id: String, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>>;
+    fn archived(&self, claim: Claim, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// Stores `key` as the recording's object key unless one is stored already; returns
+    /// the stored one. Called once per recording, at its first attempt.
+    fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>>;
 
     /// A multipart upload was opened for the recording (journalled before any part).
-    fn upload_opened(&self, recording_id: String, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// The recording's multipart upload was completed or aborted.
-    fn upload_closed(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>>;
+
+    /// An upload left open by a stopped process was aborted at start (no claim: the
+    /// starting owner holds the whole ledger).
+    fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// At start: what was `uploading` (and conversations `checking`, and recordings
     /// waiting for a listed URL that died with the process) is due again; returns the
@@ -268,6 +347,17 @@ pub trait Ledger: Send + Sync {
 
     /// `failed` back to `discovered` with attempts reset; returns how many.
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Parked recordings back to `discovered` (e.g. restored in Genesys after being
+    /// archived there); returns how many.
+    fn retry_parked(&self, which: ParkedSelection) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Recordings in `filter`, oldest first, at most `limit`.
+    fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>>;
+
+    /// Removes archived and parked recordings (and settled or parked conversations)
+    /// that started before `cutoff`, so the ledger does not grow without end.
+    fn prune(&self, cutoff: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Pruned>>;
 
     /// Records a conversation whose recording list could not be used (malformed,
     /// oversized, refused for good), so it is visible and not asked for again in the

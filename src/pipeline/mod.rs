@@ -86,7 +86,7 @@ pub struct Pipeline {
 /// One unit of work for a worker slot.
 enum Job {
     /// With the URL a listing just handed out for it, if any.
-    Recording(Claimed, Option<worker::Listed>),
+    Recording(Box<Claimed>, Option<worker::Listed>),
     Listing(ConversationRow),
 }
 
@@ -97,14 +97,14 @@ impl Pipeline {
         while let Some(listed) = self.urls.take_oldest() {
             // None: taken or finished already (a re-listing of a known recording).
             if let Some(claimed) = self.ledger.claim_recording(listed.0.metadata.id.clone()).await? {
-                return Ok(Some(Job::Recording(claimed, Some(listed))));
+                return Ok(Some(Job::Recording(Box::new(claimed), Some(listed))));
             }
         }
         Ok(self
             .ledger
             .claim_due(Utc::now())
             .await?
-            .map(|c| Job::Recording(c, None)))
+            .map(|c| Job::Recording(Box::new(c), None)))
     }
 
     /// Runs until `mode` is done or `shutdown.drain` fires, then waits for in-flight
@@ -150,19 +150,24 @@ impl Pipeline {
             Mode::Once => {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    result = self.poller.poll_once(true) => { result?; }
+                    result = self.health.poller.scope(self.poller.poll_once(true)) => { result?; }
                 }
             }
             Mode::Backfill { from, to } => {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    result = self.poller.pass(from, to) => { result?; }
+                    result = self.health.poller.scope(self.poller.pass(from, to)) => { result?; }
                 }
             }
             Mode::Daemon => {
                 // Either failing (the ledger) stops the other: the run is over.
                 let rereads = async {
-                    let result = self.poller.reread_loop(stop).await.map_err(RunError::from);
+                    let result = self
+                        .health
+                        .poller
+                        .scope(self.poller.reread_loop(stop))
+                        .await
+                        .map_err(RunError::from);
                     if result.is_err() {
                         stop.cancel();
                     }
@@ -192,7 +197,7 @@ impl Pipeline {
             self.health.poller_progress();
             let result = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                result = self.poller.poll_once(false) => result,
+                result = self.health.poller.scope(self.poller.poll_once(false)) => result,
             };
             self.health.poller_progress();
             if let Err(error) = result {
@@ -227,7 +232,11 @@ impl Pipeline {
         let tracker = TaskTracker::new();
         let failure: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
         let result = loop {
-            self.health.dispatcher_progress();
+            // Idle is live; while jobs run, only their own progress counts (a job that
+            // hangs must not be hidden by this loop going round).
+            if tracker.is_empty() {
+                self.health.dispatcher_progress();
+            }
             if let Some(error) = failure.lock().unwrap().take() {
                 break Err(error.into());
             }
@@ -260,11 +269,12 @@ impl Pipeline {
                     let (worker, checker, stop, abort) =
                         (self.worker.clone(), self.checker.clone(), stop.clone(), abort.clone());
                     let (work, failure) = (self.work.clone(), failure.clone());
-                    tracker.spawn(async move {
+                    let beacon = self.health.workers.clone();
+                    tracker.spawn(beacon.scope(async move {
                         let _slot = permit;
                         let result = match job {
                             Job::Recording(claimed, listed) => {
-                                worker.process_listed(claimed, listed, &abort).await.map(|_| ())
+                                worker.process_listed(*claimed, listed, &abort).await.map(|_| ())
                             }
                             Job::Listing(row) => checker.check(row).await,
                         };
@@ -275,7 +285,7 @@ impl Pipeline {
                             abort.cancel();
                         }
                         work.notify_one();
-                    });
+                    }));
                 }
                 continue;
             }

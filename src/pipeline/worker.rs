@@ -15,8 +15,9 @@
 use super::stats::PipelineStats;
 use crate::config::settings::WorkerSettings;
 use crate::genesys::model::{FileState, FormatId, Recording, RecordingFetch};
+use crate::genesys::pace::{self, paced};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::ledger::{ArchiveFacts, Claimed, Ledger, LedgerResult, State};
+use crate::ledger::{ArchiveFacts, Claim, Claimed, Ledger, LedgerError, LedgerResult, State};
 use crate::ratelimit::BoxFuture;
 use crate::retry::backoff::full_jitter;
 use crate::sink::layout::{KeyLayout, RecordingKeys};
@@ -41,6 +42,9 @@ pub enum Outcome {
     Failed(String),
     /// Shutdown stopped it; it is due again at the next start.
     Interrupted,
+    /// Another owner took the recording over (its claim changed); this worker left
+    /// every row and object alone.
+    ClaimLost,
 }
 
 /// Why an attempt did not archive the recording.
@@ -51,6 +55,8 @@ enum Failure {
     /// Never archivable as it stands.
     Permanent(String),
     Cancelled,
+    /// The claim was taken over: stop without touching anything.
+    ClaimLost,
 }
 
 enum Step {
@@ -111,18 +117,17 @@ pub struct Worker {
 /// A recording as a conversation listing described it, with its fresh download URL.
 pub type Listed = (Box<Recording>, reqwest::Url);
 
-/// Journals a recording's multipart upload in the ledger.
+/// Journals a recording's multipart upload in the ledger, under the worker's claim.
 struct LedgerJournal<'a> {
     ledger: &'a dyn Ledger,
-    recording_id: &'a str,
-    key: &'a str,
+    claim: Claim,
 }
 
 impl UploadJournal for LedgerJournal<'_> {
     fn opened<'a>(&'a self, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.ledger
-                .upload_opened(self.recording_id.to_owned(), self.key.to_owned(), upload_id.to_owned())
+                .upload_opened(self.claim.clone(), upload_id.to_owned())
                 .await
                 .map_err(|e| SinkError::store("journal", e))
         })
@@ -131,7 +136,7 @@ impl UploadJournal for LedgerJournal<'_> {
     fn closed(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             self.ledger
-                .upload_closed(self.recording_id.to_owned())
+                .upload_closed(self.claim.clone())
                 .await
                 .map_err(|e| SinkError::store("journal", e))
         })
@@ -147,22 +152,53 @@ impl Worker {
 
     /// [`Worker::process`] with the URL a listing just handed out for it, if any: then
     /// no recording call is made unless that URL has expired.
+    ///
+    /// Everything runs inside the recording's span through `.instrument()`, never a
+    /// guard held across an await: a guard would tag other tasks' lines on this thread
+    /// with this recording's ids.
     pub async fn process_listed(
         &self,
         claimed: Claimed,
         listed: Option<Listed>,
         cancel: &CancellationToken,
     ) -> LedgerResult<Outcome> {
+        let span = tracing::info_span!(
+            "recording",
+            recording_id = %claimed.recording_id,
+            conversation_id = %claimed.conversation_id
+        );
+        tracing::Instrument::instrument(
+            async move {
+                match self.settle(claimed, listed, cancel).await {
+                    Err(LedgerError::ClaimLost(_)) => {
+                        tracing::warn!(
+                            message = "Recording taken over by another owner of the ledger; left to it untouched."
+                        );
+                        Ok(Outcome::ClaimLost)
+                    }
+                    other => other,
+                }
+            },
+            span,
+        )
+        .await
+    }
+
+    /// One attempt, then its outcome written to the ledger under the claim.
+    async fn settle(
+        &self,
+        claimed: Claimed,
+        listed: Option<Listed>,
+        cancel: &CancellationToken,
+    ) -> LedgerResult<Outcome> {
         let started = Instant::now();
-        let id = claimed.recording_id.clone();
-        let span = tracing::info_span!("recording", recording_id = %id, conversation_id = %claimed.conversation_id);
-        let result = tracing::Instrument::instrument(self.attempt(&claimed, listed, cancel), span.clone()).await;
-        let _entered = span.enter();
+        let claim = claimed.claim();
+        let result = self.attempt(&claimed, listed, cancel).await;
         let outcome = match result {
             Ok(Step::Done(facts, adopted)) => {
                 let size = facts.size;
                 let key = facts.key.clone();
-                self.ledger.archived(id, facts).await?;
+                self.ledger.archived(claim, facts).await?;
                 self.stats.archived(size, claimed.end_time, started.elapsed());
                 let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
                 crate::metrics::global().uploaded(size, started.elapsed(), lag);
@@ -175,12 +211,23 @@ impl Worker {
                 );
                 Outcome::Archived { size, adopted }
             }
+            Ok(Step::Pending(_)) if self.waited_too_long(&claimed) => {
+                let error = format!(
+                    "not ready in Genesys (HTTP 202, transcoding) for more than workers.max_transcode_wait ({})",
+                    humantime::format_duration(self.settings.max_transcode_wait)
+                );
+                self.fail_for_good(claim, claimed.attempts + 1, error).await?
+            }
             Ok(Step::Pending(estimate)) => {
+                // Looked at again after the platform's estimate, but not after the
+                // transcode deadline: a stuck recording fails on time.
                 let wait = estimate
                     .unwrap_or(Duration::from_secs(5))
-                    .clamp(Duration::from_secs(1), Duration::from_secs(600));
+                    .clamp(Duration::from_secs(1), Duration::from_secs(600))
+                    .min(self.settings.max_transcode_wait.saturating_sub(waited(&claimed)))
+                    .max(Duration::from_secs(1));
                 self.ledger
-                    .reschedule(id, State::Transcoding, later(wait), claimed.attempts, None)
+                    .reschedule(claim, State::Transcoding, later(wait), claimed.attempts, None)
                     .await?;
                 self.stats.bump(&self.stats.pending);
                 tracing::debug!(
@@ -190,33 +237,29 @@ impl Worker {
                 Outcome::Pending
             }
             Ok(Step::Park(reason)) | Err(Failure::Permanent(reason)) => {
-                self.ledger.park(id, reason.clone()).await?;
+                self.ledger.park(claim, reason.clone()).await?;
                 crate::metrics::global()
                     .recordings_parked
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(message = "Recording parked.", reason = %reason);
                 Outcome::Parked(reason)
             }
+            Err(Failure::ClaimLost) => return Err(LedgerError::ClaimLost(claimed.recording_id)),
             Err(Failure::Cancelled) => {
                 self.ledger
-                    .reschedule(id, State::Discovered, Utc::now(), claimed.attempts, None)
+                    .reschedule(claim, State::Discovered, Utc::now(), claimed.attempts, None)
                     .await?;
                 Outcome::Interrupted
             }
             Err(Failure::Transient(error)) => {
                 let attempts = claimed.attempts + 1;
                 if attempts >= self.settings.max_attempts {
-                    self.ledger.fail(id, attempts, error.clone()).await?;
-                    crate::metrics::global()
-                        .recordings_failed
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tracing::error!(message = "Recording failed for good; `retry` puts it back.", attempts, error = %error);
-                    Outcome::Failed(error)
+                    self.fail_for_good(claim, attempts, error).await?
                 } else {
                     let mut rng = fastrand::Rng::new();
                     let wait = full_jitter(&self.settings.backoff, attempts - 1, &mut rng);
                     self.ledger
-                        .reschedule(id, State::Retrying, later(wait), attempts, Some(error.clone()))
+                        .reschedule(claim, State::Retrying, later(wait), attempts, Some(error.clone()))
                         .await?;
                     tracing::warn!(message = "Recording attempt failed; will retry.", attempts, wait_ms = wait.as_millis() as u64, error = %error);
                     Outcome::Retrying(error)
@@ -224,6 +267,51 @@ impl Worker {
             }
         };
         Ok(outcome)
+    }
+
+    async fn fail_for_good(&self, claim: Claim, attempts: u32, error: String) -> LedgerResult<Outcome> {
+        self.ledger.fail(claim, attempts, error.clone()).await?;
+        crate::metrics::global()
+            .recordings_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(message = "Recording failed for good; `retry` puts it back.", attempts, error = %error);
+        Ok(Outcome::Failed(error))
+    }
+
+    /// Whether a recording still not ready has waited past `max_transcode_wait` since
+    /// it was discovered.
+    fn waited_too_long(&self, claimed: &Claimed) -> bool {
+        waited(claimed) > self.settings.max_transcode_wait
+    }
+
+    /// The recording's object key: the one its first attempt stored, or computed now
+    /// and stored before anything is written, so every later attempt (in another hour,
+    /// after a restart, on another replica) writes to the same key.
+    async fn key(&self, claimed: &Claimed, recording: &Recording) -> Result<RecordingKeys, Failure> {
+        let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
+        if let Some(key) = &claimed.key {
+            return Ok(KeyLayout::fixed(key.as_str(), rid));
+        }
+        // The recording's own start time; without one, the conversation's; without
+        // either, now: fixed from here on, so "now" is read once per recording.
+        let start = recording
+            .metadata
+            .start_time
+            .or(claimed.start_time)
+            .unwrap_or_else(Utc::now);
+        let keys = self
+            .layout
+            .keys(self.sink.prefix(), cid, rid, start, self.format.extension())
+            .map_err(Failure::Permanent)?;
+        let stored = self
+            .ledger
+            .fix_key(claimed.claim(), keys.media.clone())
+            .await
+            .map_err(|e| match e {
+                LedgerError::ClaimLost(_) => Failure::ClaimLost,
+                other => Failure::Transient(other.to_string()),
+            })?;
+        Ok(KeyLayout::fixed(stored, rid))
     }
 
     async fn attempt(
@@ -238,7 +326,7 @@ impl Worker {
             // now, or this attempt waits for the store like the abort does.
             self.sink.abort_upload(key, upload_id).await?;
             self.ledger
-                .upload_closed(rid.to_owned())
+                .upload_closed(claimed.claim())
                 .await
                 .map_err(|e| SinkError::store("journal", e))?;
             tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
@@ -257,15 +345,7 @@ impl Worker {
                 RecordingFetch::Pending { estimate, .. } => return Ok(Step::Pending(estimate)),
                 RecordingFetch::NotDownloadable { file_state } => return Ok(Step::Park(park_reason(&file_state))),
             };
-            let start = recording
-                .metadata
-                .start_time
-                .or(claimed.start_time)
-                .unwrap_or_else(Utc::now);
-            let keys = self
-                .layout
-                .keys(self.sink.prefix(), cid, rid, start, self.format.extension())
-                .map_err(Failure::Permanent)?;
+            let keys = self.key(claimed, &recording).await?;
 
             if let Some(existing) = self.sink.head(&keys.media).await? {
                 return self.adopt(&recording, &keys, existing).await;
@@ -281,19 +361,26 @@ impl Worker {
                 }
                 other => other?,
             };
+            // The body must end exactly at the announced length, or at the size the
+            // recording declares when the host announced none: short or long, the
+            // stream fails and the sink aborts.
             let expected = download.content_length.or(recording.output_size_in_bytes);
-            let (body, tally) = tallied(download.stream, expected);
+            let stream = paced(download.stream, self.settings.min_download_rate, pace::WINDOW);
+            let (body, tally) = tallied(stream, expected);
             let request = PutRequest {
                 key: &keys.media,
                 recording_id: rid,
                 conversation_id: cid,
                 content_type: content_type(self.format),
-                length: expected,
+                // A single streamed PutObject commits exactly the length it declares,
+                // before an overrun could be seen: only the host's own Content-Length
+                // may be declared. Without it, the upload is multipart, whose
+                // completion waits for the whole body and its check.
+                length: download.content_length,
             };
             let journal = LedgerJournal {
                 ledger: self.ledger.as_ref(),
-                recording_id: rid,
-                key: &keys.media,
+                claim: claimed.claim(),
             };
             match self.sink.put_stream(request, body, &journal, cancel).await {
                 Ok(()) => {}
@@ -379,6 +466,11 @@ impl Worker {
             .await?;
         Ok(())
     }
+}
+
+/// How long ago the recording was discovered.
+fn waited(claimed: &Claimed) -> Duration {
+    (Utc::now() - claimed.discovered_at).to_std().unwrap_or_default()
 }
 
 fn later(wait: Duration) -> DateTime<Utc> {

@@ -65,12 +65,14 @@ impl Budget for LocalBudget {
     fn acquire(&self, endpoint: Endpoint) -> BoxFuture<'_, Duration> {
         Box::pin(async move {
             let start = Instant::now();
+            // Waiting here is the budget working as designed (every wait has an end):
+            // it counts as progress for liveness.
             for scope in self.scopes_of(endpoint) {
-                scope.take().await;
+                crate::progress::waiting(scope.take()).await;
             }
             // A cooldown may have begun while this request stood in line for the other scope.
             while let Some(left) = self.scopes_of(endpoint).filter_map(Scope::cooldown_remaining).max() {
-                tokio::time::sleep(left).await;
+                crate::progress::waiting(tokio::time::sleep(left)).await;
             }
             let waited = start.elapsed();
             BudgetStats::bump(&self.stats.acquired, 1);

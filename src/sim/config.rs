@@ -69,6 +69,12 @@ pub struct SimConfig {
     /// Share of media downloads that end cleanly halfway, without a Content-Length
     /// (only the recording's `outputSizeInBytes` reveals the truncation).
     pub media_truncate_share: f64,
+    /// Share of media downloads sent whole but without a Content-Length (chunked), as
+    /// a CDN may.
+    pub media_unannounced_share: f64,
+    /// Share of media downloads without a Content-Length that run past the recording's
+    /// `outputSizeInBytes` (a body longer than declared).
+    pub media_overrun_share: f64,
 
     /// Pause between 64 KiB media chunks (a slow media host; keeps uploads in flight).
     pub media_chunk_delay: Duration,
@@ -147,6 +153,8 @@ impl Default for SimConfig {
             stale_url_share: 0.0,
             media_drop_share: 0.0,
             media_truncate_share: 0.0,
+            media_unannounced_share: 0.0,
+            media_overrun_share: 0.0,
             media_chunk_delay: Duration::ZERO,
             latency: Duration::ZERO,
             error_share: 0.0,

@@ -58,6 +58,8 @@ pub struct Faults {
     pub outage: AtomicBool,
     /// Every API call answers a bare 429: no Retry-After, no rate-limit headers.
     pub storm: AtomicBool,
+    /// Every media download answers 503 (the media host is down; the API is not).
+    pub media_outage: AtomicBool,
 }
 
 /// A running simulator; dropping it stops it.
@@ -138,6 +140,11 @@ impl Simulator {
     /// Every API call answers 503 while on.
     pub fn set_outage(&self, on: bool) {
         self.state.faults.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Every media download answers 503 while on.
+    pub fn set_media_outage(&self, on: bool) {
+        self.state.faults.media_outage.store(on, Ordering::SeqCst);
     }
 
     /// Every API call answers a bare 429 (no Retry-After, no headers) while on.

@@ -826,15 +826,20 @@ async fn media(
     if Utc::now().timestamp_millis() > expires {
         return forbidden("Request has expired");
     }
+    if sim.faults.media_outage.load(std::sync::atomic::Ordering::SeqCst) {
+        return sim.finish("media", StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
     let size = match sim.catalog.lock().unwrap().recordings.get(&recording_id) {
         Some(r) if r.state_at(Utc::now()) == "AVAILABLE" => r.size,
         _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
     };
     let seed = seed_of(&recording_id);
     let half = chunk_count(size) / 2;
-    let (drop, truncate) = (
+    let (drop, truncate, unannounced, overrun) = (
         sim.roll() < sim.config.media_drop_share,
         sim.roll() < sim.config.media_truncate_share,
+        sim.roll() < sim.config.media_unannounced_share,
+        sim.roll() < sim.config.media_overrun_share,
     );
     let served = if drop || truncate { half } else { chunk_count(size) };
     let delay = sim.config.media_chunk_delay;
@@ -847,7 +852,7 @@ async fn media(
     let builder = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "video/webm");
-    let (builder, body) = if drop {
+    let (builder, body, status) = if drop {
         // Announce the full length, send half, then break the connection.
         let broken = chunks.chain(stream::once(async {
             Err(std::io::Error::new(
@@ -855,19 +860,26 @@ async fn media(
                 "simulated drop",
             ))
         }));
-        (builder.header(header::CONTENT_LENGTH, size), Body::from_stream(broken))
+        (
+            builder.header(header::CONTENT_LENGTH, size),
+            Body::from_stream(broken),
+            "dropped",
+        )
     } else if truncate {
         // No Content-Length: a clean end after half, which only outputSizeInBytes reveals.
-        (builder, Body::from_stream(chunks))
+        (builder, Body::from_stream(chunks), "truncated")
+    } else if overrun {
+        // No Content-Length, the whole recording and then 4 KiB more.
+        let longer = chunks.chain(stream::once(async { Ok(bytes::Bytes::from(vec![0u8; 4096])) }));
+        (builder, Body::from_stream(longer), "overrun")
+    } else if unannounced {
+        (builder, Body::from_stream(chunks), "unannounced")
     } else {
-        (builder.header(header::CONTENT_LENGTH, size), Body::from_stream(chunks))
-    };
-    let status = if drop {
-        "dropped"
-    } else if truncate {
-        "truncated"
-    } else {
-        "200"
+        (
+            builder.header(header::CONTENT_LENGTH, size),
+            Body::from_stream(chunks),
+            "200",
+        )
     };
     sim.stats.record("media", status);
     builder.body(body).expect("static response")

@@ -98,13 +98,20 @@ impl KeyLayout {
             .replace("{conversationId}", conversation_id)
             .replace("{recordingId}", recording_id)
             .replace("{ext}", ext);
+        Ok(Self::fixed(media, recording_id))
+    }
+
+    /// The keys of a recording whose media key was fixed earlier (stored in the
+    /// ledger): the sidecar sits beside it.
+    pub fn fixed(media: impl Into<String>, recording_id: &str) -> RecordingKeys {
+        let media = media.into();
         let dir = media.rsplit_once('/').map_or("", |(dir, _)| dir);
         let sidecar = if dir.is_empty() {
             format!("{recording_id}_metadata.json")
         } else {
             format!("{dir}/{recording_id}_metadata.json")
         };
-        Ok(RecordingKeys { media, sidecar })
+        RecordingKeys { media, sidecar }
     }
 }
 

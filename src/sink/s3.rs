@@ -331,7 +331,11 @@ async fn join_one(
         joined = set.join_next() => joined,
     };
     match joined {
-        Some(Ok(part)) => part,
+        Some(Ok(part)) => {
+            // A part stored is the upload moving (liveness), however long the object.
+            crate::progress::tick();
+            part
+        }
         Some(Err(e)) => Err(SinkError::store("UploadPart", e)),
         None => Err(SinkError::store("UploadPart", "no part in flight")),
     }

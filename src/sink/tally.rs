@@ -56,6 +56,7 @@ impl Stream for Tallied {
         }
         match self.inner.as_mut().poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
+                crate::progress::tick();
                 let received = {
                     let mut tally = self.tally.lock().unwrap();
                     tally.bytes += chunk.len() as u64;
