@@ -39,6 +39,12 @@ fn refused_or_transport(error: reqwest::Error) -> ApiError {
         if let Some(RedirectRefused(reason)) = e.downcast_ref::<RedirectRefused>() {
             return ApiError::UrlRejected(UrlRejected::Redirect(Box::new(reason.clone())));
         }
+        if let Some(refused) = e.downcast_ref::<super::address_guard::AddressRefused>() {
+            return ApiError::UrlRejected(UrlRejected::Address(format!(
+                "{} (resolves to {})",
+                refused.host, refused.refused
+            )));
+        }
         if e.downcast_ref::<TooManyRedirects>().is_some() {
             return ApiError::UrlRejected(UrlRejected::TooManyRedirects);
         }
@@ -57,6 +63,16 @@ const MAX_REDIRECTS: usize = 5;
 
 impl MediaClient {
     pub fn new(policy: MediaPolicy, read_timeout: Duration) -> Result<Self, reqwest::Error> {
+        Self::with_lookup(policy, read_timeout, super::address_guard::system_lookup())
+    }
+
+    /// With another name lookup (tests resolve names to chosen addresses).
+    pub fn with_lookup(
+        policy: MediaPolicy,
+        read_timeout: Duration,
+        lookup: super::address_guard::Lookup,
+    ) -> Result<Self, reqwest::Error> {
+        let resolver = super::address_guard::GuardedResolver::new(policy.clone(), lookup);
         let hop_policy = policy.clone();
         let redirects = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
@@ -70,6 +86,7 @@ impl MediaClient {
         let http = reqwest::Client::builder()
             .user_agent(concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")))
             .redirect(redirects)
+            .dns_resolver(std::sync::Arc::new(resolver))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(read_timeout)
             .build()?;

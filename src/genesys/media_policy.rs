@@ -32,6 +32,10 @@ pub enum UrlRejected {
     Scheme(String),
     #[error("download URL host `{0}` is not in genesys.media_hosts")]
     Host(String),
+    #[error(
+        "download URL address `{0}` is internal (loopback, private, link-local, CGNAT or unique-local) and not listed exactly in genesys.media_hosts"
+    )]
+    Address(String),
     #[error("download URL carries user info")]
     UserInfo,
     #[error("download URL redirected to a refused target: {0}")]
@@ -68,6 +72,15 @@ impl MediaPolicy {
         Ok(Self { patterns, allow_http })
     }
 
+    /// Whether `host` is listed as itself, not only matched by a `*.` pattern: such a
+    /// host may resolve to (or be) an internal address.
+    pub fn is_listed_exactly(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.patterns
+            .iter()
+            .any(|p| matches!(p, HostPattern::Exact(h) if *h == host))
+    }
+
     pub fn allows_host(&self, host: &str) -> bool {
         let host = host.to_ascii_lowercase();
         self.patterns.iter().any(|p| match p {
@@ -92,6 +105,14 @@ impl MediaPolicy {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         if !self.allows_host(bare) {
             return Err(UrlRejected::Host(bare.to_owned()));
+        }
+        // An IP literal is never resolved, so the resolver's address check cannot see
+        // it: the same rule applies here.
+        if let Ok(ip) = bare.parse::<IpAddr>()
+            && !super::address_guard::is_public(ip)
+            && !self.is_listed_exactly(bare)
+        {
+            return Err(UrlRejected::Address(bare.to_owned()));
         }
         Ok(())
     }
@@ -126,6 +147,18 @@ mod tests {
 
     fn policy(hosts: &[&str], http: bool) -> MediaPolicy {
         MediaPolicy::new(&hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>(), http).unwrap()
+    }
+
+    #[test]
+    fn an_internal_ip_literal_passes_only_when_listed_exactly() {
+        // `*.0.0.1` matches the text `10.0.0.1`: the address check still refuses it.
+        let p = MediaPolicy::new(&["*.0.0.1".into(), "10.9.9.9".into()], false).unwrap();
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(
+            p.check(&url("https://10.0.0.1/r.webm")),
+            Err(UrlRejected::Address("10.0.0.1".into()))
+        );
+        assert_eq!(p.check(&url("https://10.9.9.9/r.webm")), Ok(()));
     }
 
     #[test]

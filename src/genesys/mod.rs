@@ -3,6 +3,7 @@
 //! See `../shared/genesys-api.md` (kept beside the repository) for the platform facts
 //! these follow.
 
+pub mod address_guard;
 pub mod auth;
 pub mod client;
 pub mod endpoint;
