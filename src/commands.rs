@@ -6,7 +6,8 @@
 use crate::app::App;
 use crate::config::Settings;
 use crate::ledger::sqlite::SqliteLedger;
-use crate::ledger::{ConversationState, Ledger, State, StatusReport};
+use crate::config::settings::LedgerSettings;
+use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
 use chrono::{DateTime, Utc};
@@ -21,8 +22,14 @@ pub const EXIT_FAILED_RECORDINGS: u8 = 3;
 /// run: still active, or ended but not settled (their recordings not all listed yet).
 pub const EXIT_CONVERSATIONS_WAITING: u8 = 4;
 
+/// One error, exit 1: a JSON log event when logs are JSON (a log shipper parses every
+/// stderr line), an `error:` line otherwise.
 fn failure(error: impl std::fmt::Display) -> ExitCode {
-    eprintln!("error: {error}");
+    if crate::telemetry::is_json() {
+        tracing::error!(message = "Command failed.", error = %error);
+    } else {
+        eprintln!("error: {error}");
+    }
     ExitCode::FAILURE
 }
 
@@ -113,7 +120,7 @@ fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -
         Ok(report) => {
             let failed = report.counts.get(State::Failed.as_str()).copied().unwrap_or(0);
             let waiting = report.conversations_waiting();
-            eprintln!("{}", render_status(&report));
+            report_summary(&report);
             if failed > 0 {
                 ExitCode::from(EXIT_FAILED_RECORDINGS)
             } else if once && waiting > 0 {
@@ -128,6 +135,33 @@ fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -
         }
         Err(e) => failure(e),
     }
+}
+
+/// The run's closing summary: one log event with the counts when logs are JSON, the
+/// state table (as `status` prints it) for a person reading text.
+fn report_summary(report: &StatusReport) {
+    if !crate::telemetry::is_json() {
+        eprintln!("{}", render_status(report));
+        return;
+    }
+    let count = |s: State| report.counts.get(s.as_str()).copied().unwrap_or(0);
+    let conversations = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
+    tracing::info!(
+        message = "Run finished.",
+        archived = count(State::Archived),
+        parked = count(State::Parked),
+        failed = count(State::Failed),
+        discovered = count(State::Discovered),
+        transcoding = count(State::Transcoding),
+        retrying = count(State::Retrying),
+        uploading = count(State::Uploading),
+        conversations_active = conversations(ConversationState::Active),
+        conversations_waiting = report.conversations_waiting(),
+        conversations_settled = conversations(ConversationState::Settled),
+        conversations_parked = conversations(ConversationState::Parked),
+        oldest_unarchived = report.oldest_unarchived.as_ref().map(|(id, _)| id.as_str()),
+        watermark = report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    );
 }
 
 /// A progress bar on a terminal, a log line every 10 seconds otherwise.
@@ -226,25 +260,50 @@ pub fn render_status(report: &StatusReport) -> String {
     out
 }
 
-fn open_ledger(settings: &Settings) -> Result<SqliteLedger, ExitCode> {
-    if !settings.ledger.path.exists() {
+fn open_ledger(settings: &LedgerSettings) -> Result<SqliteLedger, ExitCode> {
+    if !settings.path.exists() {
         return Err(failure(format!(
             "no ledger at {} (nothing has run yet)",
-            settings.ledger.path.display()
+            settings.path.display()
         )));
     }
-    SqliteLedger::open(&settings.ledger.path).map_err(failure)
+    SqliteLedger::open(&settings.path).map_err(failure)
+}
+
+/// `status --json`: every value under a name (no positional pairs), for scripts.
+fn status_json(report: &StatusReport) -> String {
+    let oldest = report.oldest_unarchived.as_ref().map(|(id, at)| {
+        serde_json::json!({
+            "recording_id": id,
+            "since": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "age_seconds": (Utc::now() - *at).num_seconds().max(0),
+        })
+    });
+    let parked: Vec<_> = report
+        .parked_conversations
+        .iter()
+        .map(|(id, reason)| serde_json::json!({"conversation_id": id, "reason": reason}))
+        .collect();
+    let doc = serde_json::json!({
+        "recordings": report.counts,
+        "conversations": report.conversations,
+        "conversations_waiting": report.conversations_waiting(),
+        "oldest_unarchived": oldest,
+        "watermark": report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "parked_conversations": parked,
+    });
+    serde_json::to_string_pretty(&doc).expect("JSON values serialize")
 }
 
 /// `status [--json]`.
-pub async fn status(settings: Settings, json: bool) -> ExitCode {
-    let ledger = match open_ledger(&settings) {
+pub async fn status(settings: &LedgerSettings, json: bool) -> ExitCode {
+    let ledger = match open_ledger(settings) {
         Ok(l) => l,
         Err(code) => return code,
     };
     match ledger.status().await {
         Ok(report) if json => {
-            println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            println!("{}", status_json(&report));
             ExitCode::SUCCESS
         }
         Ok(report) => {
@@ -255,9 +314,73 @@ pub async fn status(settings: Settings, json: bool) -> ExitCode {
     }
 }
 
+/// `list --state failed|parked|waiting [--json] [--limit N]`: one line per recording
+/// (id, conversation, state, attempts, age, reason), oldest first.
+pub async fn list(settings: &LedgerSettings, filter: ListFilter, json: bool, limit: u32) -> ExitCode {
+    let ledger = match open_ledger(settings) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let rows = match ledger.list(filter, limit).await {
+        Ok(rows) => rows,
+        Err(e) => return failure(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "{:<38} {:<38} {:<11} {:>8} {:>8}  reason",
+        "recording", "conversation", "state", "attempts", "age"
+    );
+    for row in &rows {
+        let since = row.start_time.unwrap_or(row.discovered_at);
+        let age = (Utc::now() - since).to_std().unwrap_or_default();
+        println!(
+            "{:<38} {:<38} {:<11} {:>8} {:>8}  {}",
+            row.recording_id.escape_debug(),
+            row.conversation_id.escape_debug(),
+            row.state,
+            row.attempts,
+            short_age(age),
+            row.reason.as_deref().unwrap_or("").escape_debug()
+        );
+    }
+    if rows.len() as u32 == limit {
+        println!("(first {limit}; --limit shows more)");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `3d4h`, `5h12m`, `7m`: an age at a glance.
+fn short_age(age: Duration) -> String {
+    let minutes = age.as_secs() / 60;
+    match (minutes / 1440, (minutes / 60) % 24, minutes % 60) {
+        (0, 0, m) => format!("{m}m"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+/// `retry --parked [--reason TEXT | --id ID]`: parked recordings back in the queue,
+/// e.g. after they were restored in Genesys.
+pub async fn retry_parked(settings: &LedgerSettings, which: ParkedSelection) -> ExitCode {
+    let ledger = match open_ledger(settings) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    match ledger.retry_parked(which).await {
+        Ok(n) => {
+            println!("{n} parked recordings are queued again (the next `run` archives them)");
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
+}
+
 /// `retry`.
-pub async fn retry(settings: Settings) -> ExitCode {
-    let ledger = match open_ledger(&settings) {
+pub async fn retry(settings: &LedgerSettings) -> ExitCode {
+    let ledger = match open_ledger(settings) {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -6,6 +6,7 @@ use genesys_archiver::commands;
 use genesys_archiver::config::{ConfigError, Settings, Sources};
 use genesys_archiver::demo::{self, DemoOptions};
 use genesys_archiver::genesys::Endpoint;
+use genesys_archiver::ledger::{ListFilter, ParkedSelection};
 use genesys_archiver::sim::{SimConfig, Simulator};
 use genesys_archiver::telemetry::{self, LogFormat};
 use std::net::SocketAddr;
@@ -57,8 +58,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Put recordings that failed for good back in the queue.
-    Retry(ConfigArg),
+    /// Recordings that failed, are parked or are waiting, with the reason (oldest first).
+    /// Needs only the [ledger] part of the configuration.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Which recordings: failed, parked, or waiting (not finished yet).
+        #[arg(long, value_enum)]
+        state: ListState,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Most rows shown.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Put recordings that failed for good back in the queue (with --parked: parked
+    /// ones, e.g. restored in Genesys). Needs only the [ledger] part of the configuration.
+    Retry {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Parked recordings instead of failed ones (all of them without --reason or --id).
+        #[arg(long)]
+        parked: bool,
+        /// Only parked recordings whose reason contains this text (case-insensitive).
+        #[arg(long, requires = "parked", conflicts_with = "id")]
+        reason: Option<String>,
+        /// Only this parked recording.
+        #[arg(long, requires = "parked")]
+        id: Option<String>,
+    },
     /// Validate a configuration file (and the environment overrides) and exit.
     CheckConfig {
         #[command(flatten)]
@@ -83,6 +112,13 @@ enum Command {
     Loadtest(LoadArgs),
     /// Run the Genesys Cloud simulator (for demos, load tests and local development).
     Sim(SimArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ListState {
+    Failed,
+    Parked,
+    Waiting,
 }
 
 #[derive(Args)]
@@ -298,7 +334,8 @@ async fn run_cli() -> ExitCode {
         Command::Run { .. }
             | Command::Backfill { .. }
             | Command::Status { .. }
-            | Command::Retry(_)
+            | Command::List { .. }
+            | Command::Retry { .. }
             | Command::CheckConfig { .. }
     );
     if !uses_config {
@@ -322,6 +359,19 @@ async fn run_cli() -> ExitCode {
         }
         Ok::<_, ConfigError>(settings)
     };
+    // The ledger commands check only [ledger] and [telemetry]: no credentials needed.
+    let ledger_part = |arg: &ConfigArg| {
+        let part = Sources {
+            file: Some(&arg.config),
+            ..Default::default()
+        }
+        .load_ledger_part()?;
+        telemetry::init(
+            log_format.unwrap_or(part.telemetry.log_format),
+            &part.telemetry.log_level,
+        );
+        Ok::<_, ConfigError>(part)
+    };
     match cli.command {
         Command::Run { config, once } => match settings(&config) {
             Ok(s) => commands::run(s, once).await,
@@ -331,12 +381,41 @@ async fn run_cli() -> ExitCode {
             Ok(s) => commands::backfill(s, from, to).await,
             Err(e) => config_failure(e),
         },
-        Command::Status { config, json } => match settings(&config) {
-            Ok(s) => commands::status(s, json).await,
+        Command::Status { config, json } => match ledger_part(&config) {
+            Ok(s) => commands::status(&s.ledger, json).await,
             Err(e) => config_failure(e),
         },
-        Command::Retry(config) => match settings(&config) {
-            Ok(s) => commands::retry(s).await,
+        Command::List {
+            config,
+            state,
+            json,
+            limit,
+        } => match ledger_part(&config) {
+            Ok(s) => {
+                let filter = match state {
+                    ListState::Failed => ListFilter::Failed,
+                    ListState::Parked => ListFilter::Parked,
+                    ListState::Waiting => ListFilter::Waiting,
+                };
+                commands::list(&s.ledger, filter, json, limit).await
+            }
+            Err(e) => config_failure(e),
+        },
+        Command::Retry {
+            config,
+            parked,
+            reason,
+            id,
+        } => match ledger_part(&config) {
+            Ok(s) if parked => {
+                let which = match (reason, id) {
+                    (Some(text), _) => ParkedSelection::ReasonContains(text),
+                    (None, Some(id)) => ParkedSelection::Id(id),
+                    (None, None) => ParkedSelection::All,
+                };
+                commands::retry_parked(&s.ledger, which).await
+            }
+            Ok(s) => commands::retry(&s.ledger).await,
             Err(e) => config_failure(e),
         },
         Command::CheckConfig { config, connect } => match settings(&config) {

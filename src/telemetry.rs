@@ -7,7 +7,17 @@
 //! ...) without configuring anything. `RUST_LOG` filters as usual; the default is `info`.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tracing_subscriber::EnvFilter;
+
+/// Whether the installed subscriber writes JSON: then every stderr line must be JSON,
+/// so commands report through log events instead of printing text there.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Whether logs are JSON (set by [`init`]).
+pub fn is_json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -32,6 +42,7 @@ pub fn init(format: LogFormat, level: &str) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
     let _ = match format {
         LogFormat::Json => builder
             .json()
@@ -39,6 +50,7 @@ pub fn init(format: LogFormat, level: &str) {
             .with_current_span(true)
             .with_span_list(false)
             .try_init(),
-        LogFormat::Text => builder.compact().try_init(),
+        // Colour only for a terminal: a file or a pipe gets no escape codes.
+        LogFormat::Text => builder.compact().with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
 }

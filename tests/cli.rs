@@ -95,24 +95,46 @@ fn status_and_retry_read_the_ledger() {
     let dir = std::env::temp_dir().join(format!("ga-status-{}", std::process::id()));
     let out = run(&["demo", "--conversations", "3", "--dir", dir.to_str().unwrap()], &[]);
     assert!(out.status.success());
+    // Only the ledger part: no Genesys credentials, no bucket.
     let config = dir.join("status.toml");
     std::fs::write(
         &config,
-        format!(
-            "[genesys]\nregion = \"mypurecloud.com\"\nclient_id = \"x\"\nclient_secret = \"y\"\n\
-             [ledger]\npath = {:?}\n[sink]\nkind = \"file\"\ndirectory = {:?}\n",
-            dir.join("ledger.sqlite").display().to_string(),
-            dir.join("archive").display().to_string()
-        ),
+        format!("[ledger]\npath = {:?}\n", dir.join("ledger.sqlite").display().to_string()),
     )
     .unwrap();
-    let out = run(&["status", "--config", config.to_str().unwrap(), "--json"], &[]);
+    let config = config.to_str().unwrap();
+    let out = run(&["status", "--config", config, "--json"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(report["counts"]["archived"].as_u64().unwrap() > 0);
-    assert_eq!(report["counts"]["uploading"], 0);
+    assert!(report["recordings"]["archived"].as_u64().unwrap() > 0);
+    assert_eq!(report["recordings"]["uploading"], 0);
     assert!(report["watermark"].is_string());
-    let out = run(&["retry", "--config", config.to_str().unwrap()], &[]);
+    assert!(report["oldest_unarchived"].is_null() || report["oldest_unarchived"]["recording_id"].is_string());
+    assert!(report["conversations"]["settled"].as_u64().unwrap() > 0);
+
+    // What is parked, and why; then put back on request.
+    let out = run(&["list", "--config", config, "--state", "parked", "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let parked: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!parked.is_empty(), "the demo org has parked recordings");
+    assert!(parked.iter().all(|r| r["recording_id"].is_string() && r["reason"].is_string()));
+    let some = parked[0]["recording_id"].as_str().unwrap().to_owned();
+    let out = run(&["list", "--config", config, "--state", "parked"], &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("recording") && table.contains(&some), "{table}");
+    let out = run(&["retry", "--config", config, "--parked", "--id", &some], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "1 parked recordings are queued again (the next `run` archives them)"
+    );
+    let out = run(&["list", "--config", config, "--state", "waiting", "--json"], &[]);
+    let waiting: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["recording_id"], some.as_str());
+    let out = run(&["retry", "--config", config, "--reason", "x"], &[]);
+    assert_eq!(out.status.code(), Some(2), "--reason needs --parked");
+    let out = run(&["retry", "--config", config], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 failed recordings are queued again"));
     let _ = std::fs::remove_dir_all(dir);
 }

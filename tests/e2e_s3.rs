@@ -110,10 +110,9 @@ async fn a_recording_three_parts_long_streams_as_multipart() {
     assert!(status.success(), "{logs}");
     let expected = available(&h);
     assert_bucket_holds_exactly(&h, &expected).await;
-    assert!(
-        !logs.contains("will retry") && !logs.contains("unreadable body"),
-        "archived on the first attempt:\n{logs}"
-    );
+    // (moto sometimes answers CompleteMultipartUpload with a body the SDK cannot read;
+    // the sink confirms the object instead, which is not a second attempt.)
+    assert!(!logs.contains("will retry"), "archived on the first attempt:\n{logs}");
     let etag = h.etag(&keys(&expected[0]).media).await;
     assert!(
         etag.trim_matches('"').ends_with("-3"),

@@ -38,6 +38,12 @@ impl Sources<'_> {
         Settings::validate(raw)
     }
 
+    /// Reads and checks only what the ledger commands need ([`settings::LedgerPart`]).
+    pub fn load_ledger_part(self) -> Result<settings::LedgerPart, ConfigError> {
+        let raw = self.raw()?;
+        settings::LedgerPart::validate(raw)
+    }
+
     /// Reads and merges the sources into the raw structs, unchecked.
     pub fn raw<T: serde::de::DeserializeOwned>(self) -> Result<T, ConfigError> {
         let mut builder = Config::builder();

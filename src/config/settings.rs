@@ -310,6 +310,24 @@ pub fn parse_size(key: &str, value: &str) -> Result<u64, ConfigError> {
         .ok_or_else(|| ConfigError::new(key, format!("`{value}` is not a size like \"8MiB\"")))
 }
 
+/// What the commands that only read or edit the ledger (`status`, `list`, `retry`)
+/// need: an operator can run them without the Genesys credentials or the bucket.
+#[derive(Debug, Clone)]
+pub struct LedgerPart {
+    pub ledger: LedgerSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+impl LedgerPart {
+    /// Checks `[ledger]` and `[telemetry]` only; other sections may be absent.
+    pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            ledger: validate_ledger(raw.ledger, raw.discovery.lookback.as_deref())?,
+            telemetry: validate_telemetry(raw.telemetry)?,
+        })
+    }
+}
+
 impl Settings {
     /// Checks every value and builds the settings; the first problem found is returned.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
