@@ -5,8 +5,8 @@
 
 use crate::app::App;
 use crate::config::Settings;
-use crate::ledger::sqlite::SqliteLedger;
 use crate::config::settings::LedgerSettings;
+use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
@@ -124,9 +124,13 @@ fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -
             if failed > 0 {
                 ExitCode::from(EXIT_FAILED_RECORDINGS)
             } else if once && waiting > 0 {
+                let count = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
                 tracing::info!(
-                    message = "Conversations left for a later run: still active, or not settled yet.",
+                    message = "Conversations left for a later run (exit 4): still active, or ended but within \
+                               discovery.settle_after_end; the next run or the daemon looks at them again.",
                     conversations = waiting,
+                    still_active = count(ConversationState::Active),
+                    not_settled = count(ConversationState::Ended) + count(ConversationState::Checking),
                 );
                 ExitCode::from(EXIT_CONVERSATIONS_WAITING)
             } else {
@@ -160,7 +164,9 @@ fn report_summary(report: &StatusReport) {
         conversations_settled = conversations(ConversationState::Settled),
         conversations_parked = conversations(ConversationState::Parked),
         oldest_unarchived = report.oldest_unarchived.as_ref().map(|(id, _)| id.as_str()),
-        watermark = report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        watermark = report
+            .watermark
+            .map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
     );
 }
 

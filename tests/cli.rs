@@ -99,7 +99,10 @@ fn status_and_retry_read_the_ledger() {
     let config = dir.join("status.toml");
     std::fs::write(
         &config,
-        format!("[ledger]\npath = {:?}\n", dir.join("ledger.sqlite").display().to_string()),
+        format!(
+            "[ledger]\npath = {:?}\n",
+            dir.join("ledger.sqlite").display().to_string()
+        ),
     )
     .unwrap();
     let config = config.to_str().unwrap();
@@ -117,7 +120,11 @@ fn status_and_retry_read_the_ledger() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let parked: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert!(!parked.is_empty(), "the demo org has parked recordings");
-    assert!(parked.iter().all(|r| r["recording_id"].is_string() && r["reason"].is_string()));
+    assert!(
+        parked
+            .iter()
+            .all(|r| r["recording_id"].is_string() && r["reason"].is_string())
+    );
     let some = parked[0]["recording_id"].as_str().unwrap().to_owned();
     let out = run(&["list", "--config", config, "--state", "parked"], &[]);
     let table = String::from_utf8_lossy(&out.stdout);

@@ -69,6 +69,46 @@ pub struct PassReport {
     pub calls: AtomicU64,
 }
 
+/// How often a long pass says how far it got.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs a pass, logging its counts every [`PROGRESS_EVERY`] while it lasts (a first pass
+/// over a large org at 300 calls a minute takes many minutes; a short one logs
+/// nothing but its summary).
+async fn with_progress<T>(
+    ledger: &dyn Ledger,
+    report: &PassReport,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(work);
+    let started = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                // Recordings are found by the listings that run beside the pass; the
+                // ledger's counts (kept incrementally) say how many so far.
+                let recordings: u64 = ledger.status().await.map_or(0, |s| s.counts.values().sum());
+                tracing::info!(
+                    message = "Discovery pass progress.",
+                    from = %from.to_rfc3339(),
+                    to = %to.to_rfc3339(),
+                    elapsed_s = started.elapsed().as_secs(),
+                    conversations = PassReport::get(&report.conversations),
+                    new_conversations = PassReport::get(&report.new_conversations),
+                    ended = PassReport::get(&report.ended),
+                    recordings_in_ledger = recordings,
+                    analytics_calls = PassReport::get(&report.calls),
+                );
+            }
+        }
+    }
+}
+
 fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
@@ -118,14 +158,18 @@ impl Poller {
         let now = Utc::now();
         let (from, to) = self.window(self.ledger.watermark().await?, now);
         let report = PassReport::default();
-        if to > from {
-            self.read(from, to, &report).await?;
-            self.ledger.set_watermark(to).await?;
-        }
-        if all_active {
-            let rows = self.ledger.active_by_next_check(ACTIVE_PER_PASS).await?;
-            self.reread(rows, &report).await?;
-        }
+        let work = async {
+            if to > from {
+                self.read(from, to, &report).await?;
+                self.ledger.set_watermark(to).await?;
+            }
+            if all_active {
+                let rows = self.ledger.active_by_next_check(ACTIVE_PER_PASS).await?;
+                self.reread(rows, &report).await?;
+            }
+            Ok::<_, PollError>(())
+        };
+        with_progress(self.ledger.as_ref(), &report, from, to, work).await?;
         self.log(&report, from, to);
         Ok(report)
     }
@@ -174,7 +218,7 @@ impl Poller {
     /// the jobs API where the range is beyond the synchronous query's reach.
     pub async fn pass(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<PassReport, PollError> {
         let report = PassReport::default();
-        self.read(from, to, &report).await?;
+        with_progress(self.ledger.as_ref(), &report, from, to, self.read(from, to, &report)).await?;
         self.log(&report, from, to);
         Ok(report)
     }
