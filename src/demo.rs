@@ -26,6 +26,29 @@ pub struct DemoOptions {
     pub workers: usize,
 }
 
+impl DemoOptions {
+    /// Checks the options before anything starts (a bad one exits 2, like bad config).
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::ConfigError;
+        if !(1..=256).contains(&self.workers) {
+            return Err(ConfigError::new("--workers", "must be between 1 and 256"));
+        }
+        if !(1..=100_000).contains(&self.conversations) {
+            return Err(ConfigError::new("--conversations", "must be between 1 and 100000"));
+        }
+        if let Some(dir) = &self.directory
+            && dir.exists()
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::new(
+                "--dir",
+                format!("{} exists and is not a directory", dir.display()),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What the demo did, as printed.
 #[derive(Debug, Clone)]
 pub struct DemoSummary {

@@ -215,6 +215,9 @@ struct SimArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787")]
     listen: SocketAddr,
+    /// Where the printed configuration archives to (files) and keeps its ledger.
+    #[arg(long, default_value = "sim-archive")]
+    archive_dir: String,
     /// Seed of ids, sizes and states.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -427,12 +430,15 @@ async fn run_cli() -> ExitCode {
             conversations,
             workers,
         } => {
-            run_demo(DemoOptions {
+            let options = DemoOptions {
                 directory: dir,
                 conversations,
                 workers,
-            })
-            .await
+            };
+            match options.validate() {
+                Ok(()) => run_demo(options).await,
+                Err(e) => config_failure(e),
+            }
         }
         Command::Loadtest(args) => run_loadtest(args).await,
         Command::Sim(args) => run_sim(args).await,
@@ -538,12 +544,15 @@ async fn run_sim(args: SimArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The configuration on stdout (`sim > sim.toml`), the words on stderr.
+    println!("{}", sim.archiver_config(&args.archive_dir));
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
     eprintln!(
-        "Genesys Cloud simulator on {url} ({n} recordings; statistics at {url}/sim/stats).\n\
-         An archiver configuration that points at it:\n\n{config}",
+        "Genesys Cloud simulator on {url} ({n} recordings; statistics at {url}/sim/stats). \
+         The archiver configuration for it is on stdout.",
         url = sim.url(),
         n = sim.catalog().len(),
-        config = sim.client_config(),
     );
     tokio::select! {
         _ = sim.run_forever() => ExitCode::FAILURE,

@@ -32,6 +32,134 @@ fn the_example_configuration_is_valid() {
 }
 
 #[test]
+fn the_example_configuration_checks_without_a_warning() {
+    let out = run(&["check-config", "--config", &example()], &[]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "nothing on stderr");
+}
+
+/// Each kind of mistake: one line, exit 2, naming the key and where the value came
+/// from (the file, or the environment variable) in plain words.
+#[test]
+fn config_mistakes_name_the_key_and_where_it_was_set() {
+    let dir = std::env::temp_dir().join(format!("ga-cli-mistakes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let base = "[genesys]\nregion = \"mypurecloud.com\"\nclient_id = \"x\"\nclient_secret_file = \"config/example-client-secret\"\n";
+    let negative = write("negative.toml", &format!("{base}[workers]\ncount = -3\n"));
+    let syntax = write(
+        "syntax.toml",
+        "[genesys]\nregion = \"mypurecloud.com\"\nclient_id = \"x\n",
+    );
+    let unset = write(
+        "unset.toml",
+        "[genesys]\nregion = \"mypurecloud.com\"\nclient_id = \"x\"\n",
+    );
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 5] = [
+        (&negative, &[], &["workers.count", "negative.toml", "negative number"]),
+        (&syntax, &[], &["syntax.toml", "not valid TOML", "line 3, column 15"]),
+        (
+            &unset,
+            &[],
+            &[
+                "genesys.client_secret",
+                "must be set",
+                "GENESYS_ARCHIVER__GENESYS__CLIENT_SECRET",
+            ],
+        ),
+        (
+            &example(),
+            &[("GENESYS_ARCHIVER__WORKERS__COUNT", "-2")],
+            &[
+                "workers.count",
+                "environment variable GENESYS_ARCHIVER__WORKERS__COUNT",
+                "negative number",
+            ],
+        ),
+        (
+            &example(),
+            &[("GENESYS_ARCHIVER__WORKERS__RETRY_BASE", "soon")],
+            &[
+                "workers.retry_base",
+                "environment variable GENESYS_ARCHIVER__WORKERS__RETRY_BASE",
+                "duration",
+            ],
+        ),
+    ];
+    for (file, env, words) in cases {
+        let out = run(&["check-config", "--config", file], env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        for word in words {
+            assert!(stderr.contains(word), "`{word}` missing from: {stderr}");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn demo_misconfiguration_exits_2_before_any_work() {
+    for args in [["demo", "--workers", "0"], ["demo", "--conversations", "0"]] {
+        let out = run(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(args[1]), "{stderr}");
+    }
+}
+
+/// `sim > sim.toml` then `run --once --config sim.toml`, as the README shows it.
+#[test]
+fn the_simulator_prints_a_configuration_that_archives_it() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("ga-cli-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_genesys-archiver"))
+        .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--conversations", "6"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut config = String::new();
+    for line in std::io::BufReader::new(sim.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let last = line.starts_with("directory = ");
+        config.push_str(&line);
+        config.push('\n');
+        if last {
+            break;
+        }
+    }
+    std::fs::write(dir.join("sim.toml"), &config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_genesys-archiver"))
+        .args(["run", "--once", "--config", "sim.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    sim.kill().unwrap();
+    let _ = sim.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{config}\n{stderr}");
+    let archived = std::fs::read_dir(dir.join("sim-archive/archive"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(archived > 0, "files in sim-archive/archive: {stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn a_bad_value_exits_non_zero_with_one_line_naming_the_key() {
     let out = run(
         &["check-config", "--config", &example()],

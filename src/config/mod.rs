@@ -34,76 +34,156 @@ pub struct Sources<'a> {
 impl Sources<'_> {
     /// Reads, merges, deserializes and validates.
     pub fn load(self) -> Result<Settings, ConfigError> {
-        let raw = self.raw()?;
-        Settings::validate(raw)
+        let (raw, located) = self.located_raw()?;
+        Settings::validate(raw).map_err(|e| located.locate(e))
     }
 
     /// Reads and checks only what the ledger commands need ([`settings::LedgerPart`]).
     pub fn load_ledger_part(self) -> Result<settings::LedgerPart, ConfigError> {
-        let raw = self.raw()?;
-        settings::LedgerPart::validate(raw)
+        let (raw, located) = self.located_raw()?;
+        settings::LedgerPart::validate(raw).map_err(|e| located.locate(e))
     }
 
     /// Reads and merges the sources into the raw structs, unchecked.
     pub fn raw<T: serde::de::DeserializeOwned>(self) -> Result<T, ConfigError> {
+        self.located_raw().map(|(raw, _)| raw)
+    }
+
+    fn located_raw<T: serde::de::DeserializeOwned>(self) -> Result<(T, Located), ConfigError> {
         let mut builder = Config::builder();
+        let mut file_name = None;
         if let Some(path) = self.file {
-            if !path.is_file() {
-                return Err(ConfigError::new(
-                    "--config",
-                    format!("`{}` is not a readable file", path.display()),
-                ));
-            }
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml));
+            let name = path.display().to_string();
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::new("--config", format!("`{name}` cannot be read: {e}")))?;
+            check_syntax(&text, &name)?;
+            builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
+            file_name = Some(name);
         }
         if let Some(text) = self.text {
+            check_syntax(text, "the embedded configuration")?;
             builder = builder.add_source(File::from_str(text, FileFormat::Toml));
         }
+        let variables: HashMap<String, String> = match self.env {
+            Some(map) => map,
+            None => std::env::vars().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect(),
+        };
         let mut env = Environment::with_prefix(ENV_PREFIX)
             .prefix_separator("__")
             .separator("__")
             .try_parsing(true)
-            .list_separator(",");
+            .list_separator(",")
+            .source(Some(variables.clone().into_iter().collect()));
         for key in LIST_KEYS {
             env = env.with_list_parse_key(key);
         }
-        if let Some(map) = self.env {
-            env = env.source(Some(map.into_iter().collect()));
-        }
-        builder
+        let located = Located {
+            variables,
+            file: file_name,
+        };
+        let config = builder
             .add_source(env)
             .build()
-            .and_then(Config::try_deserialize)
-            .map_err(describe)
+            .map_err(|e| located.locate(ConfigError::new("config", plain(&e))))?;
+        // The key of a value that does not fit comes from the deserializer's own path,
+        // never from the text of serde's message.
+        let raw = serde_path_to_error::deserialize(config).map_err(|e| {
+            let key = e.path().to_string();
+            located.locate(ConfigError::new(key, plain(e.inner())))
+        })?;
+        Ok((raw, located))
     }
 }
 
-/// Turns the config crate's error into our one-line form, keeping the key it names.
-fn describe(error: config::ConfigError) -> ConfigError {
-    let text = error.to_string().replace('\n', " ");
-    // serde: "unknown field `x`, expected one of `a`, `b` for key `section`".
-    if let Some(rest) = text.strip_prefix("unknown field `")
-        && let Some((field, rest)) = rest.split_once('`')
-    {
-        let expected = rest
-            .trim_start_matches(", ")
-            .split(" for key `")
-            .next()
-            .unwrap_or_default();
-        let section = rest
-            .rsplit_once("for key `")
-            .and_then(|(_, k)| k.split_once('`'))
-            .map(|(k, _)| k);
-        let key = section.map_or_else(|| field.to_owned(), |s| format!("{s}.{field}"));
-        return ConfigError::new(key, format!("unknown key ({expected})"));
+/// Where values came from, to tell an operator which variable or file to fix.
+struct Located {
+    /// The `GENESYS_ARCHIVER__*` variables that were read.
+    variables: HashMap<String, String>,
+    file: Option<String>,
+}
+
+impl Located {
+    /// Names the variable when the key was set by one (it overrides the file), else the file.
+    fn locate(&self, mut error: ConfigError) -> ConfigError {
+        let variable = variable_for(&error.key);
+        if self.variables.contains_key(&variable) {
+            error.variable = Some(variable);
+        } else if error.key != "--config" && error.key != "config" {
+            error.file = self.file.clone();
+            if error.message.starts_with("must be set") {
+                error.message = format!(
+                    "{}: set it in the file, or with the environment variable {variable}",
+                    error.message
+                );
+            }
+        }
+        error
     }
-    // The crate appends "for key `a.b`" (or "in a.b") when it knows the key.
-    let key = text
-        .rsplit_once("for key `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(key, _)| key.to_owned())
-        .unwrap_or_else(|| "config".to_owned());
-    ConfigError::new(key, text)
+}
+
+/// `workers.count` -> `GENESYS_ARCHIVER__WORKERS__COUNT` (an index such as
+/// `segment_filters[0]...` belongs to the variable of the whole list).
+pub fn variable_for(key: &str) -> String {
+    let key = key.split('[').next().unwrap_or(key);
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// A TOML syntax error as one line: where (file, line, column) and what.
+fn check_syntax(text: &str, name: &str) -> Result<(), ConfigError> {
+    let Err(error) = text.parse::<toml::Table>() else {
+        return Ok(());
+    };
+    let at = error.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    Err(ConfigError::new(
+        "--config",
+        format!(
+            "{name} is not valid TOML{}: {}",
+            at.unwrap_or_default(),
+            error.message().trim().replace('\n', " ")
+        ),
+    ))
+}
+
+/// The config crate's error in plain words, without the key or origin it appends
+/// (those are reported from the path and the sources).
+fn plain(error: &config::ConfigError) -> String {
+    match error {
+        config::ConfigError::Type {
+            unexpected, expected, ..
+        } => {
+            let found = unexpected.to_string();
+            let found = if found.contains("`-") {
+                format!("a negative number ({found})")
+            } else {
+                found
+            };
+            format!("expected {}, found {found}", plain_expected(expected))
+        }
+        config::ConfigError::At { error, .. } => plain(error),
+        config::ConfigError::NotFound(key) => format!("`{key}` is not set"),
+        config::ConfigError::Message(message) => message.replace('\n', " "),
+        other => other.to_string().replace('\n', " "),
+    }
+}
+
+/// serde's type names in an operator's words.
+fn plain_expected(expected: &str) -> &str {
+    if expected.contains("unsigned") || expected.contains("u64") || expected.contains("usize") {
+        "a whole number of 0 or more"
+    } else if expected.contains("integer") {
+        "a whole number"
+    } else if expected.contains("string") {
+        "a string (in quotes)"
+    } else if expected.contains("bool") {
+        "true or false"
+    } else {
+        expected
+    }
 }
 
 #[cfg(test)]

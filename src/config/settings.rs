@@ -18,12 +18,25 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A configuration value that cannot be used, with the key that holds it.
+/// A configuration value that cannot be used, with the key that holds it and, when
+/// the value came from the environment, the variable that set it.
 #[derive(Debug, thiserror::Error, PartialEq)]
-#[error("config key `{key}`: {message}")]
+#[error("config key `{key}`{}: {message}", where_from(.variable, .file))]
 pub struct ConfigError {
     pub key: String,
     pub message: String,
+    /// `GENESYS_ARCHIVER__SECTION__KEY`, when the bad value came from it.
+    pub variable: Option<String>,
+    /// The file the bad value is in, when known.
+    pub file: Option<String>,
+}
+
+fn where_from(variable: &Option<String>, file: &Option<String>) -> String {
+    match (variable, file) {
+        (Some(variable), _) => format!(" (set by the environment variable {variable})"),
+        (None, Some(file)) => format!(" in {file}"),
+        (None, None) => String::new(),
+    }
 }
 
 impl ConfigError {
@@ -31,6 +44,8 @@ impl ConfigError {
         Self {
             key: key.into(),
             message: message.into(),
+            variable: None,
+            file: None,
         }
     }
 }

@@ -181,6 +181,27 @@ impl Simulator {
         text
     }
 
+    /// A complete archiver configuration for this simulator, archiving into local
+    /// files under `directory` (the ledger beside them): what `sim` prints, ready for
+    /// `run --config`.
+    pub fn archiver_config(&self, directory: &str) -> String {
+        let upload = self.state.config.upload_time.1;
+        format!(
+            "# genesys-archiver configuration for the simulator at {url}\n{client}\n\
+             [discovery]\n\
+             # The simulator's analytics has no ingestion lag and its uploads end within {upload:?}.\n\
+             settle_delay = \"0s\"\n\
+             settle_after_end = \"{upload_ms}ms\"\n\n\
+             [ledger]\npath = {ledger:?}\n\n\
+             [sink]\nkind = \"file\"\ndirectory = {archive:?}\n",
+            url = self.state.base_url,
+            client = self.client_config(),
+            upload_ms = upload.as_millis(),
+            ledger = format!("{directory}/ledger.sqlite"),
+            archive = format!("{directory}/archive"),
+        )
+    }
+
     /// Serves until the process is stopped (the `sim` command).
     pub async fn run_forever(mut self) {
         if let Some(server) = self.tasks.first_mut() {
