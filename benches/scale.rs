@@ -94,7 +94,7 @@ async fn main() {
     .expect("settings");
     let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
     let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
-    let client = Arc::new(GenesysClient::new(&settings, budget).expect("client"));
+    let client = Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget).expect("client"));
     let poller = Poller {
         client: client.clone(),
         ledger: ledger.clone(),

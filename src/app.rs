@@ -67,7 +67,7 @@ impl App {
         let lock = LedgerLock::acquire(&settings.ledger.path)?;
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
         let sink = open_sink(&settings).await?;
-        let client = Arc::new(GenesysClient::new(&settings, budget.clone())?);
+        let client = Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget.clone())?);
         if settings.limits.auto_budget {
             read_token_limit(&client, budget.as_ref()).await;
         }

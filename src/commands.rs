@@ -424,7 +424,7 @@ pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
-    let client = match crate::genesys::GenesysClient::new(&settings, budget) {
+    let client = match crate::genesys::GenesysClient::new(&settings.genesys, &settings.retry, budget) {
         Ok(c) => c,
         Err(e) => return failure(e),
     };

@@ -90,9 +90,10 @@ mod tests {
         assert!(h.live().is_ok());
     }
 
-    use crate::config::settings::{LimitSettings, RetrySettings};
     use crate::genesys::Endpoint;
+    use crate::ratelimit::settings::LimitSettings;
     use crate::ratelimit::{Budget, Feedback, LocalBudget, Outcome, RateHeaders};
+    use crate::retry::settings::RetrySettings;
     use std::sync::Arc;
 
     fn budget(per_minute: u32) -> LocalBudget {

@@ -22,6 +22,8 @@ pub mod app;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod download;
+pub mod endpoint;
 pub mod genesys;
 pub mod health;
 pub mod hex;

@@ -304,7 +304,8 @@ async fn the_auto_budget_is_the_org_limit_the_platform_reports() {
         Some(300),
         "the documented default first"
     );
-    let client = genesys_archiver::genesys::GenesysClient::new(&settings, budget.clone()).unwrap();
+    let client =
+        genesys_archiver::genesys::GenesysClient::new(&settings.genesys, &settings.retry, budget.clone()).unwrap();
     genesys_archiver::app::read_token_limit(&client, budget.as_ref() as &dyn Budget).await;
     assert_eq!(budget.token_scope().effective_limit(), Some(123));
     assert_eq!(sim.stats().calls("limits"), 1);

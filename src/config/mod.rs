@@ -279,7 +279,7 @@ mod tests {
 
     #[test]
     fn segment_filters_default_to_screen_recordings_and_are_checked() {
-        use crate::config::settings::FetchMode;
+        use super::settings::FetchMode;
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(
             s.discovery.segment_filters[0].predicates[0].dimension,

@@ -7,10 +7,15 @@
 use super::raw::{
     RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSink, RawTelemetry, RawWorkers,
 };
-use crate::genesys::endpoint::Endpoint;
+use crate::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
 use crate::genesys::model::{FormatId, SegmentFilter};
+pub use crate::genesys::settings::{ConversationPath, GenesysSettings, RecordingPath, encode_segment};
+pub use crate::pipeline::settings::{DiscoverySettings, FetchMode, WorkerSettings};
+pub use crate::ratelimit::settings::LimitSettings;
+pub use crate::retry::settings::RetrySettings;
 use crate::sink::layout::KeyLayout;
+pub use crate::sink::settings::{MIN_PART_SIZE, S3Settings, Sse};
 use crate::telemetry::LogFormat;
 use reqwest::Url;
 use secrecy::SecretString;
@@ -70,195 +75,6 @@ pub struct TelemetrySettings {
     pub metrics_listen: Option<SocketAddr>,
 }
 
-/// How to reach and authenticate against Genesys Cloud.
-#[derive(Debug, Clone)]
-pub struct GenesysSettings {
-    pub api_url: Url,
-    pub login_url: Url,
-    pub client_id: String,
-    /// Wrapped so that `Debug` and logs show `[REDACTED]`.
-    pub client_secret: SecretString,
-    pub recording_path: RecordingPath,
-    pub recordings_path: ConversationPath,
-    /// `maxWaitMs` of the listing call: the platform finishes transcoding (up to this
-    /// long) before it answers, instead of a follow-up call per transcoding recording.
-    /// The worker slot is held meanwhile.
-    pub list_max_wait: Duration,
-    pub format_id: FormatId,
-    /// Where download URLs may point; checked before every request and redirect.
-    pub media: MediaPolicy,
-    pub request_timeout: Duration,
-    pub max_response_bytes: u64,
-}
-
-/// The validated `recording_path` template.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordingPath(String);
-
-impl RecordingPath {
-    pub const DEFAULT: &'static str = "/api/v2/conversations/{conversationId}/recordings/{recordingId}";
-
-    fn parse(template: &str) -> Result<Self, String> {
-        if !template.starts_with('/') {
-            return Err("must start with `/`".into());
-        }
-        for placeholder in ["{conversationId}", "{recordingId}"] {
-            if template.matches(placeholder).count() != 1 {
-                return Err(format!("must contain {placeholder} exactly once"));
-            }
-        }
-        if template.contains('?') || template.contains('#') {
-            return Err("must be a path without query or fragment".into());
-        }
-        Ok(Self(template.to_owned()))
-    }
-
-    /// The path for one recording. Ids are percent-encoded as one path segment each,
-    /// so an id can never add segments or climb with `..`.
-    pub fn render(&self, conversation_id: &str, recording_id: &str) -> String {
-        self.0
-            .replace("{conversationId}", &encode_segment(conversation_id))
-            .replace("{recordingId}", &encode_segment(recording_id))
-    }
-}
-
-/// The validated `recordings_path` template (one conversation's recordings).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConversationPath(String);
-
-impl ConversationPath {
-    pub const DEFAULT: &'static str = "/api/v2/conversations/{conversationId}/recordings";
-
-    fn parse(template: &str) -> Result<Self, String> {
-        if !template.starts_with('/') {
-            return Err("must start with `/`".into());
-        }
-        if template.matches("{conversationId}").count() != 1 {
-            return Err("must contain {conversationId} exactly once".into());
-        }
-        if template.contains('?') || template.contains('#') || template.contains("{recordingId}") {
-            return Err("must be a path without query, fragment or {recordingId}".into());
-        }
-        Ok(Self(template.to_owned()))
-    }
-
-    pub fn render(&self, conversation_id: &str) -> String {
-        self.0.replace("{conversationId}", &encode_segment(conversation_id))
-    }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters; `.` and `..` are
-/// encoded too so they cannot act as path navigation.
-pub fn encode_segment(segment: &str) -> String {
-    if segment == "." || segment == ".." {
-        return segment.replace('.', "%2E");
-    }
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-/// The request budgets.
-#[derive(Debug, Clone)]
-pub struct LimitSettings {
-    /// Per-token budget, in requests per `window`: the configured number, or with
-    /// `auto_budget` the documented default until the org's own limit has been read.
-    pub token_budget: u32,
-    /// `requests_per_minute = "auto"`: read the org's limit from the platform at start.
-    pub auto_budget: bool,
-    /// The platform's counting window (one minute on Genesys Cloud).
-    pub window: Duration,
-    pub target_utilization: f64,
-    /// Per-endpoint budgets in requests per `window`; `None` where the operator set none.
-    pub endpoint_budgets: [(Endpoint, Option<u32>); Endpoint::COUNT],
-}
-
-impl LimitSettings {
-    pub fn endpoint_budget(&self, endpoint: Endpoint) -> Option<u32> {
-        self.endpoint_budgets
-            .iter()
-            .find(|(e, _)| *e == endpoint)
-            .and_then(|(_, b)| *b)
-    }
-}
-
-/// Timing of retries when the platform does not say when to come back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetrySettings {
-    pub base: Duration,
-    pub cap: Duration,
-    pub max_elapsed: Duration,
-    pub max_attempts: u32,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        Self {
-            base: Duration::from_millis(500),
-            cap: Duration::from_secs(60),
-            max_elapsed: Duration::from_secs(600),
-            max_attempts: 10,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct WorkerSettings {
-    pub count: usize,
-    /// Attempts of one recording before it is failed for good (`retry` puts it back).
-    pub max_attempts: u32,
-    /// Recording-level backoff between attempts (full jitter, doubling, capped).
-    pub backoff: RetrySettings,
-    /// Time in-flight uploads get to finish after SIGTERM (below Kubernetes' 30 s).
-    pub shutdown_grace: Duration,
-    /// A recording not ready in Genesys (202) this long after it was discovered fails
-    /// with that reason instead of being rescheduled for ever.
-    pub max_transcode_wait: Duration,
-    /// Bytes per second a download must average over each minute, or it is aborted and
-    /// retried (a host that trickles bytes would hold a worker for ever); 0: no check.
-    pub min_download_rate: u64,
-}
-
-/// How the poller discovers conversations.
-#[derive(Debug, Clone)]
-pub struct DiscoverySettings {
-    pub poll_interval: Duration,
-    pub lookback: Duration,
-    pub overlap: Duration,
-    pub settle_delay: Duration,
-    pub page_size: u32,
-    /// Analytics calls kept in flight while active conversations are re-read. Every call
-    /// still waits for the shared budget.
-    pub concurrency: usize,
-    /// Narrow the analytics query before any per-conversation call is spent.
-    pub segment_filters: Vec<SegmentFilter>,
-    pub fetch_mode: FetchMode,
-    /// After a conversation's end, when its recordings are first listed and when it may
-    /// settle (see `config/example.toml` for the default's reasoning).
-    pub settle_after_end: Duration,
-    /// Longest interval between two looks at an active or unsettled conversation; the
-    /// intervals start at `poll_interval` and double.
-    pub recheck_max: Duration,
-    /// Most conversations one synchronous query interval may hold; more is split.
-    pub max_results: u64,
-}
-
-/// How a conversation's recordings and their download URLs are fetched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchMode {
-    /// One call lists every recording of the conversation with the URLs of the ready
-    /// ones; the per-recording call only for transcoding ones and expired URLs.
-    Conversation,
-    /// recordingmetadata, then one recording call per screen recording (for orgs where
-    /// the list call is not permitted).
-    Recording,
-}
-
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
     pub path: PathBuf,
@@ -279,32 +95,6 @@ pub enum SinkKind {
     S3(S3Settings),
     File { directory: PathBuf },
 }
-
-#[derive(Debug, Clone)]
-pub struct S3Settings {
-    pub bucket: String,
-    pub prefix: String,
-    pub region: Option<String>,
-    pub endpoint_url: Option<String>,
-    pub force_path_style: bool,
-    pub sse: Option<Sse>,
-    pub storage_class: Option<String>,
-    pub part_size: usize,
-    pub parts_in_flight: usize,
-    /// A recording whose length is announced, larger than one part and at most this,
-    /// streams as one PutObject without part buffers; above it, multipart.
-    pub single_put_max: u64,
-}
-
-/// Server-side encryption.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Sse {
-    Aes256,
-    Kms { key_id: Option<String> },
-}
-
-/// The smallest part S3 accepts (except the last).
-pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 
 /// Parses `"8MiB"`, `"5 MB"`, `"1048576"` into bytes.
 pub fn parse_size(key: &str, value: &str) -> Result<u64, ConfigError> {

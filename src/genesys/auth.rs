@@ -6,10 +6,11 @@
 //! token that was refused (by generation), so a burst of 401s from requests that all
 //! carried the same stale token still causes one refresh.
 
-use super::endpoint::Endpoint;
 use super::error::ApiError;
+use super::token::{AccessToken, Authenticator};
 use super::transport::{Transport, parse_json};
-use crate::ratelimit::BoxFuture;
+use crate::endpoint::Endpoint;
+use futures_util::future::BoxFuture;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -27,33 +28,6 @@ pub struct IssuedToken {
 /// Where tokens come from (the OAuth endpoint; a counter in tests).
 pub trait TokenSource: Send + Sync {
     fn fetch(&self) -> BoxFuture<'_, Result<IssuedToken, ApiError>>;
-}
-
-/// A token handed to a caller: the secret plus which refresh produced it.
-#[derive(Clone)]
-pub struct AccessToken {
-    secret: Arc<SecretString>,
-    generation: u64,
-}
-
-impl AccessToken {
-    /// The bearer value, for the `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        self.secret.expose_secret()
-    }
-}
-
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AccessToken(generation {}, [REDACTED])", self.generation)
-    }
-}
-
-/// What the transport needs from authentication.
-pub trait Authenticator: Send + Sync {
-    fn token(&self) -> BoxFuture<'_, Result<AccessToken, ApiError>>;
-    /// The platform refused `token`: forget it unless a newer one replaced it already.
-    fn invalidate<'a>(&'a self, token: &'a AccessToken) -> BoxFuture<'a, ()>;
 }
 
 struct Cached {
@@ -96,10 +70,7 @@ impl<S: TokenSource> TokenCache<S> {
         let issued = self.source.fetch().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
         crate::metrics::global().token_refreshes.fetch_add(1, Ordering::Relaxed);
-        let token = AccessToken {
-            secret: Arc::new(issued.secret),
-            generation,
-        };
+        let token = AccessToken::new(Arc::new(issued.secret), generation);
         *slot = Some(Cached {
             token: token.clone(),
             refresh_at: Self::refresh_at(issued.lifetime),
@@ -114,7 +85,10 @@ impl<S: TokenSource> TokenCache<S> {
 
     pub async fn forget(&self, token: &AccessToken) {
         let mut slot = self.slot.lock().await;
-        if slot.as_ref().is_some_and(|c| c.token.generation == token.generation) {
+        if slot
+            .as_ref()
+            .is_some_and(|c| c.token.generation() == token.generation())
+        {
             *slot = None;
         }
     }

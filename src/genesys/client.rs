@@ -5,16 +5,17 @@
 //! read the answers.
 
 use super::auth::{OAuthSource, TokenCache};
-use super::endpoint::Endpoint;
 use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
 use super::model::{
     AnalyticsPage, AnalyticsQuery, AsyncQuery, DataAvailability, FileState, JobCreated, JobResults, JobStatus,
     LimitEntities, Media, Recording, RecordingFetch, RecordingMetadata,
 };
+use super::settings::GenesysSettings;
 use super::transport::{Transport, parse_json};
-use crate::config::settings::{GenesysSettings, Settings};
+use crate::endpoint::Endpoint;
 use crate::ratelimit::Budget;
+use crate::retry::settings::RetrySettings;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -33,8 +34,7 @@ pub struct GenesysClient {
 pub struct BuildError(String);
 
 impl GenesysClient {
-    pub fn new(settings: &Settings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
-        let g = &settings.genesys;
+    pub fn new(g: &GenesysSettings, retry: &RetrySettings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")))
             .timeout(g.request_timeout)
@@ -43,12 +43,7 @@ impl GenesysClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let transport = Arc::new(Transport::new(
-            http,
-            budget,
-            settings.retry.clone(),
-            g.max_response_bytes,
-        ));
+        let transport = Arc::new(Transport::new(http, budget, retry.clone(), g.max_response_bytes));
         let token_url = g.login_url.join("oauth/token").map_err(|e| BuildError(e.to_string()))?;
         let auth = TokenCache::new(OAuthSource {
             transport: transport.clone(),
@@ -138,7 +133,7 @@ impl GenesysClient {
     pub async fn recording_metadata(&self, conversation_id: &str) -> Result<Vec<RecordingMetadata>, ApiError> {
         let path = format!(
             "/api/v2/conversations/{}/recordingmetadata",
-            crate::config::settings::encode_segment(conversation_id)
+            super::settings::encode_segment(conversation_id)
         );
         let answer = self.get(Endpoint::RecordingMetadata, &path, &[]).await?;
         parse_json(Endpoint::RecordingMetadata, &answer.body)
@@ -220,7 +215,7 @@ impl GenesysClient {
     pub async fn job_status(&self, job_id: &str) -> Result<JobStatus, ApiError> {
         let path = format!(
             "/api/v2/analytics/conversations/details/jobs/{}",
-            crate::config::settings::encode_segment(job_id)
+            super::settings::encode_segment(job_id)
         );
         let answer = self.get(Endpoint::AnalyticsJobs, &path, &[]).await?;
         parse_json(Endpoint::AnalyticsJobs, &answer.body)
@@ -229,7 +224,7 @@ impl GenesysClient {
     pub async fn job_results(&self, job_id: &str, cursor: Option<&str>) -> Result<JobResults, ApiError> {
         let path = format!(
             "/api/v2/analytics/conversations/details/jobs/{}/results",
-            crate::config::settings::encode_segment(job_id)
+            super::settings::encode_segment(job_id)
         );
         let query: Vec<(&str, &str)> = cursor.map(|c| ("cursor", c)).into_iter().collect();
         let answer = self.get(Endpoint::AnalyticsJobs, &path, &query).await?;

@@ -3,8 +3,8 @@
 //! No variant holds a URL with its query, a token or a secret: these errors end up in
 //! log lines and in the ledger's `last_error`.
 
-use super::endpoint::Endpoint;
 use super::media_policy::UrlRejected;
+use crate::endpoint::Endpoint;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -52,17 +52,9 @@ pub enum ApiError {
     #[error("download: HTTP {0}")]
     MediaStatus(u16),
 
-    /// The media stream broke (connection reset, read timeout).
+    /// The download's body broke, ran short or long, or trickled.
     #[error("download: {0}")]
-    MediaTransport(String),
-
-    /// The media stream ended cleanly but short of (or past) its announced length.
-    #[error("download: body has {received} bytes where {expected} were announced")]
-    LengthMismatch { received: u64, expected: u64 },
-
-    /// The media host sent fewer bytes in a minute than the slowest rate accepted.
-    #[error("download: {received} bytes in the last {window_s} s, below the minimum of {minimum} bytes/s")]
-    TooSlow { received: u64, window_s: u64, minimum: u64 },
+    Download(#[from] crate::download::DownloadError),
 }
 
 impl ApiError {
@@ -81,9 +73,7 @@ impl ApiError {
             ApiError::RateLimited { .. }
             | ApiError::Transport { .. }
             | ApiError::UrlExpired
-            | ApiError::MediaTransport(_)
-            | ApiError::LengthMismatch { .. }
-            | ApiError::TooSlow { .. } => true,
+            | ApiError::Download(_) => true,
             ApiError::MediaStatus(status) => *status >= 500,
             ApiError::Auth(_) | ApiError::Payload { .. } | ApiError::TooLarge { .. } | ApiError::UrlRejected(_) => {
                 false

@@ -7,14 +7,12 @@
 
 use super::error::{ApiError, describe_reqwest};
 use super::media_policy::{MediaPolicy, UrlRejected};
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use reqwest::{StatusCode, Url};
-use std::pin::Pin;
 use std::time::Duration;
 
-/// The body of a download, chunk by chunk.
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ApiError>> + Send>>;
+pub use crate::download::ByteStream;
+use crate::download::DownloadError;
 
 pub struct MediaDownload {
     /// The announced length, if the server gave one; a stream that ends short of it is truncated.
@@ -50,7 +48,7 @@ fn refused_or_transport(error: reqwest::Error) -> ApiError {
         }
         source = e.source();
     }
-    ApiError::MediaTransport(describe_reqwest(error))
+    ApiError::Download(DownloadError::Transport(describe_reqwest(error)))
 }
 
 pub struct MediaClient {
@@ -110,7 +108,7 @@ impl MediaClient {
         let content_length = response.content_length();
         let stream = response
             .bytes_stream()
-            .map(|chunk| chunk.map_err(|e| ApiError::MediaTransport(describe_reqwest(e))))
+            .map(|chunk| chunk.map_err(|e| DownloadError::Transport(describe_reqwest(e))))
             .boxed();
         Ok(MediaDownload { content_length, stream })
     }

@@ -6,14 +6,15 @@
 pub mod address_guard;
 pub mod auth;
 pub mod client;
-pub mod endpoint;
 pub mod error;
 pub mod media;
 pub mod media_policy;
 pub mod model;
 pub mod pace;
+pub mod settings;
+pub mod token;
 pub mod transport;
 
+pub use crate::endpoint::Endpoint;
 pub use client::GenesysClient;
-pub use endpoint::Endpoint;
 pub use error::ApiError;

@@ -3,12 +3,11 @@
 //! The media client's read timeout catches a host that goes silent, but not one that
 //! trickles a byte every few seconds: that download would hold a worker (and its
 //! multipart upload) for days. This stream counts the bytes of each window and ends the
-//! download with [`ApiError::TooSlow`] when a whole window fell short of the minimum, so
+//! download with [`DownloadError::TooSlow`] when a whole window fell short of the minimum, so
 //! the sink aborts and the recording is retried later. The window runs on tokio's clock,
 //! so tests drive it with paused time.
 
-use super::error::ApiError;
-use super::media::ByteStream;
+use crate::download::{ByteStream, DownloadError};
 use bytes::Bytes;
 use futures_util::Stream;
 use std::future::Future;
@@ -48,7 +47,7 @@ pub fn paced(inner: ByteStream, minimum: u64, window: Duration) -> ByteStream {
 }
 
 impl Stream for Paced {
-    type Item = Result<Bytes, ApiError>;
+    type Item = Result<Bytes, DownloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
@@ -71,7 +70,7 @@ impl Stream for Paced {
             let needed = self.minimum.saturating_mul(self.window.as_secs().max(1));
             if self.in_window < needed {
                 self.finished = true;
-                return Poll::Ready(Some(Err(ApiError::TooSlow {
+                return Poll::Ready(Some(Err(DownloadError::TooSlow {
                     received: self.in_window,
                     window_s: self.window.as_secs(),
                     minimum: self.minimum,
@@ -100,7 +99,7 @@ mod tests {
             .boxed()
     }
 
-    async fn drain(mut stream: ByteStream) -> (u64, Option<ApiError>) {
+    async fn drain(mut stream: ByteStream) -> (u64, Option<DownloadError>) {
         let mut bytes = 0;
         while let Some(item) = stream.next().await {
             match item {
@@ -117,7 +116,7 @@ mod tests {
         let started = Instant::now();
         let (bytes, error) = drain(paced(host(10_000, 100, Duration::from_secs(10)), 1024, WINDOW)).await;
         assert!(
-            matches!(error, Some(ApiError::TooSlow { minimum: 1024, .. })),
+            matches!(error, Some(DownloadError::TooSlow { minimum: 1024, .. })),
             "{error:?}"
         );
         assert!(bytes <= 600, "{bytes}");
@@ -129,7 +128,7 @@ mod tests {
         let silent: ByteStream = futures_util::stream::pending().boxed();
         let (bytes, error) = drain(paced(silent, 1, WINDOW)).await;
         assert_eq!(bytes, 0);
-        assert!(matches!(error, Some(ApiError::TooSlow { received: 0, .. })));
+        assert!(matches!(error, Some(DownloadError::TooSlow { received: 0, .. })));
     }
 
     #[tokio::test(start_paused = true)]

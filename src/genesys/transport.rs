@@ -10,14 +10,14 @@
 //!   jittered backoff.
 //! - 401: refresh the token and try once more.
 
-use super::auth::Authenticator;
-use super::endpoint::Endpoint;
 use super::error::{ApiError, describe_reqwest};
-use crate::config::settings::RetrySettings;
+use super::token::Authenticator;
+use crate::endpoint::Endpoint;
 use crate::ratelimit::{Budget, Feedback, Outcome, RateHeaders};
 use crate::retry::backoff::FullJitter;
 use crate::retry::classify::{RetryAction, classify_status, classify_transport};
 use crate::retry::retry_after::{parse_body_hint, parse_retry_after};
+use crate::retry::settings::RetrySettings;
 use backon::Retryable;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;

@@ -13,8 +13,8 @@
 pub mod lock;
 pub mod sqlite;
 
-use crate::ratelimit::BoxFuture;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
 };
-use crate::ratelimit::BoxFuture;
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::{M, MigrationDefinitionError, Migrations};
 use std::path::Path;
@@ -119,7 +119,9 @@ const MIGRATIONS: &[M<'static>] = &[
         -- Pruning walks only finished rows, oldest first.
         CREATE INDEX recordings_finished ON recordings(COALESCE(start_time, discovered_at))
             WHERE state IN ('archived', 'parked');
-        CREATE INDEX conversations_start ON conversations(start_time);",
+        CREATE INDEX conversations_start ON conversations(start_time);
+        -- status lists the parked conversations oldest first.
+        CREATE INDEX parked_conversations_at ON parked_conversations(parked_at);",
     ),
 ];
 

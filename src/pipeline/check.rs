@@ -12,9 +12,9 @@
 
 use super::lifecycle::Lifecycle;
 use super::poller::park_conversation;
+use super::settings::FetchMode;
 use super::urls::UrlCache;
 use super::worker::park_reason;
-use crate::config::settings::FetchMode;
 use crate::genesys::model::{FileState, Media, Recording, RecordingFetch, RecordingMetadata};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ConversationRow, Ledger, LedgerResult, NewRecording};

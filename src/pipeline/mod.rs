@@ -17,6 +17,7 @@
 pub mod check;
 pub mod lifecycle;
 pub mod poller;
+pub mod settings;
 pub mod stats;
 pub mod urls;
 pub mod worker;

@@ -15,8 +15,8 @@
 //! 35 days back; `backfill` of older history goes through the asynchronous jobs API.
 
 use super::lifecycle::Lifecycle;
+use super::settings::DiscoverySettings;
 use super::stats::PipelineStats;
-use crate::config::settings::DiscoverySettings;
 use crate::genesys::model::{AnalyticsQuery, AsyncQuery, ConversationSummary, format_interval};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerError};

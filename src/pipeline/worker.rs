@@ -12,18 +12,18 @@
 //! 4. confirm the object with the sink and check its size, write the sidecar, and only
 //!    then mark the recording archived.
 
+use super::settings::WorkerSettings;
 use super::stats::PipelineStats;
-use crate::config::settings::WorkerSettings;
 use crate::genesys::model::{FileState, FormatId, Recording, RecordingFetch};
 use crate::genesys::pace::{self, paced};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ArchiveFacts, Claim, Claimed, Ledger, LedgerError, LedgerResult, State};
-use crate::ratelimit::BoxFuture;
 use crate::retry::backoff::full_jitter;
 use crate::sink::layout::{KeyLayout, RecordingKeys};
 use crate::sink::tally::tallied;
 use crate::sink::{Owner, PutRequest, Sink, SinkError, UploadJournal};
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -85,7 +85,7 @@ impl From<SinkError> for Failure {
         }
         match error {
             SinkError::Cancelled => Failure::Cancelled,
-            SinkError::Source(e) => Failure::from(e),
+            SinkError::Source(e) => Failure::from(ApiError::from(e)),
             other => Failure::Transient(format!("sink: {other}")),
         }
     }
@@ -386,12 +386,6 @@ impl Worker {
                 Ok(()) => {}
                 // Taken between the check and the write: look again (adopt or park).
                 Err(SinkError::Exists) => continue,
-                Err(SinkError::Source(ApiError::UrlExpired)) => {
-                    crate::metrics::global()
-                        .url_refreshes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    continue;
-                }
                 Err(e) => return Err(e.into()),
             }
             let (size, sha256) = {

@@ -9,8 +9,10 @@
 //! pausing it pauses everything.
 
 use super::scope::{CooldownCause, Scope, ScopeSettings};
-use super::{BoxFuture, Budget, BudgetStats, Endpoint, Feedback, Outcome};
-use crate::config::settings::{LimitSettings, RetrySettings};
+use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use crate::ratelimit::settings::LimitSettings;
+use crate::retry::settings::RetrySettings;
+use futures_util::future::BoxFuture;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -15,18 +15,15 @@ pub mod headers;
 pub mod local;
 pub mod naive;
 pub mod scope;
+pub mod settings;
 
-pub use crate::genesys::endpoint::Endpoint;
+pub use crate::endpoint::Endpoint;
 pub use headers::RateHeaders;
 pub use local::LocalBudget;
 
-use std::future::Future;
-use std::pin::Pin;
+use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// A boxed future, so the trait stays object-safe (`Arc<dyn Budget>`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// What the platform made of one attempt.
 #[derive(Debug, Clone, PartialEq)]

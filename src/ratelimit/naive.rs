@@ -8,7 +8,8 @@
 //! caller sleeps on its own: the Retry-After if there is one, else a static delay.
 
 use super::clock::TokioClock;
-use super::{BoxFuture, Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use futures_util::future::BoxFuture;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};

@@ -20,8 +20,8 @@
 use super::BudgetStats;
 use super::clock::TokioClock;
 use super::headers::RateHeaders;
-use crate::config::settings::RetrySettings;
 use crate::retry::backoff::full_jitter;
+use crate::retry::settings::RetrySettings;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};

@@ -6,7 +6,7 @@
 //! when `max_attempts` is reached or when the next sleep would take the call past
 //! `max_elapsed`, measured on tokio's clock (so paused-time tests control it).
 
-use crate::config::settings::RetrySettings;
+use crate::retry::settings::RetrySettings;
 use std::time::Duration;
 use tokio::time::Instant;
 

@@ -7,10 +7,10 @@
 //! that archive to a mounted volume.
 
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
-use crate::genesys::media::ByteStream;
-use crate::ratelimit::BoxFuture;
+use crate::download::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

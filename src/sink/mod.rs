@@ -11,13 +11,14 @@
 pub mod file;
 pub mod layout;
 pub mod s3;
+pub mod settings;
 pub mod streamed;
 pub mod tally;
 
-use crate::genesys::ApiError;
-use crate::genesys::media::ByteStream;
-use crate::ratelimit::BoxFuture;
+use crate::download::ByteStream;
+use crate::download::DownloadError;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 /// Who wrote an existing object.
@@ -69,7 +70,7 @@ pub enum SinkError {
     Exists,
     /// The body stream failed (download error, truncation); the upload was aborted.
     #[error("{0}")]
-    Source(ApiError),
+    Source(DownloadError),
     /// Shutdown asked the upload to stop; it was aborted.
     #[error("upload cancelled by shutdown")]
     Cancelled,

@@ -15,11 +15,10 @@
 //! come from the AWS default chain: environment, profile, web identity (IRSA),
 //! instance metadata.
 
+use super::settings::{S3Settings, Sse};
 use super::streamed::StreamedBody;
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UPLOAD_PENDING, UploadJournal};
-use crate::config::settings::{S3Settings, Sse};
-use crate::genesys::media::ByteStream;
-use crate::ratelimit::BoxFuture;
+use crate::download::ByteStream;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -27,6 +26,7 @@ use aws_sdk_s3::primitives::{ByteStream as S3Body, SdkBody};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -526,7 +526,7 @@ mod tests {
 
     #[tokio::test]
     async fn parts_are_exactly_part_sized_and_allocated_once() {
-        let chunks: Vec<Result<Bytes, crate::genesys::ApiError>> =
+        let chunks: Vec<Result<Bytes, crate::download::DownloadError>> =
             (0..10u8).map(|i| Ok(Bytes::from(vec![i; 700]))).collect();
         let mut reader = PartReader::new(Box::pin(futures_util::stream::iter(chunks)), 1000);
         let mut sizes = Vec::new();

@@ -10,8 +10,7 @@
 //! S3 stores nothing. The SDK reports that as a dispatch failure; the original error is
 //! kept here so the worker still sees *why* (an expired URL gets a fresh one).
 
-use crate::genesys::ApiError;
-use crate::genesys::media::ByteStream;
+use crate::download::{ByteStream, DownloadError};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
@@ -19,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 /// The first error the download produced, if any.
-pub type SourceError = Arc<Mutex<Option<ApiError>>>;
+pub type SourceError = Arc<Mutex<Option<DownloadError>>>;
 
 /// Frames handed to the HTTP connection are at least this large when the download has
 /// that much ready: a download arrives in chunks of a few KiB, and one write per chunk
@@ -56,9 +55,9 @@ impl StreamedBody {
 
 impl Body for StreamedBody {
     type Data = Bytes;
-    type Error = ApiError;
+    type Error = DownloadError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, ApiError>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, DownloadError>>> {
         let this = &mut *self;
         let stream = this.inner.get_mut().unwrap_or_else(|e| e.into_inner());
         while !this.ended && this.pending.len() < FRAME {
@@ -100,7 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn small_chunks_are_sent_as_larger_frames_and_every_byte_once() {
-        let chunks: Vec<Result<Bytes, ApiError>> = (0..100u8).map(|i| Ok(Bytes::from(vec![i; 10_000]))).collect();
+        let chunks: Vec<Result<Bytes, DownloadError>> = (0..100u8).map(|i| Ok(Bytes::from(vec![i; 10_000]))).collect();
         let (body, error) = StreamedBody::new(Box::pin(futures_util::stream::iter(chunks)), 1_000_000);
         let mut frames = Vec::new();
         let mut body = body;
@@ -120,9 +119,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_download_fails_the_body_and_keeps_its_error() {
-        let chunks: Vec<Result<Bytes, ApiError>> = vec![
+        let chunks: Vec<Result<Bytes, DownloadError>> = vec![
             Ok(Bytes::from_static(b"abc")),
-            Err(ApiError::LengthMismatch {
+            Err(DownloadError::LengthMismatch {
                 received: 3,
                 expected: 9,
             }),
@@ -134,7 +133,7 @@ mod tests {
         assert!(body.frame().await.is_none());
         assert_eq!(
             *error.lock().unwrap(),
-            Some(ApiError::LengthMismatch {
+            Some(DownloadError::LengthMismatch {
                 received: 3,
                 expected: 9
             })

@@ -5,8 +5,7 @@
 //! sees a failed body and aborts, instead of completing a truncated object that would
 //! then need to be found and deleted.
 
-use crate::genesys::ApiError;
-use crate::genesys::media::ByteStream;
+use crate::download::{ByteStream, DownloadError};
 use bytes::Bytes;
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
@@ -48,7 +47,7 @@ pub fn tallied(inner: ByteStream, expected: Option<u64>) -> (ByteStream, Arc<Mut
 }
 
 impl Stream for Tallied {
-    type Item = Result<Bytes, ApiError>;
+    type Item = Result<Bytes, DownloadError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.finished {
@@ -65,7 +64,7 @@ impl Stream for Tallied {
                 };
                 if let Some(expected) = self.expected.filter(|e| received > *e) {
                     self.finished = true;
-                    return Poll::Ready(Some(Err(ApiError::LengthMismatch { received, expected })));
+                    return Poll::Ready(Some(Err(DownloadError::LengthMismatch { received, expected })));
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }
@@ -78,7 +77,7 @@ impl Stream for Tallied {
                 let received = self.tally.lock().unwrap().bytes;
                 match self.expected {
                     Some(expected) if received != expected => {
-                        Poll::Ready(Some(Err(ApiError::LengthMismatch { received, expected })))
+                        Poll::Ready(Some(Err(DownloadError::LengthMismatch { received, expected })))
                     }
                     _ => Poll::Ready(None),
                 }
@@ -119,7 +118,7 @@ mod tests {
         let items: Vec<_> = s.collect().await;
         assert_eq!(
             items.last().unwrap().clone().unwrap_err(),
-            ApiError::LengthMismatch {
+            DownloadError::LengthMismatch {
                 received: 2,
                 expected: 5
             }
@@ -132,7 +131,7 @@ mod tests {
         let items: Vec<_> = s.collect().await;
         assert!(matches!(
             items.last().unwrap(),
-            Err(ApiError::LengthMismatch {
+            Err(DownloadError::LengthMismatch {
                 received: 6,
                 expected: 4
             })

@@ -56,5 +56,5 @@ pub fn settings_from_text(text: &str) -> Settings {
 
 pub fn client(settings: &Settings) -> Arc<GenesysClient> {
     let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
-    Arc::new(GenesysClient::new(settings, budget).expect("client builds"))
+    Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget).expect("client builds"))
 }
