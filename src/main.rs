@@ -545,9 +545,14 @@ async fn run_sim(args: SimArgs) -> ExitCode {
         }
     };
     // The configuration on stdout (`sim > sim.toml`), the words on stderr.
-    println!("{}", sim.archiver_config(&args.archive_dir));
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
+    // A reader that closes the pipe once it has the configuration does not stop the
+    // simulator (println! would panic on the broken pipe).
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(sim.archiver_config(&args.archive_dir).as_bytes());
+        let _ = out.flush();
+    }
     eprintln!(
         "Genesys Cloud simulator on {url} ({n} recordings; statistics at {url}/sim/stats). \
          The archiver configuration for it is on stdout.",

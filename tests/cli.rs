@@ -129,7 +129,7 @@ fn the_simulator_prints_a_configuration_that_archives_it() {
         .args(["sim", "--listen", &format!("127.0.0.1:{port}"), "--conversations", "6"])
         .current_dir(&dir)
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sim.log")).unwrap())
         .spawn()
         .unwrap();
     let mut config = String::new();
@@ -151,7 +151,8 @@ fn the_simulator_prints_a_configuration_that_archives_it() {
     sim.kill().unwrap();
     let _ = sim.wait();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{config}\n{stderr}");
+    let sim_log = std::fs::read_to_string(dir.join("sim.log")).unwrap_or_default();
+    assert!(out.status.success(), "{config}\n{stderr}\nsimulator: {sim_log}");
     let archived = std::fs::read_dir(dir.join("sim-archive/archive"))
         .map(|d| d.count())
         .unwrap_or(0);
