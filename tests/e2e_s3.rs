@@ -311,7 +311,8 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.starts_with("error: sink s3://no-such-bucket/")),
+            .any(|l| l.contains("\"message\":\"Command failed.\"")
+                && l.contains("\"error\":\"sink s3://no-such-bucket/")),
         "{stderr}"
     );
 }

@@ -53,9 +53,9 @@ async fn a_read_only_ledger_disk_stops_the_daemon_before_any_work() {
     let logs = text(&out);
     println!("{logs}");
     assert!(!out.status.success());
-    let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let last = last_error(&logs);
     assert!(
-        last.starts_with("error: ledger")
+        last.starts_with("ledger")
             && last.contains(&format!("{mnt}/ledger.sqlite"))
             && last.to_lowercase().contains("read-only"),
         "one clear line naming the ledger and why: {last}"
@@ -84,9 +84,9 @@ async fn a_full_ledger_disk_stops_the_daemon_and_the_next_run_loses_nothing() {
         !first.status.success(),
         "the run stops when the ledger cannot be written:\n{logs}"
     );
-    let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let last = last_error(&logs);
     assert!(
-        last.starts_with("error: ledger") && last.contains("full"),
+        last.starts_with("ledger") && last.contains("full"),
         "one clear line: {last}"
     );
     let archived_before = h.ledger().values().filter(|v| v.0 == "archived").count();
@@ -112,4 +112,13 @@ async fn a_full_ledger_disk_stops_the_daemon_and_the_next_run_loses_nothing() {
     assert_bucket_holds_exactly(&h, &available(&h)).await;
     assert!(h.ledger().values().all(|v| v.0 == "archived"));
     assert!(Path::new(&format!("{out_dir}/ledger.sqlite")).exists());
+}
+
+/// The error of the run's last line: with JSON logs (stderr is not a terminal) it is
+/// the `error` field of a "Command failed." event; every line is JSON.
+fn last_error(logs: &str) -> String {
+    let last = logs.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default();
+    let event: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|_| panic!("not JSON: {last}"));
+    assert_eq!(event["message"], "Command failed.", "{last}");
+    event["error"].as_str().unwrap_or_default().to_owned()
 }

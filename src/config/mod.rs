@@ -166,7 +166,8 @@ fn plain(error: &config::ConfigError) -> String {
         }
         config::ConfigError::At { error, .. } => plain(error),
         config::ConfigError::NotFound(key) => format!("`{key}` is not set"),
-        config::ConfigError::Message(message) => message.replace('\n', " "),
+        // serde says "field" for what an operator calls a key.
+        config::ConfigError::Message(message) => message.replacen("unknown field", "unknown key", 1).replace('\n', " "),
         other => other.to_string().replace('\n', " "),
     }
 }
