@@ -316,6 +316,20 @@ mod tests {
     }
 
     #[test]
+    fn ledger_retain_defaults_to_400_days_and_never_below_the_lookback() {
+        let s = load(MINIMAL, &[]).unwrap();
+        assert_eq!(s.ledger.retain, std::time::Duration::from_secs(400 * 24 * 3600));
+        let e = load(
+            &format!("{MINIMAL}\n[ledger]\nretain = \"2d\"\n[discovery]\nlookback = \"3d\"\n"),
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "ledger.retain", "{e}");
+        let e = load(MINIMAL, &[("GENESYS_ARCHIVER__LEDGER__RETAIN", "1h")]).unwrap_err();
+        assert_eq!(e.variable.as_deref(), Some("GENESYS_ARCHIVER__LEDGER__RETAIN"), "{e}");
+    }
+
+    #[test]
     fn requests_per_minute_is_auto_or_a_positive_number() {
         let s = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", "auto")]).unwrap();
         assert!(s.limits.auto_budget);

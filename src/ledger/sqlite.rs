@@ -217,6 +217,14 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
     })
 }
 
+/// The report's queries (`status`, `/metrics`, the backfill progress): neither may
+/// scan the recordings (a test reads their plans).
+const COUNTS: &str = "SELECT kind, state, n FROM counts";
+const OLDEST_UNARCHIVED: &str = "SELECT recording_id, COALESCE(end_time, start_time, discovered_at) FROM recordings
+     INDEXED BY recordings_unfinished
+     WHERE state NOT IN ('archived', 'parked')
+     ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1";
+
 /// How many rows one prune transaction removes at most: the connection is shared with
 /// the workers' claims, so a first prune of a large ledger runs in short slices.
 const PRUNE_BATCH: i64 = 5_000;
@@ -696,7 +704,7 @@ impl Ledger for SqliteLedger {
                 report.conversations.insert(state.as_str().to_owned(), 0);
             }
             // Kept by triggers: a dozen rows, whatever the ledger's size.
-            let mut stmt = conn.prepare_cached("SELECT kind, state, n FROM counts")?;
+            let mut stmt = conn.prepare_cached(COUNTS)?;
             let rows = stmt.query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
             })?;
@@ -710,14 +718,9 @@ impl Ledger for SqliteLedger {
                 counts.insert(state, n.max(0) as u64);
             }
             report.oldest_unarchived = conn
-                .query_row(
-                    "SELECT recording_id, COALESCE(end_time, start_time, discovered_at) FROM recordings
-                     INDEXED BY recordings_unfinished
-                     WHERE state NOT IN ('archived', 'parked')
-                     ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1",
-                    [],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
-                )
+                .query_row(OLDEST_UNARCHIVED, [], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .optional()?
                 .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
             report.watermark = read_watermark(conn)?;
@@ -1218,6 +1221,34 @@ mod tests {
         );
         assert_eq!(ledger.list(ListFilter::Parked, 100).await.unwrap().len(), 0);
         counted_matches_grouped(&dir);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_report_reads_no_table_scan() {
+        let (ledger, dir) = temp_ledger();
+        drop(ledger);
+        let conn = Connection::open(dir.join("ledger.sqlite")).unwrap();
+        for sql in [
+            COUNTS,
+            OLDEST_UNARCHIVED,
+            "SELECT SUM(n) FROM counts WHERE kind = 'recording'",
+        ] {
+            let plan: Vec<String> = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            // An index walked in order and stopped at LIMIT 1 is fine; the table, no.
+            let bare_scan = plan
+                .iter()
+                .any(|step| step.starts_with("SCAN recordings") && !step.contains("INDEX"));
+            let plan = plan.join("; ");
+            assert!(!bare_scan, "{sql}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
