@@ -315,4 +315,7 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
                 && l.contains("\"error\":\"sink s3://no-such-bucket/")),
         "{stderr}"
     );
+    // The S3 answer as code and status, not the SDK's dump of the raw response.
+    assert!(stderr.contains("HeadBucket: NotFound (HTTP 404)"), "{stderr}");
+    assert!(!stderr.contains("raw: Response"), "{stderr}");
 }

@@ -20,6 +20,7 @@ use super::streamed::StreamedBody;
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UPLOAD_PENDING, UploadJournal};
 use crate::download::ByteStream;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream as S3Body, SdkBody};
@@ -55,12 +56,29 @@ pub struct S3Sink {
 /// Object metadata key naming the recording an object holds.
 pub const RECORDING_ID_META: &str = "recording-id";
 
-fn failed<E, R>(operation: &'static str) -> impl Fn(SdkError<E, R>) -> SinkError
+/// One line an operator can read: a service error as its code, message and HTTP status
+/// (the SDK's own rendering adds the whole raw response); anything else (timeouts,
+/// connection failures) with its cause chain.
+fn failed<E>(operation: &'static str) -> impl Fn(SdkError<E, HttpResponse>) -> SinkError
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + 'static,
 {
-    move |e| SinkError::store(operation, DisplayErrorContext(&e))
+    move |e| match &e {
+        SdkError::ServiceError(service) => {
+            let error = service.err();
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            SinkError::store(
+                operation,
+                format!(
+                    "{}{}{}",
+                    error.code().unwrap_or("service error"),
+                    error.message().map(|m| format!(": {m}")).unwrap_or_default(),
+                    status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+                ),
+            )
+        }
+        _ => SinkError::store(operation, DisplayErrorContext(&e)),
+    }
 }
 
 /// S3 refused a conditional write: the key is taken.
