@@ -23,10 +23,13 @@ pub enum Endpoint {
     AnalyticsJobs,
     /// `GET /api/v2/organizations/limits/namespaces/platform.api`: the org's real limits.
     Limits,
+    /// `GET /api/v2/organizations/me`: the org's id and name (no permission needed); the
+    /// `{orgId}` of Genesys's own export layout.
+    Organization,
 }
 
 impl Endpoint {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
 
     pub const ALL: [Endpoint; Self::COUNT] = [
         Endpoint::Token,
@@ -36,6 +39,7 @@ impl Endpoint {
         Endpoint::ConversationRecordings,
         Endpoint::AnalyticsJobs,
         Endpoint::Limits,
+        Endpoint::Organization,
     ];
 
     /// The name used in configuration, logs, metrics and simulator statistics.
@@ -48,6 +52,7 @@ impl Endpoint {
             Endpoint::ConversationRecordings => "conversation_recordings",
             Endpoint::AnalyticsJobs => "analytics_jobs",
             Endpoint::Limits => "limits",
+            Endpoint::Organization => "organization",
         }
     }
 

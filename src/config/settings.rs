@@ -164,8 +164,15 @@ fn parse_base_url(key: &str, value: &str) -> Result<Url, ConfigError> {
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(ConfigError::new(key, "must be an http(s) URL with a host"));
     }
-    if url.query().is_some() || url.path() != "/" {
-        return Err(ConfigError::new(key, "must be a base URL without path or query"));
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(key, "must be a base URL without query or fragment"));
+    }
+    // A path is a prefix (an API gateway, the multi-org simulator's `/orgs/NAME`):
+    // kept with a trailing slash, so `oauth/token` and the API paths go below it.
+    let mut url = url;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
     }
     Ok(url)
 }

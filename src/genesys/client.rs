@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
 use super::model::{
     AnalyticsPage, AnalyticsQuery, AsyncQuery, DataAvailability, FileState, JobCreated, JobResults, JobStatus,
-    LimitEntities, Media, Recording, RecordingFetch, RecordingMetadata,
+    LimitEntities, Media, Organization, Recording, RecordingFetch, RecordingMetadata,
 };
 use super::settings::GenesysSettings;
 use super::transport::{Transport, parse_json};
@@ -77,7 +77,9 @@ impl GenesysClient {
     fn api(&self, path: &str) -> Url {
         let mut url = self.settings.api_url.clone();
         // Paths are built from templates and encoded ids; set_path keeps `%2F` as is.
-        url.set_path(path);
+        // A base URL with a path (a gateway, the multi-org simulator) prefixes it.
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{prefix}{path}"));
         url
     }
 
@@ -198,6 +200,14 @@ impl GenesysClient {
             .find(|e| e.key == "client.credentials.token.rate.per.minute")
             .filter(|e| e.value >= 1.0 && e.value < f64::from(u32::MAX))
             .map(|e| e.value as u32))
+    }
+
+    /// The client's own org (`GET /api/v2/organizations/me`; no permission needed).
+    pub async fn organization(&self) -> Result<Organization, ApiError> {
+        let answer = self
+            .get(Endpoint::Organization, "/api/v2/organizations/me", &[])
+            .await?;
+        parse_json(Endpoint::Organization, &answer.body)
     }
 
     /// Submits an asynchronous analytics job.

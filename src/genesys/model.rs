@@ -246,6 +246,15 @@ pub struct DataAvailability {
     pub data_availability_date: DateTime<Utc>,
 }
 
+/// `GET /api/v2/organizations/me`: who the client's org is. Only `id` is relied on
+/// (the `{orgId}` key placeholder); the name is for logs.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Organization {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
 /// `GET /api/v2/organizations/limits/namespaces/{namespace}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct LimitEntities {

@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct SimConfig {
     /// Seed of every random choice: the same seed gives the same ids, sizes and states.
     pub seed: u64,
+    /// The org's name: `GET /api/v2/organizations/me` answers it, and a multi-org
+    /// simulator serves the org under `/orgs/{org_name}`.
+    pub org_name: String,
     pub client_id: String,
     pub client_secret: String,
     /// Lifetime of issued access tokens (`expires_in`).
@@ -119,6 +122,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             seed: 1,
+            org_name: "sim-org".into(),
             client_id: "sim-client".into(),
             client_secret: "sim-secret".into(),
             token_lifetime: Duration::from_secs(86_400),

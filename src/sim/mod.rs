@@ -13,7 +13,10 @@
 //! media on signed URLs that expire with 403; a per-token budget
 //! and per-endpoint limits over a sliding window, with `inin-ratelimit-*` headers and
 //! 429s with or without Retry-After; injected latency, 5xx and dropped connections; and
-//! new conversations while it runs. `GET /sim/stats` counts every answer.
+//! new conversations while it runs; `GET /api/v2/organizations/me` (the org's id and
+//! name). `GET /sim/stats` counts every answer. One simulator can serve several orgs
+//! on one listener, each under `/orgs/{name}` with everything of its own (credentials,
+//! org id, catalog, budget, limits, faults, statistics), as real orgs share nothing.
 
 pub mod catalog;
 pub mod config;
@@ -37,6 +40,8 @@ use tokio::task::JoinHandle;
 /// Everything the handlers share.
 pub struct SimState {
     pub config: SimConfig,
+    /// What `GET /api/v2/organizations/me` answers as `id`.
+    pub org_id: String,
     /// `http://ADDR`, the base of API calls and of media URLs.
     pub base_url: String,
     pub catalog: Mutex<Catalog>,
@@ -62,53 +67,143 @@ pub struct Faults {
     pub media_outage: AtomicBool,
 }
 
-/// A running simulator; dropping it stops it.
+/// A running simulator; dropping it stops it. It serves one org at its root
+/// ([`Simulator::start`]) or several, each under its own base URL
+/// ([`Simulator::start_orgs`]). It dereferences to its first org, so single-org code
+/// reads `sim.catalog()`, `sim.stats()` as before.
 pub struct Simulator {
-    state: Arc<SimState>,
-    addr: SocketAddr,
+    orgs: Vec<SimOrg>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// One simulated org: its own credentials, org id, catalog, budget, limits, faults and
+/// statistics, behind its own base URL (as each real org has its region's hosts).
+pub struct SimOrg {
+    state: Arc<SimState>,
+    addr: SocketAddr,
+}
+
+impl std::ops::Deref for Simulator {
+    type Target = SimOrg;
+
+    fn deref(&self) -> &SimOrg {
+        &self.orgs[0]
+    }
+}
+
+fn org_state(config: SimConfig, base_url: String) -> Arc<SimState> {
+    let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x5eed);
+    let org_id = uuid_from(&mut rng);
+    Arc::new(SimState {
+        base_url,
+        org_id,
+        catalog: Mutex::new(Catalog::generate(&config, chrono::Utc::now())),
+        limits: Mutex::new(Limits {
+            tokens: HashMap::new(),
+            per_token: HashMap::new(),
+            per_endpoint: HashMap::new(),
+        }),
+        stats: Counters::default(),
+        signing_secret: format!("{:016x}{:016x}", rng.u64(..), fastrand::u64(..)),
+        faults: Faults::default(),
+        jobs: Mutex::new(HashMap::new()),
+        rng: Mutex::new(rng),
+        config,
+    })
+}
+
+/// A v4-shaped UUID from the org's seeded generator (stable per seed).
+fn uuid_from(rng: &mut fastrand::Rng) -> String {
+    let (a, b) = (rng.u64(..), rng.u64(..));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        ((b >> 48) & 0x3fff) | 0x8000,
+        b & 0xffff_ffff_ffff
+    )
+}
+
 impl Simulator {
-    /// Binds `listen` (port 0 for any free port) and starts serving.
+    /// Binds `listen` (port 0 for any free port) and serves one org at the root.
     pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
-        let mut rng = fastrand::Rng::with_seed(config.seed ^ 0x5eed);
-        let state = Arc::new(SimState {
-            base_url: format!("http://{addr}"),
-            catalog: Mutex::new(Catalog::generate(&config, chrono::Utc::now())),
-            limits: Mutex::new(Limits {
-                tokens: HashMap::new(),
-                per_token: HashMap::new(),
-                per_endpoint: HashMap::new(),
-            }),
-            stats: Counters::default(),
-            signing_secret: format!("{:016x}{:016x}", rng.u64(..), fastrand::u64(..)),
-            faults: Faults::default(),
-            jobs: Mutex::new(HashMap::new()),
-            rng: Mutex::new(rng),
-            config,
-        });
-        let app = routes::router(state.clone());
-        let mut tasks = vec![tokio::spawn(async move {
-            if let Err(error) = axum::serve(listener, app).await {
-                tracing::error!(message = "Simulator stopped.", %error);
-            }
-        })];
-        if state.config.new_conversations_per_minute > 0.0 {
-            tasks.push(tokio::spawn(grow(state.clone())));
-        }
-        Ok(Self { state, addr, tasks })
+        let state = org_state(config, format!("http://{addr}"));
+        Ok(Self::serve(listener, addr, vec![(None, state)]))
     }
 
+    /// Binds `listen` and serves each org under `http://ADDR/orgs/{org_name}` (its API,
+    /// login and media base URL). Names must be distinct.
+    pub async fn start_orgs(configs: Vec<SimConfig>, listen: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let mut orgs = Vec::new();
+        for config in configs {
+            let prefix = format!("/orgs/{}", config.org_name);
+            let state = org_state(config, format!("http://{addr}{prefix}"));
+            orgs.push((Some(prefix), state));
+        }
+        Ok(Self::serve(listener, addr, orgs))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, addr: SocketAddr, orgs: Vec<(Option<String>, Arc<SimState>)>) -> Self {
+        let mut app = axum::Router::new();
+        let mut tasks = Vec::new();
+        let mut handles = Vec::new();
+        for (prefix, state) in orgs {
+            app = match prefix {
+                Some(prefix) => app.nest(&prefix, routes::router(state.clone())),
+                None => app.merge(routes::router(state.clone())),
+            };
+            if state.config.new_conversations_per_minute > 0.0 {
+                tasks.push(tokio::spawn(grow(state.clone())));
+            }
+            handles.push(SimOrg { state, addr });
+        }
+        tasks.insert(
+            0,
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, app).await {
+                    tracing::error!(message = "Simulator stopped.", %error);
+                }
+            }),
+        );
+        Self { orgs: handles, tasks }
+    }
+
+    /// Every org served, in the order given.
+    pub fn orgs(&self) -> &[SimOrg] {
+        &self.orgs
+    }
+
+    /// The org named `name`.
+    pub fn org(&self, name: &str) -> Option<&SimOrg> {
+        self.orgs.iter().find(|o| o.state.config.org_name == name)
+    }
+
+    /// Serves until the process is stopped (the `sim` command).
+    pub async fn run_forever(mut self) {
+        if let Some(server) = self.tasks.first_mut() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl SimOrg {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://ADDR`: both the API and the login base URL.
+    /// This org's base URL: its API, login and media host at once.
     pub fn url(&self) -> &str {
         &self.state.base_url
+    }
+
+    /// The org id `GET /api/v2/organizations/me` answers.
+    pub fn org_id(&self) -> &str {
+        &self.state.org_id
     }
 
     pub fn config(&self) -> &SimConfig {
@@ -136,7 +231,6 @@ impl Simulator {
         self.state.limits.lock().unwrap().tokens.keys().cloned().collect()
     }
 
-    /// Revokes every issued token: the next call with one answers 401.
     /// Every API call answers 503 while on.
     pub fn set_outage(&self, on: bool) {
         self.state.faults.outage.store(on, Ordering::SeqCst);
@@ -157,6 +251,7 @@ impl Simulator {
         self.state.catalog.lock().unwrap().hostile_cases()
     }
 
+    /// Revokes every issued token: the next call with one answers 401.
     pub fn revoke_tokens(&self) {
         self.state.limits.lock().unwrap().tokens.clear();
     }
@@ -200,13 +295,6 @@ impl Simulator {
             ledger = format!("{directory}/ledger.sqlite"),
             archive = format!("{directory}/archive"),
         )
-    }
-
-    /// Serves until the process is stopped (the `sim` command).
-    pub async fn run_forever(mut self) {
-        if let Some(server) = self.tasks.first_mut() {
-            let _ = server.await;
-        }
     }
 }
 

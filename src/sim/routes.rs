@@ -57,6 +57,7 @@ pub fn router(state: Shared) -> Router {
             get(job_results),
         )
         .route("/api/v2/organizations/limits/namespaces/platform.api", get(org_limits))
+        .route("/api/v2/organizations/me", get(organization))
         .route("/media/{recording_id}", get(media))
         .route("/redirect/{recording_id}", get(redirect))
         .route("/sim/stats", get(stats))
@@ -563,6 +564,17 @@ async fn org_limits(State(sim): State<Shared>, headers: HeaderMap) -> Response {
         {"key": "client.credentials.token.rate.per.minute", "namespace": "platform.api", "value": sim.config.token_limit},
         {"key": "token.creation.rate.per.minute", "namespace": "platform.api", "value": 1200},
     ]});
+    sim.json(ep, StatusCode::OK, usage, body)
+}
+
+/// Who the org is; any valid token may ask (no permission needed).
+async fn organization(State(sim): State<Shared>, headers: HeaderMap) -> Response {
+    let ep = Endpoint::Organization;
+    let usage = match sim.gate(ep, &headers).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let body = json!({"id": sim.org_id, "name": sim.config.org_name, "state": "active"});
     sim.json(ep, StatusCode::OK, usage, body)
 }
 
