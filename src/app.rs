@@ -45,6 +45,8 @@ pub enum BuildError {
     Sink(#[from] crate::sink::SinkError),
     #[error(transparent)]
     Client(#[from] crate::genesys::client::BuildError),
+    #[error("keys use {{orgId}}: {0}")]
+    OrgId(String),
 }
 
 /// Opens the sink the settings name.
@@ -66,11 +68,12 @@ impl App {
         // Before anything else, a token request included: a second owner goes away at once.
         let lock = LedgerLock::acquire(&settings.ledger.path)?;
         let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
-        let sink = open_sink(&settings).await?;
         let client = Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget.clone())?);
         if settings.limits.auto_budget {
             read_token_limit(&client, budget.as_ref()).await;
         }
+        let settings = with_org_id(settings, &client).await?;
+        let sink = open_sink(&settings).await?;
         let health = Arc::new(Health::new(settings.discovery.poll_interval));
         health.ledger.store(true, Ordering::Relaxed);
         let app = Self {
@@ -173,6 +176,26 @@ impl App {
         result?;
         Ok(self.ledger.status().await?)
     }
+}
+
+/// Fills in `{orgId}` (key template, S3 prefix) from `GET /api/v2/organizations/me`
+/// when the layout uses it: keys are fixed at a recording's first attempt, so they must
+/// never be made without it. Unreadable: the run does not start.
+async fn with_org_id(mut settings: Settings, client: &GenesysClient) -> Result<Settings, BuildError> {
+    let prefix_needs = matches!(&settings.sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{orgId}"));
+    if !settings.sink.layout.needs_org_id() && !prefix_needs {
+        return Ok(settings);
+    }
+    let org = client
+        .organization()
+        .await
+        .map_err(|e| BuildError::OrgId(format!("cannot read the org id: {e}")))?;
+    settings.sink.layout = settings.sink.layout.with_org_id(&org.id).map_err(BuildError::OrgId)?;
+    if let SinkKind::S3(s3) = &mut settings.sink.kind {
+        s3.prefix = s3.prefix.replace("{orgId}", &org.id);
+    }
+    tracing::info!(message = "Org id read for the object keys.", org_id = %org.id, org_name = org.name.as_deref().unwrap_or(""));
+    Ok(settings)
 }
 
 /// Drops finished rows older than `retain`, at start and then hourly. A failed prune is

@@ -319,3 +319,30 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
     assert!(stderr.contains("HeadBucket: NotFound (HTTP 404)"), "{stderr}");
     assert!(!stderr.contains("raw: Response"), "{stderr}");
 }
+
+/// `{orgId}` in the prefix or the key template is the org's id, read once from
+/// `GET /api/v2/organizations/me` before any key is made (Genesys's own export layout
+/// starts with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_can_start_with_the_genesys_org_id() {
+    let h = Harness::start(screen_only(3, (100_000, 100_000)), "").await;
+    let org_id = h.sim.org_id().to_owned();
+    let (status, logs) = h.run_once_with(&[("GENESYS_ARCHIVER__S3__PREFIX", "{orgId}/")]).await;
+    assert!(status.success(), "{logs}");
+    let objects = h.objects().await;
+    assert_eq!(objects.len(), 6, "{objects:?}");
+    assert!(
+        objects.keys().all(|k| k.starts_with(&format!("{org_id}/year="))),
+        "{objects:?}"
+    );
+    assert_eq!(h.sim.stats().calls("organization"), 1, "read once");
+    let flat = h
+        .run_once_with(&[(
+            "GENESYS_ARCHIVER__SINK__KEY_TEMPLATE",
+            "{prefix}{orgId}/flat/{recordingId}.{ext}",
+        )])
+        .await;
+    assert!(flat.0.success(), "{}", flat.1);
+    // Already archived under the first layout: nothing new is written.
+    assert_eq!(h.objects().await.len(), 6);
+}

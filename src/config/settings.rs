@@ -703,6 +703,12 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
     if prefix.starts_with('/') || prefix.split('/').any(|seg| seg == "..") {
         return Err(ConfigError::new("s3.prefix", "must not start with `/` or contain `..`"));
     }
+    if prefix.replace("{orgId}", "").contains(['{', '}']) {
+        return Err(ConfigError::new(
+            "s3.prefix",
+            "the only placeholder a prefix takes is {orgId}",
+        ));
+    }
     if let Some(url) = &raw.endpoint_url {
         parse_base_url("s3.endpoint_url", url)?;
     }

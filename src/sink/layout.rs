@@ -30,6 +30,7 @@ const PLACEHOLDERS: &[&str] = &[
     "conversationId",
     "recordingId",
     "ext",
+    "orgId",
 ];
 
 /// Whether an id may be used in a key or a path.
@@ -83,6 +84,9 @@ impl KeyLayout {
         start: DateTime<Utc>,
         ext: &str,
     ) -> Result<RecordingKeys, String> {
+        if self.template.contains("{orgId}") || prefix.contains("{orgId}") {
+            return Err("the key uses {orgId}, but the org id was not read (KeyLayout::with_org_id)".into());
+        }
         for (what, id) in [("conversation id", conversation_id), ("recording id", recording_id)] {
             if !is_safe_id(id) {
                 return Err(format!("{what} has characters that cannot be used in an object key"));
@@ -99,6 +103,22 @@ impl KeyLayout {
             .replace("{recordingId}", recording_id)
             .replace("{ext}", ext);
         Ok(Self::fixed(media, recording_id))
+    }
+
+    /// Whether the template needs the Genesys org id.
+    pub fn needs_org_id(&self) -> bool {
+        self.template.contains("{orgId}")
+    }
+
+    /// The layout with `{orgId}` filled in (read from `GET /api/v2/organizations/me`
+    /// at start: Genesys's own export layout starts with it).
+    pub fn with_org_id(&self, org_id: &str) -> Result<Self, String> {
+        if !is_safe_id(org_id) {
+            return Err("the org id has characters that cannot be used in an object key".into());
+        }
+        Ok(Self {
+            template: self.template.replace("{orgId}", org_id),
+        })
     }
 
     /// The keys of a recording whose media key was fixed earlier (stored in the
@@ -132,6 +152,23 @@ mod tests {
             keys.sidecar,
             "org1/year=2026/month=03/day=04/hour=05/conversation_id=c-1/r-1_metadata.json"
         );
+    }
+
+    #[test]
+    fn org_id_is_filled_in_before_any_key_is_made() {
+        let layout = KeyLayout::parse("{orgId}/{recordingId}.{ext}").unwrap();
+        assert!(layout.needs_org_id());
+        let start = "2026-03-04T05:06:07Z".parse().unwrap();
+        assert!(
+            layout.keys("", "c-1", "r-1", start, "webm").is_err(),
+            "never a key with the placeholder"
+        );
+        let filled = layout.with_org_id("6f0c2a1e-0000-4000-8000-000000000001").unwrap();
+        assert_eq!(
+            filled.keys("", "c-1", "r-1", start, "webm").unwrap().media,
+            "6f0c2a1e-0000-4000-8000-000000000001/r-1.webm"
+        );
+        assert!(layout.with_org_id("../x").is_err());
     }
 
     #[test]
