@@ -118,13 +118,13 @@ pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>
 fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -> ExitCode {
     match result {
         Ok(report) => {
-            let failed = report.counts.get(State::Failed.as_str()).copied().unwrap_or(0);
+            let failed = report.recordings_in(State::Failed);
             let waiting = report.conversations_waiting();
             report_summary(&report);
             if failed > 0 {
                 ExitCode::from(EXIT_FAILED_RECORDINGS)
             } else if once && waiting > 0 {
-                let count = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
+                let count = |s| report.conversations_in(s);
                 tracing::info!(
                     message = "Conversations left for a later run (exit 4): still active, or ended but within \
                                discovery.settle_after_end; the next run or the daemon looks at them again.",
@@ -148,8 +148,8 @@ fn report_summary(report: &StatusReport) {
         eprintln!("{}", render_status(report));
         return;
     }
-    let count = |s: State| report.counts.get(s.as_str()).copied().unwrap_or(0);
-    let conversations = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
+    let count = |s| report.recordings_in(s);
+    let conversations = |s| report.conversations_in(s);
     tracing::info!(
         message = "Run finished.",
         archived = count(State::Archived),
@@ -189,7 +189,7 @@ async fn show_progress(ledger: Arc<dyn Ledger>) {
     loop {
         tick.tick().await;
         let Ok(report) = ledger.status().await else { continue };
-        let get = |s: State| report.counts.get(s.as_str()).copied().unwrap_or(0);
+        let get = |s| report.recordings_in(s);
         let done = get(State::Archived) + get(State::Parked) + get(State::Failed);
         let total: u64 = report.counts.values().sum();
         match &bar {
@@ -218,11 +218,7 @@ async fn show_progress(ledger: Arc<dyn Ledger>) {
 pub fn render_status(report: &StatusReport) -> String {
     let mut out = String::from("state        recordings\n");
     for state in State::ALL {
-        out.push_str(&format!(
-            "{:<12} {}\n",
-            state.as_str(),
-            report.counts.get(state.as_str()).copied().unwrap_or(0)
-        ));
+        out.push_str(&format!("{:<12} {}\n", state.as_str(), report.recordings_in(state)));
     }
     match &report.oldest_unarchived {
         Some((id, at)) => {
@@ -236,7 +232,7 @@ pub fn render_status(report: &StatusReport) -> String {
         }
         None => out.push_str("oldest unarchived: none\n"),
     }
-    let conversations = |s: ConversationState| report.conversations.get(s.as_str()).copied().unwrap_or(0);
+    let conversations = |s| report.conversations_in(s);
     out.push_str(&format!(
         "conversations: {} active, {} ended not settled, {} settled, {} parked{}\n",
         conversations(ConversationState::Active),

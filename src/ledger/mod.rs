@@ -141,9 +141,9 @@ pub struct Claimed {
     pub metadata: String,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// A multipart upload (key, upload id) an earlier attempt opened and could not
+    /// The id of a multipart upload an earlier attempt opened at `key` and could not
     /// abort (the store was down): aborted before this attempt starts.
-    pub open_upload: Option<(String, String)>,
+    pub open_upload: Option<String>,
     /// The object key fixed by the first attempt ([`Ledger::fix_key`]); later attempts
     /// use it as it is, so a retry in another hour cannot write a second object.
     pub key: Option<String>,
@@ -204,7 +204,7 @@ pub enum ParkedSelection {
 }
 
 /// What a prune removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub recordings: u64,
     pub conversations: u64,
@@ -228,7 +228,7 @@ pub struct ArchiveFacts {
 }
 
 /// `status`: counts per state, the oldest recording not yet archived, the watermark.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct StatusReport {
     pub counts: BTreeMap<String, u64>,
     pub oldest_unarchived: Option<(String, DateTime<Utc>)>,
@@ -240,6 +240,16 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// Recordings in `state`.
+    pub fn recordings_in(&self, state: State) -> u64 {
+        self.counts.get(state.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Conversations in `state`.
+    pub fn conversations_in(&self, state: ConversationState) -> u64 {
+        self.conversations.get(state.as_str()).copied().unwrap_or(0)
+    }
+
     /// Conversations that still need a look (active, ended but not settled).
     pub fn conversations_waiting(&self) -> u64 {
         [
@@ -247,8 +257,8 @@ impl StatusReport {
             ConversationState::Ended,
             ConversationState::Checking,
         ]
-        .iter()
-        .map(|s| self.conversations.get(s.as_str()).copied().unwrap_or(0))
+        .into_iter()
+        .map(|s| self.conversations_in(s))
         .sum()
     }
 }

@@ -135,11 +135,8 @@ fn claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         end_time: from_ms(row.get(3)?),
         metadata: row.get(4)?,
         attempts: row.get(5)?,
-        open_upload: match (row.get::<_, Option<String>>(6)?, row.get::<_, Option<String>>(7)?) {
-            (Some(key), Some(upload_id)) => Some((key, upload_id)),
-            _ => None,
-        },
         key: row.get(6)?,
+        open_upload: row.get(7)?,
         token: row.get(8)?,
         discovered_at: from_ms(row.get(9)?).unwrap_or_default(),
     })
@@ -285,24 +282,19 @@ impl SqliteLedger {
         sql: &'static str,
         values: Vec<rusqlite::types::Value>,
     ) -> BoxFuture<'_, LedgerResult<()>> {
-        let conn = self.conn.clone();
+        let id = claim.recording_id.clone();
+        let changed = self.run(move |conn| {
+            let mut all = values;
+            all.push(now_ms().into());
+            all.push(claim.recording_id.into());
+            all.push(claim.token.into());
+            conn.execute(sql, rusqlite::params_from_iter(all))
+        });
         Box::pin(async move {
-            let id = claim.recording_id.clone();
-            let changed = tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                let mut all = values;
-                all.push(now_ms().into());
-                all.push(claim.recording_id.into());
-                all.push(claim.token.into());
-                conn.execute(sql, rusqlite::params_from_iter(all))
-            })
-            .await
-            .map_err(err)?
-            .map_err(err)?;
-            if changed == 0 {
-                return Err(LedgerError::ClaimLost(id));
+            match changed.await? {
+                0 => Err(LedgerError::ClaimLost(id)),
+                _ => Ok(()),
             }
-            Ok(())
         })
     }
 
@@ -599,24 +591,17 @@ impl Ledger for SqliteLedger {
 
     fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>> {
         let id = claim.recording_id.clone();
-        let conn = self.conn.clone();
-        Box::pin(async move {
-            let stored = tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                conn.query_row(
-                    "UPDATE recordings SET object_key = COALESCE(object_key, ?1), updated_at = ?2
-                     WHERE recording_id = ?3 AND claim_token = ?4 AND state = 'uploading'
-                     RETURNING object_key",
-                    params![key, now_ms(), claim.recording_id, claim.token],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()
-            })
-            .await
-            .map_err(err)?
-            .map_err(err)?;
-            stored.ok_or(LedgerError::ClaimLost(id))
-        })
+        let stored = self.run(move |conn| {
+            conn.query_row(
+                "UPDATE recordings SET object_key = COALESCE(object_key, ?1), updated_at = ?2
+                 WHERE recording_id = ?3 AND claim_token = ?4 AND state = 'uploading'
+                 RETURNING object_key",
+                params![key, now_ms(), claim.recording_id, claim.token],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+        });
+        Box::pin(async move { stored.await?.ok_or(LedgerError::ClaimLost(id)) })
     }
 
     fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {

@@ -321,7 +321,7 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Result<Step, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
-        if let Some((key, upload_id)) = &claimed.open_upload {
+        if let (Some(key), Some(upload_id)) = (&claimed.key, &claimed.open_upload) {
             // Left by an attempt that could not abort it (the store was down): abort it
             // now, or this attempt waits for the store like the abort does.
             self.sink.abort_upload(key, upload_id).await?;
