@@ -332,6 +332,8 @@ impl Worker {
             tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
         }
         // The URL the conversation listing handed out, if any: no call at all.
+        // Fixed (a ledger write on a first attempt) once, not again for each fresh URL.
+        let mut fixed: Option<RecordingKeys> = None;
         for _round in 0..URL_ROUNDS {
             let fetch = match listed.take() {
                 Some((recording, media_uri)) => RecordingFetch::Ready { recording, media_uri },
@@ -345,10 +347,13 @@ impl Worker {
                 RecordingFetch::Pending { estimate, .. } => return Ok(Step::Pending(estimate)),
                 RecordingFetch::NotDownloadable { file_state } => return Ok(Step::Park(park_reason(&file_state))),
             };
-            let keys = self.key(claimed, &recording).await?;
+            if fixed.is_none() {
+                fixed = Some(self.key(claimed, &recording).await?);
+            }
+            let keys = fixed.as_ref().expect("fixed just above");
 
             if let Some(existing) = self.sink.head(&keys.media).await? {
-                return self.adopt(&recording, &keys, existing).await;
+                return self.adopt(&recording, keys, existing).await;
             }
 
             let download = match self.client.open_media(&media_uri).await {
@@ -409,7 +414,7 @@ impl Worker {
                 sha256,
                 archived_at: Utc::now(),
             };
-            self.write_sidecar(&recording, &keys, &facts).await?;
+            self.write_sidecar(&recording, keys, &facts).await?;
             return Ok(Step::Done(facts, false));
         }
         Err(Failure::Transient(format!(
