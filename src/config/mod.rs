@@ -110,7 +110,7 @@ impl Located {
             error.variable = Some(variable);
         } else if error.key != "--config" && error.key != "config" {
             error.file = self.file.clone();
-            if error.message.starts_with("must be set") {
+            if error.unset {
                 error.message = format!(
                     "{}: set it in the file, or with the environment variable {variable}",
                     error.message

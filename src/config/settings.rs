@@ -34,6 +34,8 @@ pub struct ConfigError {
     pub variable: Option<String>,
     /// The file the bad value is in, when known.
     pub file: Option<String>,
+    /// A required key without a value: the message says where it can be set.
+    pub unset: bool,
 }
 
 fn where_from(variable: &Option<String>, file: &Option<String>) -> String {
@@ -51,6 +53,15 @@ impl ConfigError {
             message: message.into(),
             variable: None,
             file: None,
+            unset: false,
+        }
+    }
+
+    /// A required key that has no value; `message` starts with "must be set".
+    pub fn unset(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            unset: true,
+            ..Self::new(key, message)
         }
     }
 }
@@ -127,7 +138,7 @@ impl LedgerPart {
     /// Checks `[ledger]` and `[telemetry]` only; other sections may be absent.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         Ok(Self {
-            ledger: validate_ledger(raw.ledger, raw.discovery.lookback.as_deref())?,
+            ledger: validate_ledger(raw.ledger, lookback(raw.discovery.lookback.as_deref())?)?,
             telemetry: validate_telemetry(raw.telemetry)?,
         })
     }
@@ -136,13 +147,18 @@ impl LedgerPart {
 impl Settings {
     /// Checks every value and builds the settings; the first problem found is returned.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
+        let genesys = validate_genesys(raw.genesys)?;
+        let limits = validate_limits(raw.limits)?;
+        let retry = validate_retry(raw.retry)?;
+        let workers = validate_workers(raw.workers)?;
+        let discovery = validate_discovery(raw.discovery)?;
         Ok(Self {
-            genesys: validate_genesys(raw.genesys)?,
-            limits: validate_limits(raw.limits)?,
-            retry: validate_retry(raw.retry)?,
-            workers: validate_workers(raw.workers)?,
-            ledger: validate_ledger(raw.ledger, raw.discovery.lookback.as_deref())?,
-            discovery: validate_discovery(raw.discovery)?,
+            ledger: validate_ledger(raw.ledger, discovery.lookback)?,
+            genesys,
+            limits,
+            retry,
+            workers,
+            discovery,
             sink: validate_sink(raw.sink, raw.s3)?,
             telemetry: validate_telemetry(raw.telemetry)?,
         })
@@ -193,7 +209,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         match (explicit, region) {
             (Some(url), _) => parse_base_url(key, &url),
             (None, Some(region)) => parse_base_url(key, &format!("https://{prefix}.{region}")),
-            (None, None) => Err(ConfigError::new(
+            (None, None) => Err(ConfigError::unset(
                 "genesys.region",
                 "must be set (or set both api_url and login_url)",
             )),
@@ -216,7 +232,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
 
     let client_id = raw.client_id.unwrap_or_default().trim().to_owned();
     if client_id.is_empty() {
-        return Err(ConfigError::new("genesys.client_id", "must be set"));
+        return Err(ConfigError::unset("genesys.client_id", "must be set"));
     }
     let client_secret = match (raw.client_secret, raw.client_secret_file) {
         (Some(_), Some(_)) => {
@@ -228,7 +244,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         (Some(secret), None) if !secret.is_empty() => secret,
         (None, Some(path)) => read_secret_file(&path)?,
         _ => {
-            return Err(ConfigError::new(
+            return Err(ConfigError::unset(
                 "genesys.client_secret",
                 "must be set (or client_secret_file)",
             ));
@@ -483,11 +499,7 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             raw.poll_interval.as_deref(),
             Duration::from_secs(60),
         )?,
-        lookback: duration_or(
-            "discovery.lookback",
-            raw.lookback.as_deref(),
-            Duration::from_secs(24 * 3600),
-        )?,
+        lookback: lookback(raw.lookback.as_deref())?,
         overlap: duration_or("discovery.overlap", raw.overlap.as_deref(), Duration::from_secs(600))?,
         settle_delay: duration_or(
             "discovery.settle_delay",
@@ -639,14 +651,16 @@ fn validate_filters(raw: Option<super::raw::RawFilters>) -> Result<Vec<SegmentFi
 /// backfill) still finds its rows; adoption of existing objects covers older ones.
 const DEFAULT_RETAIN: Duration = Duration::from_secs(400 * 24 * 3600);
 
-fn validate_ledger(raw: RawLedger, lookback: Option<&str>) -> Result<LedgerSettings, ConfigError> {
+/// `discovery.lookback` (default one day): read by discovery, and bounding
+/// `ledger.retain` from below for the ledger commands too.
+fn lookback(raw: Option<&str>) -> Result<Duration, ConfigError> {
+    duration_or("discovery.lookback", raw, Duration::from_secs(24 * 3600))
+}
+
+/// `lookback` is the validated `discovery.lookback`: rows younger than what discovery
+/// reads again must stay, or each pass would rediscover (and re-check) them.
+fn validate_ledger(raw: RawLedger, lookback: Duration) -> Result<LedgerSettings, ConfigError> {
     let retain = duration_or("ledger.retain", raw.retain.as_deref(), DEFAULT_RETAIN)?;
-    // Rows younger than what discovery reads again must stay, or each pass would
-    // rediscover (and re-check) them.
-    let lookback = match lookback {
-        Some(v) => parse_duration("discovery.lookback", v)?,
-        None => Duration::ZERO,
-    };
     if retain < lookback || retain < Duration::from_secs(24 * 3600) {
         return Err(ConfigError::new(
             "ledger.retain",
