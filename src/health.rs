@@ -38,14 +38,6 @@ impl Health {
         }
     }
 
-    pub fn poller_progress(&self) {
-        self.poller.tick();
-    }
-
-    pub fn dispatcher_progress(&self) {
-        self.workers.tick();
-    }
-
     pub fn live(&self) -> Result<(), String> {
         for (what, beacon) in [("poller", &self.poller), ("workers", &self.workers)] {
             let idle = beacon.idle();

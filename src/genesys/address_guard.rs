@@ -219,15 +219,19 @@ mod tests {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
             }
         });
-        let g = guard(table(&[("media.example.com", &["127.0.0.1"])]));
-        let client = reqwest::Client::builder().dns_resolver(Arc::new(g)).build().unwrap();
-        let error = client
-            .get(format!("https://media.example.com:{port}/r.webm?sig=x"))
-            .send()
-            .await
-            .unwrap_err();
-        let text = format!("{:?}", error);
-        assert!(text.contains("AddressRefused"), "{text}");
+        // The media client as the archiver builds it, with names looked up in a table.
+        let policy = MediaPolicy::new(&["*.example.com".into()], false).unwrap();
+        let lookup = table(&[("media.example.com", &["127.0.0.1"])]);
+        let client =
+            super::super::media::MediaClient::with_lookup(policy, std::time::Duration::from_secs(5), lookup).unwrap();
+        let url = reqwest::Url::parse(&format!("https://media.example.com:{port}/r.webm?sig=x")).unwrap();
+        let error = client.open(&url).await.err().expect("refused");
+        // The resolver's refusal, mapped to a refusal for good (parked, not retried).
+        assert!(
+            matches!(&error, super::super::ApiError::UrlRejected(super::super::media_policy::UrlRejected::Address(a))
+                if a.contains("media.example.com") && a.contains("127.0.0.1")),
+            "{error:?}"
+        );
         assert!(
             !accepted.load(std::sync::atomic::Ordering::SeqCst),
             "no connection was made"

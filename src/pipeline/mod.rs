@@ -195,12 +195,12 @@ impl Pipeline {
             // Passes start every poll_interval (not poll_interval after the last one
             // ended): a pass slowed by the budget does not push the next one back.
             let started = tokio::time::Instant::now();
-            self.health.poller_progress();
+            // The scope ticks as the pass starts; its answers tick while it runs.
             let result = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 result = self.health.poller.scope(self.poller.poll_once(false)) => result,
             };
-            self.health.poller_progress();
+            self.health.poller.tick();
             if let Err(error) = result {
                 match error {
                     PollError::Ledger(e) => return Err(e.into()),
@@ -236,7 +236,7 @@ impl Pipeline {
             // Idle is live; while jobs run, only their own progress counts (a job that
             // hangs must not be hidden by this loop going round).
             if tracker.is_empty() {
-                self.health.dispatcher_progress();
+                self.health.workers.tick();
             }
             if let Some(error) = failure.lock().unwrap().take() {
                 break Err(error.into());
