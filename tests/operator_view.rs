@@ -83,15 +83,21 @@ async fn stderr_is_all_json_with_json_logs_and_plain_text_otherwise() {
     assert!(!stderr.contains('\u{1b}'), "no escape codes into a pipe: {stderr:?}");
     assert!(stderr.contains("archived     3"), "the table for a person: {stderr}");
 
-    // A failure is a JSON event too.
+    // A failure is a JSON event too (the bucket does not exist: the command fails;
+    // a second `run --once` here would have had nothing left to fail on).
     let out = h
-        .daemon(&["--log-format", "json", "run", "--once"])
+        .daemon(&["--log-format", "json", "check-config", "--connect"])
         .env("GENESYS_ARCHIVER__S3__BUCKET", "no-such-bucket")
         .output()
         .await
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    json_lines(&stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let failures = json_lines(&stderr)
+        .into_iter()
+        .filter(|l| l["message"] == "Command failed." && l["level"] == "ERROR")
+        .count();
+    assert_eq!(failures, 1, "{stderr}");
 }
 
 /// A long discovery pass says how far it got, at most every 10 s; `run --once` says
