@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org, keys, screen_only};
+use common::harness::{
+    Harness, assert_bucket_holds_exactly, available, fast_org, keys, one_big_recording, screen_only,
+};
 use genesys_archiver::sim::SimConfig;
 use genesys_archiver::sim::media::expected_sha256;
 use std::time::Duration;
@@ -104,7 +106,7 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_three_parts_long_streams_as_multipart() {
-    let sim = screen_only(1, (15 * MIB, 15 * MIB));
+    let sim = one_big_recording();
     let h = Harness::start(sim, MULTIPART_ONLY).await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
@@ -125,7 +127,7 @@ const MULTIPART_ONLY: &str = "single_put_max = \"0\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_under_single_put_max_streams_as_one_put_object() {
-    let sim = screen_only(1, (15 * MIB, 15 * MIB));
+    let sim = one_big_recording();
     let h = Harness::start(sim, "").await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
@@ -151,10 +153,6 @@ async fn mid_transfer_failure(sim: SimConfig, extra: &str, reason_fragment: &str
     let (state, reason, _, _) = ledger.values().next().unwrap();
     assert_eq!(state, "failed");
     assert!(reason.as_deref().unwrap().contains(reason_fragment), "{reason:?}");
-}
-
-fn one_big_recording() -> SimConfig {
-    screen_only(1, (15 * MIB, 15 * MIB))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

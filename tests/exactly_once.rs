@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::harness::{Harness, available, keys, screen_only};
+use common::harness::{Harness, available, keys, one_big_recording, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ async fn a_retry_writes_to_the_key_its_first_attempt_fixed() {
 async fn a_download_without_content_length_goes_multipart() {
     let sim = SimConfig {
         media_unannounced_share: 1.0,
-        ..screen_only(1, (15 * MIB, 15 * MIB))
+        ..one_big_recording()
     };
     let h = Harness::start(sim, "").await;
     let (status, logs) = h.run_once().await;
@@ -88,7 +88,7 @@ async fn a_download_without_content_length_goes_multipart() {
 async fn a_body_longer_than_declared_is_never_stored_or_adopted() {
     let sim = SimConfig {
         media_overrun_share: 1.0,
-        ..screen_only(1, (15 * MIB, 15 * MIB))
+        ..one_big_recording()
     };
     let h = Harness::start(sim, "").await;
     let (status, logs) = h

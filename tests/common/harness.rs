@@ -112,6 +112,12 @@ pub fn screen_only(conversations: usize, size: (u64, u64)) -> SimConfig {
     }
 }
 
+/// One AVAILABLE screen recording of 15 MiB: three 5 MiB parts, large enough for the
+/// multipart and streamed-PutObject paths.
+pub fn one_big_recording() -> SimConfig {
+    screen_only(1, (15 * 1024 * 1024, 15 * 1024 * 1024))
+}
+
 impl Harness {
     /// Starts everything; `extra` TOML is appended to the daemon's configuration.
     pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
