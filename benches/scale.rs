@@ -92,13 +92,13 @@ async fn main() {
     }
     .load()
     .expect("settings");
-    let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
     let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
-    let client = Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget).expect("client"));
+    let client = Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget).expect("client"));
     let poller = Poller {
         client: client.clone(),
         ledger: ledger.clone(),
-        settings: settings.discovery.clone(),
+        settings: settings.first_org().discovery.clone(),
         stats: Arc::default(),
         work: Arc::default(),
     };
@@ -107,14 +107,14 @@ async fn main() {
         ledger: ledger.clone(),
         urls: Arc::default(),
         lifecycle: poller.lifecycle(),
-        mode: settings.discovery.fetch_mode,
+        mode: settings.first_org().discovery.fetch_mode,
         work: Arc::default(),
     });
     // Discovery as the daemon does it: the pass, then one listing per conversation,
     // `concurrency` in flight (workers do the listings in the daemon).
     let discover = |from, to| {
         let (poller, checker, ledger) = (&poller, checker.clone(), ledger.clone());
-        let concurrency = settings.discovery.concurrency;
+        let concurrency = settings.first_org().discovery.concurrency;
         async move {
             PassReport::get(&poller.pass(from, to).await.expect("discovery pass").new_conversations);
             let mut listed = 0u64;

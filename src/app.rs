@@ -6,6 +6,7 @@
 //! or the shutdown token fires. `main`, `demo`, the load test and the tests share both.
 
 use crate::config::Settings;
+use crate::config::settings::OrgSettings;
 use crate::config::settings::SinkKind;
 use crate::genesys::GenesysClient;
 use crate::health::Health;
@@ -27,6 +28,8 @@ use tokio::sync::Notify;
 
 pub struct App {
     pub settings: Settings,
+    /// The org served, its `{orgId}` filled in.
+    pub org: OrgSettings,
     pub client: Arc<GenesysClient>,
     pub budget: Arc<dyn Budget>,
     pub ledger: Arc<dyn Ledger>,
@@ -47,11 +50,15 @@ pub enum BuildError {
     Client(#[from] crate::genesys::client::BuildError),
     #[error("keys use {{orgId}}: {0}")]
     OrgId(String),
+    #[error(
+        "the configuration names {0} orgs; this version serves exactly one org per process (one configuration, ledger and metrics port each)"
+    )]
+    OrgCount(usize),
 }
 
-/// Opens the sink the settings name.
-pub async fn open_sink(settings: &Settings) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
-    Ok(match &settings.sink.kind {
+/// Opens the sink an org's settings name.
+pub async fn open_sink(org: &OrgSettings) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
+    Ok(match &org.sink.kind {
         SinkKind::S3(s3) => Arc::new(S3Sink::new(s3.clone()).await),
         SinkKind::File { directory } => Arc::new(FileSink::open(directory)?),
     })
@@ -59,25 +66,29 @@ pub async fn open_sink(settings: &Settings) -> Result<Arc<dyn Sink>, crate::sink
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
-        let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+        let org = only_org(&settings)?;
+        let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&org.limits, &settings.retry));
         Self::build_with_budget(settings, budget).await
     }
 
     /// With another budget (the load test's naive baseline).
     pub async fn build_with_budget(settings: Settings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
         // Before anything else, a token request included: a second owner goes away at once.
+        let org = only_org(&settings)?.clone();
         let lock = LedgerLock::acquire(&settings.ledger.path)?;
-        let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
-        let client = Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget.clone())?);
-        if settings.limits.auto_budget {
+        // The org's own rows of the one ledger file.
+        let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?.for_org(&org.name));
+        let client = Arc::new(GenesysClient::new(&org.genesys, &settings.retry, budget.clone())?);
+        if org.limits.auto_budget {
             read_token_limit(&client, budget.as_ref()).await;
         }
-        let settings = with_org_id(settings, &client).await?;
-        let sink = open_sink(&settings).await?;
-        let health = Arc::new(Health::new(settings.discovery.poll_interval));
+        let org = with_org_id(org, &client).await?;
+        let sink = open_sink(&org).await?;
+        let health = Arc::new(Health::new(org.discovery.poll_interval));
         health.ledger.store(true, Ordering::Relaxed);
         let app = Self {
             settings,
+            org,
             client,
             budget,
             ledger,
@@ -111,7 +122,7 @@ impl App {
         let poller = Poller {
             client: self.client.clone(),
             ledger: self.ledger.clone(),
-            settings: self.settings.discovery.clone(),
+            settings: self.org.discovery.clone(),
             stats: self.stats.clone(),
             work: work.clone(),
         };
@@ -121,15 +132,15 @@ impl App {
             ledger: self.ledger.clone(),
             urls: urls.clone(),
             lifecycle: poller.lifecycle(),
-            mode: self.settings.discovery.fetch_mode,
+            mode: self.org.discovery.fetch_mode,
             work: work.clone(),
         });
         let worker = Arc::new(Worker {
             client: self.client.clone(),
             ledger: self.ledger.clone(),
             sink: self.sink.clone(),
-            layout: self.settings.sink.layout.clone(),
-            format: self.settings.genesys.format_id,
+            layout: self.org.sink.layout.clone(),
+            format: self.org.genesys.format_id,
             settings: self.settings.workers.clone(),
             stats: self.stats.clone(),
         });
@@ -141,7 +152,7 @@ impl App {
             urls,
             ledger: self.ledger.clone(),
             slots: self.settings.workers.count,
-            poll_interval: self.settings.discovery.poll_interval,
+            poll_interval: self.org.discovery.poll_interval,
             work,
         }
     }
@@ -168,7 +179,7 @@ impl App {
             message = "Archiver starting.",
             sink = %self.sink.describe(),
             workers = self.settings.workers.count,
-            budget_per_window = self.settings.limits.token_budget,
+            budget_per_window = self.org.limits.token_budget,
         );
         let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
         let result = self.pipeline().run(mode, shutdown).await;
@@ -178,10 +189,18 @@ impl App {
     }
 }
 
+/// The one org this process serves.
+fn only_org(settings: &Settings) -> Result<&OrgSettings, BuildError> {
+    match settings.orgs.as_slice() {
+        [org] => Ok(org),
+        orgs => Err(BuildError::OrgCount(orgs.len())),
+    }
+}
+
 /// Fills in `{orgId}` (key template, S3 prefix) from `GET /api/v2/organizations/me`
 /// when the layout uses it: keys are fixed at a recording's first attempt, so they must
 /// never be made without it. Unreadable: the run does not start.
-async fn with_org_id(mut settings: Settings, client: &GenesysClient) -> Result<Settings, BuildError> {
+async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Result<OrgSettings, BuildError> {
     let prefix_needs = matches!(&settings.sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{orgId}"));
     if !settings.sink.layout.needs_org_id() && !prefix_needs {
         return Ok(settings);

@@ -78,6 +78,11 @@ async fn wait_for_signal() {
 
 /// Builds the app and starts its operations side (metrics, health, watchdog).
 async fn start(settings: Settings) -> Result<App, ExitCode> {
+    if settings.orgs.len() != 1 {
+        // Before any work, as a configuration this version cannot serve.
+        failure(crate::app::BuildError::OrgCount(settings.orgs.len()));
+        return Err(ExitCode::from(2));
+    }
     let app = App::build(settings).await.map_err(failure)?;
     app.start_operations()
         .await
@@ -272,6 +277,47 @@ fn open_ledger(settings: &LedgerSettings) -> Result<SqliteLedger, ExitCode> {
     SqliteLedger::open(&settings.path).map_err(failure)
 }
 
+/// The orgs a ledger command works on: `--org NAME`, else every org with rows (the
+/// default org of a single-org ledger).
+async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<SqliteLedger>, ExitCode> {
+    let ledger = open_ledger(settings)?;
+    let known = ledger.orgs().await.map_err(failure)?;
+    match org {
+        Some(name) if known.iter().any(|k| k == name) => Ok(vec![ledger.for_org(name)]),
+        Some(name) => Err(failure(format!(
+            "the ledger has no rows of org `{name}` (orgs in it: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ))),
+        None if known.is_empty() => Ok(vec![ledger]),
+        None => Ok(known.iter().map(|name| ledger.for_org(name)).collect()),
+    }
+}
+
+/// One line of an org in `status` across orgs.
+fn org_line(org: &str, report: &StatusReport) -> String {
+    let waiting = [State::Discovered, State::Transcoding, State::Retrying, State::Uploading]
+        .into_iter()
+        .map(|s| report.recordings_in(s))
+        .sum::<u64>();
+    let oldest = report.oldest_unarchived.as_ref().map_or("-".to_owned(), |(_, at)| {
+        short_age((Utc::now() - *at).to_std().unwrap_or_default())
+    });
+    format!(
+        "{:<24} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
+        org,
+        report.recordings_in(State::Archived),
+        waiting,
+        report.recordings_in(State::Failed),
+        report.recordings_in(State::Parked),
+        report.conversations_waiting(),
+        oldest
+    )
+}
+
 /// `status --json`: every value under a name (no positional pairs), for scripts.
 fn status_json(report: &StatusReport) -> String {
     let oldest = report.oldest_unarchived.as_ref().map(|(id, at)| {
@@ -297,49 +343,94 @@ fn status_json(report: &StatusReport) -> String {
     serde_json::to_string_pretty(&doc).expect("JSON values serialize")
 }
 
-/// `status [--json]`.
-pub async fn status(settings: &LedgerSettings, json: bool) -> ExitCode {
-    let ledger = match open_ledger(settings) {
-        Ok(l) => l,
+/// `status [--org NAME] [--json]`: one org in full; several orgs a line each (JSON:
+/// `{"orgs": {NAME: …}}`).
+pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) -> ExitCode {
+    let views = match org_views(settings, org).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    match ledger.status().await {
-        Ok(report) if json => {
-            println!("{}", status_json(&report));
-            ExitCode::SUCCESS
+    let mut reports = Vec::with_capacity(views.len());
+    for view in &views {
+        match view.status().await {
+            Ok(report) => reports.push((view.org().to_owned(), report)),
+            Err(e) => return failure(e),
         }
-        Ok(report) => {
-            println!("{}", render_status(&report));
-            ExitCode::SUCCESS
-        }
-        Err(e) => failure(e),
     }
+    match reports.as_slice() {
+        [(_, report)] if json => println!("{}", status_json(report)),
+        [(_, report)] => println!("{}", render_status(report)),
+        _ if json => {
+            let orgs: serde_json::Map<String, serde_json::Value> = reports
+                .iter()
+                .map(|(org, r)| {
+                    (
+                        org.clone(),
+                        serde_json::from_str(&status_json(r)).expect("our own JSON"),
+                    )
+                })
+                .collect();
+            let doc = serde_json::json!({ "orgs": orgs });
+            println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values serialize"));
+        }
+        _ => {
+            println!(
+                "{:<24} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
+                "org", "archived", "waiting", "failed", "parked", "conv. waiting", "oldest unarchived"
+            );
+            for (org, report) in &reports {
+                println!("{}", org_line(org, report));
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 /// `list --state failed|parked|waiting [--json] [--limit N]`: one line per recording
 /// (id, conversation, state, attempts, age, reason), oldest first.
-pub async fn list(settings: &LedgerSettings, filter: ListFilter, json: bool, limit: u32) -> ExitCode {
-    let ledger = match open_ledger(settings) {
-        Ok(l) => l,
+pub async fn list(
+    settings: &LedgerSettings,
+    org: Option<&str>,
+    filter: ListFilter,
+    json: bool,
+    limit: u32,
+) -> ExitCode {
+    let views = match org_views(settings, org).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    let rows = match ledger.list(filter, limit).await {
-        Ok(rows) => rows,
-        Err(e) => return failure(e),
-    };
+    let mut rows = Vec::new();
+    for view in &views {
+        match view.list(filter, limit).await {
+            Ok(found) => rows.extend(found.into_iter().map(|r| (view.org().to_owned(), r))),
+            Err(e) => return failure(e),
+        }
+    }
+    // Oldest first across orgs, as within one.
+    rows.sort_by_key(|(_, r)| (r.start_time.unwrap_or(r.discovered_at), r.recording_id.clone()));
+    rows.truncate(limit as usize);
     if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(org, row)| {
+                let mut value = serde_json::to_value(row).expect("rows serialize");
+                value["org"] = org.clone().into();
+                value
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&rows).expect("rows serialize"));
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<38} {:<38} {:<11} {:>8} {:>8}  reason",
-        "recording", "conversation", "state", "attempts", "age"
+        "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8}  reason",
+        "org", "recording", "conversation", "state", "attempts", "age"
     );
-    for row in &rows {
+    for (org, row) in &rows {
         let since = row.start_time.unwrap_or(row.discovered_at);
         let age = (Utc::now() - since).to_std().unwrap_or_default();
         println!(
-            "{:<38} {:<38} {:<11} {:>8} {:>8}  {}",
+            "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8}  {}",
+            org,
             row.recording_id.escape_debug(),
             row.conversation_id.escape_debug(),
             row.state,
@@ -366,75 +457,103 @@ fn short_age(age: Duration) -> String {
 
 /// `retry --parked [--reason TEXT | --id ID]`: parked recordings back in the queue,
 /// e.g. after they were restored in Genesys.
-pub async fn retry_parked(settings: &LedgerSettings, which: ParkedSelection) -> ExitCode {
-    let ledger = match open_ledger(settings) {
-        Ok(l) => l,
+pub async fn retry_parked(settings: &LedgerSettings, org: Option<&str>, which: ParkedSelection) -> ExitCode {
+    let views = match org_views(settings, org).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    match ledger.retry_parked(which).await {
-        Ok(n) => {
-            println!("{n} parked recordings are queued again (the next `run` archives them)");
-            ExitCode::SUCCESS
+    let mut n = 0;
+    for view in &views {
+        match view.retry_parked(which.clone()).await {
+            Ok(more) => n += more,
+            Err(e) => return failure(e),
         }
-        Err(e) => failure(e),
     }
+    println!("{n} parked recordings are queued again (the next `run` archives them)");
+    ExitCode::SUCCESS
 }
 
 /// `retry`.
-pub async fn retry(settings: &LedgerSettings) -> ExitCode {
-    let ledger = match open_ledger(settings) {
-        Ok(l) => l,
+pub async fn retry(settings: &LedgerSettings, org: Option<&str>) -> ExitCode {
+    let views = match org_views(settings, org).await {
+        Ok(v) => v,
         Err(code) => return code,
     };
-    let conversations = match ledger.retry_conversations().await {
-        Ok(n) => n,
-        Err(e) => return failure(e),
-    };
-    match ledger.retry_failed().await {
-        Ok(n) => {
-            println!("{n} failed recordings are queued again");
-            if conversations > 0 {
-                println!(
-                    "{conversations} parked conversations will be read again when discovery reads their window \
-                     (the overlap, or `backfill` over it)"
-                );
-            }
-            ExitCode::SUCCESS
+    let (mut n, mut conversations) = (0, 0);
+    for view in &views {
+        match view.retry_conversations().await {
+            Ok(more) => conversations += more,
+            Err(e) => return failure(e),
         }
-        Err(e) => failure(e),
+        match view.retry_failed().await {
+            Ok(more) => n += more,
+            Err(e) => return failure(e),
+        }
     }
+    println!("{n} failed recordings are queued again");
+    if conversations > 0 {
+        println!(
+            "{conversations} parked conversations will be read again when discovery reads their window \
+             (the overlap, or `backfill` over it)"
+        );
+    }
+    ExitCode::SUCCESS
 }
 
-/// `check-config [--connect]`.
+/// `check-config [--connect]`: every org's settings, and with `--connect` a token from
+/// each org and an answer from each org's sink.
 pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
-    let budget = if settings.limits.auto_budget {
-        "the org's own budget (read at start)".to_owned()
-    } else {
-        format!("a budget of {} requests", settings.limits.token_budget)
-    };
-    println!(
-        "configuration is valid: api {} with {budget} per {:?}, {} workers",
-        settings.genesys.api_url, settings.limits.window, settings.workers.count
-    );
-    if !connect {
-        return ExitCode::SUCCESS;
+    let single = !settings.org_source.multi;
+    if !single {
+        println!(
+            "configuration is valid: {} orgs, {} workers",
+            settings.orgs.len(),
+            settings.workers.count
+        );
     }
-    let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
-    let client = match crate::genesys::GenesysClient::new(&settings.genesys, &settings.retry, budget) {
-        Ok(c) => c,
-        Err(e) => return failure(e),
-    };
-    if let Err(e) = client.authenticate().await {
-        return failure(format!("genesys: {e}"));
+    let mut failed = false;
+    for org in &settings.orgs {
+        // A single-org file keeps its one-line form; several orgs get a line each.
+        let name = if single {
+            String::new()
+        } else {
+            format!("org {}: ", org.name)
+        };
+        let budget = if org.limits.auto_budget {
+            "the org's own budget (read at start)".to_owned()
+        } else {
+            format!("a budget of {} requests", org.limits.token_budget)
+        };
+        if single {
+            println!(
+                "configuration is valid: api {} with {budget} per {:?}, {} workers",
+                org.genesys.api_url, org.limits.window, settings.workers.count
+            );
+        } else {
+            println!(
+                "{name}api {} with {budget} per {:?}",
+                org.genesys.api_url, org.limits.window
+            );
+        }
+        if connect && let Err(e) = check_org(&settings, org, &name).await {
+            failure(format!("{name}{e}"));
+            failed = true;
+        }
     }
-    println!("genesys: a token was obtained from {}", settings.genesys.login_url);
-    let sink = match crate::app::open_sink(&settings).await {
-        Ok(s) => s,
-        Err(e) => return failure(format!("sink: {e}")),
-    };
-    if let Err(e) = sink.check().await {
-        return failure(format!("sink {}: {e}", sink.describe()));
-    }
-    println!("sink: {} answered", sink.describe());
-    ExitCode::SUCCESS
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// A token from the org's platform and an answer from its sink.
+async fn check_org(settings: &Settings, org: &crate::config::settings::OrgSettings, name: &str) -> Result<(), String> {
+    let budget = Arc::new(LocalBudget::new(&org.limits, &settings.retry));
+    let client =
+        crate::genesys::GenesysClient::new(&org.genesys, &settings.retry, budget).map_err(|e| e.to_string())?;
+    client.authenticate().await.map_err(|e| format!("genesys: {e}"))?;
+    println!("{name}genesys: a token was obtained from {}", org.genesys.login_url);
+    let sink = crate::app::open_sink(org).await.map_err(|e| format!("sink: {e}"))?;
+    sink.check()
+        .await
+        .map_err(|e| format!("sink {}: {e}", sink.describe()))?;
+    println!("{name}sink: {} answered", sink.describe());
+    Ok(())
 }

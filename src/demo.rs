@@ -99,10 +99,11 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
         ..Default::default()
     }
     .load()?;
-    let layout = settings.sink.layout.clone();
-    let format = settings.genesys.format_id;
-    let window = settings.limits.window;
-    let budget_per_window = settings.limits.token_budget;
+    let org = settings.first_org();
+    let layout = org.sink.layout.clone();
+    let format = org.genesys.format_id;
+    let window = org.limits.window;
+    let budget_per_window = org.limits.token_budget;
 
     let started = Instant::now();
     let app = App::build(settings).await?;

@@ -251,10 +251,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     .load()?;
     let budget: Arc<dyn Budget> = match options.strategy {
-        Strategy::Ours => Arc::new(LocalBudget::new(&settings.limits, &settings.retry)),
+        Strategy::Ours => Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry)),
         Strategy::Naive => Arc::new(NaiveBudget::new(
-            settings.limits.token_budget,
-            settings.limits.window,
+            settings.first_org().limits.token_budget,
+            settings.first_org().limits.window,
             options.workers as u32,
             Duration::from_secs(2),
         )),

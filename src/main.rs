@@ -54,6 +54,8 @@ enum Command {
     Status {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -63,6 +65,8 @@ enum Command {
     List {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Which recordings: failed, parked, or waiting (not finished yet).
         #[arg(long, value_enum)]
         state: ListState,
@@ -78,6 +82,8 @@ enum Command {
     Retry {
         #[command(flatten)]
         config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
         /// Parked recordings instead of failed ones (all of them without --reason or --id).
         #[arg(long)]
         parked: bool,
@@ -208,6 +214,19 @@ struct ConfigArg {
     /// TOML configuration file; GENESYS_ARCHIVER__SECTION__KEY variables override it.
     #[arg(long, short)]
     config: PathBuf,
+}
+
+/// `--org NAME` of the ledger commands.
+#[derive(Args)]
+struct OrgArg {
+    /// Only this org (as named in the configuration; `default` for a single-org one);
+    /// every org in the ledger when left out.
+    #[arg(long, value_parser = org_name)]
+    org: Option<String>,
+}
+
+fn org_name(value: &str) -> Result<String, String> {
+    genesys_archiver::config::orgs::check_name(value).map(|()| value.to_owned())
 }
 
 #[derive(Args)]
@@ -384,12 +403,13 @@ async fn run_cli() -> ExitCode {
             Ok(s) => commands::backfill(s, from, to).await,
             Err(e) => config_failure(e),
         },
-        Command::Status { config, json } => match ledger_part(&config) {
-            Ok(s) => commands::status(&s.ledger, json).await,
+        Command::Status { config, org, json } => match ledger_part(&config) {
+            Ok(s) => commands::status(&s.ledger, org.org.as_deref(), json).await,
             Err(e) => config_failure(e),
         },
         Command::List {
             config,
+            org,
             state,
             json,
             limit,
@@ -400,12 +420,13 @@ async fn run_cli() -> ExitCode {
                     ListState::Parked => ListFilter::Parked,
                     ListState::Waiting => ListFilter::Waiting,
                 };
-                commands::list(&s.ledger, filter, json, limit).await
+                commands::list(&s.ledger, org.org.as_deref(), filter, json, limit).await
             }
             Err(e) => config_failure(e),
         },
         Command::Retry {
             config,
+            org,
             parked,
             reason,
             id,
@@ -416,9 +437,9 @@ async fn run_cli() -> ExitCode {
                     (None, Some(id)) => ParkedSelection::Id(id),
                     (None, None) => ParkedSelection::All,
                 };
-                commands::retry_parked(&s.ledger, which).await
+                commands::retry_parked(&s.ledger, org.org.as_deref(), which).await
             }
-            Ok(s) => commands::retry(&s.ledger).await,
+            Ok(s) => commands::retry(&s.ledger, org.org.as_deref()).await,
             Err(e) => config_failure(e),
         },
         Command::CheckConfig { config, connect } => match settings(&config) {

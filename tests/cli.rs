@@ -257,7 +257,8 @@ fn status_and_retry_read_the_ledger() {
     let some = parked[0]["recording_id"].as_str().unwrap().to_owned();
     let out = run(&["list", "--config", config, "--state", "parked"], &[]);
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.starts_with("recording") && table.contains(&some), "{table}");
+    assert!(table.starts_with("org") && table.contains(&some), "{table}");
+    assert!(table.lines().nth(1).unwrap().starts_with("default "), "{table}");
     let out = run(&["retry", "--config", config, "--parked", "--id", &some], &[]);
     assert!(out.status.success());
     assert_eq!(
@@ -272,6 +273,85 @@ fn status_and_retry_read_the_ledger() {
     assert_eq!(out.status.code(), Some(2), "--reason needs --parked");
     let out = run(&["retry", "--config", config], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 failed recordings are queued again"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ledger_commands_take_an_org() {
+    use genesys_archiver::ledger::sqlite::SqliteLedger;
+    use genesys_archiver::ledger::{Ledger, NewRecording};
+    let dir = std::env::temp_dir().join(format!("ga-org-ledger-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = run(&["demo", "--conversations", "3", "--dir", dir.to_str().unwrap()], &[]);
+    assert!(out.status.success());
+    // A second org in the same ledger: one recording that failed for good.
+    let path = dir.join("ledger.sqlite");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let acme = SqliteLedger::open(&path).unwrap().for_org("acme");
+        let new = NewRecording {
+            recording_id: "acme-r1".into(),
+            conversation_id: "acme-c1".into(),
+            start_time: Some(chrono::Utc::now() - chrono::Duration::hours(3)),
+            end_time: None,
+            metadata: "{}".into(),
+            parked: None,
+            not_before: None,
+            transcoding: false,
+        };
+        acme.insert(vec![new]).await.unwrap();
+        let claimed = acme.claim_due(chrono::Utc::now()).await.unwrap().unwrap();
+        acme.fail(claimed.claim(), 8, "boom".into()).await.unwrap();
+    });
+    let config = dir.join("status.toml");
+    std::fs::write(&config, format!("[ledger]\npath = {:?}\n", path.display().to_string())).unwrap();
+    let config = config.to_str().unwrap();
+
+    // A line per org, with its oldest unarchived age.
+    let out = run(&["status", "--config", config], &[]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].starts_with("org") && lines[0].contains("oldest unarchived"),
+        "{table}"
+    );
+    assert!(lines[1].starts_with("acme ") && lines[1].contains(" 3h0m"), "{table}");
+    assert!(lines[2].starts_with("default "), "{table}");
+    let out = run(&["status", "--config", config, "--json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["orgs"]["acme"]["recordings"]["failed"], 1);
+    assert!(doc["orgs"]["default"]["recordings"]["archived"].as_u64().unwrap() > 0);
+    // One org in full, as a single-org ledger shows itself.
+    let out = run(&["status", "--config", config, "--org", "acme", "--json"], &[]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["recordings"]["failed"], 1);
+    assert_eq!(doc["recordings"]["archived"], 0);
+
+    let out = run(&["list", "--config", config, "--state", "failed", "--json"], &[]);
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["org"].as_str(), rows[0]["recording_id"].as_str()),
+        (Some("acme"), Some("acme-r1"))
+    );
+    let out = run(&["retry", "--config", config, "--org", "default"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("0 failed recordings"));
+    let out = run(&["retry", "--config", config, "--org", "acme"], &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("1 failed recordings"));
+
+    // An org the ledger does not know, and a name that cannot be one.
+    let out = run(&["status", "--config", config, "--org", "globex"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no rows of org `globex` (orgs in it: acme, default)"),
+        "{stderr}"
+    );
+    let out = run(
+        &["list", "--config", config, "--state", "failed", "--org", "Not An Org"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -313,4 +393,57 @@ fn loadtest_smoke_completes_and_counts() {
     ] {
         assert!(report[key].is_number(), "{key}");
     }
+}
+
+#[test]
+fn a_multi_org_file_is_checked_org_by_org() {
+    let dir = std::env::temp_dir().join(format!("ga-cli-orgs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let orgs_d = dir.join("orgs.d");
+    std::fs::create_dir_all(&orgs_d).unwrap();
+    std::fs::write(
+        orgs_d.join("globex.toml"),
+        "[genesys]\nregion = \"usw2.pure.cloud\"\nclient_id = \"g\"\n[s3]\nbucket = \"globex-own-bucket\"\n",
+    )
+    .unwrap();
+    let main = dir.join("archiver.toml");
+    std::fs::write(
+        &main,
+        format!(
+            "orgs_dir = {:?}\n[genesys]\nclient_secret_file = \"config/example-client-secret\"\n\
+             [s3]\nbucket = \"vendor-archive\"\nprefix = \"{{org}}/\"\n\
+             [[orgs]]\nname = \"acme\"\n[orgs.genesys]\nregion = \"mypurecloud.ie\"\nclient_id = \"a\"\n",
+            orgs_d.display().to_string()
+        ),
+    )
+    .unwrap();
+    let main = main.to_str().unwrap();
+    let out = run(&["check-config", "--config", main], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("configuration is valid: 2 orgs"), "{stdout}");
+    assert!(stdout.contains("org acme: api https://api.mypurecloud.ie/"), "{stdout}");
+    assert!(
+        stdout.contains("org globex: api https://api.usw2.pure.cloud/"),
+        "{stdout}"
+    );
+
+    // A bad org file: the one line names the org, the key and the file; exit 2.
+    std::fs::write(orgs_d.join("initech.toml"), "[genesys]\nregion = \"r.com\"\n").unwrap();
+    let out = run(&["check-config", "--config", main], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("config key `orgs[initech].genesys.client_id` in ") && stderr.contains("initech.toml"),
+        "{stderr}"
+    );
+
+    // This version serves one org per process: several are refused before any work.
+    std::fs::remove_file(orgs_d.join("initech.toml")).unwrap();
+    let out = run(&["run", "--once", "--config", main], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("names 2 orgs"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -183,7 +183,7 @@ async fn download_urls_outside_media_hosts_are_refused_before_any_request() {
         .client_config()
         .replace("media_hosts = [\"127.0.0.1\"]", "media_hosts = [\"media.example.com\"]");
     let strict = common::settings_from_text(&text);
-    assert_ne!(strict.genesys.media, settings.genesys.media);
+    assert_ne!(strict.first_org().genesys.media, settings.first_org().genesys.media);
     let client = common::client(&strict);
     let entry = &sim.catalog()[0];
     let error = client
@@ -297,15 +297,16 @@ async fn the_auto_budget_is_the_org_limit_the_platform_reports() {
         .client_config()
         .replace("requests_per_minute = 123", "requests_per_minute = \"auto\"");
     let settings = common::settings_from_text(&text);
-    assert!(settings.limits.auto_budget);
-    let budget = std::sync::Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
+    assert!(settings.first_org().limits.auto_budget);
+    let budget = std::sync::Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
     assert_eq!(
         budget.token_scope().effective_limit(),
         Some(300),
         "the documented default first"
     );
     let client =
-        genesys_archiver::genesys::GenesysClient::new(&settings.genesys, &settings.retry, budget.clone()).unwrap();
+        genesys_archiver::genesys::GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget.clone())
+            .unwrap();
     genesys_archiver::app::read_token_limit(&client, budget.as_ref() as &dyn Budget).await;
     assert_eq!(budget.token_scope().effective_limit(), Some(123));
     assert_eq!(sim.stats().calls("limits"), 1);

@@ -5,6 +5,7 @@
 //! stderr and a non-zero exit, never a half-started daemon.
 
 pub mod exposure;
+pub mod orgs;
 pub mod raw;
 pub mod settings;
 
@@ -80,6 +81,15 @@ impl Sources<'_> {
         let located = Located {
             variables,
             file: file_name,
+            org_names: [
+                self.file.and_then(|p| std::fs::read_to_string(p).ok()),
+                self.text.map(str::to_owned),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|text| org_names(&text))
+            .find(|names| !names.is_empty())
+            .unwrap_or_default(),
         };
         let config = builder
             .add_source(env)
@@ -100,14 +110,39 @@ struct Located {
     /// The `GENESYS_ARCHIVER__*` variables that were read.
     variables: HashMap<String, String>,
     file: Option<String>,
+    /// The names of the `[[orgs]]` entries, in order, to say `orgs[acme]` for `orgs[0]`.
+    org_names: Vec<Option<String>>,
+}
+
+/// The `name` of every `[[orgs]]` entry of a TOML text, read leniently.
+fn org_names(text: &str) -> Vec<Option<String>> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    match table.get("orgs").and_then(toml::Value::as_array) {
+        Some(orgs) => orgs
+            .iter()
+            .map(|o| o.get("name").and_then(toml::Value::as_str).map(str::to_owned))
+            .collect(),
+        None => Vec::new(),
+    }
 }
 
 impl Located {
-    /// Names the variable when the key was set by one (it overrides the file), else the file.
+    /// Names the variable when the key was set by one (it overrides the file), else the
+    /// file (unless the error names its own, an org file's).
     fn locate(&self, mut error: ConfigError) -> ConfigError {
+        if let Some(rest) = error.key.strip_prefix("orgs[")
+            && let Some((index, tail)) = rest.split_once(']')
+            && let Ok(index) = index.parse::<usize>()
+            && let Some(Some(name)) = self.org_names.get(index)
+        {
+            error.key = format!("orgs[{name}]{tail}");
+        }
         let variable = variable_for(&error.key);
         if self.variables.contains_key(&variable) {
             error.variable = Some(variable);
+        } else if error.file.is_some() {
         } else if error.key != "--config" && error.key != "config" {
             error.file = self.file.clone();
             if error.unset {
@@ -129,7 +164,7 @@ pub fn variable_for(key: &str) -> String {
 }
 
 /// A TOML syntax error as one line: where (file, line, column) and what.
-fn check_syntax(text: &str, name: &str) -> Result<(), ConfigError> {
+pub(crate) fn check_syntax(text: &str, name: &str) -> Result<(), ConfigError> {
     let Err(error) = text.parse::<toml::Table>() else {
         return Ok(());
     };
@@ -212,10 +247,14 @@ mod tests {
     #[test]
     fn region_gives_both_hosts_and_defaults_apply() {
         let s = load(MINIMAL, &[]).unwrap();
-        assert_eq!(s.genesys.api_url.as_str(), "https://api.mypurecloud.ie/");
-        assert_eq!(s.genesys.login_url.as_str(), "https://login.mypurecloud.ie/");
+        assert_eq!(s.first_org().genesys.api_url.as_str(), "https://api.mypurecloud.ie/");
         assert_eq!(
-            s.limits.token_budget, 300,
+            s.first_org().genesys.login_url.as_str(),
+            "https://login.mypurecloud.ie/"
+        );
+        assert_eq!(
+            s.first_org().limits.token_budget,
+            300,
             "the documented default until the org's is read"
         );
         assert_eq!(s.workers.count, 8);
@@ -240,11 +279,11 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(s.limits.token_budget, 120);
+        assert_eq!(s.first_org().limits.token_budget, 120);
         assert_eq!(s.workers.count, 3);
-        assert_eq!(s.genesys.client_id, "12345");
-        assert!(s.genesys.media.allows_host("x.b.example.com"));
-        assert!(!s.genesys.media.allows_host("x.mypurecloud.ie"));
+        assert_eq!(s.first_org().genesys.client_id, "12345");
+        assert!(s.first_org().genesys.media.allows_host("x.b.example.com"));
+        assert!(!s.first_org().genesys.media.allows_host("x.mypurecloud.ie"));
     }
 
     #[test]
@@ -283,23 +322,25 @@ mod tests {
         use super::settings::FetchMode;
         let s = load(MINIMAL, &[]).unwrap();
         assert_eq!(
-            s.discovery.segment_filters[0].predicates[0].dimension,
+            s.first_org().discovery.segment_filters[0].predicates[0].dimension,
             "screenRecording"
         );
-        assert_eq!(s.discovery.fetch_mode, FetchMode::Conversation);
-        assert!(s.limits.auto_budget, "requests_per_minute defaults to auto");
+        assert_eq!(s.first_org().discovery.fetch_mode, FetchMode::Conversation);
+        assert!(s.first_org().limits.auto_budget, "requests_per_minute defaults to auto");
         let tables = format!(
             "{MINIMAL}\n[discovery]\nfetch_mode = \"recording\"\n[[discovery.segment_filters]]\ntype = \"and\"\n\
              predicates = [{{ dimension = \"screenRecording\", value = \"true\" }}, \
              {{ dimension = \"queueId\", operator = \"exists\" }}]\n"
         );
         let s = load(&tables, &[]).unwrap();
-        assert_eq!(s.discovery.segment_filters[0].predicates.len(), 2);
-        assert_eq!(s.discovery.fetch_mode, FetchMode::Recording);
+        assert_eq!(s.first_org().discovery.segment_filters[0].predicates.len(), 2);
+        assert_eq!(s.first_org().discovery.fetch_mode, FetchMode::Recording);
         let json = r#"[{"type":"or","predicates":[{"dimension":"mediaType","value":"chat"}]}]"#;
         let s = load(MINIMAL, &[("GENESYS_ARCHIVER__DISCOVERY__SEGMENT_FILTERS", json)]).unwrap();
         assert_eq!(
-            s.discovery.segment_filters[0].predicates[0].value.as_deref(),
+            s.first_org().discovery.segment_filters[0].predicates[0]
+                .value
+                .as_deref(),
             Some("chat")
         );
         let bad = r#"[{"type":"or","predicates":[{"dimension":"mediaType","operator":"like","value":"x"}]}]"#;
@@ -332,10 +373,10 @@ mod tests {
     #[test]
     fn requests_per_minute_is_auto_or_a_positive_number() {
         let s = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", "auto")]).unwrap();
-        assert!(s.limits.auto_budget);
+        assert!(s.first_org().limits.auto_budget);
         let s = load(&format!("{MINIMAL}\n[limits]\nrequests_per_minute = 120\n"), &[]).unwrap();
-        assert!(!s.limits.auto_budget);
-        assert_eq!(s.limits.token_budget, 120);
+        assert!(!s.first_org().limits.auto_budget);
+        assert_eq!(s.first_org().limits.token_budget, 120);
         for bad in ["-5", "0", "lots"] {
             let e = load(MINIMAL, &[("GENESYS_ARCHIVER__LIMITS__REQUESTS_PER_MINUTE", bad)]).unwrap_err();
             assert_eq!(e.key, "limits.requests_per_minute", "{bad}: {e}");
@@ -354,7 +395,7 @@ mod tests {
         );
         let s = load(&text, &[]).unwrap();
         use secrecy::ExposeSecret;
-        assert_eq!(s.genesys.client_secret.expose_secret(), "from-file");
+        assert_eq!(s.first_org().genesys.client_secret.expose_secret(), "from-file");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -30,6 +30,31 @@ pub struct RawConfig {
     pub s3: RawS3,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// Several orgs: one entry each, over the shared sections above.
+    #[serde(default)]
+    pub orgs: Vec<RawOrg>,
+    /// Directory of org files (`*.toml`, each shaped like one `[[orgs]]` entry).
+    pub orgs_dir: Option<String>,
+    /// How often `orgs_dir` is read again (SIGHUP reads it at once), e.g. `"60s"`.
+    pub orgs_reload_interval: Option<String>,
+}
+
+/// One org of a multi-org configuration: its name and what it overrides of the shared
+/// `[genesys]`, `[limits]`, `[discovery]` and `[s3]` sections.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOrg {
+    /// `[a-z0-9-]`, unique; used in keys (`{org}`), metric labels, logs and the ledger.
+    /// In `orgs_dir`, defaults to the file's name without `.toml`.
+    pub name: Option<String>,
+    #[serde(default)]
+    pub genesys: RawGenesys,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub discovery: RawDiscovery,
+    #[serde(default)]
+    pub s3: RawS3,
 }
 
 /// `[telemetry]`: logs, metrics and health endpoints.
@@ -45,7 +70,7 @@ pub struct RawTelemetry {
 }
 
 /// `[genesys]`: where the platform is and how to authenticate.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGenesys {
     /// Region domain, e.g. `mypurecloud.com`; gives `https://api.{region}` and `https://login.{region}`.
@@ -57,7 +82,7 @@ pub struct RawGenesys {
     /// OAuth client-credentials client id.
     pub client_id: Option<String>,
     /// OAuth client secret. Prefer `client_secret_file` (systemd credentials, Kubernetes secrets).
-    pub client_secret: Option<String>,
+    pub client_secret: Option<RawSecret>,
     /// File holding the client secret (trailing newline ignored).
     pub client_secret_file: Option<String>,
     /// Template of the recording call; `{conversationId}` and `{recordingId}` are substituted.
@@ -80,7 +105,7 @@ pub struct RawGenesys {
 }
 
 /// `[limits]`: the request budgets the archiver spends.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     /// Per-token budget shared by every endpoint and worker: a number, or `"auto"` (the
@@ -95,6 +120,18 @@ pub struct RawLimits {
     /// `recordingmetadata`, `recording`. An endpoint not listed has only the per-token budget.
     #[serde(default)]
     pub endpoints: BTreeMap<String, u32>,
+}
+
+/// A secret as written: kept out of `Debug` output, since the raw sections are kept
+/// (the shared defaults every org file is read over) inside the settings.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct RawSecret(pub String);
+
+impl std::fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 /// A number, or a word such as `"auto"`.
@@ -151,7 +188,7 @@ pub struct RawWorkers {
 }
 
 /// `[discovery]`: how the poller finds new conversations.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDiscovery {
     /// Time between discovery passes.
@@ -192,7 +229,7 @@ pub struct RawLedger {
 }
 
 /// `[sink]`: where recordings go.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSink {
     /// `s3` (default) or `file`.
@@ -204,7 +241,7 @@ pub struct RawSink {
 }
 
 /// `[s3]`: the bucket.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawS3 {
     pub bucket: Option<String>,

@@ -69,14 +69,117 @@ impl ConfigError {
 /// Everything the daemon needs, checked.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub genesys: GenesysSettings,
-    pub limits: LimitSettings,
+    /// The orgs served: the one org of a single-org file, else every `[[orgs]]` entry
+    /// and `orgs_dir` file.
+    pub orgs: Vec<OrgSettings>,
+    /// Where the org set comes from, to read it again without a restart.
+    pub org_source: OrgSource,
     pub retry: RetrySettings,
     pub workers: WorkerSettings,
-    pub discovery: DiscoverySettings,
     pub ledger: LedgerSettings,
-    pub sink: SinkSettings,
     pub telemetry: TelemetrySettings,
+}
+
+/// What one org is served with: its own platform, budget, discovery and destination.
+#[derive(Debug, Clone)]
+pub struct OrgSettings {
+    /// [`super::orgs::SINGLE_ORG`] for a single-org file.
+    pub name: String,
+    pub genesys: GenesysSettings,
+    pub limits: LimitSettings,
+    pub discovery: DiscoverySettings,
+    /// `{org}` is filled in; `{orgId}` is filled in at start, from the platform.
+    pub sink: SinkSettings,
+    /// The key template or S3 prefix named `{org}` or `{orgId}`: orgs that share a
+    /// bucket keep their keys apart.
+    pub keys_by_org: bool,
+}
+
+/// Where the org set comes from.
+#[derive(Debug, Clone)]
+pub struct OrgSource {
+    /// The file has `[[orgs]]` or `orgs_dir` (else: one org, from the top level).
+    pub multi: bool,
+    /// The shared sections every org entry is laid over.
+    pub defaults: super::orgs::OrgDefaults,
+    /// The `[[orgs]]` entries of the main file (they change only with a restart).
+    pub entries: Vec<super::raw::RawOrg>,
+    pub dir: Option<PathBuf>,
+    /// How often `dir` is read again; SIGHUP reads it at once.
+    pub reload_interval: Duration,
+}
+
+impl OrgSource {
+    /// Reads and checks the org set again (at start, on SIGHUP, every
+    /// `reload_interval`): the main file's entries and every file of `dir`.
+    pub fn read(&self) -> Result<Vec<OrgSettings>, ConfigError> {
+        use super::orgs::{OrgEntry, org_files, read_org_file, validate_all};
+        let d = &self.defaults;
+        if !self.multi {
+            return Ok(vec![validate_org_parts(
+                super::orgs::SINGLE_ORG,
+                d.genesys.clone(),
+                d.limits.clone(),
+                d.discovery.clone(),
+                d.sink.clone(),
+                d.s3.clone(),
+            )?]);
+        }
+        let mut entries: Vec<OrgEntry> = self
+            .entries
+            .iter()
+            .cloned()
+            .map(|raw| OrgEntry { raw, file: None })
+            .collect();
+        if let Some(dir) = &self.dir {
+            for file in org_files(dir)? {
+                entries.push(read_org_file(&file)?);
+            }
+        }
+        validate_all(d, entries)
+    }
+}
+
+/// The error of the shared section that `key` belongs to, checked alone.
+pub(crate) fn shared_section_error(key: &str, d: &super::orgs::OrgDefaults) -> Option<ConfigError> {
+    let section = key.split('.').next().unwrap_or_default();
+    match section {
+        "genesys" => validate_genesys(d.genesys.clone()).err(),
+        "limits" => validate_limits(d.limits.clone()).err(),
+        "discovery" => validate_discovery(d.discovery.clone()).err(),
+        "s3" | "sink" => validate_sink(d.sink.clone(), d.s3.clone()).err(),
+        _ => None,
+    }
+}
+
+/// Checks one org's sections (already laid over the shared ones) and fills `{org}` in.
+pub fn validate_org_parts(
+    name: &str,
+    genesys: RawGenesys,
+    limits: RawLimits,
+    discovery: RawDiscovery,
+    sink: RawSink,
+    s3: RawS3,
+) -> Result<OrgSettings, ConfigError> {
+    let genesys = validate_genesys(genesys)?;
+    let limits = validate_limits(limits)?;
+    let discovery = validate_discovery(discovery)?;
+    let mut sink = validate_sink(sink, s3)?;
+    let prefix_names_org =
+        matches!(&sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{org}") || s3.prefix.contains("{orgId}"));
+    let keys_by_org = sink.layout.names_org() || prefix_names_org;
+    sink.layout = sink.layout.with_org(name);
+    if let SinkKind::S3(s3) = &mut sink.kind {
+        s3.prefix = s3.prefix.replace("{org}", name);
+    }
+    Ok(OrgSettings {
+        name: name.to_owned(),
+        genesys,
+        limits,
+        discovery,
+        sink,
+        keys_by_org,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -147,21 +250,52 @@ impl LedgerPart {
 impl Settings {
     /// Checks every value and builds the settings; the first problem found is returned.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
-        let genesys = validate_genesys(raw.genesys)?;
-        let limits = validate_limits(raw.limits)?;
+        let org_source = OrgSource {
+            multi: !raw.orgs.is_empty() || raw.orgs_dir.is_some(),
+            defaults: super::orgs::OrgDefaults {
+                genesys: raw.genesys,
+                limits: raw.limits,
+                discovery: raw.discovery,
+                s3: raw.s3,
+                sink: raw.sink,
+            },
+            entries: raw.orgs,
+            dir: match raw.orgs_dir {
+                Some(d) if d.trim().is_empty() => return Err(ConfigError::new("orgs_dir", "must not be empty")),
+                d => d.map(PathBuf::from),
+            },
+            reload_interval: duration_or(
+                "orgs_reload_interval",
+                raw.orgs_reload_interval.as_deref(),
+                Duration::from_secs(60),
+            )?,
+        };
+        if org_source.reload_interval < Duration::from_secs(1) {
+            return Err(ConfigError::new("orgs_reload_interval", "must be at least 1s"));
+        }
+        let orgs = org_source.read()?;
         let retry = validate_retry(raw.retry)?;
         let workers = validate_workers(raw.workers)?;
-        let discovery = validate_discovery(raw.discovery)?;
+        // Rows younger than any org's lookback must stay.
+        let shared_lookback = lookback(org_source.defaults.discovery.lookback.as_deref())?;
+        let longest = orgs
+            .iter()
+            .map(|o| o.discovery.lookback)
+            .max()
+            .unwrap_or(shared_lookback);
         Ok(Self {
-            ledger: validate_ledger(raw.ledger, discovery.lookback)?,
-            genesys,
-            limits,
+            ledger: validate_ledger(raw.ledger, longest)?,
+            orgs,
+            org_source,
             retry,
             workers,
-            discovery,
-            sink: validate_sink(raw.sink, raw.s3)?,
             telemetry: validate_telemetry(raw.telemetry)?,
         })
+    }
+
+    /// The first org: the only one of a single-org file.
+    pub fn first_org(&self) -> &OrgSettings {
+        &self.orgs[0]
     }
 }
 
@@ -241,7 +375,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
                 "set either client_secret or client_secret_file, not both",
             ));
         }
-        (Some(secret), None) if !secret.is_empty() => secret,
+        (Some(secret), None) if !secret.0.is_empty() => secret.0,
         (None, Some(path)) => read_secret_file(&path)?,
         _ => {
             return Err(ConfigError::unset(
@@ -717,10 +851,10 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
     if prefix.starts_with('/') || prefix.split('/').any(|seg| seg == "..") {
         return Err(ConfigError::new("s3.prefix", "must not start with `/` or contain `..`"));
     }
-    if prefix.replace("{orgId}", "").contains(['{', '}']) {
+    if prefix.replace("{orgId}", "").replace("{org}", "").contains(['{', '}']) {
         return Err(ConfigError::new(
             "s3.prefix",
-            "the only placeholder a prefix takes is {orgId}",
+            "the only placeholders a prefix takes are {org} and {orgId}",
         ));
     }
     if let Some(url) = &raw.endpoint_url {

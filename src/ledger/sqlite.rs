@@ -17,9 +17,16 @@ use rusqlite_migration::{M, MigrationDefinitionError, Migrations};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+/// One org's view of the ledger file: every query reads and writes that org's rows.
+/// Views of several orgs share one connection ([`SqliteLedger::for_org`]).
 pub struct SqliteLedger {
     conn: Arc<Mutex<Connection>>,
+    org: Arc<str>,
 }
+
+/// The org of a single-org configuration, and of every row written before the ledger
+/// knew orgs.
+pub const DEFAULT_ORG: &str = "default";
 
 /// The schema, one step per version; `PRAGMA user_version` counts the steps applied
 /// (`rusqlite_migration`). Ledgers written before migrations existed carry
@@ -123,6 +130,67 @@ const MIGRATIONS: &[M<'static>] = &[
         -- status lists the parked conversations oldest first.
         CREATE INDEX parked_conversations_at ON parked_conversations(parked_at);",
     ),
+    M::up(
+        "-- One ledger for several orgs: every row carries its org. Rows written before
+        -- belong to the org of a single-org configuration.
+        ALTER TABLE recordings ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE conversations ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+        ALTER TABLE parked_conversations ADD COLUMN org TEXT NOT NULL DEFAULT 'default';
+        -- Counts per org (status gives a line per org, /metrics a label).
+        DROP TRIGGER recordings_counted_in;
+        DROP TRIGGER recordings_counted_out;
+        DROP TRIGGER recordings_counted_moved;
+        DROP TRIGGER conversations_counted_in;
+        DROP TRIGGER conversations_counted_out;
+        DROP TRIGGER conversations_counted_moved;
+        CREATE TABLE org_counts (
+            org   TEXT NOT NULL,
+            kind  TEXT NOT NULL,
+            state TEXT NOT NULL,
+            n     INTEGER NOT NULL,
+            PRIMARY KEY (org, kind, state)
+        ) WITHOUT ROWID;
+        INSERT INTO org_counts SELECT 'default', kind, state, n FROM counts;
+        DROP TABLE counts;
+        ALTER TABLE org_counts RENAME TO counts;
+        CREATE TRIGGER recordings_counted_in AFTER INSERT ON recordings BEGIN
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'recording', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER recordings_counted_out AFTER DELETE ON recordings BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'recording' AND state = OLD.state;
+        END;
+        CREATE TRIGGER recordings_counted_moved AFTER UPDATE OF state ON recordings
+            WHEN OLD.state <> NEW.state BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'recording' AND state = OLD.state;
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'recording', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER conversations_counted_in AFTER INSERT ON conversations BEGIN
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'conversation', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER conversations_counted_out AFTER DELETE ON conversations BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'conversation' AND state = OLD.state;
+        END;
+        CREATE TRIGGER conversations_counted_moved AFTER UPDATE OF state ON conversations
+            WHEN OLD.state <> NEW.state BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'conversation' AND state = OLD.state;
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'conversation', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        -- The queues and the oldest unarchived, per org: led by the org, so one org's
+        -- claim walks its own queue, not the backlog of every other org.
+        DROP INDEX recordings_queue;
+        CREATE INDEX recordings_queue ON recordings(org, next_attempt_at, start_time)
+            WHERE state IN ('discovered', 'transcoding', 'retrying');
+        DROP INDEX conversations_due;
+        CREATE INDEX conversations_due ON conversations(org, state, next_check_at);
+        DROP INDEX recordings_unfinished;
+        CREATE INDEX recordings_unfinished ON recordings(org, COALESCE(end_time, start_time, discovered_at))
+            WHERE state NOT IN ('archived', 'parked');
+        CREATE INDEX parked_conversations_org ON parked_conversations(org, parked_at);",
+    ),
 ];
 
 const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at";
@@ -167,9 +235,21 @@ fn now_ms() -> i64 {
     ms(Utc::now())
 }
 
-fn read_watermark(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+/// The `meta` key of an org's watermark (`watermark` for the default org: the key
+/// ledgers have had since before orgs).
+fn watermark_key(org: &str) -> String {
+    if org == DEFAULT_ORG {
+        "watermark".to_owned()
+    } else {
+        format!("watermark:{org}")
+    }
+}
+
+fn read_watermark(conn: &Connection, org: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let value: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'watermark'", [], |r| r.get(0))
+        .query_row("SELECT value FROM meta WHERE key = ?1", [watermark_key(org)], |r| {
+            r.get(0)
+        })
         .optional()?;
     Ok(value
         .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
@@ -216,10 +296,10 @@ fn migrate(conn: &mut Connection) -> Result<(), String> {
 
 /// The report's queries (`status`, `/metrics`, the backfill progress): neither may
 /// scan the recordings (a test reads their plans).
-const COUNTS: &str = "SELECT kind, state, n FROM counts";
+const COUNTS: &str = "SELECT kind, state, n FROM counts WHERE org = ?1";
 const OLDEST_UNARCHIVED: &str = "SELECT recording_id, COALESCE(end_time, start_time, discovered_at) FROM recordings
      INDEXED BY recordings_unfinished
-     WHERE state NOT IN ('archived', 'parked')
+     WHERE org = ?1 AND state NOT IN ('archived', 'parked')
      ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1";
 
 /// How many rows one prune transaction removes at most: the connection is shared with
@@ -252,6 +332,28 @@ impl SqliteLedger {
         migrate(&mut conn).map_err(|e| LedgerError::Store(format!("{}: {e}", path.display())))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            org: DEFAULT_ORG.into(),
+        })
+    }
+
+    /// The same file, seen as `org`'s ledger.
+    pub fn for_org(&self, org: &str) -> Self {
+        Self {
+            conn: self.conn.clone(),
+            org: org.into(),
+        }
+    }
+
+    /// The org this view reads and writes.
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    /// Every org with rows in the ledger, by name.
+    pub fn orgs(&self) -> BoxFuture<'_, LedgerResult<Vec<String>>> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare("SELECT DISTINCT org FROM counts WHERE n > 0 ORDER BY org")?;
+            stmt.query_map([], |r| r.get(0))?.collect()
         })
     }
 
@@ -340,14 +442,15 @@ fn recording_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
 
 impl Ledger for SqliteLedger {
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let mut added = 0;
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO recordings (recording_id, conversation_id, state, reason, next_attempt_at,
-                        start_time, end_time, metadata, discovered_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                        start_time, end_time, metadata, discovered_at, updated_at, org)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
                      ON CONFLICT(recording_id) DO NOTHING",
                 )?;
                 let now = now_ms();
@@ -367,7 +470,8 @@ impl Ledger for SqliteLedger {
                         r.start_time.map(ms),
                         r.end_time.map(ms),
                         r.metadata,
-                        now
+                        now,
+                        &org
                     ])? as u64;
                 }
             }
@@ -406,12 +510,13 @@ impl Ledger for SqliteLedger {
     }
 
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                      ON CONFLICT(conversation_id) DO UPDATE SET start_time = excluded.start_time,
                         end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
                         next_check_at = excluded.next_check_at, updated_at = excluded.updated_at",
@@ -425,7 +530,8 @@ impl Ledger for SqliteLedger {
                         r.state.as_str(),
                         r.checks,
                         r.next_check_at.map(ms),
-                        now
+                        now,
+                        &org
                     ])?;
                 }
             }
@@ -434,26 +540,28 @@ impl Ledger for SqliteLedger {
     }
 
     fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {CONVERSATION_COLUMNS} FROM conversations INDEXED BY conversations_due
-                 WHERE state = 'active' ORDER BY next_check_at LIMIT ?1"
+                 WHERE org = ?2 AND state = 'active' ORDER BY next_check_at LIMIT ?1"
             ))?;
-            stmt.query_map(params![limit], conversation)?.collect()
+            stmt.query_map(params![limit, org], conversation)?.collect()
         })
     }
 
     fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             conn.query_row(
                 &format!(
                     "UPDATE conversations SET state = 'checking', updated_at = ?2
                      WHERE conversation_id = (
-                         SELECT conversation_id FROM conversations
-                         WHERE state = 'ended' AND next_check_at <= ?1 ORDER BY next_check_at LIMIT 1)
+                         SELECT conversation_id FROM conversations INDEXED BY conversations_due
+                         WHERE org = ?3 AND state = 'ended' AND next_check_at <= ?1 ORDER BY next_check_at LIMIT 1)
                      RETURNING {CONVERSATION_COLUMNS}"
                 ),
-                params![ms(now), now_ms()],
+                params![ms(now), now_ms(), org],
                 conversation,
             )
             .optional()
@@ -461,10 +569,11 @@ impl Ledger for SqliteLedger {
     }
 
     fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let at: Option<i64> = conn.query_row(
-                "SELECT MIN(next_check_at) FROM conversations WHERE state = 'ended'",
-                [],
+                "SELECT MIN(next_check_at) FROM conversations WHERE org = ?1 AND state = 'ended'",
+                [org],
                 |r| r.get(0),
             )?;
             Ok(from_ms(at))
@@ -487,17 +596,18 @@ impl Ledger for SqliteLedger {
     }
 
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             conn.query_row(
                 &format!(
                     "UPDATE recordings SET state = 'uploading', updated_at = ?2, claim_token = ?3
                  WHERE recording_id = (
                      SELECT recording_id FROM recordings INDEXED BY recordings_queue
-                     WHERE state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= ?1
+                     WHERE org = ?4 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= ?1
                      ORDER BY next_attempt_at, start_time LIMIT 1)
                  RETURNING {CLAIMED_COLUMNS}"
                 ),
-                params![ms(now), now_ms(), token()],
+                params![ms(now), now_ms(), token(), org],
                 claimed,
             )
             .optional()
@@ -505,11 +615,12 @@ impl Ledger for SqliteLedger {
     }
 
     fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let at: Option<i64> = conn.query_row(
                 "SELECT MIN(next_attempt_at) FROM recordings INDEXED BY recordings_queue
-                 WHERE state IN ('discovered', 'transcoding', 'retrying')",
-                [],
+                 WHERE org = ?1 AND state IN ('discovered', 'transcoding', 'retrying')",
+                [org],
                 |r| r.get(0),
             )?;
             Ok(from_ms(at))
@@ -517,11 +628,12 @@ impl Ledger for SqliteLedger {
     }
 
     fn unfinished(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             conn.query_row(
                 "SELECT COALESCE(SUM(n), 0) FROM counts
-                 WHERE kind = 'recording' AND state NOT IN ('archived', 'parked', 'failed')",
-                [],
+                 WHERE org = ?1 AND kind = 'recording' AND state NOT IN ('archived', 'parked', 'failed')",
+                [org],
                 |r| r.get::<_, i64>(0),
             )
             .map(|n| n.max(0) as u64)
@@ -633,31 +745,39 @@ impl Ledger for SqliteLedger {
     }
 
     fn recover(&self) -> BoxFuture<'_, LedgerResult<Vec<OpenUpload>>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
                 "UPDATE recordings SET state = 'discovered', next_attempt_at = ?1, claim_token = NULL, updated_at = ?1
-                 WHERE state = 'uploading'",
-                params![now_ms()],
+                 WHERE org = ?2 AND state = 'uploading'",
+                params![now_ms(), org],
             )?;
             tx.execute(
-                "UPDATE conversations SET state = 'ended', next_check_at = ?1, updated_at = ?1 WHERE state = 'checking'",
-                params![now_ms()],
+                "UPDATE conversations SET state = 'ended', next_check_at = ?1, updated_at = ?1
+                 WHERE org = ?2 AND state = 'checking'",
+                params![now_ms(), org],
             )?;
             // Listed recordings wait for their URL (held in memory by the process that
             // listed them): after a restart there is none, so they are due now.
             tx.execute(
                 "UPDATE recordings SET next_attempt_at = ?1, updated_at = ?1
-                 WHERE state = 'discovered' AND next_attempt_at > ?1",
-                params![now_ms()],
+                 WHERE org = ?2 AND state = 'discovered' AND next_attempt_at > ?1",
+                params![now_ms(), org],
             )?;
             let open = {
                 let mut stmt = tx.prepare(
                     "SELECT recording_id, object_key, upload_id FROM recordings
-                     WHERE upload_id IS NOT NULL AND object_key IS NOT NULL",
+                     WHERE org = ?1 AND upload_id IS NOT NULL AND object_key IS NOT NULL",
                 )?;
-                stmt.query_map([], |r| Ok(OpenUpload { recording_id: r.get(0)?, key: r.get(1)?, upload_id: r.get(2)? }))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?
+                stmt.query_map([&org], |r| {
+                    Ok(OpenUpload {
+                        recording_id: r.get(0)?,
+                        key: r.get(1)?,
+                        upload_id: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?
             };
             tx.commit()?;
             Ok(open)
@@ -665,22 +785,25 @@ impl Ledger for SqliteLedger {
     }
 
     fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        self.run(|conn| read_watermark(conn))
+        let org = self.org.to_string();
+        self.run(move |conn| read_watermark(conn, &org))
     }
 
     fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>> {
+        let key = watermark_key(&self.org);
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO meta (key, value) VALUES ('watermark', ?1)
+                "INSERT INTO meta (key, value) VALUES (?2, ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)],
+                params![at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true), key],
             )?;
             Ok(())
         })
     }
 
     fn status(&self) -> BoxFuture<'_, LedgerResult<StatusReport>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let mut report = StatusReport::default();
             for state in State::ALL {
                 report.counts.insert(state.as_str().to_owned(), 0);
@@ -690,7 +813,7 @@ impl Ledger for SqliteLedger {
             }
             // Kept by triggers: a dozen rows, whatever the ledger's size.
             let mut stmt = conn.prepare_cached(COUNTS)?;
-            let rows = stmt.query_map([], |r| {
+            let rows = stmt.query_map([&org], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
             })?;
             for row in rows {
@@ -703,16 +826,17 @@ impl Ledger for SqliteLedger {
                 counts.insert(state, n.max(0) as u64);
             }
             report.oldest_unarchived = conn
-                .query_row(OLDEST_UNARCHIVED, [], |r| {
+                .query_row(OLDEST_UNARCHIVED, [&org], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
                 })
                 .optional()?
                 .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
-            report.watermark = read_watermark(conn)?;
+            report.watermark = read_watermark(conn, &org)?;
             let mut stmt = conn.prepare_cached(
-                "SELECT conversation_id, reason FROM parked_conversations ORDER BY parked_at LIMIT 1000",
+                "SELECT conversation_id, reason FROM parked_conversations INDEXED BY parked_conversations_org
+                 WHERE org = ?1 ORDER BY parked_at LIMIT 1000",
             )?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            for row in stmt.query_map([&org], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 report.parked_conversations.push(row?);
             }
             Ok(report)
@@ -720,6 +844,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn retry_parked(&self, which: ParkedSelection) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let (condition, value) = match which {
                 ParkedSelection::All => ("1 = ?2", rusqlite::types::Value::Integer(1)),
@@ -733,15 +858,16 @@ impl Ledger for SqliteLedger {
                 &format!(
                     "UPDATE recordings SET state = 'discovered', attempts = 0, reason = NULL, next_attempt_at = ?1,
                         updated_at = ?1
-                     WHERE state = 'parked' AND {condition}"
+                     WHERE org = ?3 AND state = 'parked' AND {condition}"
                 ),
-                params![now_ms(), value],
+                params![now_ms(), value, org],
             )?;
             Ok(n as u64)
         })
     }
 
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let states = match filter {
                 ListFilter::Failed => "'failed'",
@@ -750,10 +876,10 @@ impl Ledger for SqliteLedger {
             };
             let mut stmt = conn.prepare(&format!(
                 "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at, updated_at
-                 FROM recordings WHERE state IN ({states})
+                 FROM recordings WHERE org = ?2 AND state IN ({states})
                  ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT ?1"
             ))?;
-            stmt.query_map(params![limit], recording_row)?.collect()
+            stmt.query_map(params![limit, org], recording_row)?.collect()
         })
     }
 
@@ -772,23 +898,25 @@ impl Ledger for SqliteLedger {
     }
 
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let n = conn.execute(
                 "UPDATE recordings SET state = 'discovered', attempts = 0, next_attempt_at = ?1, updated_at = ?1
-                 WHERE state = 'failed'",
-                params![now_ms()],
+                 WHERE org = ?2 AND state = 'failed'",
+                params![now_ms(), org],
             )?;
             Ok(n as u64)
         })
     }
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
-                "INSERT INTO parked_conversations (conversation_id, reason, parked_at) VALUES (?1, ?2, ?3)
+                "INSERT INTO parked_conversations (conversation_id, reason, parked_at, org) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
-                params![conversation_id, reason, now_ms()],
+                params![conversation_id, reason, now_ms(), org],
             )?;
             tx.execute(
                 "UPDATE conversations SET state = 'parked', next_check_at = NULL, updated_at = ?2 WHERE conversation_id = ?1",
@@ -799,14 +927,15 @@ impl Ledger for SqliteLedger {
     }
 
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        self.run(|conn| {
+        let org = self.org.to_string();
+        self.run(move |conn| {
             let tx = conn.transaction()?;
             tx.execute(
                 "UPDATE conversations SET state = 'ended', checks = 0, next_check_at = ?1, updated_at = ?1
-                 WHERE state = 'parked'",
-                params![now_ms()],
+                 WHERE org = ?2 AND state = 'parked'",
+                params![now_ms(), org],
             )?;
-            let n = tx.execute("DELETE FROM parked_conversations", [])? as u64;
+            let n = tx.execute("DELETE FROM parked_conversations WHERE org = ?1", [&org])? as u64;
             tx.commit()?;
             Ok(n)
         })
@@ -938,7 +1067,7 @@ mod tests {
         for (kind, table) in [("recording", "recordings"), ("conversation", "conversations")] {
             let grouped: Vec<(String, i64)> = conn
                 .prepare(&format!(
-                    "SELECT state, COUNT(*) FROM {table} GROUP BY state ORDER BY state"
+                    "SELECT org || '/' || state, COUNT(*) FROM {table} GROUP BY org, state ORDER BY org, state"
                 ))
                 .unwrap()
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -946,7 +1075,7 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
             let counted: Vec<(String, i64)> = conn
-                .prepare("SELECT state, n FROM counts WHERE kind = ?1 AND n <> 0 ORDER BY state")
+                .prepare("SELECT org || '/' || state, n FROM counts WHERE kind = ?1 AND n <> 0 ORDER BY org, state")
                 .unwrap()
                 .query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))
                 .unwrap()
@@ -1219,10 +1348,10 @@ mod tests {
             OLDEST_UNARCHIVED,
             "SELECT SUM(n) FROM counts WHERE kind = 'recording'",
         ] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .query_map([], |r| r.get::<_, String>(3))
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let org: &[&dyn rusqlite::ToSql] = if sql.contains("?1") { &[&"acme"] } else { &[] };
+            let plan: Vec<String> = stmt
+                .query_map(org, |r| r.get::<_, String>(3))
                 .unwrap()
                 .collect::<Result<_, _>>()
                 .unwrap();
@@ -1234,6 +1363,57 @@ mod tests {
             assert!(!bare_scan, "{sql}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {sql}: {plan}");
         }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn each_org_sees_only_its_own_rows() {
+        let (default, dir) = temp_ledger();
+        let acme = default.for_org("acme");
+        let globex = default.for_org("globex");
+        acme.insert(vec![new("a1", None), new("a2", None)]).await.unwrap();
+        globex
+            .insert(vec![new("g1", None), new("g2", Some("deleted"))])
+            .await
+            .unwrap();
+        // Claims walk one org's queue only.
+        let mut claimed = Vec::new();
+        while let Some(c) = acme.claim_due(soon()).await.unwrap() {
+            claimed.push(c);
+        }
+        let ids: Vec<_> = claimed.iter().map(|c| c.recording_id.as_str()).collect();
+        assert_eq!(ids, ["a1", "a2"]);
+        assert_eq!(globex.unfinished().await.unwrap(), 1);
+        assert_eq!(default.unfinished().await.unwrap(), 0);
+        acme.fail(claimed[0].claim(), 8, "boom".into()).await.unwrap();
+        acme.archived(claimed[1].claim(), facts("acme/a2")).await.unwrap();
+        // Counts, the oldest unarchived, parked lists and watermarks are per org.
+        let (a, g) = (acme.status().await.unwrap(), globex.status().await.unwrap());
+        assert_eq!(
+            (a.counts["failed"], a.counts["archived"], a.counts["parked"]),
+            (1, 1, 0)
+        );
+        assert_eq!((g.counts["discovered"], g.counts["parked"]), (1, 1));
+        assert_eq!(g.oldest_unarchived.map(|(id, _)| id).as_deref(), Some("g1"));
+        assert_eq!(a.oldest_unarchived.map(|(id, _)| id).as_deref(), Some("a1"));
+        let t = Utc::now();
+        acme.set_watermark(t).await.unwrap();
+        assert!(acme.watermark().await.unwrap().is_some());
+        assert_eq!(globex.watermark().await.unwrap(), None);
+        assert_eq!(default.watermark().await.unwrap(), None);
+        // Retries and lists stay within the org.
+        assert_eq!(globex.retry_failed().await.unwrap(), 0);
+        assert_eq!(globex.list(ListFilter::Failed, 10).await.unwrap().len(), 0);
+        assert_eq!(acme.list(ListFilter::Failed, 10).await.unwrap().len(), 1);
+        assert_eq!(acme.retry_parked(ParkedSelection::All).await.unwrap(), 0);
+        assert_eq!(globex.retry_parked(ParkedSelection::All).await.unwrap(), 1);
+        assert_eq!(acme.retry_failed().await.unwrap(), 1);
+        assert_eq!(default.orgs().await.unwrap(), ["acme", "globex"]);
+        // A recovery of one org leaves the other's claims alone.
+        let g1 = globex.claim_due(soon()).await.unwrap().unwrap();
+        acme.recover().await.unwrap();
+        globex.archived(g1.claim(), facts("globex/g1")).await.unwrap();
+        counted_matches_grouped(&dir);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -31,6 +31,7 @@ const PLACEHOLDERS: &[&str] = &[
     "recordingId",
     "ext",
     "orgId",
+    "org",
 ];
 
 /// Whether an id may be used in a key or a path.
@@ -103,6 +104,18 @@ impl KeyLayout {
             .replace("{recordingId}", recording_id)
             .replace("{ext}", ext);
         Ok(Self::fixed(media, recording_id))
+    }
+
+    /// Whether keys differ by org (`{org}` or `{orgId}`).
+    pub fn names_org(&self) -> bool {
+        self.template.contains("{org}") || self.template.contains("{orgId}")
+    }
+
+    /// The layout with `{org}` (the org's name in this configuration) filled in.
+    pub fn with_org(&self, name: &str) -> Self {
+        Self {
+            template: self.template.replace("{org}", name),
+        }
     }
 
     /// Whether the template needs the Genesys org id.

@@ -55,6 +55,6 @@ pub fn settings_from_text(text: &str) -> Settings {
 }
 
 pub fn client(settings: &Settings) -> Arc<GenesysClient> {
-    let budget = Arc::new(LocalBudget::new(&settings.limits, &settings.retry));
-    Arc::new(GenesysClient::new(&settings.genesys, &settings.retry, budget).expect("client builds"))
+    let budget = Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
+    Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget).expect("client builds"))
 }
