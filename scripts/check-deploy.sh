@@ -24,7 +24,23 @@ fi
 if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
 fi
-"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml
+"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml deploy/kubernetes/vendor/*.yaml
+# The vendor manifests' configuration is one the daemon accepts: the ConfigMap's
+# archiver.toml with the Secret's org files as its orgs_dir.
+cargo build --quiet --locked --bin genesys-archiver
+vendor_dir=$(mktemp -d)
+"$venv/bin/python" - "$vendor_dir" <<'PY'
+import pathlib, sys, yaml
+out = pathlib.Path(sys.argv[1])
+(out / "orgs.d").mkdir()
+config = yaml.safe_load(open("deploy/kubernetes/vendor/configmap.yaml"))["data"]["archiver.toml"]
+config = config.replace('"/etc/genesys-archiver-orgs.d"', '"%s"' % (out / "orgs.d"))
+(out / "archiver.toml").write_text(config)
+for name, text in yaml.safe_load(open("deploy/kubernetes/vendor/secret-orgs.yaml"))["stringData"].items():
+    (out / "orgs.d" / name).write_text(text)
+PY
+target/debug/genesys-archiver check-config --config "$vendor_dir/archiver.toml"
+rm -rf "$vendor_dir"
 python3 -m json.tool deploy/aws/iam-policy.json > /dev/null
 python3 -m json.tool deploy/aws/bucket-lifecycle.json > /dev/null
 echo "deployment files: ok"

@@ -1,39 +1,70 @@
-//! Wiring: settings in, a running pipeline out.
+//! Wiring: settings in, running pipelines out.
 //!
-//! [`App::build`] opens the ledger, the sink and the client, then recovers from whatever
-//! a previous process left: in-flight recordings become due again and multipart uploads
-//! still journalled are aborted. [`App::run`] runs the pipeline until its mode is done
-//! or the shutdown token fires. `main`, `demo`, the load test and the tests share both.
+//! [`App::build`] takes the ledger (one file, one owner), then builds every org's parts
+//! ([`org::OrgApp`]: client, budget, ledger view, sink) and recovers what a previous
+//! process left: in-flight recordings become due again and multipart uploads still
+//! journalled are aborted. [`App::run`] runs one pipeline per org, all taking worker
+//! slots from one pool, until the mode is done or the shutdown token fires. An org that
+//! cannot start (its credentials, its org id) is logged and tried again with backoff
+//! while the others run; with a single-org configuration it stops the start as before.
+//! `main`, `demo`, the load test and the tests share all of it.
+
+pub mod org;
+pub mod reload;
 
 use crate::config::Settings;
-use crate::config::settings::OrgSettings;
-use crate::config::settings::SinkKind;
+use crate::config::settings::{OrgSettings, SinkKind};
 use crate::genesys::GenesysClient;
 use crate::health::Health;
 use crate::ledger::lock::LedgerLock;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, StatusReport};
-use crate::pipeline::poller::Poller;
+use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
-use crate::pipeline::worker::Worker;
-use crate::pipeline::{Mode, Pipeline, RunError, Shutdown};
-use crate::ratelimit::{Budget, LocalBudget};
+use crate::pipeline::{LISTINGS_PER_WORKER, Mode, RunError, Shutdown};
+use crate::ratelimit::Budget;
 use crate::sink::Sink;
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
+use futures_util::StreamExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesUnordered;
+use org::OrgApp;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tracing::Instrument;
+
+/// One org's run: it ends with the org's name, its generation and its result.
+type OrgRun<'a> = BoxFuture<'a, (String, u64, Result<(), RunError>)>;
+
+/// An org running (or starting) now.
+struct Live {
+    generation: u64,
+    fingerprint: String,
+    shutdown: Shutdown,
+}
+
+impl Live {
+    fn new(org: &OrgSettings, generation: u64, shutdown: &Shutdown) -> Self {
+        Self {
+            generation,
+            fingerprint: reload::fingerprint(org),
+            shutdown: shutdown.clone(),
+        }
+    }
+}
 
 pub struct App {
     pub settings: Settings,
-    /// The org served, its `{orgId}` filled in.
-    pub org: OrgSettings,
-    pub client: Arc<GenesysClient>,
-    pub budget: Arc<dyn Budget>,
-    pub ledger: Arc<dyn Ledger>,
-    pub sink: Arc<dyn Sink>,
+    /// The orgs that started, in configuration order.
+    pub orgs: Vec<OrgApp>,
+    /// Orgs that could not start yet, with why; `run` tries them again.
+    pending: Vec<(OrgSettings, String)>,
+    /// The whole ledger file (pruning spans every org).
+    ledger: Arc<SqliteLedger>,
     pub stats: Arc<PipelineStats>,
     pub health: Arc<Health>,
     /// This process owns the ledger while the app lives.
@@ -50,9 +81,7 @@ pub enum BuildError {
     Client(#[from] crate::genesys::client::BuildError),
     #[error("keys use {{orgId}}: {0}")]
     OrgId(String),
-    #[error(
-        "the configuration names {0} orgs; this version serves exactly one org per process (one configuration, ledger and metrics port each)"
-    )]
+    #[error("a budget of its own is given for one org, and the configuration names {0}")]
     OrgCount(usize),
 }
 
@@ -64,136 +93,309 @@ pub async fn open_sink(org: &OrgSettings) -> Result<Arc<dyn Sink>, crate::sink::
     })
 }
 
+/// First wait before an org that could not start is tried again; it doubles up to
+/// [`START_RETRY_MAX`]. Not every minute for ever: a customer's revoked credentials
+/// would otherwise cost a failed login a minute, per org, for as long as nobody looks.
+const START_RETRY_FIRST: Duration = Duration::from_secs(30);
+const START_RETRY_MAX: Duration = Duration::from_secs(600);
+
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
-        let org = only_org(&settings)?;
-        let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&org.limits, &settings.retry));
-        Self::build_with_budget(settings, budget).await
+        Self::build_orgs(settings, None).await
     }
 
-    /// With another budget (the load test's naive baseline).
+    /// With another budget for the one org (the load test's naive baseline).
     pub async fn build_with_budget(settings: Settings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
-        // Before anything else, a token request included: a second owner goes away at once.
-        let org = only_org(&settings)?.clone();
-        let lock = LedgerLock::acquire(&settings.ledger.path)?;
-        // The org's own rows of the one ledger file.
-        let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path)?.for_org(&org.name));
-        let client = Arc::new(GenesysClient::new(&org.genesys, &settings.retry, budget.clone())?);
-        if org.limits.auto_budget {
-            read_token_limit(&client, budget.as_ref()).await;
+        if settings.orgs.len() != 1 {
+            return Err(BuildError::OrgCount(settings.orgs.len()));
         }
-        let org = with_org_id(org, &client).await?;
-        let sink = open_sink(&org).await?;
-        let health = Arc::new(Health::new(org.discovery.poll_interval));
+        Self::build_orgs(settings, Some(budget)).await
+    }
+
+    async fn build_orgs(settings: Settings, budget: Option<Arc<dyn Budget>>) -> Result<Self, BuildError> {
+        // Before anything else, a token request included: a second owner goes away at once.
+        let lock = LedgerLock::acquire(&settings.ledger.path)?;
+        let ledger = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
+        let (mut orgs, mut pending) = (Vec::new(), Vec::new());
+        for org in &settings.orgs {
+            let span = tracing::info_span!("org", org = %org.name);
+            let built = OrgApp::build(org.clone(), &settings.retry, &ledger, budget.clone())
+                .instrument(span)
+                .await;
+            match built {
+                Ok(built) => orgs.push(built),
+                Err(error) if settings.org_source.multi => {
+                    tracing::error!(
+                        message = "Org could not start; it is tried again while the others run.",
+                        org = %org.name,
+                        %error,
+                    );
+                    pending.push((org.clone(), error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        let poll_interval = settings
+            .orgs
+            .iter()
+            .map(|o| o.discovery.poll_interval)
+            .min()
+            .unwrap_or(Duration::from_secs(60));
+        let health = Arc::new(Health::new(poll_interval));
         health.ledger.store(true, Ordering::Relaxed);
-        let app = Self {
+        Ok(Self {
             settings,
-            org,
-            client,
-            budget,
+            orgs,
+            pending,
             ledger,
-            sink,
             stats: Arc::default(),
             health,
             _lock: lock,
-        };
-        app.recover().await?;
-        Ok(app)
+        })
     }
 
-    /// Requeues in-flight work and aborts multipart uploads a crash left open.
-    async fn recover(&self) -> Result<(), BuildError> {
-        for open in self.ledger.recover().await? {
-            match self.sink.abort_upload(&open.key, &open.upload_id).await {
-                Ok(()) => {
-                    self.ledger.forget_upload(open.recording_id.clone()).await?;
-                    tracing::info!(message = "Aborted a multipart upload left open by an earlier run.", recording_id = %open.recording_id);
-                }
-                Err(error) => {
-                    tracing::warn!(message = "Could not abort an open multipart upload; will try again at next start.", recording_id = %open.recording_id, %error);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn pipeline(&self) -> Pipeline {
-        let work = Arc::new(Notify::new());
-        let poller = Poller {
-            client: self.client.clone(),
-            ledger: self.ledger.clone(),
-            settings: self.org.discovery.clone(),
-            stats: self.stats.clone(),
-            work: work.clone(),
-        };
-        let urls = Arc::new(crate::pipeline::urls::UrlCache::default());
-        let checker = Arc::new(crate::pipeline::check::Checker {
-            client: self.client.clone(),
-            ledger: self.ledger.clone(),
-            urls: urls.clone(),
-            lifecycle: poller.lifecycle(),
-            mode: self.org.discovery.fetch_mode,
-            work: work.clone(),
-        });
-        let worker = Arc::new(Worker {
-            client: self.client.clone(),
-            ledger: self.ledger.clone(),
-            sink: self.sink.clone(),
-            layout: self.org.sink.layout.clone(),
-            format: self.org.genesys.format_id,
-            settings: self.settings.workers.clone(),
-            stats: self.stats.clone(),
-        });
-        Pipeline {
-            health: self.health.clone(),
-            poller,
-            worker,
-            checker,
-            urls,
-            ledger: self.ledger.clone(),
-            slots: self.settings.workers.count,
-            poll_interval: self.org.discovery.poll_interval,
-            work,
-        }
+    /// The org of a single-org configuration (the first one otherwise).
+    pub fn first(&self) -> &OrgApp {
+        &self.orgs[0]
     }
 
     /// Starts the operations listener (if configured), the readiness probes and the
     /// systemd watchdog; returns the bound metrics address.
     pub async fn start_operations(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
+        let ledgers: Vec<Arc<dyn Ledger>> = self.orgs.iter().map(|o| o.ledger.clone()).collect();
         let bound = match self.settings.telemetry.metrics_listen {
-            Some(listen) => Some(crate::http::serve(listen, self.health.clone(), self.ledger.clone()).await?),
+            Some(listen) => Some(crate::http::serve(listen, self.health.clone(), ledgers).await?),
             None => None,
         };
-        tokio::spawn(probe_readiness(
-            self.client.clone(),
-            self.sink.clone(),
-            self.health.clone(),
-        ));
+        let probes = self.orgs.iter().map(|o| (o.client.clone(), o.sink.clone())).collect();
+        // With several orgs, one customer's revoked credentials must not take the
+        // vendor's process out of service: only the sinks count for readiness.
+        let tokens_count = !self.settings.org_source.multi;
+        tokio::spawn(probe_readiness(probes, tokens_count, self.health.clone()));
         tokio::spawn(crate::systemd::watchdog(self.health.clone()));
         Ok(bound)
     }
 
-    /// Runs, then reports the ledger's state.
+    /// Runs every org's pipeline (and starts the orgs that could not start yet), then
+    /// reports the ledger's state over all orgs. One org's failure is logged with its
+    /// name and does not stop the others; the run's result names the first one.
     pub async fn run(&self, mode: Mode, shutdown: Shutdown) -> Result<StatusReport, RunError> {
+        self.run_reloading(mode, shutdown, Arc::new(Notify::new())).await
+    }
+
+    /// [`App::run`], where a daemon with several orgs also reads its org set again when
+    /// `reload` is notified (SIGHUP) and every `orgs_reload_interval`: new orgs start,
+    /// removed ones stop after their in-flight uploads, changed ones restart. A set that
+    /// does not validate is refused with a log line and the running orgs go on.
+    pub async fn run_reloading(
+        &self,
+        mode: Mode,
+        shutdown: Shutdown,
+        reload: Arc<Notify>,
+    ) -> Result<StatusReport, RunError> {
+        let workers = &self.settings.workers;
         tracing::info!(
             message = "Archiver starting.",
-            sink = %self.sink.describe(),
-            workers = self.settings.workers.count,
-            budget_per_window = self.org.limits.token_budget,
+            orgs = self.orgs.len() + self.pending.len(),
+            sinks = %self.orgs.iter().map(|o| o.sink.describe()).collect::<Vec<_>>().join(", "),
+            workers = workers.count,
+            budget_per_window = self.orgs.first().map_or(0, |o| o.settings.limits.token_budget),
         );
+        let slots = SharedSlots::new(workers.count, workers.count * LISTINGS_PER_WORKER, workers.per_org_max);
         let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
-        let result = self.pipeline().run(mode, shutdown).await;
-        pruning.abort();
-        result?;
-        Ok(self.ledger.status().await?)
-    }
-}
+        let multi = self.settings.org_source.multi;
+        let reloading = multi && mode == Mode::Daemon;
 
-/// The one org this process serves.
-fn only_org(settings: &Settings) -> Result<&OrgSettings, BuildError> {
-    match settings.orgs.as_slice() {
-        [org] => Ok(org),
-        orgs => Err(BuildError::OrgCount(orgs.len())),
+        // Every org's run; each ends with its name and generation.
+        let mut runs: FuturesUnordered<OrgRun<'_>> = FuturesUnordered::new();
+        let mut live: BTreeMap<String, Live> = BTreeMap::new();
+        let mut generation = 0u64;
+        for org in &self.orgs {
+            generation += 1;
+            let own = shutdown.child();
+            live.insert(org.settings.name.clone(), Live::new(&org.settings, generation, &own));
+            let (slots, name) = (&slots, org.settings.name.clone());
+            let span = tracing::info_span!("org", org = %name);
+            runs.push(Box::pin(async move {
+                let result = org
+                    .pipeline(workers, slots, self.health.clone(), self.stats.clone())
+                    .run(mode, own)
+                    .instrument(span)
+                    .await;
+                (name, generation, result)
+            }));
+        }
+        for (org, why) in &self.pending {
+            generation += 1;
+            let own = shutdown.child();
+            live.insert(org.name.clone(), Live::new(org, generation, &own));
+            runs.push(self.start_org(org.clone(), Some(why.clone()), mode, &slots, own, generation));
+        }
+
+        let mut interval = tokio::time::interval(self.settings.org_source.reload_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval.tick().await;
+        // Orgs stopping for a restart: started again with these settings when they end.
+        let mut restart: BTreeMap<String, OrgSettings> = BTreeMap::new();
+        let mut first_error = None;
+        loop {
+            let read_again = tokio::select! {
+                ended = runs.next(), if !runs.is_empty() => {
+                    let Some((name, ended_generation, result)) = ended else { continue };
+                    if live.get(&name).is_some_and(|l| l.generation == ended_generation) {
+                        live.remove(&name);
+                    }
+                    match result {
+                        Ok(()) if reloading && !shutdown.drain.is_cancelled() => {
+                            tracing::info!(message = "Org stopped.", org = %name);
+                        }
+                        Ok(()) => {}
+                        Err(error) => {
+                            tracing::error!(message = "Org run failed.", org = %name, %error);
+                            let error = match multi {
+                                true => RunError::Org { org: name.clone(), source: Box::new(error) },
+                                false => error,
+                            };
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                    if let Some(org) = restart.remove(&name)
+                        && !shutdown.drain.is_cancelled()
+                    {
+                        generation += 1;
+                        let own = shutdown.child();
+                        live.insert(name, Live::new(&org, generation, &own));
+                        runs.push(self.start_org(org, None, mode, &slots, own, generation));
+                    }
+                    false
+                }
+                _ = reload.notified(), if reloading => true,
+                _ = interval.tick(), if reloading && self.settings.org_source.dir.is_some() => true,
+                _ = shutdown.drain.cancelled(), if reloading && runs.is_empty() => break,
+                else => break,
+            };
+            if !read_again || shutdown.drain.is_cancelled() {
+                continue;
+            }
+            let wanted = match self.settings.org_source.read() {
+                Ok(wanted) => wanted,
+                Err(error) => {
+                    tracing::error!(
+                        message = "The org set was read again and refused; the running orgs go on unchanged.",
+                        error = %error,
+                    );
+                    continue;
+                }
+            };
+            let running = live
+                .iter()
+                .map(|(name, l)| (name.clone(), l.fingerprint.clone()))
+                .collect();
+            let plan = reload::plan(&running, wanted);
+            for name in &plan.stop {
+                tracing::info!(message = "Org removed; it stops after its in-flight uploads.", org = %name);
+                if let Some(l) = live.get(name) {
+                    l.shutdown.drain.cancel();
+                }
+                restart.remove(name);
+            }
+            for org in plan.restart {
+                tracing::info!(message = "Org changed; it restarts after its in-flight uploads.", org = %org.name);
+                if let Some(l) = live.get_mut(&org.name) {
+                    l.shutdown.drain.cancel();
+                    l.fingerprint = reload::fingerprint(&org);
+                }
+                restart.insert(org.name.clone(), org);
+            }
+            for org in plan.start {
+                tracing::info!(message = "Org added; starting it.", org = %org.name);
+                generation += 1;
+                let own = shutdown.child();
+                live.insert(org.name.clone(), Live::new(&org, generation, &own));
+                runs.push(self.start_org(org, None, mode, &slots, own, generation));
+            }
+        }
+        pruning.abort();
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        // The configured orgs' rows (an org dropped from the configuration long ago
+        // keeps its rows, but is not this run's).
+        let mut report = StatusReport::default();
+        for org in &self.settings.orgs {
+            report.merge(self.ledger.for_org(&org.name).status().await?);
+        }
+        Ok(report)
+    }
+
+    /// An org started after the build (it could not start then, or it was added or
+    /// changed by a reload): built now and run, or (daemon only) tried again with backoff.
+    fn start_org<'a>(
+        &'a self,
+        org: OrgSettings,
+        failed: Option<String>,
+        mode: Mode,
+        slots: &'a SharedSlots,
+        shutdown: Shutdown,
+        generation: u64,
+    ) -> OrgRun<'a> {
+        let span = tracing::info_span!("org", org = %org.name);
+        Box::pin(
+            async move {
+                let name = org.name.clone();
+                let result = self.start_late(&org, failed, mode, slots, shutdown).await;
+                (name, generation, result)
+            }
+            .instrument(span),
+        )
+    }
+
+    /// Builds and runs an org after the process started: at once, or (when it `failed` at
+    /// the build) after a first backoff; a daemon tries again with backoff while the
+    /// others run, `run --once` reports it as failed.
+    async fn start_late(
+        &self,
+        org: &OrgSettings,
+        failed: Option<String>,
+        mode: Mode,
+        slots: &SharedSlots,
+        shutdown: Shutdown,
+    ) -> Result<(), RunError> {
+        if let Some(why) = &failed
+            && mode != Mode::Daemon
+        {
+            return Err(RunError::Start(why.clone()));
+        }
+        let mut wait = START_RETRY_FIRST;
+        // A first try at once, unless it just failed at the build.
+        let mut first = failed.is_none();
+        loop {
+            if !first {
+                tokio::select! {
+                    _ = shutdown.drain.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64() * 0.5)) => {}
+                }
+            }
+            first = false;
+            match OrgApp::build(org.clone(), &self.settings.retry, &self.ledger, None).await {
+                Ok(built) => {
+                    tracing::info!(message = "Org started.", org = %org.name);
+                    return built
+                        .pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
+                        .run(mode, shutdown)
+                        .await;
+                }
+                Err(error) => {
+                    tracing::error!(
+                        message = "Org still cannot start; tried again later.",
+                        org = %org.name,
+                        %error,
+                        retry_in_s = (wait * 2).min(START_RETRY_MAX).as_secs(),
+                    );
+                    wait = (wait * 2).min(START_RETRY_MAX);
+                }
+            }
+        }
     }
 }
 
@@ -221,7 +423,7 @@ async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Resul
 /// logged and tried again; it never stops archiving. Rediscovering a pruned recording
 /// (a backfill over an old window) archives nothing twice: its object is found at its
 /// key and adopted.
-async fn prune_every_hour(ledger: Arc<dyn Ledger>, retain: Duration) {
+async fn prune_every_hour(ledger: Arc<SqliteLedger>, retain: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
@@ -269,26 +471,32 @@ pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
     }
 }
 
-/// Keeps readiness current: a token (then the client's own refreshes keep it), and the
-/// sink answering, checked every 10 s until it does, then every minute.
-async fn probe_readiness(client: Arc<GenesysClient>, sink: Arc<dyn Sink>, health: Arc<Health>) {
+/// Keeps readiness current: a token from every org (when tokens count), then the
+/// clients' own refreshes keep them; every org's sink answering, checked every 10 s
+/// until they do, then every minute.
+async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_count: bool, health: Arc<Health>) {
+    let mut have_token = vec![false; orgs.len()];
     loop {
-        if !health.token.load(Ordering::Relaxed) {
-            match client.authenticate().await {
-                Ok(()) => health.token.store(true, Ordering::Relaxed),
-                Err(error) => tracing::warn!(message = "Not ready: no token yet.", %error),
+        for ((client, _), have) in orgs.iter().zip(have_token.iter_mut()) {
+            if !*have {
+                match client.authenticate().await {
+                    Ok(()) => *have = true,
+                    Err(error) => tracing::warn!(message = "Not ready: no token yet.", %error),
+                }
             }
         }
-        let sink_ok = match sink.check().await {
-            Ok(()) => true,
-            Err(error) => {
+        let tokens = !tokens_count || have_token.iter().all(|t| *t);
+        health.token.store(tokens, Ordering::Relaxed);
+        let mut sinks_ok = true;
+        for (_, sink) in &orgs {
+            if let Err(error) = sink.check().await {
                 tracing::warn!(message = "Not ready: the sink does not answer.", sink = %sink.describe(), %error);
                 crate::metrics::global().sink_errors.inc(&[("operation", "check")]);
-                false
+                sinks_ok = false;
             }
-        };
-        health.sink.store(sink_ok, Ordering::Relaxed);
-        let ready = sink_ok && health.token.load(Ordering::Relaxed);
+        }
+        health.sink.store(sinks_ok, Ordering::Relaxed);
+        let ready = sinks_ok && tokens;
         tokio::time::sleep(if ready {
             Duration::from_secs(60)
         } else {

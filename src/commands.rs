@@ -62,6 +62,30 @@ pub fn shutdown_on_signal(grace: Duration) -> Shutdown {
     shutdown
 }
 
+/// SIGHUP asks a daemon with several orgs to read its org set again (`systemctl reload`,
+/// a Kubernetes sidecar that sees the mounted orgs.d change).
+fn reload_on_sighup() -> Arc<tokio::sync::Notify> {
+    let reload = Arc::new(tokio::sync::Notify::new());
+    #[cfg(unix)]
+    {
+        let notify = reload.clone();
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(mut hangup) => {
+                tokio::spawn(async move {
+                    while hangup.recv().await.is_some() {
+                        tracing::info!(message = "SIGHUP: reading the org set again.");
+                        notify.notify_one();
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(message = "SIGHUP cannot be handled; orgs are read again only on the interval.", %error)
+            }
+        }
+    }
+    reload
+}
+
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
@@ -78,11 +102,6 @@ async fn wait_for_signal() {
 
 /// Builds the app and starts its operations side (metrics, health, watchdog).
 async fn start(settings: Settings) -> Result<App, ExitCode> {
-    if settings.orgs.len() != 1 {
-        // Before any work, as a configuration this version cannot serve.
-        failure(crate::app::BuildError::OrgCount(settings.orgs.len()));
-        return Err(ExitCode::from(2));
-    }
     let app = App::build(settings).await.map_err(failure)?;
     app.start_operations()
         .await
@@ -99,7 +118,7 @@ pub async fn run(settings: Settings, once: bool) -> ExitCode {
     };
     crate::systemd::notify("READY=1");
     let mode = if once { Mode::Once } else { Mode::Daemon };
-    finish(app.run(mode, shutdown).await, once)
+    finish(app.run_reloading(mode, shutdown, reload_on_sighup()).await, once)
 }
 
 /// `backfill --from --to`.
@@ -112,7 +131,7 @@ pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>
         Ok(app) => app,
         Err(code) => return code,
     };
-    let progress = tokio::spawn(show_progress(app.ledger.clone()));
+    let progress = tokio::spawn(show_progress(app.orgs.iter().map(|o| o.ledger.clone()).collect()));
     let result = app.run(Mode::Backfill { from, to }, shutdown).await;
     progress.abort();
     finish(result, true)
@@ -176,7 +195,8 @@ fn report_summary(report: &StatusReport) {
 }
 
 /// A progress bar on a terminal, a log line every 10 seconds otherwise.
-async fn show_progress(ledger: Arc<dyn Ledger>) {
+/// Progress over every org's ledger view.
+async fn show_progress(ledgers: Vec<Arc<dyn Ledger>>) {
     let terminal = std::io::stderr().is_terminal();
     let bar = terminal.then(|| {
         let bar = indicatif::ProgressBar::new(0);
@@ -193,7 +213,12 @@ async fn show_progress(ledger: Arc<dyn Ledger>) {
     });
     loop {
         tick.tick().await;
-        let Ok(report) = ledger.status().await else { continue };
+        let mut report = crate::ledger::StatusReport::default();
+        for ledger in &ledgers {
+            if let Ok(one) = ledger.status().await {
+                report.merge(one);
+            }
+        }
         let get = |s| report.recordings_in(s);
         let done = get(State::Archived) + get(State::Parked) + get(State::Failed);
         let total: u64 = report.counts.values().sum();
@@ -505,9 +530,10 @@ pub async fn retry(settings: &LedgerSettings, org: Option<&str>) -> ExitCode {
 pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
     let single = !settings.org_source.multi;
     if !single {
+        let n = settings.orgs.len();
         println!(
-            "configuration is valid: {} orgs, {} workers",
-            settings.orgs.len(),
+            "configuration is valid: {n} org{}, {} workers",
+            if n == 1 { "" } else { "s" },
             settings.workers.count
         );
     }

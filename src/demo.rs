@@ -138,7 +138,7 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
     }
 
     let stats = sim.stats();
-    let budget = app.budget.stats();
+    let budget = app.first().budget.stats();
     let count = |s| report.recordings_in(s);
     let token_calls = stats.api_calls() - stats.calls("token");
     let allowed = f64::from(budget_per_window) * elapsed.as_secs_f64() / window.as_secs_f64();

@@ -16,18 +16,23 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct Ops {
     health: Arc<Health>,
-    ledger: Arc<dyn Ledger>,
+    /// Every org's ledger view; the gauges add them up.
+    ledgers: Vec<Arc<dyn Ledger>>,
 }
 
 /// Binds `listen` and serves until the process ends.
-pub async fn serve(listen: SocketAddr, health: Arc<Health>, ledger: Arc<dyn Ledger>) -> std::io::Result<SocketAddr> {
+pub async fn serve(
+    listen: SocketAddr,
+    health: Arc<Health>,
+    ledgers: Vec<Arc<dyn Ledger>>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Ops { health, ledger });
+        .with_state(Ops { health, ledgers });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(message = "Metrics listener stopped.", %error);
@@ -39,7 +44,15 @@ pub async fn serve(listen: SocketAddr, health: Arc<Health>, ledger: Arc<dyn Ledg
 
 async fn metrics(State(ops): State<Ops>) -> Response {
     let mut gauges = LedgerGauges::default();
-    if let Ok(report) = ops.ledger.status().await {
+    let mut all = crate::ledger::StatusReport::default();
+    let mut read = true;
+    for ledger in &ops.ledgers {
+        match ledger.status().await {
+            Ok(report) => all.merge(report),
+            Err(_) => read = false,
+        }
+    }
+    if let Some(report) = read.then_some(all) {
         gauges.by_state = report.counts;
         gauges.conversations = report.conversations;
         gauges.oldest_unarchived_age = report

@@ -48,7 +48,9 @@ pub fn init(format: LogFormat, level: &str) {
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .with_span_list(false)
+            // Every enclosing span too: a recording's line also names its org (the
+            // org span is the recording span's parent).
+            .with_span_list(true)
             .try_init(),
         // Colour only for a terminal: a file or a pipe gets no escape codes.
         LogFormat::Text => builder.compact().with_ansi(std::io::stderr().is_terminal()).try_init(),

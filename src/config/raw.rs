@@ -171,6 +171,9 @@ pub struct RawRetry {
 pub struct RawWorkers {
     /// Number of concurrent workers.
     pub count: Option<usize>,
+    /// Most workers one org may hold at once when several orgs share the pool
+    /// (default: all of them; orgs still take turns for free slots).
+    pub per_org_max: Option<usize>,
     /// Attempts of one recording (transient failures) before it is marked failed for good.
     pub max_attempts: Option<u32>,
     /// First delay before a failed recording is tried again; doubles, with full jitter.

@@ -535,6 +535,13 @@ fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
     if !(1..=256).contains(&count) {
         return Err(ConfigError::new("workers.count", "must be between 1 and 256"));
     }
+    let per_org_max = raw.per_org_max.unwrap_or(count);
+    if !(1..=count).contains(&per_org_max) {
+        return Err(ConfigError::new(
+            "workers.per_org_max",
+            "must be between 1 and workers.count",
+        ));
+    }
     let max_attempts = raw.max_attempts.unwrap_or(8);
     if max_attempts == 0 {
         return Err(ConfigError::new("workers.max_attempts", "must be at least 1"));
@@ -583,6 +590,7 @@ fn validate_workers(raw: RawWorkers) -> Result<WorkerSettings, ConfigError> {
     };
     Ok(WorkerSettings {
         count,
+        per_org_max,
         max_attempts,
         backoff,
         shutdown_grace,

@@ -240,6 +240,26 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// Adds another org's report: counts add up, the oldest unarchived and the
+    /// watermark are the oldest of both (the org furthest behind).
+    pub fn merge(&mut self, other: StatusReport) {
+        for (state, n) in other.counts {
+            *self.counts.entry(state).or_default() += n;
+        }
+        for (state, n) in other.conversations {
+            *self.conversations.entry(state).or_default() += n;
+        }
+        self.oldest_unarchived = match (self.oldest_unarchived.take(), other.oldest_unarchived) {
+            (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+            (a, b) => a.or(b),
+        };
+        self.watermark = match (self.watermark, other.watermark) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.parked_conversations.extend(other.parked_conversations);
+    }
+
     /// Recordings in `state`.
     pub fn recordings_in(&self, state: State) -> u64 {
         self.counts.get(state.as_str()).copied().unwrap_or(0)

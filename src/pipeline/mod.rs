@@ -18,6 +18,7 @@ pub mod check;
 pub mod lifecycle;
 pub mod poller;
 pub mod settings;
+pub mod slots;
 pub mod stats;
 pub mod urls;
 pub mod worker;
@@ -29,9 +30,10 @@ use poller::{PollError, Poller};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use worker::Worker;
 
 /// How long a run goes on.
@@ -54,10 +56,20 @@ pub enum RunError {
     Poll(#[from] PollError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// An org that could not start (its credentials, its org id).
+    #[error("could not start: {0}")]
+    Start(String),
+    /// What went wrong in one org of several.
+    #[error("org {org}: {source}")]
+    Org {
+        org: String,
+        #[source]
+        source: Box<RunError>,
+    },
 }
 
-/// Listings in flight per worker slot (see `dispatch`).
-const LISTINGS_PER_WORKER: usize = 4;
+/// Listings in flight, and listed URLs waiting, per worker slot (see `listings_loop`).
+pub const LISTINGS_PER_WORKER: usize = 4;
 
 /// Longest the dispatcher sleeps without looking at the ledger again.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
@@ -71,6 +83,17 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
+impl Shutdown {
+    /// A shutdown that follows this one but can also fire alone: one org's pipeline
+    /// ending in error aborts its own uploads, never another org's.
+    pub fn child(&self) -> Shutdown {
+        Shutdown {
+            drain: self.drain.child_token(),
+            abort: self.abort.child_token(),
+        }
+    }
+}
+
 pub struct Pipeline {
     pub health: Arc<crate::health::Health>,
     pub poller: Poller,
@@ -79,7 +102,10 @@ pub struct Pipeline {
     /// Download URLs listings just handed out, waiting for a worker.
     pub urls: Arc<urls::UrlCache>,
     pub ledger: Arc<dyn Ledger>,
-    pub slots: usize,
+    /// This org's access to the process's worker and listing slots.
+    pub slots: slots::OrgSlots,
+    /// Most listed URLs waiting for a worker before listings pause.
+    pub listing_cap: usize,
     pub poll_interval: Duration,
     pub work: Arc<Notify>,
 }
@@ -224,102 +250,36 @@ impl Pipeline {
         stop: &CancellationToken,
         abort: &CancellationToken,
     ) -> Result<(), RunError> {
-        let slots = Arc::new(Semaphore::new(self.slots));
-        // A listing holds no media, only a request the platform may hold while it
-        // finishes transcoding (`list_max_wait`), so listings have slots of their own,
-        // more of them than workers, instead of keeping workers from downloads. The URL
-        // gate below, not this number, keeps listings from running ahead of the workers.
-        let listing_slots = Arc::new(Semaphore::new(self.slots * LISTINGS_PER_WORKER));
         let tracker = TaskTracker::new();
-        let failure: Arc<std::sync::Mutex<Option<LedgerError>>> = Arc::default();
-        let result = loop {
-            // Idle is live; while jobs run, only their own progress counts (a job that
-            // hangs must not be hidden by this loop going round).
-            if tracker.is_empty() {
-                self.health.workers.tick();
-            }
-            if let Some(error) = failure.lock().unwrap().take() {
-                break Err(error.into());
-            }
-            if stop.is_cancelled() {
-                break Ok(());
-            }
-            // A slot first, then a job: what is claimable now with the slots that are free.
-            let mut jobs = Vec::new();
-            if let Ok(permit) = slots.clone().try_acquire_owned() {
-                match self.next_recording().await {
-                    Ok(Some(job)) => jobs.push((permit, job)),
-                    Ok(None) => drop(permit),
-                    Err(error) => break Err(error.into()),
-                }
-            }
-            // Only while few listed URLs wait for a worker (at ~10 archived a second, 32
-            // of them wait about 3 s, against the 90 s a listed URL is used): a listing
-            // far ahead of the workers would let its URLs age.
-            if self.urls.len() < self.slots * LISTINGS_PER_WORKER
-                && let Ok(permit) = listing_slots.clone().try_acquire_owned()
-            {
-                match self.ledger.claim_conversation(Utc::now()).await {
-                    Ok(Some(row)) => jobs.push((permit, Job::Listing(row))),
-                    Ok(None) => drop(permit),
-                    Err(error) => break Err(error.into()),
-                }
-            }
-            if !jobs.is_empty() {
-                for (permit, job) in jobs {
-                    let (worker, checker, stop, abort) =
-                        (self.worker.clone(), self.checker.clone(), stop.clone(), abort.clone());
-                    let (work, failure) = (self.work.clone(), failure.clone());
-                    let beacon = self.health.workers.clone();
-                    tracker.spawn(beacon.scope(async move {
-                        let _slot = permit;
-                        let result = match job {
-                            Job::Recording(claimed, listed) => {
-                                worker.process_listed(*claimed, listed, &abort).await.map(|_| ())
-                            }
-                            Job::Listing(row) => checker.check(row).await,
-                        };
-                        if let Err(error) = result {
-                            tracing::error!(message = "Ledger write failed; stopping.", error = %error);
-                            *failure.lock().unwrap() = Some(error);
-                            stop.cancel();
-                            abort.cancel();
-                        }
-                        work.notify_one();
-                    }));
-                }
-                continue;
-            }
-            let finishing = mode != Mode::Daemon && discovery_done.load(Ordering::SeqCst);
-            if finishing && tracker.is_empty() {
-                // Done when no recording is unfinished and no listing is due now;
-                // conversations that come due later are left for the next run.
-                let listing_due = match self.ledger.next_conversation_due().await {
-                    Ok(at) => at.is_some_and(|at| at <= Utc::now()),
-                    Err(error) => break Err(error.into()),
-                };
-                match self.ledger.unfinished().await {
-                    Ok(0) if !listing_due => {
-                        stop.cancel();
-                        break Ok(());
+        let failure: Failure = Arc::default();
+        // Recordings and listings are claimed by two loops, so that waiting in line for
+        // a worker slot (shared with the other orgs) never holds listings back. Each has
+        // its own wake-up; the pipeline's one `work` signal is handed to both.
+        let (recordings_wake, listings_wake) = (Notify::new(), Notify::new());
+        let fan_out = async {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = self.work.notified() => {
+                        recordings_wake.notify_one();
+                        listings_wake.notify_one();
                     }
-                    Ok(_) => {}
-                    Err(error) => break Err(error.into()),
                 }
-            }
-            let next = match (self.ledger.next_due().await, self.ledger.next_conversation_due().await) {
-                (Ok(a), Ok(b)) => a.into_iter().chain(b).min(),
-                (Err(error), _) | (_, Err(error)) => break Err(error.into()),
-            };
-            let wait = next.map_or(IDLE_CHECK, |at| {
-                (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK)
-            });
-            tokio::select! {
-                _ = stop.cancelled() => break Ok(()),
-                _ = self.work.notified() => {}
-                _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => {}
             }
         };
+        let jobs = Jobs {
+            tracker: &tracker,
+            failure: &failure,
+            stop,
+            abort,
+            claiming: tokio::sync::Mutex::new(()),
+        };
+        let (_, listed, result) = tokio::join!(
+            fan_out,
+            self.listings_loop(&jobs, &listings_wake),
+            self.recordings_loop(mode, discovery_done, &jobs, &recordings_wake),
+        );
+        let result = result.and(listed);
         tracker.close();
         if !tracker.is_empty() {
             tracing::info!(message = "Waiting for in-flight recordings.", in_flight = tracker.len());
@@ -330,4 +290,166 @@ impl Pipeline {
         }
         result
     }
+
+    /// Claims recordings while there are due ones, a worker slot first (in line with
+    /// the other orgs when the pool is busy). In `Once` and `Backfill` modes it also
+    /// decides when the run is over.
+    async fn recordings_loop(
+        &self,
+        mode: Mode,
+        discovery_done: &AtomicBool,
+        jobs: &Jobs<'_>,
+        wake: &Notify,
+    ) -> Result<(), RunError> {
+        let stop = jobs.stop;
+        loop {
+            // Idle is live; while jobs run, only their own progress counts (a job that
+            // hangs must not be hidden by this loop going round).
+            if jobs.tracker.is_empty() {
+                self.health.workers.tick();
+            }
+            if let Some(error) = jobs.failure.lock().unwrap().take() {
+                return Err(error.into());
+            }
+            if stop.is_cancelled() {
+                return Ok(());
+            }
+            let now = Utc::now();
+            let due_now = !self.urls.is_empty() || self.ledger.next_due().await?.is_some_and(|at| at <= now);
+            if due_now {
+                let slot = match self.slots.try_worker() {
+                    Some(slot) => slot,
+                    None => tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        slot = self.slots.worker() => slot,
+                    },
+                };
+                match self.next_recording().await? {
+                    Some(job) => {
+                        self.spawn(jobs, slot, job);
+                        continue;
+                    }
+                    None => drop(slot),
+                }
+            }
+            let finishing = mode != Mode::Daemon && discovery_done.load(Ordering::SeqCst);
+            if finishing && self.nothing_left(jobs).await? {
+                stop.cancel();
+                return Ok(());
+            }
+            if !idle(self.ledger.next_due().await?, stop, wake).await {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Whether a finishing run is done: no job in flight, no recording unfinished and no
+    /// listing due now (conversations that come due later are left for the next run).
+    /// Not decided while the listings loop is between a claim and its job.
+    async fn nothing_left(&self, jobs: &Jobs<'_>) -> Result<bool, RunError> {
+        let _claims = jobs.claiming.lock().await;
+        if !jobs.tracker.is_empty() {
+            return Ok(false);
+        }
+        let listing_due = self
+            .ledger
+            .next_conversation_due()
+            .await?
+            .is_some_and(|at| at <= Utc::now());
+        Ok(!listing_due && self.ledger.unfinished().await? == 0)
+    }
+
+    /// Claims due listings while a listing slot is free and few listed URLs wait for a
+    /// worker (at ~10 archived a second, 32 of them wait about 3 s, against the 90 s a
+    /// listed URL is used): a listing far ahead of the workers would let its URLs age.
+    async fn listings_loop(&self, jobs: &Jobs<'_>, wake: &Notify) -> Result<(), RunError> {
+        let stop = jobs.stop;
+        let result = async {
+            loop {
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                if self.urls.len() < self.listing_cap
+                    && let Some(slot) = self.slots.try_listing()
+                {
+                    // A claimed conversation is neither due nor a job until it is spawned:
+                    // the recordings loop must not see that moment as "nothing left".
+                    let _claims = jobs.claiming.lock().await;
+                    match self.ledger.claim_conversation(Utc::now()).await? {
+                        Some(row) => {
+                            self.spawn(jobs, slot, Job::Listing(row));
+                            continue;
+                        }
+                        None => drop(slot),
+                    }
+                }
+                if !idle(self.ledger.next_conversation_due().await?, stop, wake).await {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        // A ledger failure here ends the run as one in the recordings loop does.
+        if result.is_err() {
+            stop.cancel();
+        }
+        result
+    }
+
+    /// Runs one job in its slot; the slot is given back before the loops are woken.
+    fn spawn(&self, jobs: &Jobs<'_>, slot: slots::Slot, job: Job) {
+        let (worker, checker) = (self.worker.clone(), self.checker.clone());
+        let (stop, abort) = (jobs.stop.clone(), jobs.abort.clone());
+        let (work, failure) = (self.work.clone(), jobs.failure.clone());
+        let beacon = self.health.workers.clone();
+        jobs.tracker.spawn(
+            beacon.scope(
+                async move {
+                    let result = match job {
+                        Job::Recording(claimed, listed) => {
+                            worker.process_listed(*claimed, listed, &abort).await.map(|_| ())
+                        }
+                        Job::Listing(row) => checker.check(row).await,
+                    };
+                    drop(slot);
+                    if let Err(error) = result {
+                        tracing::error!(message = "Ledger write failed; stopping.", error = %error);
+                        *failure.lock().unwrap() = Some(error);
+                        stop.cancel();
+                        abort.cancel();
+                    }
+                    work.notify_one();
+                }
+                // The org's span (and any other around the pipeline) goes with the job.
+                .in_current_span(),
+            ),
+        );
+    }
+}
+
+/// A dispatch loop with nothing to claim now waits until `next` (at most
+/// [`IDLE_CHECK`]) or until it is woken; false when the run stops meanwhile.
+async fn idle(next: Option<chrono::DateTime<Utc>>, stop: &CancellationToken, wake: &Notify) -> bool {
+    let wait = next.map_or(IDLE_CHECK, |at| {
+        (at - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK)
+    });
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = wake.notified() => true,
+        _ = tokio::time::sleep(wait.max(Duration::from_millis(10))) => true,
+    }
+}
+
+/// A ledger error from a job, for the loops to stop on.
+type Failure = Arc<std::sync::Mutex<Option<LedgerError>>>;
+
+/// What the dispatch loops share.
+struct Jobs<'a> {
+    tracker: &'a TaskTracker,
+    failure: &'a Failure,
+    stop: &'a CancellationToken,
+    abort: &'a CancellationToken,
+    /// Held by the listings loop from a claim to its job, and by the recordings loop
+    /// while it decides that a run is over.
+    claiming: tokio::sync::Mutex<()>,
 }

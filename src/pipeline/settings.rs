@@ -8,6 +8,8 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
     pub count: usize,
+    /// Most of the `count` slots one org holds at once (several orgs share the pool).
+    pub per_org_max: usize,
     /// Attempts of one recording before it is failed for good (`retry` puts it back).
     pub max_attempts: u32,
     /// Recording-level backoff between attempts (full jitter, doubling, capped).

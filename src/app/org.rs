@@ -1,0 +1,127 @@
+//! One org's side of the wiring: its client, budget, ledger view and sink, and the
+//! pipeline that archives it.
+//!
+//! Every org has its own token, budget (with its own `"auto"` limit), cooldowns and
+//! learned limits, discovery schedule and watermark, so one org's bad credentials, 429
+//! storm or outage slows no other: the only things orgs share are the ledger file and
+//! the worker slots, which they take in turn.
+
+use super::{BuildError, open_sink, read_token_limit, with_org_id};
+use crate::config::settings::{OrgSettings, WorkerSettings};
+use crate::genesys::GenesysClient;
+use crate::health::Health;
+use crate::ledger::Ledger;
+use crate::ledger::sqlite::SqliteLedger;
+use crate::pipeline::poller::Poller;
+use crate::pipeline::slots::SharedSlots;
+use crate::pipeline::stats::PipelineStats;
+use crate::pipeline::worker::Worker;
+use crate::pipeline::{LISTINGS_PER_WORKER, Pipeline};
+use crate::ratelimit::{Budget, LocalBudget};
+use crate::retry::settings::RetrySettings;
+use crate::sink::Sink;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub struct OrgApp {
+    /// `{orgId}` filled in.
+    pub settings: OrgSettings,
+    pub client: Arc<GenesysClient>,
+    pub budget: Arc<dyn Budget>,
+    /// The org's rows of the shared ledger.
+    pub ledger: Arc<dyn Ledger>,
+    pub sink: Arc<dyn Sink>,
+}
+
+impl OrgApp {
+    /// Builds the org's parts (its own budget unless one is given: the load test's
+    /// naive baseline) and recovers what an earlier run left of its work.
+    pub async fn build(
+        settings: OrgSettings,
+        retry: &RetrySettings,
+        ledger: &SqliteLedger,
+        budget: Option<Arc<dyn Budget>>,
+    ) -> Result<Self, BuildError> {
+        let budget = budget.unwrap_or_else(|| Arc::new(LocalBudget::new(&settings.limits, retry)));
+        let ledger: Arc<dyn Ledger> = Arc::new(ledger.for_org(&settings.name));
+        let client = Arc::new(GenesysClient::new(&settings.genesys, retry, budget.clone())?);
+        if settings.limits.auto_budget {
+            read_token_limit(&client, budget.as_ref()).await;
+        }
+        let settings = with_org_id(settings, &client).await?;
+        let sink = open_sink(&settings).await?;
+        let org = Self {
+            settings,
+            client,
+            budget,
+            ledger,
+            sink,
+        };
+        org.recover().await?;
+        Ok(org)
+    }
+
+    /// Requeues in-flight work and aborts multipart uploads a crash left open.
+    async fn recover(&self) -> Result<(), BuildError> {
+        for open in self.ledger.recover().await? {
+            match self.sink.abort_upload(&open.key, &open.upload_id).await {
+                Ok(()) => {
+                    self.ledger.forget_upload(open.recording_id.clone()).await?;
+                    tracing::info!(message = "Aborted a multipart upload left open by an earlier run.", recording_id = %open.recording_id);
+                }
+                Err(error) => {
+                    tracing::warn!(message = "Could not abort an open multipart upload; will try again at next start.", recording_id = %open.recording_id, %error);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The org's pipeline, taking its worker and listing slots from the shared pools.
+    pub fn pipeline(
+        &self,
+        workers: &WorkerSettings,
+        slots: &SharedSlots,
+        health: Arc<Health>,
+        stats: Arc<PipelineStats>,
+    ) -> Pipeline {
+        let work = Arc::new(Notify::new());
+        let poller = Poller {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            settings: self.settings.discovery.clone(),
+            stats: stats.clone(),
+            work: work.clone(),
+        };
+        let urls = Arc::new(crate::pipeline::urls::UrlCache::default());
+        let checker = Arc::new(crate::pipeline::check::Checker {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            urls: urls.clone(),
+            lifecycle: poller.lifecycle(),
+            mode: self.settings.discovery.fetch_mode,
+            work: work.clone(),
+        });
+        let worker = Arc::new(Worker {
+            client: self.client.clone(),
+            ledger: self.ledger.clone(),
+            sink: self.sink.clone(),
+            layout: self.settings.sink.layout.clone(),
+            format: self.settings.genesys.format_id,
+            settings: workers.clone(),
+            stats,
+        });
+        Pipeline {
+            health,
+            poller,
+            worker,
+            checker,
+            urls,
+            ledger: self.ledger.clone(),
+            slots: slots.for_org(),
+            listing_cap: workers.count * LISTINGS_PER_WORKER,
+            poll_interval: self.settings.discovery.poll_interval,
+            work,
+        }
+    }
+}
