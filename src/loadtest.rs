@@ -68,11 +68,17 @@ pub struct LoadOptions {
     /// A configuration whose `[sink]`/`[s3]` are used (e.g. S3); default: a file sink in a temporary directory.
     pub sink_config: Option<PathBuf>,
     pub seed: u64,
+    /// Orgs served together by one process, each its own simulated org with this load
+    /// and its own budget (`platform_rpm`).
+    pub orgs: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     pub strategy: Strategy,
+    pub orgs: usize,
+    /// Archived recordings per minute over the whole run, every org together.
+    pub recordings_per_minute: f64,
     pub elapsed_s: f64,
     pub api_calls: BTreeMap<String, u64>,
     pub api_calls_total: u64,
@@ -127,7 +133,14 @@ impl LoadReport {
                 "budget utilization",
                 format!("{:.1}% of what the platform allowed", self.budget_utilization * 100.0),
             ),
-            ("recordings archived", self.recordings_archived.to_string()),
+            ("orgs", self.orgs.to_string()),
+            (
+                "recordings archived",
+                format!(
+                    "{} ({:.0} a minute)",
+                    self.recordings_archived, self.recordings_per_minute
+                ),
+            ),
             (
                 "bytes archived",
                 format!("{} ({:.2} MB/s)", self.bytes_archived, self.mb_per_s),
@@ -202,7 +215,20 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         ..SimConfig::default()
     };
     let transcode_time = sim_config.transcode_time;
-    let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().expect("literal"))
+    if options.orgs > 1 && options.strategy == Strategy::Naive {
+        anyhow::bail!("--orgs with more than one org measures our budget only (--strategy ours)");
+    }
+    // Each org its own: seed, name and credentials; the same load and limits.
+    let configs: Vec<SimConfig> = (0..options.orgs.max(1))
+        .map(|i| SimConfig {
+            seed: options.seed + i as u64,
+            org_name: format!("org-{i}"),
+            client_id: format!("org-{i}-client"),
+            client_secret: format!("org-{i}-secret"),
+            ..sim_config.clone()
+        })
+        .collect();
+    let sim = Simulator::start_orgs(configs, "127.0.0.1:0".parse().expect("literal"))
         .await
         .context("simulator")?;
     let dir = std::env::temp_dir().join(format!(
@@ -211,14 +237,34 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         fastrand::u32(..)
     ));
     // The platform's limits as the sim prints them, then the archiver's own budget on top.
-    let genesys = sim
-        .client_config()
-        .split("\n[limits]")
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let genesys_of = |org: &crate::sim::SimOrg| {
+        org.client_config()
+            .split("\n[limits]")
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let genesys = match sim.orgs() {
+        [one] => genesys_of(one),
+        many => many
+            .iter()
+            .map(|o| {
+                format!(
+                    "[[orgs]]\nname = \"{}\"\n{}\n",
+                    o.config().org_name,
+                    genesys_of(o).replace("[genesys]", "[orgs.genesys]")
+                )
+            })
+            .collect(),
+    };
+    // [[orgs]] entries come last in the file (TOML: tables after them would be theirs).
+    let (single, entries) = if sim.orgs().len() == 1 {
+        (genesys, String::new())
+    } else {
+        (String::new(), genesys)
+    };
     let mut text = format!(
-        "{genesys}\n[limits]\nrequests_per_minute = {}\nwindow = \"{}ms\"\n\
+        "{single}\n[limits]\nrequests_per_minute = {}\nwindow = \"{}ms\"\n\
          [workers]\ncount = {}\nretry_base = \"1s\"\nretry_cap = \"10s\"\nshutdown_grace = \"5s\"\n\
          [discovery]\npoll_interval = \"{}ms\"\nlookback = \"1h\"\noverlap = \"{}ms\"\nsettle_delay = \"0s\"\n\
          settle_after_end = \"{}ms\"\nrecheck_max = \"{}ms\"\nfetch_mode = \"{}\"\n\
@@ -242,8 +288,17 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             dir.join("archive").display().to_string()
         ));
     }
+    text.push_str(&entries);
     // As an override, so a sink configuration with its own [s3] section still takes it.
-    let env = [("GENESYS_ARCHIVER__S3__PART_SIZE".to_owned(), options.part_size.clone())].into();
+    let mut env: std::collections::HashMap<String, String> =
+        [("GENESYS_ARCHIVER__S3__PART_SIZE".to_owned(), options.part_size.clone())].into();
+    if sim.orgs().len() > 1 {
+        // Each org's recordings under its own name, whatever the sink.
+        env.insert(
+            "GENESYS_ARCHIVER__SINK__KEY_TEMPLATE".to_owned(),
+            format!("{{org}}/{}", crate::sink::layout::KeyLayout::DEFAULT),
+        );
+    }
     let settings = Sources {
         text: Some(&text),
         env: Some(env),
@@ -259,11 +314,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             Duration::from_secs(2),
         )),
     };
-    let app = App::build_with_budget(settings, budget).await?;
+    let app = match settings.orgs.len() {
+        1 => App::build_with_budget(settings, budget).await?,
+        _ => App::build(settings).await?,
+    };
     let shutdown = Shutdown::default();
     let started = Instant::now();
     let progress = {
-        let (stats, sim_stats) = (app.stats.clone(), sim.stats_handle());
+        let (stats, sim_stats) = (app.stats.clone(), sim.total_stats_handle());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             tick.tick().await;
@@ -287,7 +345,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let stop = {
         let shutdown = shutdown.clone();
         let duration = options.duration;
-        let (at_drain, sim_stats) = (at_drain.clone(), sim.stats_handle());
+        let (at_drain, sim_stats) = (at_drain.clone(), sim.total_stats_handle());
         tokio::spawn(async move {
             tokio::time::sleep(duration).await;
             *at_drain.lock().unwrap() = Some((sim_stats(), started.elapsed()));
@@ -301,7 +359,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     progress.abort();
     stop.abort();
 
-    let stats = sim.stats();
+    let stats = sim.total_stats();
     let api_calls: BTreeMap<String, u64> = Endpoint::ALL
         .iter()
         .map(|e| (e.as_str().to_owned(), stats.calls(e.as_str())))
@@ -312,13 +370,16 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let (loaded, load_time) = at_drain.lock().unwrap().take().unwrap_or((stats.clone(), elapsed));
     let accepted_token_calls =
         loaded.api_calls() - loaded.refusals() - loaded.calls("token") + loaded.count("token", "429");
-    let allowed = f64::from(options.platform_rpm) * load_time.as_secs_f64() / options.window.as_secs_f64();
+    let allowed = f64::from(options.platform_rpm) * options.orgs.max(1) as f64 * load_time.as_secs_f64()
+        / options.window.as_secs_f64();
     let lags = app.stats.lags.lock().unwrap().sorted();
     let transfers = app.stats.transfers.lock().unwrap().sorted();
     let transfer_p99 = percentile(&transfers, 99.0);
     let bytes = PipelineStats::get(&app.stats.bytes);
     let report = LoadReport {
         strategy: options.strategy,
+        orgs: options.orgs.max(1),
+        recordings_per_minute: archived as f64 * 60.0 / elapsed.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         api_calls,
         api_calls_total: total,

@@ -207,6 +207,10 @@ struct LoadArgs {
     /// Seed of the simulated org.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Orgs served by the one process, each a simulated org with this load and its own
+    /// budget (--platform-rpm each), archived under `{org}/`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
+    orgs: u16,
 }
 
 #[derive(Args)]
@@ -499,6 +503,7 @@ async fn run_loadtest(args: LoadArgs) -> ExitCode {
         strategy: args.strategy,
         sink_config: args.config,
         seed: args.seed,
+        orgs: usize::from(args.orgs),
     };
     match genesys_archiver::loadtest::run(options).await {
         Ok(report) if args.json => {

@@ -458,3 +458,46 @@ fn a_multi_org_file_is_checked_org_by_org() {
 
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn loadtest_serves_several_orgs_together() {
+    // Bounded: 6 s of load, three orgs each with its own budget on a 2 s window.
+    let out = run(
+        &[
+            "loadtest",
+            "--orgs",
+            "3",
+            "--duration",
+            "6s",
+            "--window",
+            "2s",
+            "--platform-rpm",
+            "100",
+            "--agents",
+            "30",
+            "--sessions-per-agent-hour",
+            "600",
+            "--backlog",
+            "5",
+            "--poll-interval",
+            "1s",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(report["orgs"], 3);
+    // Three logins: one token per org.
+    assert_eq!(report["api_calls"]["token"], 3, "{report}");
+    // Each org's budget is counted in what was allowed: three orgs' worth of calls
+    // without a single refusal.
+    assert!(report["recordings_archived"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(report["rate_limited"], 0, "{report}");
+    assert!(report["recordings_per_minute"].as_f64().unwrap() > 0.0);
+    let out = run(
+        &["loadtest", "--orgs", "2", "--strategy", "naive", "--duration", "1s"],
+        &[],
+    );
+    assert!(!out.status.success(), "the naive baseline is one org's");
+}

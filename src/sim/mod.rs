@@ -178,6 +178,23 @@ impl Simulator {
         &self.orgs
     }
 
+    /// Every org's answers added up.
+    pub fn total_stats(&self) -> SimStats {
+        (self.total_stats_handle())()
+    }
+
+    /// [`Simulator::total_stats`] as a closure, for tasks that outlive a borrow.
+    pub fn total_stats_handle(&self) -> impl Fn() -> SimStats + Send + 'static {
+        let states: Vec<_> = self.orgs.iter().map(|o| o.state.clone()).collect();
+        move || {
+            let mut total = SimStats::default();
+            for state in &states {
+                total.add(&state.stats.snapshot());
+            }
+            total
+        }
+    }
+
     /// The org named `name`.
     pub fn org(&self, name: &str) -> Option<&SimOrg> {
         self.orgs.iter().find(|o| o.state.config.org_name == name)

@@ -31,6 +31,16 @@ pub struct SimStats {
 }
 
 impl SimStats {
+    /// Adds another org's answers (a load test over several orgs counts them all).
+    pub fn add(&mut self, other: &SimStats) {
+        for (endpoint, statuses) in &other.endpoints {
+            let mine = self.endpoints.entry(endpoint.clone()).or_default();
+            for (status, n) in statuses {
+                *mine.entry(status.clone()).or_default() += n;
+            }
+        }
+    }
+
     /// Answers of `endpoint` with `status`.
     pub fn count(&self, endpoint: &str, status: &str) -> u64 {
         self.endpoints
