@@ -355,32 +355,37 @@ fn ledger_commands_take_an_org() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `loadtest` on a 2 s window with a small steady load (bounded: `duration` of load,
+/// loopback only), `extra` arguments appended; its JSON report.
+fn loadtest(duration: &str, agents: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "loadtest",
+        "--duration",
+        duration,
+        "--window",
+        "2s",
+        "--platform-rpm",
+        "100",
+        "--agents",
+        agents,
+        "--sessions-per-agent-hour",
+        "600",
+        "--backlog",
+        "5",
+        "--poll-interval",
+        "1s",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let out = run(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
 #[test]
 fn loadtest_smoke_completes_and_counts() {
-    // Bounded: 6 s of load on a 2 s window, loopback only. Counts, never times.
-    let out = run(
-        &[
-            "loadtest",
-            "--duration",
-            "6s",
-            "--window",
-            "2s",
-            "--platform-rpm",
-            "100",
-            "--agents",
-            "60",
-            "--sessions-per-agent-hour",
-            "600",
-            "--backlog",
-            "5",
-            "--poll-interval",
-            "1s",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    // Counts, never times.
+    let report = loadtest("6s", "60", &[]);
     assert!(report["recordings_archived"].as_u64().unwrap() > 0, "{report}");
     assert!(report["api_calls_total"].as_u64().unwrap() > 0);
     assert_eq!(report["strategy"], "ours");
@@ -461,32 +466,8 @@ fn a_multi_org_file_is_checked_org_by_org() {
 
 #[test]
 fn loadtest_serves_several_orgs_together() {
-    // Bounded: 6 s of load, three orgs each with its own budget on a 2 s window.
-    let out = run(
-        &[
-            "loadtest",
-            "--orgs",
-            "3",
-            "--duration",
-            "6s",
-            "--window",
-            "2s",
-            "--platform-rpm",
-            "100",
-            "--agents",
-            "30",
-            "--sessions-per-agent-hour",
-            "600",
-            "--backlog",
-            "5",
-            "--poll-interval",
-            "1s",
-            "--json",
-        ],
-        &[],
-    );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    // Three orgs, each with its own budget.
+    let report = loadtest("6s", "30", &["--orgs", "3"]);
     assert_eq!(report["orgs"], 3);
     // Three logins: one token per org.
     assert_eq!(report["api_calls"]["token"], 3, "{report}");
