@@ -124,7 +124,7 @@ impl App {
                 .await;
             match built {
                 Ok(built) => orgs.push(built),
-                Err(error) if settings.org_source.multi => {
+                Err(error) if settings.org_source.is_multi() => {
                     tracing::error!(
                         message = "Org could not start; it is tried again while the others run.",
                         org = %org.name,
@@ -170,7 +170,7 @@ impl App {
         let probes = self.orgs.iter().map(|o| (o.client.clone(), o.sink.clone())).collect();
         // With several orgs, one customer's revoked credentials must not take the
         // vendor's process out of service: only the sinks count for readiness.
-        let tokens_count = !self.settings.org_source.multi;
+        let tokens_count = !self.settings.org_source.is_multi();
         tokio::spawn(probe_readiness(probes, tokens_count, self.health.clone()));
         tokio::spawn(crate::systemd::watchdog(self.health.clone()));
         Ok(bound)
@@ -203,7 +203,7 @@ impl App {
         );
         let slots = SharedSlots::new(workers.count, workers.count * LISTINGS_PER_WORKER, workers.per_org_max);
         let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
-        let multi = self.settings.org_source.multi;
+        let multi = self.settings.org_source.is_multi();
         let reloading = multi && mode == Mode::Daemon;
 
         // Every org's run; each ends with its name and generation.

@@ -528,7 +528,7 @@ pub async fn retry(settings: &LedgerSettings, org: Option<&str>) -> ExitCode {
 /// `check-config [--connect]`: every org's settings, and with `--connect` a token from
 /// each org and an answer from each org's sink.
 pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
-    let single = !settings.org_source.multi;
+    let single = !settings.org_source.is_multi();
     if !single {
         let n = settings.orgs.len();
         println!(

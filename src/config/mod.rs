@@ -53,16 +53,21 @@ impl Sources<'_> {
     fn located_raw<T: serde::de::DeserializeOwned>(self) -> Result<(T, Located), ConfigError> {
         let mut builder = Config::builder();
         let mut file_name = None;
+        // The `[[orgs]]` names of the sources, read from the syntax check's parse.
+        let mut org_names = Vec::new();
         if let Some(path) = self.file {
             let name = path.display().to_string();
             let text = std::fs::read_to_string(path)
                 .map_err(|e| ConfigError::new("--config", format!("`{name}` cannot be read: {e}")))?;
-            check_syntax(&text, &name)?;
+            org_names = entry_names(&check_syntax(&text, &name)?);
             builder = builder.add_source(File::from_str(&text, FileFormat::Toml));
             file_name = Some(name);
         }
         if let Some(text) = self.text {
-            check_syntax(text, "the embedded configuration")?;
+            let names = entry_names(&check_syntax(text, "the embedded configuration")?);
+            if org_names.is_empty() {
+                org_names = names;
+            }
             builder = builder.add_source(File::from_str(text, FileFormat::Toml));
         }
         let variables: HashMap<String, String> = match self.env {
@@ -81,15 +86,7 @@ impl Sources<'_> {
         let located = Located {
             variables,
             file: file_name,
-            org_names: [
-                self.file.and_then(|p| std::fs::read_to_string(p).ok()),
-                self.text.map(str::to_owned),
-            ]
-            .into_iter()
-            .flatten()
-            .map(|text| org_names(&text))
-            .find(|names| !names.is_empty())
-            .unwrap_or_default(),
+            org_names,
         };
         let config = builder
             .add_source(env)
@@ -114,11 +111,8 @@ struct Located {
     org_names: Vec<Option<String>>,
 }
 
-/// The `name` of every `[[orgs]]` entry of a TOML text, read leniently.
-fn org_names(text: &str) -> Vec<Option<String>> {
-    let Ok(table) = text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
+/// The `name` of every `[[orgs]]` entry of a parsed file.
+fn entry_names(table: &toml::Table) -> Vec<Option<String>> {
     match table.get("orgs").and_then(toml::Value::as_array) {
         Some(orgs) => orgs
             .iter()
@@ -142,8 +136,7 @@ impl Located {
         let variable = variable_for(&error.key);
         if self.variables.contains_key(&variable) {
             error.variable = Some(variable);
-        } else if error.file.is_some() {
-        } else if error.key != "--config" && error.key != "config" {
+        } else if error.file.is_none() && error.key != "--config" && error.key != "config" {
             error.file = self.file.clone();
             if error.unset {
                 error.message = format!(
@@ -163,10 +156,12 @@ pub fn variable_for(key: &str) -> String {
     format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_ascii_uppercase())
 }
 
-/// A TOML syntax error as one line: where (file, line, column) and what.
-pub(crate) fn check_syntax(text: &str, name: &str) -> Result<(), ConfigError> {
-    let Err(error) = text.parse::<toml::Table>() else {
-        return Ok(());
+/// The parsed text, or its TOML syntax error as one line: where (file, line, column)
+/// and what.
+pub(crate) fn check_syntax(text: &str, name: &str) -> Result<toml::Table, ConfigError> {
+    let error = match text.parse::<toml::Table>() {
+        Ok(table) => return Ok(table),
+        Err(error) => error,
     };
     let at = error.span().map(|span| {
         let before = &text[..span.start.min(text.len())];

@@ -38,9 +38,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// The sections an org inherits from the top level of the file.
+/// The sections that make one org's settings: the shared ones at the top level of the
+/// file, or an org's entry laid over them ([`OrgSections::with`]).
 #[derive(Debug, Clone, Default)]
-pub struct OrgDefaults {
+pub struct OrgSections {
     pub genesys: RawGenesys,
     pub limits: RawLimits,
     pub discovery: RawDiscovery,
@@ -102,11 +103,13 @@ pub fn read_org_file(path: &Path) -> Result<OrgEntry, ConfigError> {
             format!("cannot be read: {e}"),
         ))
     })?;
-    super::check_syntax(&text, &shown)?;
-    let de = toml::Deserializer::parse(&text)
-        .map_err(|e| in_file(ConfigError::new(format!("orgs[{stem}]"), e.message().trim().to_owned())))?;
-    let raw: RawOrg = serde_path_to_error::deserialize(de).map_err(|e| {
-        let name = name_in(&text).unwrap_or(stem.clone());
+    let table = super::check_syntax(&text, &shown)?;
+    // Named by its `name` when the file has one, for an error in the rest of it.
+    let name = table
+        .get("name")
+        .and_then(toml::Value::as_str)
+        .map_or(stem, str::to_owned);
+    let raw: RawOrg = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let message = e.inner().message().trim().replacen("unknown field", "unknown key", 1);
         in_file(ConfigError::new(format!("orgs[{name}].{}", e.path()), message))
     })?;
@@ -116,19 +119,14 @@ pub fn read_org_file(path: &Path) -> Result<OrgEntry, ConfigError> {
     })
 }
 
-/// The `name` of an org file, read leniently (for naming an error in the same file).
-fn name_in(text: &str) -> Option<String> {
-    let table: toml::Table = text.parse().ok()?;
-    table.get("name")?.as_str().map(str::to_owned)
-}
-
 /// Validates every entry over the shared defaults: the org set of a multi-org file.
-pub fn validate_all(defaults: &OrgDefaults, entries: Vec<OrgEntry>) -> Result<Vec<OrgSettings>, ConfigError> {
+pub fn validate_all(defaults: &OrgSections, entries: Vec<OrgEntry>) -> Result<Vec<OrgSettings>, ConfigError> {
     let mut orgs = Vec::with_capacity(entries.len());
     let mut seen: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
     for entry in entries {
-        let org = validate_one(defaults, entry.raw, entry.file.as_deref())?;
-        if let Some(first) = seen.insert(org.name.clone(), entry.file.clone()) {
+        let file = entry.file.clone();
+        let org = validate_one(defaults, entry)?;
+        if let Some(first) = seen.insert(org.name.clone(), file.clone()) {
             let mut e = ConfigError::new(
                 format!("orgs[{}].name", org.name),
                 format!(
@@ -136,7 +134,7 @@ pub fn validate_all(defaults: &OrgDefaults, entries: Vec<OrgEntry>) -> Result<Ve
                     first.map_or("the main file".to_owned(), |p| p.display().to_string())
                 ),
             );
-            e.file = entry.file.map(|p| p.display().to_string());
+            e.file = file.map(|p| p.display().to_string());
             return Err(e);
         }
         orgs.push(org);
@@ -146,25 +144,17 @@ pub fn validate_all(defaults: &OrgDefaults, entries: Vec<OrgEntry>) -> Result<Ve
 }
 
 /// One org: its entry over the shared defaults, checked, with `{org}` filled in.
-pub fn validate_one(defaults: &OrgDefaults, raw: RawOrg, file: Option<&Path>) -> Result<OrgSettings, ConfigError> {
+fn validate_one(defaults: &OrgSections, entry: OrgEntry) -> Result<OrgSettings, ConfigError> {
+    let file = entry.file.as_deref().map(|p| p.display().to_string());
     let in_file = |mut e: ConfigError| {
-        e.file = file.map(|p| p.display().to_string()).or(e.file);
+        e.file = file.clone().or(e.file);
         e
-    };
-    let entry = OrgEntry {
-        raw,
-        file: file.map(Path::to_owned),
     };
     let name = entry
         .name()
         .ok_or_else(|| in_file(ConfigError::unset("orgs[].name", "must be set")))?;
-    let raw = entry.raw;
     check_name(&name).map_err(|m| in_file(ConfigError::new(format!("orgs[{name}].name"), m)))?;
-    let genesys = overlay_genesys(defaults.genesys.clone(), raw.genesys);
-    let limits = overlay_limits(defaults.limits.clone(), raw.limits);
-    let discovery = overlay_discovery(defaults.discovery.clone(), raw.discovery);
-    let s3 = overlay_s3(defaults.s3.clone(), raw.s3);
-    validate_org_parts(&name, genesys, limits, discovery, defaults.sink.clone(), s3).map_err(|e| {
+    validate_org_parts(&name, defaults.clone().with(entry.raw)).map_err(|e| {
         // Bad for every org where it is written: the shared key is the one to fix.
         if shared_error(defaults, &e) {
             e
@@ -178,7 +168,7 @@ pub fn validate_one(defaults: &OrgDefaults, raw: RawOrg, file: Option<&Path>) ->
 }
 
 /// Whether the shared section alone already fails on this key with this message.
-fn shared_error(defaults: &OrgDefaults, error: &ConfigError) -> bool {
+fn shared_error(defaults: &OrgSections, error: &ConfigError) -> bool {
     matches!(shared_section_error(&error.key, defaults), Some(e) if e.key == error.key && e.message == error.message)
 }
 
@@ -205,6 +195,19 @@ fn check_keys_apart(orgs: &[OrgSettings]) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+impl OrgSections {
+    /// An org's entry laid over these (shared) sections; `[sink]` is the process's.
+    pub fn with(self, org: RawOrg) -> OrgSections {
+        OrgSections {
+            genesys: overlay_genesys(self.genesys, org.genesys),
+            limits: overlay_limits(self.limits, org.limits),
+            discovery: overlay_discovery(self.discovery, org.discovery),
+            s3: overlay_s3(self.s3, org.s3),
+            sink: self.sink,
+        }
+    }
 }
 
 /// `over`'s keys win. Keys that only make sense together come from one side: an org
@@ -359,7 +362,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.orgs.len(), 1);
         assert_eq!(s.orgs[0].name, SINGLE_ORG);
-        assert!(!s.org_source.multi);
+        assert!(!s.org_source.is_multi());
         assert_eq!(s3_prefix(&s, 0), ("b-1".into(), "default/".into()));
     }
 
@@ -367,7 +370,7 @@ mod tests {
     fn each_org_lies_over_the_shared_sections() {
         use secrecy::ExposeSecret;
         let s = load(&format!("{SHARED}\n{TWO_ORGS}")).unwrap();
-        assert!(s.org_source.multi);
+        assert!(s.org_source.is_multi());
         let names: Vec<_> = s.orgs.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["acme", "globex"]);
         let (acme, globex) = (&s.orgs[0], &s.orgs[1]);

@@ -98,10 +98,8 @@ pub struct OrgSettings {
 /// Where the org set comes from.
 #[derive(Debug, Clone)]
 pub struct OrgSource {
-    /// The file has `[[orgs]]` or `orgs_dir` (else: one org, from the top level).
-    pub multi: bool,
     /// The shared sections every org entry is laid over.
-    pub defaults: super::orgs::OrgDefaults,
+    pub defaults: super::orgs::OrgSections,
     /// The `[[orgs]]` entries of the main file (they change only with a restart).
     pub entries: Vec<super::raw::RawOrg>,
     pub dir: Option<PathBuf>,
@@ -110,20 +108,18 @@ pub struct OrgSource {
 }
 
 impl OrgSource {
+    /// The file has `[[orgs]]` or `orgs_dir` (else: one org, from the top level).
+    pub fn is_multi(&self) -> bool {
+        !self.entries.is_empty() || self.dir.is_some()
+    }
+
     /// Reads and checks the org set again (at start, on SIGHUP, every
     /// `reload_interval`): the main file's entries and every file of `dir`.
     pub fn read(&self) -> Result<Vec<OrgSettings>, ConfigError> {
         use super::orgs::{OrgEntry, org_files, read_org_file, validate_all};
         let d = &self.defaults;
-        if !self.multi {
-            return Ok(vec![validate_org_parts(
-                super::orgs::SINGLE_ORG,
-                d.genesys.clone(),
-                d.limits.clone(),
-                d.discovery.clone(),
-                d.sink.clone(),
-                d.s3.clone(),
-            )?]);
+        if !self.is_multi() {
+            return Ok(vec![validate_org_parts(super::orgs::SINGLE_ORG, d.clone())?]);
         }
         let mut entries: Vec<OrgEntry> = self
             .entries
@@ -141,7 +137,7 @@ impl OrgSource {
 }
 
 /// The error of the shared section that `key` belongs to, checked alone.
-pub(crate) fn shared_section_error(key: &str, d: &super::orgs::OrgDefaults) -> Option<ConfigError> {
+pub(crate) fn shared_section_error(key: &str, d: &super::orgs::OrgSections) -> Option<ConfigError> {
     let section = key.split('.').next().unwrap_or_default();
     match section {
         "genesys" => validate_genesys(d.genesys.clone()).err(),
@@ -153,18 +149,11 @@ pub(crate) fn shared_section_error(key: &str, d: &super::orgs::OrgDefaults) -> O
 }
 
 /// Checks one org's sections (already laid over the shared ones) and fills `{org}` in.
-pub fn validate_org_parts(
-    name: &str,
-    genesys: RawGenesys,
-    limits: RawLimits,
-    discovery: RawDiscovery,
-    sink: RawSink,
-    s3: RawS3,
-) -> Result<OrgSettings, ConfigError> {
-    let genesys = validate_genesys(genesys)?;
-    let limits = validate_limits(limits)?;
-    let discovery = validate_discovery(discovery)?;
-    let mut sink = validate_sink(sink, s3)?;
+pub fn validate_org_parts(name: &str, sections: super::orgs::OrgSections) -> Result<OrgSettings, ConfigError> {
+    let genesys = validate_genesys(sections.genesys)?;
+    let limits = validate_limits(sections.limits)?;
+    let discovery = validate_discovery(sections.discovery)?;
+    let mut sink = validate_sink(sections.sink, sections.s3)?;
     let prefix_names_org =
         matches!(&sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{org}") || s3.prefix.contains("{orgId}"));
     let keys_by_org = sink.layout.names_org() || prefix_names_org;
@@ -251,8 +240,7 @@ impl Settings {
     /// Checks every value and builds the settings; the first problem found is returned.
     pub fn validate(raw: RawConfig) -> Result<Self, ConfigError> {
         let org_source = OrgSource {
-            multi: !raw.orgs.is_empty() || raw.orgs_dir.is_some(),
-            defaults: super::orgs::OrgDefaults {
+            defaults: super::orgs::OrgSections {
                 genesys: raw.genesys,
                 limits: raw.limits,
                 discovery: raw.discovery,
