@@ -21,7 +21,7 @@ use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{Ledger, StatusReport};
 use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
-use crate::pipeline::{LISTINGS_PER_WORKER, Mode, RunError, Shutdown};
+use crate::pipeline::{Mode, RunError, Shutdown};
 use crate::ratelimit::Budget;
 use crate::sink::Sink;
 use crate::sink::file::FileSink;
@@ -201,7 +201,7 @@ impl App {
             workers = workers.count,
             budget_per_window = self.orgs.first().map_or(0, |o| o.settings.limits.token_budget),
         );
-        let slots = SharedSlots::new(workers.count, workers.count * LISTINGS_PER_WORKER, workers.per_org_max);
+        let slots = SharedSlots::new(workers.count, workers.per_org_max);
         let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
         let multi = self.settings.org_source.is_multi();
         let reloading = multi && mode == Mode::Daemon;

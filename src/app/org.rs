@@ -12,11 +12,11 @@ use crate::genesys::GenesysClient;
 use crate::health::Health;
 use crate::ledger::Ledger;
 use crate::ledger::sqlite::SqliteLedger;
+use crate::pipeline::Pipeline;
 use crate::pipeline::poller::Poller;
 use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::worker::Worker;
-use crate::pipeline::{LISTINGS_PER_WORKER, Pipeline};
 use crate::ratelimit::{Budget, LocalBudget};
 use crate::retry::settings::RetrySettings;
 use crate::sink::Sink;
@@ -119,7 +119,6 @@ impl OrgApp {
             urls,
             ledger: self.ledger.clone(),
             slots: slots.for_org(),
-            listing_cap: workers.count * LISTINGS_PER_WORKER,
             poll_interval: self.settings.discovery.poll_interval,
             work,
         }

@@ -68,9 +68,6 @@ pub enum RunError {
     },
 }
 
-/// Listings in flight, and listed URLs waiting, per worker slot (see `listings_loop`).
-pub const LISTINGS_PER_WORKER: usize = 4;
-
 /// Longest the dispatcher sleeps without looking at the ledger again.
 const IDLE_CHECK: Duration = Duration::from_secs(1);
 
@@ -104,8 +101,6 @@ pub struct Pipeline {
     pub ledger: Arc<dyn Ledger>,
     /// This org's access to the process's worker and listing slots.
     pub slots: slots::OrgSlots,
-    /// Most listed URLs waiting for a worker before listings pause.
-    pub listing_cap: usize,
     pub poll_interval: Duration,
     pub work: Arc<Notify>,
 }
@@ -314,15 +309,15 @@ impl Pipeline {
             if stop.is_cancelled() {
                 return Ok(());
             }
-            let now = Utc::now();
-            let due_now = !self.urls.is_empty() || self.ledger.next_due().await?.is_some_and(|at| at <= now);
+            // One read of the queue's head per round: whether to claim now, else how long
+            // to wait.
+            let next = self.ledger.next_due().await?;
+            let due_now = !self.urls.is_empty() || next.is_some_and(|at| at <= Utc::now());
             if due_now {
-                let slot = match self.slots.try_worker() {
-                    Some(slot) => slot,
-                    None => tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        slot = self.slots.worker() => slot,
-                    },
+                // In line with the other orgs when the pool is busy.
+                let slot = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    slot = self.slots.worker() => slot,
                 };
                 match self.next_recording().await? {
                     Some(job) => {
@@ -337,7 +332,7 @@ impl Pipeline {
                 stop.cancel();
                 return Ok(());
             }
-            if !idle(self.ledger.next_due().await?, stop, wake).await {
+            if !idle(next, stop, wake).await {
                 return Ok(());
             }
         }
@@ -360,8 +355,7 @@ impl Pipeline {
     }
 
     /// Claims due listings while a listing slot is free and few listed URLs wait for a
-    /// worker (at ~10 archived a second, 32 of them wait about 3 s, against the 90 s a
-    /// listed URL is used): a listing far ahead of the workers would let its URLs age.
+    /// worker ([`slots::OrgSlots::listing_cap`]).
     async fn listings_loop(&self, jobs: &Jobs<'_>, wake: &Notify) -> Result<(), RunError> {
         let stop = jobs.stop;
         let result = async {
@@ -369,7 +363,7 @@ impl Pipeline {
                 if stop.is_cancelled() {
                     return Ok(());
                 }
-                if self.urls.len() < self.listing_cap
+                if self.urls.len() < self.slots.listing_cap()
                     && let Some(slot) = self.slots.try_listing()
                 {
                     // A claimed conversation is neither due nor a job until it is spawned:
