@@ -23,6 +23,8 @@ use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, RunError, Shutdown};
 use crate::ratelimit::Budget;
+use crate::retry::backoff;
+use crate::retry::settings::RetrySettings;
 use crate::sink::Sink;
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
@@ -47,12 +49,42 @@ struct Live {
     shutdown: Shutdown,
 }
 
-impl Live {
-    fn new(org: &OrgSettings, generation: u64, shutdown: &Shutdown) -> Self {
-        Self {
-            generation,
+/// The org runs of one [`App::run_reloading`].
+#[derive(Default)]
+struct Runs<'a> {
+    futures: FuturesUnordered<OrgRun<'a>>,
+    live: BTreeMap<String, Live>,
+    generation: u64,
+}
+
+impl<'a> Runs<'a> {
+    /// Adds a run of `org` under its own child of `shutdown` (so it can be stopped alone,
+    /// and its failure aborts only its own uploads), in the org's span; `run` makes the
+    /// run from that child.
+    fn add(
+        &mut self,
+        org: &OrgSettings,
+        shutdown: &Shutdown,
+        run: impl FnOnce(Shutdown) -> BoxFuture<'a, Result<(), RunError>>,
+    ) {
+        self.generation += 1;
+        let own = shutdown.child();
+        let live = Live {
+            generation: self.generation,
             fingerprint: reload::fingerprint(org),
-            shutdown: shutdown.clone(),
+            shutdown: own.clone(),
+        };
+        self.live.insert(org.name.clone(), live);
+        let (name, generation) = (org.name.clone(), self.generation);
+        let run = run(own).instrument(tracing::info_span!("org", org = %name));
+        self.futures
+            .push(Box::pin(async move { (name, generation, run.await) }));
+    }
+
+    /// A run ended: the org is no longer live, unless a newer run of it took its place.
+    fn ended(&mut self, name: &str, generation: u64) {
+        if self.live.get(name).is_some_and(|l| l.generation == generation) {
+            self.live.remove(name);
         }
     }
 }
@@ -93,11 +125,17 @@ pub async fn open_sink(org: &OrgSettings) -> Result<Arc<dyn Sink>, crate::sink::
     })
 }
 
-/// First wait before an org that could not start is tried again; it doubles up to
-/// [`START_RETRY_MAX`]. Not every minute for ever: a customer's revoked credentials
-/// would otherwise cost a failed login a minute, per org, for as long as nobody looks.
-const START_RETRY_FIRST: Duration = Duration::from_secs(30);
-const START_RETRY_MAX: Duration = Duration::from_secs(600);
+/// When an org that could not start is tried again: full jitter under a ceiling of
+/// 30 s that doubles up to 10 minutes (the retry module's backoff; attempts and elapsed
+/// time are not limited, an org is never given up). Not every minute for ever: a
+/// customer's revoked credentials would otherwise cost a failed login a minute, per
+/// org, for as long as nobody looks.
+const START_RETRY: RetrySettings = RetrySettings {
+    base: Duration::from_secs(30),
+    cap: Duration::from_secs(600),
+    max_elapsed: Duration::MAX,
+    max_attempts: u32::MAX,
+};
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
@@ -206,30 +244,17 @@ impl App {
         let multi = self.settings.org_source.is_multi();
         let reloading = multi && mode == Mode::Daemon;
 
-        // Every org's run; each ends with its name and generation.
-        let mut runs: FuturesUnordered<OrgRun<'_>> = FuturesUnordered::new();
-        let mut live: BTreeMap<String, Live> = BTreeMap::new();
-        let mut generation = 0u64;
+        let slots = &slots;
+        let mut runs = Runs::default();
         for org in &self.orgs {
-            generation += 1;
-            let own = shutdown.child();
-            live.insert(org.settings.name.clone(), Live::new(&org.settings, generation, &own));
-            let (slots, name) = (&slots, org.settings.name.clone());
-            let span = tracing::info_span!("org", org = %name);
-            runs.push(Box::pin(async move {
-                let result = org
-                    .pipeline(workers, slots, self.health.clone(), self.stats.clone())
-                    .run(mode, own)
-                    .instrument(span)
-                    .await;
-                (name, generation, result)
-            }));
+            runs.add(&org.settings, &shutdown, |own| {
+                Box::pin(self.run_org(org, slots, mode, own))
+            });
         }
         for (org, why) in &self.pending {
-            generation += 1;
-            let own = shutdown.child();
-            live.insert(org.name.clone(), Live::new(org, generation, &own));
-            runs.push(self.start_org(org.clone(), Some(why.clone()), mode, &slots, own, generation));
+            runs.add(org, &shutdown, |own| {
+                Box::pin(self.start_late(org.clone(), Some(why.clone()), mode, slots, own))
+            });
         }
 
         let mut interval = tokio::time::interval(self.settings.org_source.reload_interval);
@@ -240,11 +265,9 @@ impl App {
         let mut first_error = None;
         loop {
             let read_again = tokio::select! {
-                ended = runs.next(), if !runs.is_empty() => {
-                    let Some((name, ended_generation, result)) = ended else { continue };
-                    if live.get(&name).is_some_and(|l| l.generation == ended_generation) {
-                        live.remove(&name);
-                    }
+                ended = runs.futures.next(), if !runs.futures.is_empty() => {
+                    let Some((name, generation, result)) = ended else { continue };
+                    runs.ended(&name, generation);
                     match result {
                         Ok(()) if reloading && !shutdown.drain.is_cancelled() => {
                             tracing::info!(message = "Org stopped.", org = %name);
@@ -262,16 +285,13 @@ impl App {
                     if let Some(org) = restart.remove(&name)
                         && !shutdown.drain.is_cancelled()
                     {
-                        generation += 1;
-                        let own = shutdown.child();
-                        live.insert(name, Live::new(&org, generation, &own));
-                        runs.push(self.start_org(org, None, mode, &slots, own, generation));
+                        runs.add(&org.clone(), &shutdown, |own| Box::pin(self.start_late(org, None, mode, slots, own)));
                     }
                     false
                 }
                 _ = reload.notified(), if reloading => true,
                 _ = interval.tick(), if reloading && self.settings.org_source.dir.is_some() => true,
-                _ = shutdown.drain.cancelled(), if reloading && runs.is_empty() => break,
+                _ = shutdown.drain.cancelled(), if reloading && runs.futures.is_empty() => break,
                 else => break,
             };
             if !read_again || shutdown.drain.is_cancelled() {
@@ -287,21 +307,22 @@ impl App {
                     continue;
                 }
             };
-            let running = live
+            let running = runs
+                .live
                 .iter()
                 .map(|(name, l)| (name.clone(), l.fingerprint.clone()))
                 .collect();
             let plan = reload::plan(&running, wanted);
             for name in &plan.stop {
                 tracing::info!(message = "Org removed; it stops after its in-flight uploads.", org = %name);
-                if let Some(l) = live.get(name) {
+                if let Some(l) = runs.live.get(name) {
                     l.shutdown.drain.cancel();
                 }
                 restart.remove(name);
             }
             for org in plan.restart {
                 tracing::info!(message = "Org changed; it restarts after its in-flight uploads.", org = %org.name);
-                if let Some(l) = live.get_mut(&org.name) {
+                if let Some(l) = runs.live.get_mut(&org.name) {
                     l.shutdown.drain.cancel();
                     l.fingerprint = reload::fingerprint(&org);
                 }
@@ -309,10 +330,9 @@ impl App {
             }
             for org in plan.start {
                 tracing::info!(message = "Org added; starting it.", org = %org.name);
-                generation += 1;
-                let own = shutdown.child();
-                live.insert(org.name.clone(), Live::new(&org, generation, &own));
-                runs.push(self.start_org(org, None, mode, &slots, own, generation));
+                runs.add(&org.clone(), &shutdown, |own| {
+                    Box::pin(self.start_late(org, None, mode, slots, own))
+                });
             }
         }
         pruning.abort();
@@ -328,26 +348,11 @@ impl App {
         Ok(report)
     }
 
-    /// An org started after the build (it could not start then, or it was added or
-    /// changed by a reload): built now and run, or (daemon only) tried again with backoff.
-    fn start_org<'a>(
-        &'a self,
-        org: OrgSettings,
-        failed: Option<String>,
-        mode: Mode,
-        slots: &'a SharedSlots,
-        shutdown: Shutdown,
-        generation: u64,
-    ) -> OrgRun<'a> {
-        let span = tracing::info_span!("org", org = %org.name);
-        Box::pin(
-            async move {
-                let name = org.name.clone();
-                let result = self.start_late(&org, failed, mode, slots, shutdown).await;
-                (name, generation, result)
-            }
-            .instrument(span),
-        )
+    /// Runs a built org's pipeline, its slots taken from the shared pools.
+    async fn run_org(&self, org: &OrgApp, slots: &SharedSlots, mode: Mode, shutdown: Shutdown) -> Result<(), RunError> {
+        org.pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
+            .run(mode, shutdown)
+            .await
     }
 
     /// Builds and runs an org after the process started: at once, or (when it `failed` at
@@ -355,7 +360,7 @@ impl App {
     /// others run, `run --once` reports it as failed.
     async fn start_late(
         &self,
-        org: &OrgSettings,
+        org: OrgSettings,
         failed: Option<String>,
         mode: Mode,
         slots: &SharedSlots,
@@ -366,33 +371,31 @@ impl App {
         {
             return Err(RunError::Start(why.clone()));
         }
-        let mut wait = START_RETRY_FIRST;
-        // A first try at once, unless it just failed at the build.
-        let mut first = failed.is_none();
+        let mut rng = fastrand::Rng::new();
+        // A first try at once, unless it just failed at the build; the n-th failure
+        // waits under the n-th ceiling (30 s, 60 s, … 10 min).
+        let mut failures = u32::from(failed.is_some());
         loop {
-            if !first {
+            if failures > 0 {
+                let wait = backoff::full_jitter(&START_RETRY, failures - 1, &mut rng);
                 tokio::select! {
                     _ = shutdown.drain.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(wait.mul_f64(0.5 + fastrand::f64() * 0.5)) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
-            first = false;
             match OrgApp::build(org.clone(), &self.settings.retry, &self.ledger, None).await {
                 Ok(built) => {
                     tracing::info!(message = "Org started.", org = %org.name);
-                    return built
-                        .pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
-                        .run(mode, shutdown)
-                        .await;
+                    return self.run_org(&built, slots, mode, shutdown).await;
                 }
                 Err(error) => {
                     tracing::error!(
                         message = "Org still cannot start; tried again later.",
                         org = %org.name,
                         %error,
-                        retry_in_s = (wait * 2).min(START_RETRY_MAX).as_secs(),
+                        retry_within_s = backoff::ceiling(&START_RETRY, failures).as_secs(),
                     );
-                    wait = (wait * 2).min(START_RETRY_MAX);
+                    failures += 1;
                 }
             }
         }
@@ -475,7 +478,9 @@ pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
 /// clients' own refreshes keep them; every org's sink answering, checked every 10 s
 /// until they do, then every minute.
 async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_count: bool, health: Arc<Health>) {
-    let mut have_token = vec![false; orgs.len()];
+    // When tokens do not count, none is asked for here: the org's own runs log in, and
+    // a revoked customer is not tried every minute on top of its start-up backoff.
+    let mut have_token = vec![!tokens_count; orgs.len()];
     loop {
         for ((client, _), have) in orgs.iter().zip(have_token.iter_mut()) {
             if !*have {
@@ -485,7 +490,7 @@ async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_
                 }
             }
         }
-        let tokens = !tokens_count || have_token.iter().all(|t| *t);
+        let tokens = have_token.iter().all(|t| *t);
         health.token.store(tokens, Ordering::Relaxed);
         let mut sinks_ok = true;
         for (_, sink) in &orgs {
