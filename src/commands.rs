@@ -63,7 +63,8 @@ pub fn shutdown_on_signal(grace: Duration) -> Shutdown {
 }
 
 /// SIGHUP asks a daemon with several orgs to read its org set again (`systemctl reload`,
-/// a Kubernetes sidecar that sees the mounted orgs.d change).
+/// `kill -HUP`); `orgs_reload_interval` reads it too, which is what picks up a changed
+/// Kubernetes Secret mounted as orgs.d.
 fn reload_on_sighup() -> Arc<tokio::sync::Notify> {
     let reload = Arc::new(tokio::sync::Notify::new());
     #[cfg(unix)]
@@ -344,7 +345,7 @@ fn org_line(org: &str, report: &StatusReport) -> String {
 }
 
 /// `status --json`: every value under a name (no positional pairs), for scripts.
-fn status_json(report: &StatusReport) -> String {
+fn status_json(report: &StatusReport) -> serde_json::Value {
     let oldest = report.oldest_unarchived.as_ref().map(|(id, at)| {
         serde_json::json!({
             "recording_id": id,
@@ -357,15 +358,18 @@ fn status_json(report: &StatusReport) -> String {
         .iter()
         .map(|(id, reason)| serde_json::json!({"conversation_id": id, "reason": reason}))
         .collect();
-    let doc = serde_json::json!({
+    serde_json::json!({
         "recordings": report.counts,
         "conversations": report.conversations,
         "conversations_waiting": report.conversations_waiting(),
         "oldest_unarchived": oldest,
         "watermark": report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "parked_conversations": parked,
-    });
-    serde_json::to_string_pretty(&doc).expect("JSON values serialize")
+    })
+}
+
+fn print_json(doc: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(doc).expect("JSON values serialize"));
 }
 
 /// `status [--org NAME] [--json]`: one org in full; several orgs a line each (JSON:
@@ -383,20 +387,12 @@ pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) ->
         }
     }
     match reports.as_slice() {
-        [(_, report)] if json => println!("{}", status_json(report)),
+        [(_, report)] if json => print_json(&status_json(report)),
         [(_, report)] => println!("{}", render_status(report)),
         _ if json => {
-            let orgs: serde_json::Map<String, serde_json::Value> = reports
-                .iter()
-                .map(|(org, r)| {
-                    (
-                        org.clone(),
-                        serde_json::from_str(&status_json(r)).expect("our own JSON"),
-                    )
-                })
-                .collect();
-            let doc = serde_json::json!({ "orgs": orgs });
-            println!("{}", serde_json::to_string_pretty(&doc).expect("JSON values serialize"));
+            let orgs: serde_json::Map<String, serde_json::Value> =
+                reports.iter().map(|(org, r)| (org.clone(), status_json(r))).collect();
+            print_json(&serde_json::json!({ "orgs": orgs }));
         }
         _ => {
             println!(

@@ -14,7 +14,6 @@ use crate::genesys::Endpoint;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::naive::NaiveBudget;
-use crate::ratelimit::{Budget, LocalBudget};
 use crate::sim::{SimConfig, Simulator};
 use anyhow::Context;
 use serde::Serialize;
@@ -215,11 +214,12 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         ..SimConfig::default()
     };
     let transcode_time = sim_config.transcode_time;
-    if options.orgs > 1 && options.strategy == Strategy::Naive {
+    let orgs = options.orgs.max(1);
+    if orgs > 1 && options.strategy == Strategy::Naive {
         anyhow::bail!("--orgs with more than one org measures our budget only (--strategy ours)");
     }
     // Each org its own: seed, name and credentials; the same load and limits.
-    let configs: Vec<SimConfig> = (0..options.orgs.max(1))
+    let configs: Vec<SimConfig> = (0..orgs)
         .map(|i| SimConfig {
             seed: options.seed + i as u64,
             org_name: format!("org-{i}"),
@@ -244,24 +244,22 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             .unwrap_or_default()
             .to_owned()
     };
-    let genesys = match sim.orgs() {
-        [one] => genesys_of(one),
-        many => many
-            .iter()
-            .map(|o| {
-                format!(
-                    "[[orgs]]\nname = \"{}\"\n{}\n",
-                    o.config().org_name,
-                    genesys_of(o).replace("[genesys]", "[orgs.genesys]")
-                )
-            })
-            .collect(),
-    };
-    // [[orgs]] entries come last in the file (TOML: tables after them would be theirs).
-    let (single, entries) = if sim.orgs().len() == 1 {
-        (genesys, String::new())
-    } else {
-        (String::new(), genesys)
+    // One org: its [genesys] at the top. Several: one [[orgs]] entry each, last in the
+    // file (TOML: tables after them would be theirs).
+    let (single, entries) = match sim.orgs() {
+        [one] => (genesys_of(one), String::new()),
+        many => (
+            String::new(),
+            many.iter()
+                .map(|o| {
+                    format!(
+                        "[[orgs]]\nname = \"{}\"\n{}\n",
+                        o.config().org_name,
+                        genesys_of(o).replace("[genesys]", "[orgs.genesys]")
+                    )
+                })
+                .collect(),
+        ),
     };
     let mut text = format!(
         "{single}\n[limits]\nrequests_per_minute = {}\nwindow = \"{}ms\"\n\
@@ -305,18 +303,19 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         ..Default::default()
     }
     .load()?;
-    let budget: Arc<dyn Budget> = match options.strategy {
-        Strategy::Ours => Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry)),
-        Strategy::Naive => Arc::new(NaiveBudget::new(
-            settings.first_org().limits.token_budget,
-            settings.first_org().limits.window,
-            options.workers as u32,
-            Duration::from_secs(2),
-        )),
-    };
-    let app = match settings.orgs.len() {
-        1 => App::build_with_budget(settings, budget).await?,
-        _ => App::build(settings).await?,
+    // Ours is what the daemon builds (a budget per org); the naive baseline replaces it.
+    let app = match options.strategy {
+        Strategy::Ours => App::build(settings).await?,
+        Strategy::Naive => {
+            let org = settings.first_org();
+            let naive = NaiveBudget::new(
+                org.limits.token_budget,
+                org.limits.window,
+                options.workers as u32,
+                Duration::from_secs(2),
+            );
+            App::build_with_budget(settings, Arc::new(naive)).await?
+        }
     };
     let shutdown = Shutdown::default();
     let started = Instant::now();
@@ -370,15 +369,15 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let (loaded, load_time) = at_drain.lock().unwrap().take().unwrap_or((stats.clone(), elapsed));
     let accepted_token_calls =
         loaded.api_calls() - loaded.refusals() - loaded.calls("token") + loaded.count("token", "429");
-    let allowed = f64::from(options.platform_rpm) * options.orgs.max(1) as f64 * load_time.as_secs_f64()
-        / options.window.as_secs_f64();
+    let allowed =
+        f64::from(options.platform_rpm) * orgs as f64 * load_time.as_secs_f64() / options.window.as_secs_f64();
     let lags = app.stats.lags.lock().unwrap().sorted();
     let transfers = app.stats.transfers.lock().unwrap().sorted();
     let transfer_p99 = percentile(&transfers, 99.0);
     let bytes = PipelineStats::get(&app.stats.bytes);
     let report = LoadReport {
         strategy: options.strategy,
-        orgs: options.orgs.max(1),
+        orgs,
         recordings_per_minute: archived as f64 * 60.0 / elapsed.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         api_calls,
