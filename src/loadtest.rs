@@ -220,13 +220,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     // Each org its own: seed, name and credentials; the same load and limits.
     let configs: Vec<SimConfig> = (0..orgs)
-        .map(|i| SimConfig {
-            seed: options.seed + i as u64,
-            org_name: format!("org-{i}"),
-            client_id: format!("org-{i}-client"),
-            client_secret: format!("org-{i}-secret"),
-            ..sim_config.clone()
-        })
+        .map(|i| sim_config.clone().named(&format!("org-{i}"), options.seed + i as u64))
         .collect();
     let sim = Simulator::start_orgs(configs, "127.0.0.1:0".parse().expect("literal"))
         .await

@@ -12,15 +12,12 @@ use std::time::Duration;
 
 fn org(name: &str, seed: u64, conversations: usize) -> SimConfig {
     SimConfig {
-        seed,
-        org_name: name.into(),
-        client_id: format!("{name}-client"),
-        client_secret: format!("{name}-secret"),
         token_limit: 6000,
         endpoint_limits: Default::default(),
         transcode_time: Duration::from_millis(800),
         ..SimConfig::one_screen_recording_each(conversations)
     }
+    .named(name, seed)
 }
 
 /// The org's simulator configuration as one `[[orgs]]` entry.

@@ -11,13 +11,10 @@ use genesys_archiver::sim::{SimConfig, Simulator};
 
 fn org(name: &str, seed: u64, token_limit: u32) -> SimConfig {
     SimConfig {
-        seed,
-        org_name: name.into(),
-        client_id: format!("{name}-client"),
-        client_secret: format!("{name}-secret"),
         token_limit,
         ..common::flat_org(5)
     }
+    .named(name, seed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

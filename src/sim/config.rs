@@ -115,6 +115,18 @@ impl SimConfig {
             ..Self::default()
         }
     }
+
+    /// This org as one of several on a listener: its own name (its path under
+    /// `/orgs/NAME`), credentials (`NAME-client` / `NAME-secret`) and seed.
+    pub fn named(self, name: &str, seed: u64) -> Self {
+        Self {
+            seed,
+            org_name: name.into(),
+            client_id: format!("{name}-client"),
+            client_secret: format!("{name}-secret"),
+            ..self
+        }
+    }
 }
 
 impl Default for SimConfig {
