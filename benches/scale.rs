@@ -92,9 +92,15 @@ async fn main() {
     }
     .load()
     .expect("settings");
-    let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
+    let metrics = genesys_archiver::metrics::OrgMetrics::unregistered("default");
+    let budget: Arc<dyn Budget> = Arc::new(LocalBudget::new(
+        &settings.first_org().limits,
+        &settings.retry,
+        metrics.clone(),
+    ));
     let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
-    let client = Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget).expect("client"));
+    let client =
+        Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget, metrics).expect("client"));
     let poller = Poller {
         client: client.clone(),
         ledger: ledger.clone(),

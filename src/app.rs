@@ -18,7 +18,8 @@ use crate::genesys::GenesysClient;
 use crate::health::Health;
 use crate::ledger::lock::LedgerLock;
 use crate::ledger::sqlite::SqliteLedger;
-use crate::ledger::{Ledger, StatusReport};
+use crate::ledger::{Ledger, OrgCondition, StatusReport};
+use crate::metrics::{Metrics, OrgMetrics};
 use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, RunError, Shutdown};
@@ -26,6 +27,7 @@ use crate::ratelimit::Budget;
 use crate::retry::backoff;
 use crate::retry::settings::RetrySettings;
 use crate::sink::Sink;
+use crate::sink::counted::Counted;
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
 use futures_util::StreamExt;
@@ -99,6 +101,8 @@ pub struct App {
     ledger: Arc<SqliteLedger>,
     pub stats: Arc<PipelineStats>,
     pub health: Arc<Health>,
+    /// The process's metrics registry; every org records into it under its name.
+    pub metrics: Arc<Metrics>,
     /// This process owns the ledger while the app lives.
     _lock: LedgerLock,
 }
@@ -111,18 +115,21 @@ pub enum BuildError {
     Sink(#[from] crate::sink::SinkError),
     #[error(transparent)]
     Client(#[from] crate::genesys::client::BuildError),
+    #[error("login: {0}")]
+    Login(crate::genesys::ApiError),
     #[error("keys use {{orgId}}: {0}")]
     OrgId(String),
     #[error("a budget of its own is given for one org, and the configuration names {0}")]
     OrgCount(usize),
 }
 
-/// Opens the sink an org's settings name.
-pub async fn open_sink(org: &OrgSettings) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
-    Ok(match &org.sink.kind {
+/// Opens the sink an org's settings name; its failures are counted under the org.
+pub async fn open_sink(org: &OrgSettings, metrics: OrgMetrics) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
+    let sink: Arc<dyn Sink> = match &org.sink.kind {
         SinkKind::S3(s3) => Arc::new(S3Sink::new(s3.clone()).await),
         SinkKind::File { directory } => Arc::new(FileSink::open(directory)?),
-    })
+    };
+    Ok(Arc::new(Counted::new(sink, metrics)))
 }
 
 /// When an org that could not start is tried again: full jitter under a ceiling of
@@ -136,6 +143,11 @@ const START_RETRY: RetrySettings = RetrySettings {
     max_elapsed: Duration::MAX,
     max_attempts: u32::MAX,
 };
+
+/// The wait before the next start of an org that failed `failures` times (at least once).
+fn start_wait(failures: u32, rng: &mut fastrand::Rng) -> Duration {
+    backoff::full_jitter(&START_RETRY, failures.saturating_sub(1), rng)
+}
 
 impl App {
     pub async fn build(settings: Settings) -> Result<Self, BuildError> {
@@ -154,10 +166,11 @@ impl App {
         // Before anything else, a token request included: a second owner goes away at once.
         let lock = LedgerLock::acquire(&settings.ledger.path)?;
         let ledger = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
+        let metrics = Metrics::new();
         let (mut orgs, mut pending) = (Vec::new(), Vec::new());
         for org in &settings.orgs {
             let span = tracing::info_span!("org", org = %org.name);
-            let built = OrgApp::build(org.clone(), &settings.retry, &ledger, budget.clone())
+            let built = OrgApp::build(org.clone(), &settings.retry, &ledger, budget.clone(), &metrics)
                 .instrument(span)
                 .await;
             match built {
@@ -168,6 +181,7 @@ impl App {
                         org = %org.name,
                         %error,
                     );
+                    report_org(&ledger, &metrics, &org.name, failing(&error)).await;
                     pending.push((org.clone(), error.to_string()));
                 }
                 Err(error) => return Err(error),
@@ -188,6 +202,7 @@ impl App {
             ledger,
             stats: Arc::default(),
             health,
+            metrics,
             _lock: lock,
         })
     }
@@ -200,9 +215,10 @@ impl App {
     /// Starts the operations listener (if configured), the readiness probes and the
     /// systemd watchdog; returns the bound metrics address.
     pub async fn start_operations(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
-        let ledgers: Vec<Arc<dyn Ledger>> = self.orgs.iter().map(|o| o.ledger.clone()).collect();
         let bound = match self.settings.telemetry.metrics_listen {
-            Some(listen) => Some(crate::http::serve(listen, self.health.clone(), ledgers).await?),
+            Some(listen) => {
+                Some(crate::http::serve(listen, self.health.clone(), self.metrics.clone(), self.ledger.clone()).await?)
+            }
             None => None,
         };
         let probes = self.orgs.iter().map(|o| (o.client.clone(), o.sink.clone())).collect();
@@ -268,13 +284,18 @@ impl App {
                 ended = runs.futures.next(), if !runs.futures.is_empty() => {
                     let Some((name, generation, result)) = ended else { continue };
                     runs.ended(&name, generation);
+                    let restarting = restart.contains_key(&name) && !shutdown.drain.is_cancelled();
                     match result {
-                        Ok(()) if reloading && !shutdown.drain.is_cancelled() => {
-                            tracing::info!(message = "Org stopped.", org = %name);
+                        Ok(()) if restarting => {}
+                        Ok(()) => {
+                            if reloading && !shutdown.drain.is_cancelled() {
+                                tracing::info!(message = "Org stopped.", org = %name);
+                            }
+                            report_org(&self.ledger, &self.metrics, &name, OrgCondition::Stopped).await;
                         }
-                        Ok(()) => {}
                         Err(error) => {
                             tracing::error!(message = "Org run failed.", org = %name, %error);
+                            report_org(&self.ledger, &self.metrics, &name, failing(&error)).await;
                             let error = match multi {
                                 true => RunError::Org { org: name.clone(), source: Box::new(error) },
                                 false => error,
@@ -350,9 +371,13 @@ impl App {
 
     /// Runs a built org's pipeline, its slots taken from the shared pools.
     async fn run_org(&self, org: &OrgApp, slots: &SharedSlots, mode: Mode, shutdown: Shutdown) -> Result<(), RunError> {
-        org.pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
+        report_org(&self.ledger, &self.metrics, &org.settings.name, OrgCondition::Running).await;
+        let result = org
+            .pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
             .run(mode, shutdown)
-            .await
+            .await;
+        self.health.forget(&org.settings.name);
+        result
     }
 
     /// Builds and runs an org after the process started: at once, or (when it `failed` at
@@ -377,13 +402,13 @@ impl App {
         let mut failures = u32::from(failed.is_some());
         loop {
             if failures > 0 {
-                let wait = backoff::full_jitter(&START_RETRY, failures - 1, &mut rng);
+                let wait = start_wait(failures, &mut rng);
                 tokio::select! {
                     _ = shutdown.drain.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
-            match OrgApp::build(org.clone(), &self.settings.retry, &self.ledger, None).await {
+            match OrgApp::build(org.clone(), &self.settings.retry, &self.ledger, None, &self.metrics).await {
                 Ok(built) => {
                     tracing::info!(message = "Org started.", org = %org.name);
                     return self.run_org(&built, slots, mode, shutdown).await;
@@ -395,10 +420,33 @@ impl App {
                         %error,
                         retry_within_s = backoff::ceiling(&START_RETRY, failures).as_secs(),
                     );
+                    report_org(&self.ledger, &self.metrics, &org.name, failing(&error)).await;
                     failures += 1;
                 }
             }
         }
+    }
+}
+
+/// The condition of an org that failed, with the error as its reason.
+fn failing(error: &dyn std::fmt::Display) -> OrgCondition {
+    OrgCondition::Failing {
+        reason: error.to_string(),
+    }
+}
+
+/// Makes what became of an org visible: `org_up` and `org_start_failures_total` in the
+/// metrics, and the org's state in the ledger, which `status` shows. A ledger that
+/// cannot take it is logged; the org's work does not depend on it.
+async fn report_org(ledger: &SqliteLedger, metrics: &Arc<Metrics>, name: &str, condition: OrgCondition) {
+    let handle = metrics.org(name);
+    match &condition {
+        OrgCondition::Running => handle.started(),
+        OrgCondition::Failing { .. } => handle.cannot_start(),
+        OrgCondition::Stopped => handle.removed(),
+    }
+    if let Err(error) = ledger.for_org(name).record_org_state(condition).await {
+        tracing::warn!(message = "Could not record the org's state in the ledger.", org = %name, %error);
     }
 }
 
@@ -496,7 +544,6 @@ async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_
         for (_, sink) in &orgs {
             if let Err(error) = sink.check().await {
                 tracing::warn!(message = "Not ready: the sink does not answer.", sink = %sink.describe(), %error);
-                crate::metrics::global().sink_errors.inc(&[("operation", "check")]);
                 sinks_ok = false;
             }
         }
@@ -508,5 +555,35 @@ async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_
             Duration::from_secs(10)
         })
         .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_org_that_cannot_start_waits_under_ceilings_that_double_from_30_s_to_10_minutes() {
+        let ceilings: Vec<u64> = (1..=8)
+            .map(|n| backoff::ceiling(&START_RETRY, n - 1).as_secs())
+            .collect();
+        assert_eq!(ceilings, [30, 60, 120, 240, 480, 600, 600, 600]);
+        let mut rng = fastrand::Rng::with_seed(7);
+        for failures in 1..=8u32 {
+            let ceiling = Duration::from_secs(ceilings[failures as usize - 1]);
+            let waits: Vec<Duration> = (0..500).map(|_| start_wait(failures, &mut rng)).collect();
+            assert!(
+                waits.iter().all(|w| *w <= ceiling),
+                "failure {failures}: over {ceiling:?}"
+            );
+            // Jittered (orgs revoked together do not retry together), not all at the top.
+            let mean = waits.iter().sum::<Duration>() / waits.len() as u32;
+            assert!(
+                mean > ceiling / 3 && mean < ceiling * 2 / 3,
+                "failure {failures}: mean {mean:?}"
+            );
+        }
+        // A thousandth failure still waits at most 10 minutes: an org is never given up.
+        assert!(start_wait(1000, &mut rng) <= Duration::from_secs(600));
     }
 }

@@ -290,7 +290,22 @@ pub fn render_status(report: &StatusReport) -> String {
             out.push_str(&format!("\n  {}: {}", id.escape_debug(), reason.escape_debug()));
         }
     }
+    if let Some(failure) = org_failure(report) {
+        out.push_str(&format!("\norg {failure}"));
+    }
     out
+}
+
+/// `failing since … (age ago): reason` for an org the daemon last recorded as failing.
+fn org_failure(report: &StatusReport) -> Option<String> {
+    let state = report.org_state.as_ref()?;
+    let reason = state.reason()?;
+    Some(format!(
+        "failing since {} ({} ago): {}",
+        state.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        short_age((Utc::now() - state.since).to_std().unwrap_or_default()),
+        reason.escape_debug()
+    ))
 }
 
 fn open_ledger(settings: &LedgerSettings) -> Result<SqliteLedger, ExitCode> {
@@ -333,8 +348,9 @@ fn org_line(org: &str, report: &StatusReport) -> String {
         short_age((Utc::now() - *at).to_std().unwrap_or_default())
     });
     format!(
-        "{:<24} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
+        "{:<24} {:<8} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
         org,
+        report.org_state.as_ref().map_or("-", |s| s.label()),
         report.recordings_in(State::Archived),
         waiting,
         report.recordings_in(State::Failed),
@@ -365,6 +381,7 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         "oldest_unarchived": oldest,
         "watermark": report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "parked_conversations": parked,
+        "org_state": report.org_state,
     })
 }
 
@@ -396,11 +413,16 @@ pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) ->
         }
         _ => {
             println!(
-                "{:<24} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
-                "org", "archived", "waiting", "failed", "parked", "conv. waiting", "oldest unarchived"
+                "{:<24} {:<8} {:>9} {:>8} {:>7} {:>7} {:>14} {:>17}",
+                "org", "state", "archived", "waiting", "failed", "parked", "conv. waiting", "oldest unarchived"
             );
             for (org, report) in &reports {
                 println!("{}", org_line(org, report));
+            }
+            for (org, report) in &reports {
+                if let Some(failure) = org_failure(report) {
+                    println!("{org}: {failure}");
+                }
             }
         }
     }
@@ -567,12 +589,16 @@ pub async fn check_config(settings: Settings, connect: bool) -> ExitCode {
 
 /// A token from the org's platform and an answer from its sink.
 async fn check_org(settings: &Settings, org: &crate::config::settings::OrgSettings, name: &str) -> Result<(), String> {
-    let budget = Arc::new(LocalBudget::new(&org.limits, &settings.retry));
-    let client =
-        crate::genesys::GenesysClient::new(&org.genesys, &settings.retry, budget).map_err(|e| e.to_string())?;
+    // A one-off check: nothing serves these metrics.
+    let metrics = crate::metrics::OrgMetrics::unregistered(&org.name);
+    let budget = Arc::new(LocalBudget::new(&org.limits, &settings.retry, metrics.clone()));
+    let client = crate::genesys::GenesysClient::new(&org.genesys, &settings.retry, budget, metrics.clone())
+        .map_err(|e| e.to_string())?;
     client.authenticate().await.map_err(|e| format!("genesys: {e}"))?;
     println!("{name}genesys: a token was obtained from {}", org.genesys.login_url);
-    let sink = crate::app::open_sink(org).await.map_err(|e| format!("sink: {e}"))?;
+    let sink = crate::app::open_sink(org, metrics)
+        .await
+        .map_err(|e| format!("sink: {e}"))?;
     sink.check()
         .await
         .map_err(|e| format!("sink {}: {e}", sink.describe()))?;

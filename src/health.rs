@@ -9,6 +9,8 @@
 //! Ready: a token was obtained, the ledger is open, the sink answered its last check.
 
 use crate::progress::Beacon;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -17,8 +19,10 @@ pub struct Health {
     pub token: AtomicBool,
     pub ledger: AtomicBool,
     pub sink: AtomicBool,
-    /// Ticked by discovery's work (passes, re-reads).
-    pub poller: Beacon,
+    /// Per running org, ticked by its discovery's work (passes, re-reads): one org's
+    /// wedged poller is seen even while the others tick. An org that cannot start has
+    /// none (it is reported as failing, and a restart would not give it credentials).
+    pollers: Mutex<BTreeMap<String, Beacon>>,
     /// Ticked by the dispatcher and the recordings and listings it runs.
     pub workers: Beacon,
     /// Longest time without progress that still counts as live.
@@ -31,15 +35,37 @@ impl Health {
             token: AtomicBool::new(false),
             ledger: AtomicBool::new(false),
             sink: AtomicBool::new(false),
-            poller: Beacon::default(),
+            pollers: Mutex::default(),
             workers: Beacon::default(),
             // A pass may legitimately take a while on a large window; three intervals, at least 2 minutes.
             stall: (poll_interval * 3).max(Duration::from_secs(120)),
         }
     }
 
+    /// A fresh discovery beacon for `org`, watched until [`Health::forget`].
+    pub fn poller(&self, org: &str) -> Beacon {
+        let beacon = Beacon::default();
+        self.pollers.lock().unwrap().insert(org.to_owned(), beacon.clone());
+        beacon
+    }
+
+    /// The org's run ended: its poller is no longer watched.
+    pub fn forget(&self, org: &str) {
+        self.pollers.lock().unwrap().remove(org);
+    }
+
     pub fn live(&self) -> Result<(), String> {
-        for (what, beacon) in [("poller", &self.poller), ("workers", &self.workers)] {
+        let pollers = self.pollers.lock().unwrap().clone();
+        let single = pollers.len() == 1;
+        let named = pollers.iter().map(|(org, beacon)| {
+            let what = if single {
+                "poller".to_owned()
+            } else {
+                format!("poller of org {org}")
+            };
+            (what, beacon)
+        });
+        for (what, beacon) in named.chain([("workers".to_owned(), &self.workers)]) {
             let idle = beacon.idle();
             if idle > self.stall {
                 return Err(format!("{what} made no progress for {} s", idle.as_secs()));
@@ -96,7 +122,11 @@ mod tests {
             target_utilization: 1.0,
             endpoint_budgets: Endpoint::ALL.map(|e| (e, None)),
         };
-        LocalBudget::new(&limits, &RetrySettings::default())
+        LocalBudget::new(
+            &limits,
+            &RetrySettings::default(),
+            crate::metrics::OrgMetrics::unregistered("test"),
+        )
     }
 
     /// Checks liveness every 10 s (paused time) until `work` ends; returns the first
@@ -136,7 +166,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         // Discovery: twelve calls at two a minute after the cooldown; the workers: an
         // upload whose parts land every 90 s for a quarter of an hour, with no loop top.
-        let pass = health.poller.scope({
+        let pass = health.poller("default").scope({
             let budget = budget.clone();
             async move {
                 for _ in 0..12 {
@@ -166,7 +196,7 @@ mod tests {
         let health = Health::new(Duration::from_secs(60));
         // The poller goes on; one job never moves again (a hung connection with no
         // timeout, a lock never released).
-        let poller = health.poller.clone();
+        let poller = health.poller("default");
         let passes = async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
@@ -179,5 +209,29 @@ mod tests {
         };
         let reason = watch(&health, work).await.expect("declared not live");
         assert!(reason.contains("workers made no progress"), "{reason}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_orgs_wedged_poller_is_seen_while_the_others_tick_and_a_stopped_org_is_not_watched() {
+        let health = Health::new(Duration::from_secs(60));
+        let (acme, globex) = (health.poller("acme"), health.poller("globex"));
+        let gone = health.poller("initech");
+        health.forget("initech");
+        let workers = health.workers.clone();
+        let ticking = async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                acme.tick();
+                workers.tick();
+            }
+        };
+        // globex's discovery never moves again; initech stopped and ticks nothing either.
+        let wedged = globex.scope(std::future::pending::<()>());
+        let work = async {
+            tokio::join!(ticking, wedged);
+        };
+        let reason = watch(&health, work).await.expect("declared not live");
+        assert!(reason.starts_with("poller of org globex made no progress"), "{reason}");
+        drop(gone);
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::health::Health;
 use crate::ledger::Ledger;
-use crate::metrics::{LedgerGauges, global};
+use crate::ledger::sqlite::SqliteLedger;
+use crate::metrics::{LedgerGauges, Metrics};
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,23 +17,30 @@ use std::sync::Arc;
 #[derive(Clone)]
 struct Ops {
     health: Arc<Health>,
-    /// Every org's ledger view; the gauges add them up.
-    ledgers: Vec<Arc<dyn Ledger>>,
+    metrics: Arc<Metrics>,
+    /// The whole ledger: the gauges are read for every org with rows, including orgs
+    /// added by a reload since the start.
+    ledger: Arc<SqliteLedger>,
 }
 
 /// Binds `listen` and serves until the process ends.
 pub async fn serve(
     listen: SocketAddr,
     health: Arc<Health>,
-    ledgers: Vec<Arc<dyn Ledger>>,
+    metrics: Arc<Metrics>,
+    ledger: Arc<SqliteLedger>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(scrape))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(Ops { health, ledgers });
+        .with_state(Ops {
+            health,
+            metrics,
+            ledger,
+        });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             tracing::error!(message = "Metrics listener stopped.", %error);
@@ -42,26 +50,32 @@ pub async fn serve(
     Ok(bound)
 }
 
-async fn metrics(State(ops): State<Ops>) -> Response {
-    let mut gauges = LedgerGauges::default();
-    let mut all = crate::ledger::StatusReport::default();
-    let mut read = true;
-    for ledger in &ops.ledgers {
-        match ledger.status().await {
-            Ok(report) => all.merge(report),
-            Err(_) => read = false,
+async fn scrape(State(ops): State<Ops>) -> Response {
+    // A ledger that cannot be read leaves its gauges out of this scrape (the counters
+    // are still served): an absent series, not a zero that looks like good news.
+    let mut gauges = Vec::new();
+    if let Ok(orgs) = ops.ledger.orgs().await {
+        for org in orgs {
+            if let Ok(report) = ops.ledger.for_org(&org).status().await {
+                gauges.push((
+                    org,
+                    LedgerGauges {
+                        by_state: report.counts,
+                        conversations: report.conversations,
+                        oldest_unarchived_age: report
+                            .oldest_unarchived
+                            .and_then(|(_, at)| (Utc::now() - at).to_std().ok()),
+                    },
+                ));
+            }
         }
     }
-    if let Some(report) = read.then_some(all) {
-        gauges.by_state = report.counts;
-        gauges.conversations = report.conversations;
-        gauges.oldest_unarchived_age = report
-            .oldest_unarchived
-            .and_then(|(_, at)| (Utc::now() - at).to_std().ok());
-    }
     (
-        [("content-type", "text/plain; version=0.0.4")],
-        global().render(&gauges),
+        [(
+            "content-type",
+            prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        )],
+        ops.metrics.render(&gauges),
     )
         .into_response()
 }

@@ -1,18 +1,33 @@
-//! Prometheus metrics: every name in one place, rendered in the text exposition format.
+//! Prometheus metrics: every family in one place, on the `prometheus-client` crate
+//! (the Prometheus project's own Rust client), rendered in the text format.
 //!
-//! The families are few and fixed, so this is a small registry of atomics and labelled
-//! maps rather than a metrics framework (one less dependency to build). Components
-//! record into the process-wide [`global`] registry; `/metrics` renders it, with the
-//! ledger gauges (recordings by state, oldest unarchived age) read at scrape time.
+//! One [`Metrics`] is made per process by whoever wires the daemon and passed in, never
+//! reached through a global: each org's parts get an [`OrgMetrics`] handle that puts
+//! the org's name on every series it records, so a vendor sees which customer is
+//! rate limited, failing or behind. The ledger's gauges (recordings by state, oldest
+//! unarchived age) are read at scrape time ([`ledger`]).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+pub mod ledger;
+pub mod org;
 
-/// Bucket bounds (seconds) of the upload-duration and archive-lag histograms.
-const DURATION_BUCKETS: &[f64] = &[
+pub use ledger::LedgerGauges;
+pub use org::OrgMetrics;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+/// Every metric name starts with this.
+pub const PREFIX: &str = "genesys_archiver";
+
+/// Bucket bounds (seconds) of the upload-duration and archive-lag histograms: from a
+/// small recording on loopback to a day's backlog.
+const DURATION_BUCKETS: [f64; 11] = [
     0.1,
     0.5,
     1.0,
@@ -26,236 +41,194 @@ const DURATION_BUCKETS: &[f64] = &[
     24.0 * 3600.0,
 ];
 
-#[derive(Debug, Default)]
-pub struct Histogram {
-    /// Per bucket (non-cumulative) counts; the last slot is +Inf.
-    counts: Mutex<(Vec<u64>, f64, u64)>,
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
 }
 
-impl Histogram {
-    pub fn observe(&self, value: f64) {
-        let mut guard = self.counts.lock().unwrap();
-        let (counts, sum, total) = &mut *guard;
-        if counts.is_empty() {
-            counts.resize(DURATION_BUCKETS.len() + 1, 0);
-        }
-        let slot = DURATION_BUCKETS
-            .iter()
-            .position(|b| value <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
-        counts[slot] += 1;
-        *sum += value;
-        *total += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let guard = self.counts.lock().unwrap();
-        let (counts, sum, total) = &*guard;
-        let mut cumulative = 0;
-        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
-            cumulative += counts.get(i).copied().unwrap_or(0);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {sum}\n{name}_count {total}"
-        );
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrgLabel {
+    pub org: String,
 }
 
-/// A counter family with labels, e.g. requests by endpoint and status.
-#[derive(Debug, Default)]
-pub struct Labelled(Mutex<BTreeMap<Vec<(&'static str, String)>, u64>>);
-
-impl Labelled {
-    pub fn inc(&self, labels: &[(&'static str, &str)]) {
-        let key = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
-        *self.0.lock().unwrap().entry(key).or_default() += 1;
-    }
-
-    pub fn total(&self) -> u64 {
-        self.0.lock().unwrap().values().sum()
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str, kind: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in self.0.lock().unwrap().iter() {
-            let text: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
-            let _ = writeln!(out, "{name}{{{}}} {value}", text.join(","));
-        }
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub org: String,
+    pub endpoint: &'static str,
 }
 
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnswerLabels {
+    pub org: String,
+    pub endpoint: &'static str,
+    /// The HTTP status, or `transport_error` when no answer came.
+    pub status: String,
 }
 
-/// Every metric of the daemon.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    pub org: String,
+    pub scope: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub org: String,
+    pub operation: &'static str,
+}
+
+type PerOrg = Family<OrgLabel, Counter>;
+type DurationFamily = Family<OrgLabel, Histogram, fn() -> Histogram>;
+
+/// The daemon's metric families and the registry they are rendered from.
+#[derive(Debug)]
 pub struct Metrics {
-    pub api_requests: Labelled,
-    pub rate_limited: Labelled,
-    pub retries: Labelled,
-    pub budget_wait_micros: AtomicU64,
-    pub cooldowns: Labelled,
-    pub uploaded_bytes: AtomicU64,
-    pub uploaded_objects: AtomicU64,
-    pub upload_duration: Histogram,
-    pub archive_lag: Histogram,
-    pub token_refreshes: AtomicU64,
-    pub url_refreshes: AtomicU64,
-    pub sink_errors: Labelled,
-    pub recordings_parked: AtomicU64,
-    pub recordings_failed: AtomicU64,
-    pub conversations_parked: AtomicU64,
-}
-
-pub fn global() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::default)
-}
-
-/// Ledger figures read at scrape time.
-#[derive(Debug, Default)]
-pub struct LedgerGauges {
-    pub by_state: BTreeMap<String, u64>,
-    /// Conversations by lifecycle state (active, ended, checking, settled, parked).
-    pub conversations: BTreeMap<String, u64>,
-    pub oldest_unarchived_age: Option<Duration>,
+    registry: Registry,
+    pub(crate) api_requests: Family<AnswerLabels, Counter>,
+    pub(crate) rate_limited: Family<EndpointLabels, Counter>,
+    pub(crate) retries: Family<EndpointLabels, Counter>,
+    pub(crate) budget_wait: Family<OrgLabel, Counter<f64, AtomicU64>>,
+    pub(crate) cooldowns: Family<ScopeLabels, Counter>,
+    pub(crate) uploaded_bytes: PerOrg,
+    pub(crate) uploaded_objects: PerOrg,
+    pub(crate) upload_duration: DurationFamily,
+    pub(crate) archive_lag: DurationFamily,
+    pub(crate) token_refreshes: PerOrg,
+    pub(crate) url_refreshes: PerOrg,
+    pub(crate) sink_errors: Family<OperationLabels, Counter>,
+    pub(crate) recordings_parked: PerOrg,
+    pub(crate) recordings_failed: PerOrg,
+    pub(crate) conversations_parked: PerOrg,
+    pub(crate) org_up: Family<OrgLabel, Gauge>,
+    pub(crate) org_start_failures: PerOrg,
 }
 
 impl Metrics {
-    pub fn add_wait(&self, waited: Duration) {
-        self.budget_wait_micros
-            .fetch_add(waited.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    pub fn uploaded(&self, bytes: u64, took: Duration, lag: Option<Duration>) {
-        self.uploaded_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.uploaded_objects.fetch_add(1, Ordering::Relaxed);
-        self.upload_duration.observe(took.as_secs_f64());
-        if let Some(lag) = lag {
-            self.archive_lag.observe(lag.as_secs_f64());
-        }
-    }
-
-    pub fn render(&self, ledger: &LedgerGauges) -> String {
-        let mut out = String::new();
-        let p = "genesys_archiver";
-        self.api_requests.render(
-            &mut out,
-            &format!("{p}_api_requests_total"),
-            "Genesys API answers by endpoint and HTTP status.",
-            "counter",
-        );
-        self.rate_limited.render(
-            &mut out,
-            &format!("{p}_rate_limited_total"),
-            "429 answers by endpoint.",
-            "counter",
-        );
-        self.retries.render(
-            &mut out,
-            &format!("{p}_api_retries_total"),
-            "API call retries by endpoint.",
-            "counter",
-        );
-        let counter = |out: &mut String, name: &str, help: &str, value: f64| {
-            let _ = writeln!(
-                out,
-                "# HELP {p}_{name} {help}\n# TYPE {p}_{name} counter\n{p}_{name} {value}"
-            );
+    /// A fresh registry with every family in it. Help texts end without a period: the
+    /// encoder adds one.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let histograms = || DurationFamily::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let metrics = Self {
+            api_requests: Family::default(),
+            rate_limited: Family::default(),
+            retries: Family::default(),
+            budget_wait: Family::default(),
+            cooldowns: Family::default(),
+            uploaded_bytes: Family::default(),
+            uploaded_objects: Family::default(),
+            upload_duration: histograms(),
+            archive_lag: histograms(),
+            token_refreshes: Family::default(),
+            url_refreshes: Family::default(),
+            sink_errors: Family::default(),
+            recordings_parked: Family::default(),
+            recordings_failed: Family::default(),
+            conversations_parked: Family::default(),
+            org_up: Family::default(),
+            org_start_failures: Family::default(),
+            registry: Registry::default(),
         };
-        counter(
-            &mut out,
-            "budget_wait_seconds_total",
-            "Time callers waited for the shared rate budget.",
-            self.budget_wait_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        // Counters are registered without `_total`: the encoder appends it.
+        let r = &mut registry;
+        r.register(
+            "api_requests",
+            "Genesys API answers by org, endpoint and HTTP status (transport_error: none came)",
+            metrics.api_requests.clone(),
         );
-        self.cooldowns.render(
-            &mut out,
-            &format!("{p}_budget_cooldowns_total"),
-            "Shared cooldowns started, by budget scope.",
-            "counter",
+        r.register(
+            "rate_limited",
+            "429 answers by org and endpoint",
+            metrics.rate_limited.clone(),
         );
-        counter(
-            &mut out,
-            "uploaded_bytes_total",
-            "Bytes of recordings archived.",
-            self.uploaded_bytes.load(Ordering::Relaxed) as f64,
+        r.register(
+            "api_retries",
+            "API call retries by org and endpoint",
+            metrics.retries.clone(),
         );
-        counter(
-            &mut out,
-            "uploaded_objects_total",
-            "Recordings archived.",
-            self.uploaded_objects.load(Ordering::Relaxed) as f64,
+        r.register(
+            "budget_wait_seconds",
+            "Time callers waited for their org's rate budget",
+            metrics.budget_wait.clone(),
         );
-        self.upload_duration.render(
-            &mut out,
-            &format!("{p}_upload_duration_seconds"),
-            "Time to archive one recording (fetch, download, upload, confirm).",
+        r.register(
+            "budget_cooldowns",
+            "Shared cooldowns started, by org and budget scope",
+            metrics.cooldowns.clone(),
         );
-        self.archive_lag.render(
-            &mut out,
-            &format!("{p}_archive_lag_seconds"),
-            "From the end of a recording to its archive.",
+        r.register(
+            "uploaded_bytes",
+            "Bytes of recordings archived",
+            metrics.uploaded_bytes.clone(),
         );
-        counter(
-            &mut out,
-            "token_refreshes_total",
-            "OAuth tokens obtained.",
-            self.token_refreshes.load(Ordering::Relaxed) as f64,
+        r.register(
+            "uploaded_objects",
+            "Recordings archived",
+            metrics.uploaded_objects.clone(),
         );
-        counter(
-            &mut out,
-            "url_refreshes_total",
-            "Download URLs that had expired and were fetched again.",
-            self.url_refreshes.load(Ordering::Relaxed) as f64,
+        r.register(
+            "upload_duration_seconds",
+            "Time to archive one recording (fetch, download, upload, confirm)",
+            metrics.upload_duration.clone(),
         );
-        self.sink_errors.render(
-            &mut out,
-            &format!("{p}_sink_errors_total"),
-            "Sink (S3 or file) failures by operation.",
-            "counter",
+        r.register(
+            "archive_lag_seconds",
+            "From the end of a recording to its archive",
+            metrics.archive_lag.clone(),
         );
-        counter(
-            &mut out,
-            "recordings_parked_total",
-            "Recordings a worker parked (never archivable as they stand); discovery parks show in recordings{state=\"parked\"}.",
-            self.recordings_parked.load(Ordering::Relaxed) as f64,
+        r.register(
+            "token_refreshes",
+            "OAuth tokens obtained",
+            metrics.token_refreshes.clone(),
         );
-        counter(
-            &mut out,
-            "conversations_parked_total",
-            "Conversations whose recording list could not be used (malformed, oversized, unsafe id); see `status`.",
-            self.conversations_parked.load(Ordering::Relaxed) as f64,
+        r.register(
+            "url_refreshes",
+            "Download URLs that had expired and were fetched again",
+            metrics.url_refreshes.clone(),
         );
-        counter(
-            &mut out,
-            "recordings_failed_total",
-            "Recordings that failed for good.",
-            self.recordings_failed.load(Ordering::Relaxed) as f64,
+        r.register(
+            "sink_errors",
+            "Sink (S3 or file) failures by org and operation",
+            metrics.sink_errors.clone(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP {p}_recordings Recordings in the ledger by state.\n# TYPE {p}_recordings gauge"
+        r.register(
+            "recordings_parked",
+            "Recordings a worker parked (never archivable as they stand); discovery parks show in recordings{state=\"parked\"}",
+            metrics.recordings_parked.clone(),
         );
-        for (state, n) in &ledger.by_state {
-            let _ = writeln!(out, "{p}_recordings{{state=\"{state}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP {p}_conversations Discovered conversations by lifecycle state.\n# TYPE {p}_conversations gauge"
+        r.register(
+            "conversations_parked",
+            "Conversations whose recording list could not be used (malformed, oversized, unsafe id); see `status`",
+            metrics.conversations_parked.clone(),
         );
-        for (state, n) in &ledger.conversations {
-            let _ = writeln!(out, "{p}_conversations{{state=\"{state}\"}} {n}");
-        }
-        let age = ledger.oldest_unarchived_age.map_or(0.0, |a| a.as_secs_f64());
-        let _ = writeln!(
-            out,
-            "# HELP {p}_oldest_unarchived_age_seconds Age of the oldest recording not yet archived (0 if none).\n# TYPE {p}_oldest_unarchived_age_seconds gauge\n{p}_oldest_unarchived_age_seconds {age}"
+        r.register(
+            "recordings_failed",
+            "Recordings that failed for good",
+            metrics.recordings_failed.clone(),
         );
+        r.register(
+            "org_up",
+            "1 while the org runs, 0 while it cannot start (credentials, org id, sink) and is tried again",
+            metrics.org_up.clone(),
+        );
+        r.register(
+            "org_start_failures",
+            "Failed starts of an org (each followed by a backoff)",
+            metrics.org_start_failures.clone(),
+        );
+        Arc::new(Self { registry, ..metrics })
+    }
+
+    /// The handle an org's parts record through: every series gets `org="NAME"`.
+    pub fn org(self: &Arc<Self>, name: &str) -> OrgMetrics {
+        OrgMetrics::new(self.clone(), name)
+    }
+
+    /// The text exposition of every family, then the ledger gauges of each org.
+    pub fn render(&self, ledgers: &[(String, LedgerGauges)]) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        ledger::render(&mut out, ledgers);
         out
     }
 }
@@ -263,23 +236,45 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
 
     #[test]
-    fn renders_the_text_format() {
-        let m = Metrics::default();
-        m.api_requests.inc(&[("endpoint", "recording"), ("status", "200")]);
-        m.api_requests.inc(&[("endpoint", "recording"), ("status", "200")]);
-        m.uploaded(10, Duration::from_millis(700), Some(Duration::from_secs(90)));
-        let text = m.render(&LedgerGauges {
-            by_state: BTreeMap::from([("archived".into(), 1)]),
-            conversations: BTreeMap::from([("active".into(), 3)]),
-            oldest_unarchived_age: None,
-        });
-        assert!(text.contains("genesys_archiver_api_requests_total{endpoint=\"recording\",status=\"200\"} 2"));
-        assert!(text.contains("genesys_archiver_upload_duration_seconds_bucket{le=\"1\"} 1"));
-        assert!(text.contains("genesys_archiver_archive_lag_seconds_bucket{le=\"60\"} 0"));
-        assert!(text.contains("genesys_archiver_archive_lag_seconds_bucket{le=\"300\"} 1"));
-        assert!(text.contains("genesys_archiver_recordings{state=\"archived\"} 1"));
-        assert!(text.contains("genesys_archiver_conversations{state=\"active\"} 3"));
+    fn every_series_names_its_org_and_keeps_the_old_names() {
+        let metrics = Metrics::new();
+        let (acme, globex) = (metrics.org("acme"), metrics.org("globex"));
+        acme.answered(crate::genesys::Endpoint::Recording, "200");
+        acme.answered(crate::genesys::Endpoint::Recording, "200");
+        globex.answered(crate::genesys::Endpoint::Recording, "429");
+        acme.uploaded(10, Duration::from_millis(700), Some(Duration::from_secs(90)));
+        globex.waited(Duration::from_millis(1500));
+        globex.cannot_start();
+        let text = metrics.render(&[(
+            "acme".into(),
+            LedgerGauges {
+                by_state: BTreeMap::from([("archived".into(), 1)]),
+                conversations: BTreeMap::from([("active".into(), 3)]),
+                oldest_unarchived_age: None,
+            },
+        )]);
+        for line in [
+            "genesys_archiver_api_requests_total{org=\"acme\",endpoint=\"recording\",status=\"200\"} 2",
+            "genesys_archiver_api_requests_total{org=\"globex\",endpoint=\"recording\",status=\"429\"} 1",
+            "genesys_archiver_uploaded_objects_total{org=\"acme\"} 1",
+            "genesys_archiver_upload_duration_seconds_bucket{org=\"acme\",le=\"1\"} 1",
+            "genesys_archiver_archive_lag_seconds_bucket{org=\"acme\",le=\"60\"} 0",
+            "genesys_archiver_archive_lag_seconds_bucket{org=\"acme\",le=\"300\"} 1",
+            "genesys_archiver_budget_wait_seconds_total{org=\"globex\"} 1.5",
+            "genesys_archiver_org_up{org=\"globex\"} 0",
+            "genesys_archiver_org_start_failures_total{org=\"globex\"} 1",
+            "genesys_archiver_recordings{org=\"acme\",state=\"archived\"} 1",
+            "genesys_archiver_conversations{org=\"acme\",state=\"active\"} 3",
+            "genesys_archiver_oldest_unarchived_age_seconds{org=\"acme\"} 0.0",
+            "# TYPE genesys_archiver_rate_limited_total counter",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        // Two registries never mix: what one process records, another does not see.
+        assert!(!Metrics::new().render(&[]).contains("org=\"acme\""));
     }
 }

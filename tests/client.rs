@@ -298,15 +298,24 @@ async fn the_auto_budget_is_the_org_limit_the_platform_reports() {
         .replace("requests_per_minute = 123", "requests_per_minute = \"auto\"");
     let settings = common::settings_from_text(&text);
     assert!(settings.first_org().limits.auto_budget);
-    let budget = std::sync::Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
+    let metrics = genesys_archiver::metrics::OrgMetrics::unregistered("default");
+    let budget = std::sync::Arc::new(LocalBudget::new(
+        &settings.first_org().limits,
+        &settings.retry,
+        metrics.clone(),
+    ));
     assert_eq!(
         budget.token_scope().effective_limit(),
         Some(300),
         "the documented default first"
     );
-    let client =
-        genesys_archiver::genesys::GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget.clone())
-            .unwrap();
+    let client = genesys_archiver::genesys::GenesysClient::new(
+        &settings.first_org().genesys,
+        &settings.retry,
+        budget.clone(),
+        metrics,
+    )
+    .unwrap();
     genesys_archiver::app::read_token_limit(&client, budget.as_ref() as &dyn Budget).await;
     assert_eq!(budget.token_scope().effective_limit(), Some(123));
     assert_eq!(sim.stats().calls("limits"), 1);

@@ -146,7 +146,17 @@ async fn each_org_is_archived_once_into_its_own_prefix_while_a_bad_one_fails_alo
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["orgs"]["acme"]["recordings"]["archived"], expected(acme) as u64);
     assert_eq!(doc["orgs"]["globex"]["recordings"]["archived"], expected(globex) as u64);
-    assert!(doc["orgs"]["initech"].is_null(), "the bad org has no rows");
+    // The bad org has no rows, and the ledger says why it did not run.
+    let initech = &doc["orgs"]["initech"];
+    assert_eq!(initech["recordings"]["archived"], 0, "{doc}");
+    assert_eq!(initech["org_state"]["state"], "failing", "{doc}");
+    assert!(
+        initech["org_state"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refused the client credentials"),
+        "{doc}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -177,6 +187,20 @@ async fn until(what: &str, logs: &std::sync::Mutex<String>, mut done: impl Async
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// SIGTERM, as systemd or the kubelet send it; the daemon must exit 0 within 30 s.
+async fn terminate(mut child: tokio::process::Child, logs: &std::sync::Mutex<String>) {
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{}", logs.lock().unwrap());
 }
 
 fn hangup(child: &tokio::process::Child) {
@@ -283,16 +307,99 @@ async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
     assert!(globex.stats().calls("analytics") > 0);
     assert_eq!(acme_archived().await, expected(acme), "acme's objects stay");
 
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
+    terminate(child, &logs).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// GETs `url` from the daemon's operations listener: status and body (0 when nothing
+/// answers yet).
+async fn get(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(_) => (0, String::new()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_ready_and_live() {
+    let (sim, moto, _s3, dir) = start(vec![org("acme", 41, 4), org("initech", 42, 3)], "orgs-report").await;
+    let port = common::harness::free_port();
+    let config = dir.join("archiver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n\
+             [workers]\ncount = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
+             [retry]\nbase = \"50ms\"\ncap = \"500ms\"\nmax_attempts = 3\n\
+             [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\nrecheck_max = \"2s\"\n\
+             [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
+             [s3]\nbucket = \"vendor-archive\"\nprefix = \"{{org}}/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\n{}{}",
+            dir.join("ledger.sqlite").display().to_string(),
+            moto.url,
+            entry(sim.org("acme").unwrap(), None),
+            entry(sim.org("initech").unwrap(), Some("a-revoked-secret")),
+        ),
+    )
+    .unwrap();
+    let mut child = daemon(&["run"], &config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .unwrap()
+    let logs = collect(child.stderr.take().unwrap());
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let archived = format!(
+        "genesys_archiver_uploaded_objects_total{{org=\"acme\"}} {}",
+        expected(sim.org("acme").unwrap())
+    );
+    let mut text = String::new();
+    until("acme archived, as its own series says", &logs, async || {
+        text = get(&metrics_url).await.1;
+        text.lines().any(|l| l == archived)
+    })
+    .await;
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(has("genesys_archiver_org_up{org=\"acme\"} 1"), "{text}");
+    assert!(has("genesys_archiver_org_up{org=\"initech\"} 0"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("genesys_archiver_org_start_failures_total{org=\"initech\"} ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .all(|l| l.contains("org=\"acme\"") || l.contains("org=\"initech\"")),
+        "every series names its org:\n{text}"
+    );
+    // Several orgs: one customer's revoked credentials keep neither the process out of
+    // service nor make it unlive (a restart would not mend them).
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/readyz")).await.0, 200);
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/healthz")).await.0, 200);
+
+    // `status` (another process, reading the ledger) names the failing org and why.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_genesys-archiver"))
+        .args(["status", "--config", config.to_str().unwrap()])
+        .output()
         .unwrap();
-    assert!(status.success(), "{}", logs.lock().unwrap());
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("initech") && l.split_whitespace().nth(1) == Some("failing")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("acme") && l.split_whitespace().nth(1) == Some("running")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("initech: failing since") && l.contains("refused the client credentials")),
+        "{out}"
+    );
+    assert_eq!(sim.org("initech").unwrap().stats().calls("conversation_recordings"), 0);
+
+    terminate(child, &logs).await;
     let _ = std::fs::remove_dir_all(dir);
 }
 

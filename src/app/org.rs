@@ -8,10 +8,11 @@
 
 use super::{BuildError, open_sink, read_token_limit, with_org_id};
 use crate::config::settings::{OrgSettings, WorkerSettings};
-use crate::genesys::GenesysClient;
+use crate::genesys::{ApiError, GenesysClient};
 use crate::health::Health;
 use crate::ledger::Ledger;
 use crate::ledger::sqlite::SqliteLedger;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::pipeline::poller::Poller;
 use crate::pipeline::slots::SharedSlots;
@@ -41,15 +42,32 @@ impl OrgApp {
         retry: &RetrySettings,
         ledger: &SqliteLedger,
         budget: Option<Arc<dyn Budget>>,
+        metrics: &Arc<Metrics>,
     ) -> Result<Self, BuildError> {
-        let budget = budget.unwrap_or_else(|| Arc::new(LocalBudget::new(&settings.limits, retry)));
+        let metrics = metrics.org(&settings.name);
+        let budget = budget.unwrap_or_else(|| Arc::new(LocalBudget::new(&settings.limits, retry, metrics.clone())));
         let ledger: Arc<dyn Ledger> = Arc::new(ledger.for_org(&settings.name));
-        let client = Arc::new(GenesysClient::new(&settings.genesys, retry, budget.clone())?);
+        let client = Arc::new(GenesysClient::new(
+            &settings.genesys,
+            retry,
+            budget.clone(),
+            metrics.clone(),
+        )?);
+        // Refused credentials stop the org's start: it is reported as failing and tried
+        // again with backoff. A platform that does not answer yet does not: the
+        // pipeline's own retries wait for it, as they would a minute later.
+        match client.authenticate().await {
+            Ok(()) => {}
+            Err(error @ ApiError::Auth(_)) => return Err(BuildError::Login(error)),
+            Err(error) => {
+                tracing::warn!(message = "No token yet; the org starts and its calls wait for the platform.", %error)
+            }
+        }
         if settings.limits.auto_budget {
             read_token_limit(&client, budget.as_ref()).await;
         }
         let settings = with_org_id(settings, &client).await?;
-        let sink = open_sink(&settings).await?;
+        let sink = open_sink(&settings, metrics).await?;
         let org = Self {
             settings,
             client,
@@ -112,6 +130,7 @@ impl OrgApp {
             stats,
         });
         Pipeline {
+            discovery: health.poller(&self.settings.name),
             health,
             poller,
             worker,

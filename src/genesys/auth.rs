@@ -69,7 +69,6 @@ impl<S: TokenSource> TokenCache<S> {
         }
         let issued = self.source.fetch().await?;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
-        crate::metrics::global().token_refreshes.fetch_add(1, Ordering::Relaxed);
         let token = AccessToken::new(Arc::new(issued.secret), generation);
         *slot = Some(Cached {
             token: token.clone(),
@@ -143,6 +142,7 @@ impl TokenSource for OAuthSource {
                     other => other,
                 })?;
             let parsed: TokenAnswer = parse_json(Endpoint::Token, &answer.body)?;
+            self.transport.metrics().token_refreshed();
             if parsed.access_token.is_empty() {
                 return Err(ApiError::Payload {
                     endpoint: Endpoint::Token,

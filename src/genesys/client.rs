@@ -14,6 +14,7 @@ use super::model::{
 use super::settings::GenesysSettings;
 use super::transport::{Transport, parse_json};
 use crate::endpoint::Endpoint;
+use crate::metrics::OrgMetrics;
 use crate::ratelimit::Budget;
 use crate::retry::settings::RetrySettings;
 use reqwest::{StatusCode, Url};
@@ -34,7 +35,12 @@ pub struct GenesysClient {
 pub struct BuildError(String);
 
 impl GenesysClient {
-    pub fn new(g: &GenesysSettings, retry: &RetrySettings, budget: Arc<dyn Budget>) -> Result<Self, BuildError> {
+    pub fn new(
+        g: &GenesysSettings,
+        retry: &RetrySettings,
+        budget: Arc<dyn Budget>,
+        metrics: OrgMetrics,
+    ) -> Result<Self, BuildError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")))
             .timeout(g.request_timeout)
@@ -43,7 +49,13 @@ impl GenesysClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| BuildError(e.to_string()))?;
-        let transport = Arc::new(Transport::new(http, budget, retry.clone(), g.max_response_bytes));
+        let transport = Arc::new(Transport::new(
+            http,
+            budget,
+            retry.clone(),
+            g.max_response_bytes,
+            metrics,
+        ));
         let token_url = g.login_url.join("oauth/token").map_err(|e| BuildError(e.to_string()))?;
         let auth = TokenCache::new(OAuthSource {
             transport: transport.clone(),
@@ -62,6 +74,11 @@ impl GenesysClient {
 
     pub fn budget(&self) -> &Arc<dyn Budget> {
         self.transport.budget()
+    }
+
+    /// The org's metrics handle (the pipeline built on this client records through it).
+    pub fn metrics(&self) -> &OrgMetrics {
+        self.transport.metrics()
     }
 
     /// Tokens fetched so far.

@@ -13,6 +13,7 @@
 use super::error::{ApiError, describe_reqwest};
 use super::token::Authenticator;
 use crate::endpoint::Endpoint;
+use crate::metrics::OrgMetrics;
 use crate::ratelimit::{Budget, Feedback, Outcome, RateHeaders};
 use crate::retry::backoff::FullJitter;
 use crate::retry::classify::{RetryAction, classify_status, classify_transport};
@@ -80,19 +81,32 @@ pub struct Transport {
     budget: Arc<dyn Budget>,
     retry: RetrySettings,
     max_body: u64,
+    /// The org's metrics: answers, 429s, retries and budget waits.
+    metrics: OrgMetrics,
 }
 
 /// Largest 429 body read: only its message matters.
 const REFUSAL_BODY_LIMIT: u64 = 64 * 1024;
 
 impl Transport {
-    pub fn new(http: reqwest::Client, budget: Arc<dyn Budget>, retry: RetrySettings, max_body: u64) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        budget: Arc<dyn Budget>,
+        retry: RetrySettings,
+        max_body: u64,
+        metrics: OrgMetrics,
+    ) -> Self {
         Self {
             http,
             budget,
             retry,
             max_body,
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> &OrgMetrics {
+        &self.metrics
     }
 
     pub fn budget(&self) -> &Arc<dyn Budget> {
@@ -118,7 +132,7 @@ impl Transport {
             .when(AttemptError::retryable)
             .adjust(|error, next| error.delay(next))
             .notify(|error, delay| {
-                crate::metrics::global().retries.inc(&[("endpoint", endpoint.as_str())]);
+                self.metrics.retried(endpoint);
                 tracing::debug!(message = "Retrying API call.", %endpoint, error = ?error, delay_ms = delay.as_millis() as u64);
             })
             .await;
@@ -140,8 +154,8 @@ impl Transport {
         auth: Option<&dyn Authenticator>,
         reauthenticated: &AtomicBool,
     ) -> Result<ApiResponse, AttemptError> {
-        let metrics = crate::metrics::global();
-        metrics.add_wait(self.budget.acquire(endpoint).await);
+        let metrics = &self.metrics;
+        metrics.waited(self.budget.acquire(endpoint).await);
         let token = match auth {
             Some(auth) => Some(auth.token().await.map_err(|e| {
                 if e.is_transient() {
@@ -160,9 +174,7 @@ impl Transport {
             Ok(response) => response,
             Err(error) => {
                 crate::progress::tick();
-                metrics
-                    .api_requests
-                    .inc(&[("endpoint", endpoint.as_str()), ("status", "transport_error")]);
+                metrics.answered(endpoint, "transport_error");
                 self.budget.observe(
                     endpoint,
                     &Feedback {
@@ -184,12 +196,7 @@ impl Transport {
         // An answer, whatever it says, is the daemon working (liveness).
         crate::progress::tick();
         let status = response.status();
-        metrics
-            .api_requests
-            .inc(&[("endpoint", endpoint.as_str()), ("status", status.as_str())]);
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            metrics.rate_limited.inc(&[("endpoint", endpoint.as_str())]);
-        }
+        metrics.answered(endpoint, status.as_str());
         let headers = RateHeaders::parse(response.headers());
         let retry_after = response
             .headers()

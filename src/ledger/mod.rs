@@ -11,11 +11,14 @@
 //! `failed` (attempts exhausted; `retry` puts it back).
 
 pub mod lock;
+pub mod org_state;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
+
+pub use org_state::{OrgCondition, OrgState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -237,6 +240,8 @@ pub struct StatusReport {
     pub parked_conversations: Vec<(String, String)>,
     /// Conversations per lifecycle state (`active`, `ended`, `checking`, `settled`, `parked`).
     pub conversations: BTreeMap<String, u64>,
+    /// What the daemon last recorded of the org (none: never recorded).
+    pub org_state: Option<OrgState>,
 }
 
 impl StatusReport {
@@ -374,6 +379,10 @@ pub trait Ledger: Send + Sync {
     fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>>;
 
     fn status(&self) -> BoxFuture<'_, LedgerResult<StatusReport>>;
+
+    /// Records what became of the org (running, failing with why, stopped); a failure
+    /// that repeats keeps the time it began.
+    fn record_org_state(&self, condition: OrgCondition) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// `failed` back to `discovered` with attempts reset; returns how many.
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>>;

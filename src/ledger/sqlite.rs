@@ -8,7 +8,7 @@
 
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
-    NewRecording, OpenUpload, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
+    NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -245,6 +245,21 @@ fn watermark_key(org: &str) -> String {
     }
 }
 
+/// The `meta` key of what the daemon last recorded of an org.
+fn org_state_key(org: &str) -> String {
+    format!("org_state:{org}")
+}
+
+fn read_org_state(conn: &Connection, org: &str) -> rusqlite::Result<Option<OrgState>> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = ?1", [org_state_key(org)], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    // A value this version cannot read (written by a newer one) is no state, not an error.
+    Ok(value.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
 fn read_watermark(conn: &Connection, org: &str) -> rusqlite::Result<Option<DateTime<Utc>>> {
     let value: Option<String> = conn
         .query_row("SELECT value FROM meta WHERE key = ?1", [watermark_key(org)], |r| {
@@ -352,7 +367,13 @@ impl SqliteLedger {
     /// Every org with rows in the ledger, by name.
     pub fn orgs(&self) -> BoxFuture<'_, LedgerResult<Vec<String>>> {
         self.run(|conn| {
-            let mut stmt = conn.prepare("SELECT DISTINCT org FROM counts WHERE n > 0 ORDER BY org")?;
+            // Orgs with rows, and orgs the daemon recorded a state of (one that never
+            // started has no rows, and is the one an operator must see).
+            let mut stmt = conn.prepare(
+                "SELECT org FROM counts WHERE n > 0
+                 UNION SELECT substr(key, 11) FROM meta WHERE key LIKE 'org_state:%'
+                 ORDER BY 1",
+            )?;
             stmt.query_map([], |r| r.get(0))?.collect()
         })
     }
@@ -832,6 +853,7 @@ impl Ledger for SqliteLedger {
                 .optional()?
                 .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
             report.watermark = read_watermark(conn, &org)?;
+            report.org_state = read_org_state(conn, &org)?;
             let mut stmt = conn.prepare_cached(
                 "SELECT conversation_id, reason FROM parked_conversations INDEXED BY parked_conversations_org
                  WHERE org = ?1 ORDER BY parked_at LIMIT 1000",
@@ -840,6 +862,23 @@ impl Ledger for SqliteLedger {
                 report.parked_conversations.push(row?);
             }
             Ok(report)
+        })
+    }
+
+    fn record_org_state(&self, condition: OrgCondition) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let state = OrgState::then(read_org_state(&tx, &org)?.as_ref(), condition);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![
+                    org_state_key(&org),
+                    serde_json::to_string(&state).expect("org states serialize")
+                ],
+            )?;
+            tx.commit()
         })
     }
 

@@ -65,7 +65,7 @@ impl Checker {
         let listing = match listing {
             Ok(listing) => listing,
             Err(error) if concerns_one_conversation(&error) => {
-                return park_conversation(self.ledger.as_ref(), &cid, error.to_string()).await;
+                return park_conversation(self.ledger.as_ref(), self.client.metrics(), &cid, error.to_string()).await;
             }
             Err(error) => {
                 // The platform is down or refusing us after retries: look again later.

@@ -93,6 +93,8 @@ impl Shutdown {
 
 pub struct Pipeline {
     pub health: Arc<crate::health::Health>,
+    /// This org's discovery beacon (the workers' one is the pool's, in `health`).
+    pub discovery: crate::progress::Beacon,
     pub poller: Poller,
     pub worker: Arc<Worker>,
     pub checker: Arc<Checker>,
@@ -172,21 +174,20 @@ impl Pipeline {
             Mode::Once => {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    result = self.health.poller.scope(self.poller.poll_once(true)) => { result?; }
+                    result = self.discovery.scope(self.poller.poll_once(true)) => { result?; }
                 }
             }
             Mode::Backfill { from, to } => {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    result = self.health.poller.scope(self.poller.pass(from, to)) => { result?; }
+                    result = self.discovery.scope(self.poller.pass(from, to)) => { result?; }
                 }
             }
             Mode::Daemon => {
                 // Either failing (the ledger) stops the other: the run is over.
                 let rereads = async {
                     let result = self
-                        .health
-                        .poller
+                        .discovery
                         .scope(self.poller.reread_loop(stop))
                         .await
                         .map_err(RunError::from);
@@ -219,9 +220,9 @@ impl Pipeline {
             // The scope ticks as the pass starts; its answers tick while it runs.
             let result = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                result = self.health.poller.scope(self.poller.poll_once(false)) => result,
+                result = self.discovery.scope(self.poller.poll_once(false)) => result,
             };
-            self.health.poller.tick();
+            self.discovery.tick();
             if let Err(error) = result {
                 match error {
                     PollError::Ledger(e) => return Err(e.into()),

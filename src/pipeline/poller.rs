@@ -20,6 +20,7 @@ use super::stats::PipelineStats;
 use crate::genesys::model::{AnalyticsQuery, AsyncQuery, ConversationSummary, format_interval};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerError};
+use crate::metrics::OrgMetrics;
 use crate::sink::layout::is_safe_id;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -527,20 +528,23 @@ impl Poller {
 
     async fn park(&self, conversation_id: &str, reason: String, report: &PassReport) -> Result<(), LedgerError> {
         add(&report.parked_conversations, 1);
-        park_conversation(self.ledger.as_ref(), conversation_id, reason).await
+        park_conversation(self.ledger.as_ref(), self.client.metrics(), conversation_id, reason).await
     }
 }
 
 /// Parks a conversation whose row or recording list cannot be used, with the reason:
 /// visible in `status`, never asked for again until `retry`.
-pub async fn park_conversation(ledger: &dyn Ledger, conversation_id: &str, reason: String) -> Result<(), LedgerError> {
+pub async fn park_conversation(
+    ledger: &dyn Ledger,
+    metrics: &OrgMetrics,
+    conversation_id: &str,
+    reason: String,
+) -> Result<(), LedgerError> {
     tracing::error!(
         message = "Conversation parked: its data cannot be used.",
         conversation_id = %conversation_id.escape_debug(),
         reason = %reason,
     );
-    crate::metrics::global()
-        .conversations_parked
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    metrics.conversation_parked();
     ledger.park_conversation(conversation_id.to_owned(), reason).await
 }

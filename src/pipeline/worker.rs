@@ -78,11 +78,8 @@ impl From<ApiError> for Failure {
 }
 
 impl From<SinkError> for Failure {
-    /// Every sink failure a worker meets passes here, so this is where it is counted.
+    /// Sink failures are counted by the sink itself ([`crate::sink::counted`]).
     fn from(error: SinkError) -> Self {
-        if let SinkError::Store { operation, .. } = &error {
-            crate::metrics::global().sink_errors.inc(&[("operation", operation)]);
-        }
         match error {
             SinkError::Cancelled => Failure::Cancelled,
             SinkError::Source(e) => Failure::from(ApiError::from(e)),
@@ -201,7 +198,7 @@ impl Worker {
                 self.ledger.archived(claim, facts).await?;
                 self.stats.archived(size, claimed.end_time, started.elapsed());
                 let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
-                crate::metrics::global().uploaded(size, started.elapsed(), lag);
+                self.client.metrics().uploaded(size, started.elapsed(), lag);
                 tracing::info!(
                     message = "Recording archived.",
                     size_bytes = size,
@@ -238,9 +235,7 @@ impl Worker {
             }
             Ok(Step::Park(reason)) | Err(Failure::Permanent(reason)) => {
                 self.ledger.park(claim, reason.clone()).await?;
-                crate::metrics::global()
-                    .recordings_parked
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.client.metrics().recording_parked();
                 tracing::warn!(message = "Recording parked.", reason = %reason);
                 Outcome::Parked(reason)
             }
@@ -271,9 +266,7 @@ impl Worker {
 
     async fn fail_for_good(&self, claim: Claim, attempts: u32, error: String) -> LedgerResult<Outcome> {
         self.ledger.fail(claim, attempts, error.clone()).await?;
-        crate::metrics::global()
-            .recordings_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.client.metrics().recording_failed();
         tracing::error!(message = "Recording failed for good; `retry` puts it back.", attempts, error = %error);
         Ok(Outcome::Failed(error))
     }
@@ -358,9 +351,7 @@ impl Worker {
 
             let download = match self.client.open_media(&media_uri).await {
                 Err(ApiError::UrlExpired) => {
-                    crate::metrics::global()
-                        .url_refreshes
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.client.metrics().url_refreshed();
                     tracing::info!(message = "Download URL expired; fetching a fresh one.");
                     continue;
                 }

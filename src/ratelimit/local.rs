@@ -10,6 +10,7 @@
 
 use super::scope::{CooldownCause, Scope, ScopeSettings};
 use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use crate::metrics::OrgMetrics;
 use crate::ratelimit::settings::LimitSettings;
 use crate::retry::settings::RetrySettings;
 use futures_util::future::BoxFuture;
@@ -25,14 +26,17 @@ pub struct LocalBudget {
 }
 
 impl LocalBudget {
-    pub fn new(limits: &LimitSettings, retry: &RetrySettings) -> Self {
+    /// The org's budget; `metrics` counts its cooldowns.
+    pub fn new(limits: &LimitSettings, retry: &RetrySettings, metrics: OrgMetrics) -> Self {
         let stats = Arc::new(BudgetStats::default());
         let settings = ScopeSettings {
             window: limits.window,
             target_utilization: limits.target_utilization,
             fallback: retry.clone(),
         };
-        let scope = |name: String, limit: Option<u32>| Scope::new(name, limit, settings.clone(), stats.clone());
+        let scope = |name: String, limit: Option<u32>| {
+            Scope::new(name, limit, settings.clone(), stats.clone(), metrics.clone())
+        };
         Self {
             token: scope("token-budget".into(), Some(limits.token_budget)),
             endpoints: Endpoint::ALL.map(|e| scope(format!("endpoint:{e}"), limits.endpoint_budget(e))),
@@ -134,7 +138,7 @@ mod tests {
             target_utilization: 1.0,
             endpoint_budgets,
         };
-        LocalBudget::new(&limits, &RetrySettings::default())
+        LocalBudget::new(&limits, &RetrySettings::default(), OrgMetrics::unregistered("test"))
     }
 
     fn refused(count: u32, allowed: u32) -> Feedback {

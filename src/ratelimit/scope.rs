@@ -20,6 +20,7 @@
 use super::BudgetStats;
 use super::clock::TokioClock;
 use super::headers::RateHeaders;
+use crate::metrics::OrgMetrics;
 use crate::retry::backoff::full_jitter;
 use crate::retry::settings::RetrySettings;
 use governor::middleware::NoOpMiddleware;
@@ -74,6 +75,8 @@ pub struct Scope {
     gate: tokio::sync::Mutex<()>,
     state: Mutex<State>,
     stats: Arc<BudgetStats>,
+    /// The org's metrics: cooldowns started.
+    metrics: OrgMetrics,
 }
 
 struct State {
@@ -102,6 +105,7 @@ impl Scope {
         configured: Option<u32>,
         settings: ScopeSettings,
         stats: Arc<BudgetStats>,
+        metrics: OrgMetrics,
     ) -> Self {
         let scope = Self {
             name: name.into(),
@@ -122,6 +126,7 @@ impl Scope {
                 rng: fastrand::Rng::new(),
             }),
             stats,
+            metrics,
         };
         scope.rebuild(&mut scope.state.lock().unwrap());
         scope
@@ -252,7 +257,7 @@ impl Scope {
         });
         if self.start_cooldown(&mut state, delay) {
             BudgetStats::bump(&self.stats.cooldowns, 1);
-            crate::metrics::global().cooldowns.inc(&[("scope", &self.name)]);
+            self.metrics.cooldown(&self.name);
             tracing::warn!(
                 message = "Rate limited; every caller of this scope pauses until the cooldown ends.",
                 scope = %self.name,
@@ -327,7 +332,13 @@ mod tests {
                 ..RetrySettings::default()
             },
         };
-        Arc::new(Scope::new("test", limit, settings, Arc::default()))
+        Arc::new(Scope::new(
+            "test",
+            limit,
+            settings,
+            Arc::default(),
+            OrgMetrics::unregistered("test"),
+        ))
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,6 +8,7 @@
 //! fails if the name exists). Sidecars are the archiver's own derived data and are
 //! rewritten freely.
 
+pub mod counted;
 pub mod file;
 pub mod layout;
 pub mod s3;

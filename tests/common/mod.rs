@@ -6,6 +6,7 @@ pub mod proxy;
 
 use genesys_archiver::config::{Settings, Sources};
 use genesys_archiver::genesys::GenesysClient;
+use genesys_archiver::metrics::OrgMetrics;
 use genesys_archiver::ratelimit::LocalBudget;
 use genesys_archiver::sim::{SimConfig, Simulator};
 use std::collections::HashMap;
@@ -55,6 +56,13 @@ pub fn settings_from_text(text: &str) -> Settings {
 }
 
 pub fn client(settings: &Settings) -> Arc<GenesysClient> {
-    let budget = Arc::new(LocalBudget::new(&settings.first_org().limits, &settings.retry));
-    Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget).expect("client builds"))
+    let metrics = OrgMetrics::unregistered("default");
+    let budget = Arc::new(LocalBudget::new(
+        &settings.first_org().limits,
+        &settings.retry,
+        metrics.clone(),
+    ));
+    Arc::new(
+        GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget, metrics).expect("client builds"),
+    )
 }

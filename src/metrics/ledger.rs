@@ -1,0 +1,64 @@
+//! The ledger's gauges, read at scrape time: they are the ledger's own state (kept by
+//! triggers, a dozen rows per org), so they are never stale and never double counted
+//! across restarts the way a process-side gauge would be.
+
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use super::{OrgLabel, PREFIX};
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// One org's ledger figures at scrape time.
+#[derive(Debug, Default)]
+pub struct LedgerGauges {
+    pub by_state: BTreeMap<String, u64>,
+    /// Conversations by lifecycle state (active, ended, checking, settled, parked).
+    pub conversations: BTreeMap<String, u64>,
+    pub oldest_unarchived_age: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    org: String,
+    state: String,
+}
+
+/// Appends the gauges of every org to `out`, from a registry made for this scrape (an
+/// org removed since, or a state emptied, leaves no stale series behind).
+pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
+    let recordings = Family::<StateLabels, Gauge>::default();
+    let conversations = Family::<StateLabels, Gauge>::default();
+    let oldest = Family::<OrgLabel, Gauge<f64, AtomicU64>>::default();
+    for (org, gauges) in ledgers {
+        let labels = |state: &String| StateLabels {
+            org: org.clone(),
+            state: state.clone(),
+        };
+        for (state, n) in &gauges.by_state {
+            recordings.get_or_create(&labels(state)).set(*n as i64);
+        }
+        for (state, n) in &gauges.conversations {
+            conversations.get_or_create(&labels(state)).set(*n as i64);
+        }
+        oldest
+            .get_or_create(&OrgLabel { org: org.clone() })
+            .set(gauges.oldest_unarchived_age.map_or(0.0, |a| a.as_secs_f64()));
+    }
+    let mut registry = Registry::with_prefix(PREFIX);
+    registry.register("recordings", "Recordings in the ledger by org and state", recordings);
+    registry.register(
+        "conversations",
+        "Discovered conversations by org and lifecycle state",
+        conversations,
+    );
+    registry.register(
+        "oldest_unarchived_age_seconds",
+        "Age of the oldest recording not yet archived, by org (0 if none)",
+        oldest,
+    );
+    prometheus_client::encoding::prometheus_text::encode(out, &registry).expect("writing to a String does not fail");
+}

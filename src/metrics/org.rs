@@ -1,0 +1,139 @@
+//! One org's handle on the metrics: what its client, budget, workers and sink record,
+//! each series labelled with the org's name.
+
+use super::{AnswerLabels, EndpointLabels, Metrics, OperationLabels, OrgLabel, ScopeLabels};
+use crate::endpoint::Endpoint;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Cheap to clone: the shared families and the org's name.
+#[derive(Debug, Clone)]
+pub struct OrgMetrics {
+    metrics: Arc<Metrics>,
+    org: String,
+}
+
+impl OrgMetrics {
+    pub(super) fn new(metrics: Arc<Metrics>, org: &str) -> Self {
+        Self {
+            metrics,
+            org: org.to_owned(),
+        }
+    }
+
+    /// A handle on a registry of its own, for parts built outside a daemon (a
+    /// `check-config --connect`, a test): what it records is rendered nowhere.
+    pub fn unregistered(org: &str) -> Self {
+        Metrics::new().org(org)
+    }
+
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    fn label(&self) -> OrgLabel {
+        OrgLabel { org: self.org.clone() }
+    }
+
+    fn endpoint(&self, endpoint: Endpoint) -> EndpointLabels {
+        EndpointLabels {
+            org: self.org.clone(),
+            endpoint: endpoint.as_str(),
+        }
+    }
+
+    /// An API answer (`status` is the HTTP status, or `transport_error`); a 429 also
+    /// counts as rate limited.
+    pub fn answered(&self, endpoint: Endpoint, status: &str) {
+        let labels = AnswerLabels {
+            org: self.org.clone(),
+            endpoint: endpoint.as_str(),
+            status: status.to_owned(),
+        };
+        self.metrics.api_requests.get_or_create(&labels).inc();
+        if status == "429" {
+            self.metrics.rate_limited.get_or_create(&self.endpoint(endpoint)).inc();
+        }
+    }
+
+    pub fn retried(&self, endpoint: Endpoint) {
+        self.metrics.retries.get_or_create(&self.endpoint(endpoint)).inc();
+    }
+
+    /// Time a caller waited for the org's budget.
+    pub fn waited(&self, waited: Duration) {
+        if !waited.is_zero() {
+            self.metrics
+                .budget_wait
+                .get_or_create(&self.label())
+                .inc_by(waited.as_secs_f64());
+        }
+    }
+
+    pub fn cooldown(&self, scope: &str) {
+        let labels = ScopeLabels {
+            org: self.org.clone(),
+            scope: scope.to_owned(),
+        };
+        self.metrics.cooldowns.get_or_create(&labels).inc();
+    }
+
+    /// A recording archived: its size, how long it took, and how long after its end.
+    pub fn uploaded(&self, bytes: u64, took: Duration, lag: Option<Duration>) {
+        let org = self.label();
+        self.metrics.uploaded_bytes.get_or_create(&org).inc_by(bytes);
+        self.metrics.uploaded_objects.get_or_create(&org).inc();
+        self.metrics
+            .upload_duration
+            .get_or_create(&org)
+            .observe(took.as_secs_f64());
+        if let Some(lag) = lag {
+            self.metrics.archive_lag.get_or_create(&org).observe(lag.as_secs_f64());
+        }
+    }
+
+    pub fn token_refreshed(&self) {
+        self.metrics.token_refreshes.get_or_create(&self.label()).inc();
+    }
+
+    pub fn url_refreshed(&self) {
+        self.metrics.url_refreshes.get_or_create(&self.label()).inc();
+    }
+
+    pub fn sink_error(&self, operation: &'static str) {
+        let labels = OperationLabels {
+            org: self.org.clone(),
+            operation,
+        };
+        self.metrics.sink_errors.get_or_create(&labels).inc();
+    }
+
+    pub fn recording_parked(&self) {
+        self.metrics.recordings_parked.get_or_create(&self.label()).inc();
+    }
+
+    pub fn recording_failed(&self) {
+        self.metrics.recordings_failed.get_or_create(&self.label()).inc();
+    }
+
+    pub fn conversation_parked(&self) {
+        self.metrics.conversations_parked.get_or_create(&self.label()).inc();
+    }
+
+    /// The org runs: `org_up` 1.
+    pub fn started(&self) {
+        self.metrics.org_up.get_or_create(&self.label()).set(1);
+    }
+
+    /// The org could not start and is tried again later: `org_up` 0, one more failure.
+    pub fn cannot_start(&self) {
+        self.metrics.org_up.get_or_create(&self.label()).set(0);
+        self.metrics.org_start_failures.get_or_create(&self.label()).inc();
+    }
+
+    /// The org was removed from the configuration: its `org_up` series goes away (its
+    /// counters stay, as counters do, until the process restarts).
+    pub fn removed(&self) {
+        self.metrics.org_up.remove(&self.label());
+    }
+}
