@@ -12,6 +12,7 @@
 
 pub mod lock;
 pub mod org_state;
+pub mod postgres;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
@@ -407,4 +408,12 @@ pub trait Ledger: Send + Sync {
     /// once, the others when discovery reads their window (`backfill` over it, or the
     /// overlap); returns how many.
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// Whether this process discovers the org now (takes or renews its turn): with
+    /// several replicas on one ledger, one at a time reads an org's windows and
+    /// re-reads, so they are not read (and paid for) once per replica. A ledger with
+    /// one owner (the SQLite file, locked) always holds it.
+    fn hold_discovery(&self) -> BoxFuture<'_, LedgerResult<bool>> {
+        Box::pin(async { Ok(true) })
+    }
 }

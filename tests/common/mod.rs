@@ -3,6 +3,7 @@
 
 pub mod harness;
 pub mod proxy;
+pub mod servers;
 
 use genesys_archiver::config::{Settings, Sources};
 use genesys_archiver::genesys::GenesysClient;

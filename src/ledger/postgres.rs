@@ -1,0 +1,1128 @@
+//! The ledger in PostgreSQL, for several replicas of the daemon (`[ledger] url`).
+//!
+//! The same [`Ledger`] interface and the same rules as the SQLite ledger, with what
+//! several owners need on top:
+//! - a claim names its owner (this process) and a lease; the owner renews its leases
+//!   while it works ([`PgStore::renew_leases`]); a claim whose lease ran out is taken
+//!   over by the next claim of any replica, with the multipart upload it had open
+//!   (aborted by the new owner before it starts, `Claimed::open_upload`). Every later
+//!   change names the claim token, so a late owner's writes change nothing and say so;
+//! - claims use `FOR UPDATE SKIP LOCKED`: replicas claiming at once take different rows;
+//! - an org's discovery is done by one replica at a time ([`Ledger::hold_discovery`]);
+//! - a PostgreSQL outage pauses the caller (a claim, a pass, a worker's last write)
+//!   with backoff instead of failing the run, up to `[ledger] outage_patience`.
+
+mod schema;
+
+use super::{
+    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
+    NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
+};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::tokio_postgres::types::ToSql;
+use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+type PgResult<T> = Result<T, tokio_postgres::Error>;
+
+/// How one PostgreSQL ledger is reached and shared.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// `postgres://user:password@host:port/db` (a secret: never logged whole).
+    pub url: secrecy::SecretString,
+    /// Connections this process holds at most.
+    pub pool_size: usize,
+    /// How long a claim (or a discovery turn) stays this process's without renewal.
+    pub lease: Duration,
+    /// How long an operation waits through an outage before it fails.
+    pub outage_patience: Duration,
+}
+
+/// The connection pool and this process's identity; shared by every org's view.
+struct PgStore {
+    pool: Pool,
+    /// This process, as claims and discovery leases name it.
+    owner: String,
+    lease: Duration,
+    patience: Duration,
+}
+
+/// One org's view of the PostgreSQL ledger.
+#[derive(Clone)]
+pub struct PgLedger {
+    store: Arc<PgStore>,
+    org: Arc<str>,
+}
+
+/// What a failed operation was: a connection that can come back, or an answer.
+enum Failure {
+    Pool(PoolError),
+    Sql(tokio_postgres::Error),
+}
+
+impl Failure {
+    /// Whether waiting may help: no connection, a connection lost, the server starting
+    /// or shutting down, a serialization conflict. A SQL error that the server answered
+    /// (a constraint, a syntax) will not change by waiting.
+    fn transient(&self) -> bool {
+        let sql = match self {
+            Failure::Pool(PoolError::Backend(e)) | Failure::Sql(e) => e,
+            Failure::Pool(PoolError::Timeout(_)) => return true,
+            Failure::Pool(_) => return false,
+        };
+        match sql.as_db_error() {
+            None => true,
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Pool(e) => write!(f, "no connection: {e}"),
+            Failure::Sql(e) => match e.as_db_error() {
+                Some(db) => write!(f, "{} ({})", db.message(), db.code().code()),
+                None => write!(f, "{e}"),
+            },
+        }
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
+    v.and_then(DateTime::from_timestamp_millis)
+}
+
+fn now_ms() -> i64 {
+    ms(Utc::now())
+}
+
+fn token() -> i64 {
+    fastrand::i64(..)
+}
+
+/// Claim columns, in [`claimed`]'s order.
+const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at";
+
+fn claimed(row: &Row) -> Claimed {
+    Claimed {
+        recording_id: row.get(0),
+        conversation_id: row.get(1),
+        start_time: from_ms(row.get(2)),
+        end_time: from_ms(row.get(3)),
+        metadata: row.get(4),
+        attempts: row.get::<_, i32>(5).max(0) as u32,
+        key: row.get(6),
+        open_upload: row.get(7),
+        token: row.get(8),
+        discovered_at: from_ms(row.get(9)).unwrap_or_default(),
+    }
+}
+
+const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at";
+
+fn conversation(row: &Row) -> ConversationRow {
+    ConversationRow {
+        conversation_id: row.get(0),
+        start: from_ms(row.get(1)).unwrap_or_default(),
+        end: from_ms(row.get(2)),
+        state: ConversationState::parse(row.get(3)),
+        checks: row.get::<_, i32>(4).max(0) as u32,
+        next_check_at: from_ms(row.get(5)),
+    }
+}
+
+fn recording_row(row: &Row) -> RecordingRow {
+    RecordingRow {
+        recording_id: row.get(0),
+        conversation_id: row.get(1),
+        state: row.get(2),
+        reason: row.get(3),
+        attempts: row.get::<_, i32>(4).max(0) as u32,
+        start_time: from_ms(row.get(5)),
+        discovered_at: from_ms(row.get(6)).unwrap_or_default(),
+        updated_at: from_ms(row.get(7)).unwrap_or_default(),
+    }
+}
+
+/// The `meta` key of an org's watermark (`watermark` for the default org, as in SQLite).
+fn watermark_key(org: &str) -> String {
+    if org == super::sqlite::DEFAULT_ORG {
+        "watermark".to_owned()
+    } else {
+        format!("watermark:{org}")
+    }
+}
+
+fn org_state_key(org: &str) -> String {
+    format!("org_state:{org}")
+}
+
+async fn read_meta(c: &impl deadpool_postgres::GenericClient, key: &str) -> PgResult<Option<String>> {
+    Ok(c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+        .await?
+        .map(|r| r.get(0)))
+}
+
+async fn write_meta(c: &impl deadpool_postgres::GenericClient, key: &str, value: &str) -> PgResult<()> {
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        &[&key, &value],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// How many rows one prune transaction removes at most.
+const PRUNE_BATCH: i64 = 5_000;
+
+/// The longest pause between two tries through an outage.
+const OUTAGE_BACKOFF_CAP: Duration = Duration::from_secs(5);
+
+impl PgLedger {
+    /// Connects, brings the schema up to date (under an advisory lock) and names this
+    /// process as an owner. Fails naming the server (never the password).
+    pub async fn connect(settings: &PgSettings) -> LedgerResult<Self> {
+        use secrecy::ExposeSecret;
+        let config: tokio_postgres::Config = settings
+            .url
+            .expose_secret()
+            .parse()
+            .map_err(|e| LedgerError::Store(format!("ledger.url: {e}")))?;
+        let server = describe(&config);
+        let mut config = config;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| LedgerError::Store(format!("ledger at {server}: {e}")))?;
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| LedgerError::Store(format!("ledger at {server}: {}", Failure::Pool(e))))?;
+        schema::migrate(&mut client)
+            .await
+            .map_err(|e| LedgerError::Store(format!("ledger at {server}: {e}")))?;
+        drop(client);
+        let owner = format!("{}/{}/{:08x}", hostname(), std::process::id(), fastrand::u32(..));
+        tracing::info!(message = "PostgreSQL ledger open.", server = %server, owner = %owner, pool_size = settings.pool_size);
+        Ok(Self {
+            store: Arc::new(PgStore {
+                pool,
+                owner,
+                lease: settings.lease,
+                patience: settings.outage_patience,
+            }),
+            org: super::sqlite::DEFAULT_ORG.into(),
+        })
+    }
+
+    /// The same database, seen as `org`'s ledger.
+    pub fn for_org(&self, org: &str) -> Self {
+        Self {
+            store: self.store.clone(),
+            org: org.into(),
+        }
+    }
+
+    pub fn org(&self) -> &str {
+        &self.org
+    }
+
+    /// This process's name in claims and leases.
+    pub fn owner(&self) -> &str {
+        &self.store.owner
+    }
+
+    /// Every org with rows or a recorded state, by name.
+    pub fn orgs(&self) -> BoxFuture<'_, LedgerResult<Vec<String>>> {
+        self.run(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT DISTINCT org FROM recordings
+                         UNION SELECT DISTINCT org FROM conversations
+                         UNION SELECT substr(key, 11) FROM meta WHERE key LIKE 'org_state:%'
+                         ORDER BY 1",
+                        &[],
+                    )
+                    .await?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+    }
+
+    /// Extends every lease this process holds (claims, conversations being listed,
+    /// discovery turns); called every third of a lease while the process lives.
+    pub fn renew_leases(&self) -> BoxFuture<'_, LedgerResult<u64>> {
+        let owner = self.store.owner.clone();
+        let lease = self.store.lease.as_millis() as i64;
+        self.run(move |c| {
+            let owner = owner.clone();
+            Box::pin(async move {
+                let until = now_ms() + lease;
+                let mut n = c
+                    .execute(
+                        "UPDATE recordings SET lease_until = $1 WHERE claim_owner = $2 AND state = 'uploading'",
+                        &[&until, &owner],
+                    )
+                    .await?;
+                n += c
+                    .execute(
+                        "UPDATE conversations SET lease_until = $1 WHERE claim_owner = $2 AND state = 'checking'",
+                        &[&until, &owner],
+                    )
+                    .await?;
+                n += c
+                    .execute(
+                        "UPDATE discovery_leases SET lease_until = $1 WHERE owner = $2",
+                        &[&until, &owner],
+                    )
+                    .await?;
+                Ok(n)
+            })
+        })
+    }
+
+    /// Lets go of this org's discovery turn (the org stops here), so another replica
+    /// need not wait for the lease to run out.
+    pub fn release_discovery(&self) -> BoxFuture<'_, LedgerResult<()>> {
+        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
+        self.run(move |c| {
+            let (org, owner) = (org.clone(), owner.clone());
+            Box::pin(async move {
+                c.execute(
+                    "DELETE FROM discovery_leases WHERE org = $1 AND owner = $2",
+                    &[&org, &owner],
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+    }
+
+    /// Runs `f` on a pooled connection. Through an outage (no connection, a connection
+    /// lost, the server restarting) it tries again with backoff, ticking liveness while
+    /// it waits (restarting would not bring the database back), until the patience
+    /// runs out; an answer from the server that is an error is returned at once.
+    fn run<'a, T, F>(&'a self, f: F) -> BoxFuture<'a, LedgerResult<T>>
+    where
+        T: Send + 'a,
+        F: for<'c> Fn(&'c mut Object) -> BoxFuture<'c, PgResult<T>> + Send + Sync + 'a,
+    {
+        Box::pin(async move {
+            let started = tokio::time::Instant::now();
+            let mut failures = 0u32;
+            loop {
+                let attempt = async {
+                    let mut client = self.store.pool.get().await.map_err(Failure::Pool)?;
+                    f(&mut client).await.map_err(Failure::Sql)
+                }
+                .await;
+                let failure = match attempt {
+                    Ok(value) => {
+                        if failures > 0 {
+                            tracing::info!(message = "Ledger reachable again.", tries = failures + 1);
+                        }
+                        return Ok(value);
+                    }
+                    Err(failure) => failure,
+                };
+                if !failure.transient() || started.elapsed() >= self.store.patience {
+                    return Err(LedgerError::Store(failure.to_string()));
+                }
+                if failures == 0 {
+                    tracing::warn!(message = "Ledger unreachable; waiting for it.", error = %failure);
+                }
+                failures += 1;
+                let wait = (Duration::from_millis(100) * 2u32.saturating_pow(failures.min(10))).min(OUTAGE_BACKOFF_CAP);
+                crate::progress::waiting(tokio::time::sleep(wait)).await;
+            }
+        })
+    }
+
+    /// Runs a state change of a claimed recording (`sql`'s last three parameters are
+    /// `updated_at`, the recording id and the claim token) and checks that it changed
+    /// the row: a claim taken over changes nothing and says so.
+    fn claimed_change(&self, claim: Claim, sql: &'static str, values: Vec<Value>) -> BoxFuture<'_, LedgerResult<()>> {
+        let id = claim.recording_id.clone();
+        let changed = self.run(move |c| {
+            let mut all = values.clone();
+            all.push(Value::Int(now_ms()));
+            all.push(Value::Text(Some(claim.recording_id.clone())));
+            all.push(Value::Int(claim.token));
+            Box::pin(async move {
+                let params: Vec<&(dyn ToSql + Sync)> = all.iter().map(Value::as_sql).collect();
+                c.execute(sql, &params).await
+            })
+        });
+        Box::pin(async move {
+            match changed.await? {
+                0 => Err(LedgerError::ClaimLost(id)),
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+/// An owned query parameter (the values of a state change, kept for a retry).
+#[derive(Debug, Clone)]
+enum Value {
+    Int(i64),
+    Int4(i32),
+    Text(Option<String>),
+}
+
+impl Value {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Value::Int(v) => v,
+            Value::Int4(v) => v,
+            Value::Text(v) => v,
+        }
+    }
+}
+
+/// `host:port/db` of a configuration, for logs and errors: never the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}/{}", config.get_dbname().unwrap_or("postgres"))
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "host".into())
+}
+
+impl Ledger for PgLedger {
+    fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let (org, recordings) = (org.clone(), recordings.clone());
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO recordings (recording_id, conversation_id, state, reason, next_attempt_at,
+                            start_time, end_time, metadata, discovered_at, updated_at, org)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+                         ON CONFLICT (recording_id) DO NOTHING",
+                    )
+                    .await?;
+                let now = now_ms();
+                let mut added = 0;
+                for r in &recordings {
+                    let (state, due) = match (&r.parked, r.not_before, r.transcoding) {
+                        (Some(_), _, _) => (State::Parked, None),
+                        (None, Some(at), true) => (State::Transcoding, Some(ms(at))),
+                        (None, Some(at), false) => (State::Discovered, Some(ms(at))),
+                        (None, None, _) => (State::Discovered, Some(now)),
+                    };
+                    added += tx
+                        .execute(
+                            &stmt,
+                            &[
+                                &r.recording_id,
+                                &r.conversation_id,
+                                &state.as_str(),
+                                &r.parked,
+                                &due,
+                                &r.start_time.map(ms),
+                                &r.end_time.map(ms),
+                                &r.metadata,
+                                &now,
+                                &org,
+                            ],
+                        )
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(added)
+            })
+        })
+    }
+
+    fn conversations(
+        &self,
+        conversation_ids: Vec<String>,
+    ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
+        self.run(move |c| {
+            let ids = conversation_ids.clone();
+            Box::pin(async move {
+                let mut known = std::collections::HashMap::new();
+                for row in c
+                    .query(
+                        &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ANY($1)"),
+                        &[&ids],
+                    )
+                    .await?
+                {
+                    let row = conversation(&row);
+                    known.insert(row.conversation_id.clone(), row);
+                }
+                for row in c
+                    .query(
+                        "SELECT conversation_id FROM parked_conversations WHERE conversation_id = ANY($1)",
+                        &[&ids],
+                    )
+                    .await?
+                {
+                    let id: String = row.get(0);
+                    known.entry(id.clone()).or_insert(ConversationRow {
+                        conversation_id: id,
+                        start: DateTime::default(),
+                        end: None,
+                        state: ConversationState::Parked,
+                        checks: 0,
+                        next_check_at: None,
+                    });
+                }
+                Ok(known)
+            })
+        })
+    }
+
+    fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let (org, rows) = (org.clone(), rows.clone());
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (conversation_id) DO UPDATE SET start_time = excluded.start_time,
+                            end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
+                            next_check_at = excluded.next_check_at, updated_at = excluded.updated_at,
+                            claim_owner = NULL, lease_until = NULL",
+                    )
+                    .await?;
+                let now = now_ms();
+                for r in &rows {
+                    tx.execute(
+                        &stmt,
+                        &[
+                            &r.conversation_id,
+                            &ms(r.start),
+                            &r.end.map(ms),
+                            &r.state.as_str(),
+                            &(r.checks.min(i32::MAX as u32) as i32),
+                            &r.next_check_at.map(ms),
+                            &now,
+                            &org,
+                        ],
+                    )
+                    .await?;
+                }
+                tx.commit().await
+            })
+        })
+    }
+
+    fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT {CONVERSATION_COLUMNS} FROM conversations
+                             WHERE org = $1 AND state = 'active' ORDER BY next_check_at LIMIT $2"
+                        ),
+                        &[&org, &i64::from(limit)],
+                    )
+                    .await?;
+                Ok(rows.iter().map(conversation).collect())
+            })
+        })
+    }
+
+    fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>> {
+        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
+        let lease = self.store.lease.as_millis() as i64;
+        self.run(move |c| {
+            let (org, owner) = (org.clone(), owner.clone());
+            Box::pin(async move {
+                let at = now_ms();
+                // Due `ended` ones first by their time; a `checking` one whose lister
+                // stopped renewing is due again.
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "UPDATE conversations SET state = 'checking', updated_at = $2, claim_owner = $4,
+                                lease_until = $5
+                             WHERE conversation_id = (
+                                 SELECT conversation_id FROM conversations
+                                 WHERE org = $3 AND ((state = 'ended' AND next_check_at <= $1)
+                                     OR (state = 'checking' AND lease_until < $2))
+                                 ORDER BY next_check_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                             RETURNING {CONVERSATION_COLUMNS}"
+                        ),
+                        &[&ms(now), &at, &org, &owner, &(at + lease)],
+                    )
+                    .await?;
+                Ok(row.as_ref().map(conversation))
+            })
+        })
+    }
+
+    fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let row = c
+                    .query_one(
+                        "SELECT MIN(next_check_at) FROM conversations WHERE org = $1 AND state = 'ended'",
+                        &[&org],
+                    )
+                    .await?;
+                Ok(from_ms(row.get(0)))
+            })
+        })
+    }
+
+    fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
+        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
+        let lease = self.store.lease.as_millis() as i64;
+        self.run(move |c| {
+            let (org, owner) = (org.clone(), owner.clone());
+            Box::pin(async move {
+                let at = now_ms();
+                // A claim whose owner stopped renewing it first (it has waited longest),
+                // then the queue in its order. Both statements take the same parameters;
+                // the first does not compare with $1, so it is typed there for the server.
+                for pick in [
+                    "SELECT recording_id FROM recordings
+                     WHERE org = $3 AND state = 'uploading' AND lease_until < $2 AND $1::BIGINT IS NOT NULL
+                     ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    "SELECT recording_id FROM recordings
+                     WHERE org = $3 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= $1
+                     ORDER BY next_attempt_at, start_time LIMIT 1 FOR UPDATE SKIP LOCKED",
+                ] {
+                    let row = c
+                        .query_opt(
+                            &format!(
+                                "UPDATE recordings SET state = 'uploading', updated_at = $2, claim_token = $4,
+                                    claim_owner = $5, lease_until = $6
+                                 WHERE recording_id = ({pick})
+                                 RETURNING {CLAIMED_COLUMNS}"
+                            ),
+                            &[&ms(now), &at, &org, &token(), &owner, &(at + lease)],
+                        )
+                        .await?;
+                    if let Some(row) = row {
+                        return Ok(Some(claimed(&row)));
+                    }
+                }
+                Ok(None)
+            })
+        })
+    }
+
+    fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
+        let owner = self.store.owner.clone();
+        let lease = self.store.lease.as_millis() as i64;
+        self.run(move |c| {
+            let (id, owner) = (recording_id.clone(), owner.clone());
+            Box::pin(async move {
+                let at = now_ms();
+                let row = c
+                    .query_opt(
+                        &format!(
+                            "UPDATE recordings SET state = 'uploading', updated_at = $2, claim_token = $3,
+                                claim_owner = $4, lease_until = $5
+                             WHERE recording_id = $1 AND state IN ('discovered', 'transcoding', 'retrying')
+                             RETURNING {CLAIMED_COLUMNS}"
+                        ),
+                        &[&id, &at, &token(), &owner, &(at + lease)],
+                    )
+                    .await?;
+                Ok(row.as_ref().map(claimed))
+            })
+        })
+    }
+
+    fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                // A lease running out makes a recording due too (taken over then).
+                let row = c
+                    .query_one(
+                        "SELECT LEAST(
+                            (SELECT MIN(next_attempt_at) FROM recordings
+                             WHERE org = $1 AND state IN ('discovered', 'transcoding', 'retrying')),
+                            (SELECT MIN(lease_until) FROM recordings WHERE org = $1 AND state = 'uploading'))",
+                        &[&org],
+                    )
+                    .await?;
+                Ok(from_ms(row.get(0)))
+            })
+        })
+    }
+
+    fn unfinished(&self) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let row = c
+                    .query_one(
+                        "SELECT COUNT(*) FROM recordings WHERE org = $1 AND state NOT IN ('archived', 'parked', 'failed')",
+                        &[&org],
+                    )
+                    .await?;
+                Ok(row.get::<_, i64>(0).max(0) as u64)
+            })
+        })
+    }
+
+    fn reschedule(
+        &self,
+        claim: Claim,
+        state: State,
+        at: DateTime<Utc>,
+        attempts: u32,
+        error: Option<String>,
+    ) -> BoxFuture<'_, LedgerResult<()>> {
+        debug_assert!(matches!(
+            state,
+            State::Transcoding | State::Retrying | State::Discovered
+        ));
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET state = $1, next_attempt_at = $2, attempts = $3, reason = $4, claim_token = NULL,
+                claim_owner = NULL, lease_until = NULL, updated_at = $5
+             WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
+            vec![
+                Value::Text(Some(state.as_str().to_owned())),
+                Value::Int(ms(at)),
+                Value::Int4(attempts.min(i32::MAX as u32) as i32),
+                Value::Text(error),
+            ],
+        )
+    }
+
+    fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET state = 'parked', reason = $1, next_attempt_at = NULL, claim_token = NULL,
+                claim_owner = NULL, lease_until = NULL, updated_at = $2
+             WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading'",
+            vec![Value::Text(Some(reason))],
+        )
+    }
+
+    fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET state = 'failed', attempts = $1, reason = $2, next_attempt_at = NULL,
+                claim_token = NULL, claim_owner = NULL, lease_until = NULL, updated_at = $3
+             WHERE recording_id = $4 AND claim_token = $5 AND state = 'uploading'",
+            vec![
+                Value::Int4(attempts.min(i32::MAX as u32) as i32),
+                Value::Text(Some(error)),
+            ],
+        )
+    }
+
+    fn archived(&self, claim: Claim, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET state = 'archived', object_key = $1, size = $2, sha256 = $3, archived_at = $4,
+                reason = NULL, next_attempt_at = NULL, upload_id = NULL, claim_token = NULL, claim_owner = NULL,
+                lease_until = NULL, updated_at = $5
+             WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
+            vec![
+                Value::Text(Some(facts.key)),
+                Value::Int(facts.size as i64),
+                Value::Text(Some(facts.sha256)),
+                Value::Int(ms(facts.archived_at)),
+            ],
+        )
+    }
+
+    fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>> {
+        let id = claim.recording_id.clone();
+        let stored = self.run(move |c| {
+            let (claim, key) = (claim.clone(), key.clone());
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "UPDATE recordings SET object_key = COALESCE(object_key, $1), updated_at = $2
+                         WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading'
+                         RETURNING object_key",
+                        &[&key, &now_ms(), &claim.recording_id, &claim.token],
+                    )
+                    .await?;
+                Ok(row.map(|r| r.get::<_, String>(0)))
+            })
+        });
+        Box::pin(async move { stored.await?.ok_or(LedgerError::ClaimLost(id)) })
+    }
+
+    fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET upload_id = $1, updated_at = $2
+             WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading' AND object_key IS NOT NULL",
+            vec![Value::Text(Some(upload_id))],
+        )
+    }
+
+    fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(
+            claim,
+            "UPDATE recordings SET upload_id = NULL, updated_at = $1
+             WHERE recording_id = $2 AND claim_token = $3 AND state = 'uploading'",
+            vec![],
+        )
+    }
+
+    fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.run(move |c| {
+            let id = recording_id.clone();
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE recordings SET upload_id = NULL, updated_at = $1 WHERE recording_id = $2",
+                    &[&now_ms(), &id],
+                )
+                .await
+                .map(|_| ())
+            })
+        })
+    }
+
+    /// Other replicas may be working: nothing of theirs is touched. Claims and listings
+    /// of a process that stopped are taken over when their lease runs out, with the
+    /// upload they had open; so there is nothing to requeue or abort at start.
+    fn recover(&self) -> BoxFuture<'_, LedgerResult<Vec<OpenUpload>>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        let key = watermark_key(&self.org);
+        self.run(move |c| {
+            let key = key.clone();
+            Box::pin(async move {
+                Ok(read_meta(&*c, &key)
+                    .await?
+                    .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+                    .map(|t| t.with_timezone(&Utc)))
+            })
+        })
+    }
+
+    fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>> {
+        let key = watermark_key(&self.org);
+        self.run(move |c| {
+            let key = key.clone();
+            Box::pin(
+                async move { write_meta(&*c, &key, &at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).await },
+            )
+        })
+    }
+
+    fn status(&self) -> BoxFuture<'_, LedgerResult<StatusReport>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let mut report = StatusReport::default();
+                for state in State::ALL {
+                    report.counts.insert(state.as_str().to_owned(), 0);
+                }
+                for state in ConversationState::ALL {
+                    report.conversations.insert(state.as_str().to_owned(), 0);
+                }
+                for row in c
+                    .query(
+                        "SELECT state, COUNT(*) FROM recordings WHERE org = $1 GROUP BY state",
+                        &[&org],
+                    )
+                    .await?
+                {
+                    report.counts.insert(row.get(0), row.get::<_, i64>(1).max(0) as u64);
+                }
+                for row in c
+                    .query(
+                        "SELECT state, COUNT(*) FROM conversations WHERE org = $1 GROUP BY state",
+                        &[&org],
+                    )
+                    .await?
+                {
+                    report
+                        .conversations
+                        .insert(row.get(0), row.get::<_, i64>(1).max(0) as u64);
+                }
+                report.oldest_unarchived = c
+                    .query_opt(
+                        "SELECT recording_id, COALESCE(end_time, start_time, discovered_at) FROM recordings
+                         WHERE org = $1 AND state NOT IN ('archived', 'parked')
+                         ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1",
+                        &[&org],
+                    )
+                    .await?
+                    .and_then(|r| Some((r.get(0), DateTime::from_timestamp_millis(r.get(1))?)));
+                report.watermark = read_meta(&*c, &watermark_key(&org))
+                    .await?
+                    .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+                    .map(|t| t.with_timezone(&Utc));
+                report.org_state = read_meta(&*c, &org_state_key(&org))
+                    .await?
+                    .and_then(|v| serde_json::from_str(&v).ok());
+                for row in c
+                    .query(
+                        "SELECT conversation_id, reason FROM parked_conversations WHERE org = $1
+                         ORDER BY parked_at LIMIT 1000",
+                        &[&org],
+                    )
+                    .await?
+                {
+                    report.parked_conversations.push((row.get(0), row.get(1)));
+                }
+                Ok(report)
+            })
+        })
+    }
+
+    fn record_org_state(&self, condition: OrgCondition) -> BoxFuture<'_, LedgerResult<()>> {
+        let key = org_state_key(&self.org);
+        self.run(move |c| {
+            let (key, condition) = (key.clone(), condition.clone());
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                // One writer of the key at a time (two replicas starting one org).
+                tx.execute("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)", &[&key])
+                    .await?;
+                let previous: Option<OrgState> =
+                    read_meta(&tx, &key).await?.and_then(|v| serde_json::from_str(&v).ok());
+                let state = OrgState::then(previous.as_ref(), condition);
+                write_meta(&tx, &key, &serde_json::to_string(&state).expect("org states serialize")).await?;
+                tx.commit().await
+            })
+        })
+    }
+
+    fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE recordings SET state = 'discovered', attempts = 0, next_attempt_at = $1, updated_at = $1
+                     WHERE org = $2 AND state = 'failed'",
+                    &[&now_ms(), &org],
+                )
+                .await
+            })
+        })
+    }
+
+    fn retry_parked(&self, which: ParkedSelection) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let (org, which) = (org.clone(), which.clone());
+            Box::pin(async move {
+                let (condition, value) = match which {
+                    ParkedSelection::All => ("$3::text IS NULL", None),
+                    ParkedSelection::ReasonContains(text) => {
+                        ("strpos(lower(COALESCE(reason, '')), lower($3)) > 0", Some(text))
+                    }
+                    ParkedSelection::Id(id) => ("recording_id = $3", Some(id)),
+                };
+                c.execute(
+                    &format!(
+                        "UPDATE recordings SET state = 'discovered', attempts = 0, reason = NULL, next_attempt_at = $1,
+                            updated_at = $1
+                         WHERE org = $2 AND state = 'parked' AND {condition}"
+                    ),
+                    &[&now_ms(), &org, &value],
+                )
+                .await
+            })
+        })
+    }
+
+    fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let states = match filter {
+                    ListFilter::Failed => "'failed'",
+                    ListFilter::Parked => "'parked'",
+                    ListFilter::Waiting => "'discovered', 'transcoding', 'retrying', 'uploading'",
+                };
+                let rows = c
+                    .query(
+                        &format!(
+                            "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at,
+                                updated_at
+                             FROM recordings WHERE org = $1 AND state IN ({states})
+                             ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT $2"
+                        ),
+                        &[&org, &i64::from(limit)],
+                    )
+                    .await?;
+                Ok(rows.iter().map(recording_row).collect())
+            })
+        })
+    }
+
+    fn prune(&self, cutoff: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Pruned>> {
+        Box::pin(async move {
+            let mut total = Pruned::default();
+            loop {
+                let slice = self
+                    .run(move |c| {
+                        Box::pin(async move {
+                            let cutoff = ms(cutoff);
+                            let tx = c.transaction().await?;
+                            let recordings = tx
+                                .execute(
+                                    "DELETE FROM recordings WHERE recording_id IN (
+                                         SELECT recording_id FROM recordings
+                                         WHERE state IN ('archived', 'parked') AND COALESCE(start_time, discovered_at) < $1
+                                         LIMIT $2)",
+                                    &[&cutoff, &PRUNE_BATCH],
+                                )
+                                .await?;
+                            let conversations = tx
+                                .execute(
+                                    "DELETE FROM conversations WHERE conversation_id IN (
+                                         SELECT conversation_id FROM conversations
+                                         WHERE start_time < $1 AND state IN ('settled', 'parked') LIMIT $2)",
+                                    &[&cutoff, &PRUNE_BATCH],
+                                )
+                                .await?;
+                            tx.execute("DELETE FROM parked_conversations WHERE parked_at < $1", &[&cutoff])
+                                .await?;
+                            tx.commit().await?;
+                            Ok(Pruned {
+                                recordings,
+                                conversations,
+                            })
+                        })
+                    })
+                    .await?;
+                total.recordings += slice.recordings;
+                total.conversations += slice.conversations;
+                if slice.recordings < PRUNE_BATCH as u64 && slice.conversations < PRUNE_BATCH as u64 {
+                    return Ok(total);
+                }
+            }
+        })
+    }
+
+    fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let (org, id, reason) = (org.clone(), conversation_id.clone(), reason.clone());
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let now = now_ms();
+                tx.execute(
+                    "INSERT INTO parked_conversations (conversation_id, reason, parked_at, org) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
+                    &[&id, &reason, &now, &org],
+                )
+                .await?;
+                tx.execute(
+                    "UPDATE conversations SET state = 'parked', next_check_at = NULL, claim_owner = NULL,
+                        lease_until = NULL, updated_at = $2
+                     WHERE conversation_id = $1",
+                    &[&id, &now],
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+    }
+
+    fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |c| {
+            let org = org.clone();
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let now = now_ms();
+                tx.execute(
+                    "UPDATE conversations SET state = 'ended', checks = 0, next_check_at = $1, updated_at = $1
+                     WHERE org = $2 AND state = 'parked'",
+                    &[&now, &org],
+                )
+                .await?;
+                let n = tx
+                    .execute("DELETE FROM parked_conversations WHERE org = $1", &[&org])
+                    .await?;
+                tx.commit().await?;
+                Ok(n)
+            })
+        })
+    }
+
+    fn hold_discovery(&self) -> BoxFuture<'_, LedgerResult<bool>> {
+        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
+        let lease = self.store.lease.as_millis() as i64;
+        self.run(move |c| {
+            let (org, owner) = (org.clone(), owner.clone());
+            Box::pin(async move {
+                let at = now_ms();
+                // Taken when free or run out, kept (renewed) when ours; never taken
+                // from a live holder.
+                let held = c
+                    .query_opt(
+                        "INSERT INTO discovery_leases (org, owner, lease_until) VALUES ($1, $2, $3)
+                         ON CONFLICT (org) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
+                         WHERE discovery_leases.owner = excluded.owner OR discovery_leases.lease_until < $4
+                         RETURNING owner",
+                        &[&org, &owner, &(at + lease), &at],
+                    )
+                    .await?;
+                Ok(held.is_some())
+            })
+        })
+    }
+}

@@ -1,0 +1,140 @@
+//! The PostgreSQL ledger's schema: numbered steps, never edited once released, applied
+//! in order, each in its own transaction, under an advisory lock so that replicas
+//! starting together do not race (the second waits, then finds nothing to do). The
+//! same mechanism as the SQLite ledger's `rusqlite_migration` (append-only steps and a
+//! version counter); written out here because the crates that do this for PostgreSQL
+//! (refinery, sqlx's migrator) bring a second driver or a regex and TOML stack for what
+//! is a loop over a slice.
+//!
+//! It is the SQLite schema as of its step 4 (rows per org), plus what several owners
+//! need: who holds a claim and until when (`claim_owner`, `lease_until`), the same for
+//! conversations being listed, and a lease per org for discovery.
+
+use deadpool_postgres::tokio_postgres::Client;
+
+/// `pg_advisory_lock` key of the migrations: "genesys-archiver schema" folded to 64 bits.
+const MIGRATION_LOCK: i64 = 0x6761_7263_6873_6368;
+
+pub const STEPS: &[&str] = &[r"
+    CREATE TABLE recordings (
+        recording_id    TEXT PRIMARY KEY,
+        org             TEXT NOT NULL,
+        conversation_id TEXT NOT NULL,
+        state           TEXT NOT NULL,
+        reason          TEXT,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at BIGINT,
+        start_time      BIGINT,
+        end_time        BIGINT,
+        metadata        TEXT NOT NULL,
+        object_key      TEXT,
+        size            BIGINT,
+        sha256          TEXT,
+        upload_id       TEXT,
+        discovered_at   BIGINT NOT NULL,
+        archived_at     BIGINT,
+        updated_at      BIGINT NOT NULL,
+        claim_token     BIGINT,
+        claim_owner     TEXT,
+        lease_until     BIGINT
+    );
+    -- The workers' queue, in claim order, per org.
+    CREATE INDEX recordings_queue ON recordings (org, next_attempt_at, start_time)
+        WHERE state IN ('discovered', 'transcoding', 'retrying');
+    -- Claims whose owner stopped renewing them: taken over.
+    CREATE INDEX recordings_leased ON recordings (org, lease_until) WHERE state = 'uploading';
+    -- status and /metrics count per state (an index-only scan, no hot counter row
+    -- that every replica's every state change would queue on).
+    CREATE INDEX recordings_by_state ON recordings (org, state);
+    CREATE INDEX recordings_unfinished ON recordings (org, (COALESCE(end_time, start_time, discovered_at)))
+        WHERE state NOT IN ('archived', 'parked');
+    CREATE INDEX recordings_finished ON recordings ((COALESCE(start_time, discovered_at)))
+        WHERE state IN ('archived', 'parked');
+    CREATE INDEX recordings_conversation ON recordings (conversation_id);
+
+    CREATE TABLE conversations (
+        conversation_id TEXT PRIMARY KEY,
+        org             TEXT NOT NULL,
+        start_time      BIGINT NOT NULL,
+        end_time        BIGINT,
+        state           TEXT NOT NULL,
+        checks          INTEGER NOT NULL DEFAULT 0,
+        next_check_at   BIGINT,
+        updated_at      BIGINT NOT NULL,
+        claim_owner     TEXT,
+        lease_until     BIGINT
+    );
+    CREATE INDEX conversations_due ON conversations (org, state, next_check_at);
+    CREATE INDEX conversations_start ON conversations (start_time);
+
+    CREATE TABLE parked_conversations (
+        conversation_id TEXT PRIMARY KEY,
+        org             TEXT NOT NULL,
+        reason          TEXT NOT NULL,
+        parked_at       BIGINT NOT NULL
+    );
+    CREATE INDEX parked_conversations_org ON parked_conversations (org, parked_at);
+
+    -- Watermarks and org states, under the SQLite ledger's keys.
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    -- Who discovers an org now: one replica at a time, taken over when its lease ends.
+    CREATE TABLE discovery_leases (
+        org         TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        lease_until BIGINT NOT NULL
+    );
+"];
+
+/// Brings the schema to this build's version. A database whose schema is newer than
+/// this build is refused: its rows may mean what this build does not know.
+pub async fn migrate(client: &mut Client) -> Result<(), String> {
+    let failed = |e: deadpool_postgres::tokio_postgres::Error| format!("schema migration failed: {e}");
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(failed)?;
+    let result = apply(client).await;
+    // Released whatever happened; the session's end would release it too.
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    result
+}
+
+async fn apply(client: &mut Client) -> Result<(), String> {
+    let failed = |e: deadpool_postgres::tokio_postgres::Error| format!("schema migration failed: {e}");
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL)")
+        .await
+        .map_err(failed)?;
+    let row = client
+        .query_opt("SELECT version FROM ledger_schema", &[])
+        .await
+        .map_err(failed)?;
+    let applied = match row {
+        Some(row) => row.get::<_, i32>(0),
+        None => {
+            client
+                .execute("INSERT INTO ledger_schema (version) VALUES (0)", &[])
+                .await
+                .map_err(failed)?;
+            0
+        }
+    };
+    let known = STEPS.len() as i32;
+    if applied > known {
+        return Err(format!(
+            "schema version {applied} is newer than this build knows ({known} steps); run a newer genesys-archiver"
+        ));
+    }
+    for (index, step) in STEPS.iter().enumerate().skip(applied as usize) {
+        let tx = client.transaction().await.map_err(failed)?;
+        tx.batch_execute(step).await.map_err(failed)?;
+        tx.execute("UPDATE ledger_schema SET version = $1", &[&(index as i32 + 1)])
+            .await
+            .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+    }
+    Ok(())
+}

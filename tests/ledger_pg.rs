@@ -1,0 +1,183 @@
+//! The PostgreSQL ledger against a real server (a throw-away cluster per test, started
+//! by the harness; `scripts/test.sh` installs PostgreSQL): claims shared by replicas,
+//! leases taken over, discovery one replica at a time, migrations raced, an outage
+//! waited through.
+
+mod common;
+
+use chrono::Utc;
+use common::servers::Postgres;
+use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
+use genesys_archiver::ledger::{ArchiveFacts, Ledger, LedgerError, NewRecording, State};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+fn settings(pg: &Postgres, lease: Duration) -> PgSettings {
+    PgSettings {
+        url: pg.url.clone().into(),
+        pool_size: 4,
+        lease,
+        outage_patience: Duration::from_secs(60),
+    }
+}
+
+fn recording(id: &str) -> NewRecording {
+    NewRecording {
+        recording_id: id.into(),
+        conversation_id: format!("c-{id}"),
+        start_time: Some(Utc::now()),
+        end_time: Some(Utc::now()),
+        metadata: "{}".into(),
+        parked: None,
+        not_before: None,
+        transcoding: false,
+    }
+}
+
+fn facts(id: &str) -> ArchiveFacts {
+    ArchiveFacts {
+        key: format!("k/{id}"),
+        size: 1,
+        sha256: "00".into(),
+        archived_at: Utc::now(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_claim_every_recording_once_and_starting_together_migrate_once() {
+    let pg = Postgres::start("claims");
+    // Three replicas open the fresh database at once: the advisory lock orders them.
+    let s = settings(&pg, Duration::from_secs(60));
+    let (a, b, c) = tokio::join!(PgLedger::connect(&s), PgLedger::connect(&s), PgLedger::connect(&s));
+    let replicas: Vec<PgLedger> = [a, b, c].into_iter().map(|l| l.unwrap().for_org("acme")).collect();
+    let ids: Vec<String> = (0..120).map(|i| format!("r{i:03}")).collect();
+    assert_eq!(
+        replicas[0]
+            .insert(ids.iter().map(|id| recording(id)).collect())
+            .await
+            .unwrap(),
+        120
+    );
+    assert_eq!(
+        replicas[1].insert(vec![recording("r000")]).await.unwrap(),
+        0,
+        "a known id is not added twice"
+    );
+    // Every replica claims as fast as it can; each claim is archived by its claimer.
+    let claims = replicas.iter().map(|ledger| async move {
+        let mut mine = Vec::new();
+        while let Some(claimed) = ledger.claim_due(Utc::now()).await.unwrap() {
+            ledger
+                .archived(claimed.claim(), facts(&claimed.recording_id))
+                .await
+                .unwrap();
+            mine.push(claimed.recording_id);
+        }
+        mine
+    });
+    let per_replica = futures_util::future::join_all(claims).await;
+    let all: Vec<&String> = per_replica.iter().flatten().collect();
+    let distinct: BTreeSet<&String> = all.iter().copied().collect();
+    assert_eq!(
+        all.len(),
+        120,
+        "{:?}",
+        per_replica.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    assert_eq!(distinct.len(), 120, "no recording claimed twice");
+    let status = replicas[2].status().await.unwrap();
+    assert_eq!(status.recordings_in(State::Archived), 120);
+    assert_eq!(replicas[0].orgs().await.unwrap(), vec!["acme".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_lease_runs_out_is_taken_over_with_its_upload_and_the_late_owner_is_refused() {
+    let pg = Postgres::start("lease");
+    let lease = Duration::from_millis(600);
+    let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    let b = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    a.insert(vec![recording("r1")]).await.unwrap();
+    let first = a.claim_due(Utc::now()).await.unwrap().expect("a claims r1");
+    a.fix_key(first.claim(), "k/r1".into()).await.unwrap();
+    a.upload_opened(first.claim(), "upload-of-a".into()).await.unwrap();
+
+    // While a renews, b finds nothing to take.
+    for _ in 0..4 {
+        tokio::time::sleep(lease / 3).await;
+        a.renew_leases().await.unwrap();
+        assert!(
+            b.claim_due(Utc::now()).await.unwrap().is_none(),
+            "a live claim is not taken"
+        );
+    }
+    // a stops renewing (it died, or lost the database): after the lease, b takes it
+    // over, with a's open upload to abort and the key a fixed.
+    tokio::time::sleep(lease * 2).await;
+    let second = b.claim_due(Utc::now()).await.unwrap().expect("b takes r1 over");
+    assert_eq!(second.recording_id, "r1");
+    assert_eq!(second.open_upload.as_deref(), Some("upload-of-a"));
+    assert_eq!(second.key.as_deref(), Some("k/r1"));
+    assert_ne!(second.token, first.token);
+
+    // a's late writes change nothing and say so.
+    assert_eq!(
+        a.archived(first.claim(), facts("r1")).await,
+        Err(LedgerError::ClaimLost("r1".into()))
+    );
+    assert_eq!(
+        a.upload_opened(first.claim(), "second-upload-of-a".into()).await,
+        Err(LedgerError::ClaimLost("r1".into()))
+    );
+    b.upload_closed(second.claim()).await.unwrap();
+    b.archived(second.claim(), facts("r1")).await.unwrap();
+    assert_eq!(a.status().await.unwrap().recordings_in(State::Archived), 1);
+    // A's renewals no longer reach it either.
+    a.renew_leases().await.unwrap();
+    assert!(b.claim_due(Utc::now()).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_discovers_an_org_at_a_time_and_another_takes_over_when_it_stops() {
+    let pg = Postgres::start("discovery");
+    let lease = Duration::from_millis(600);
+    let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap();
+    let b = PgLedger::connect(&settings(&pg, lease)).await.unwrap();
+    let (a_acme, b_acme, b_globex) = (a.for_org("acme"), b.for_org("acme"), b.for_org("globex"));
+    assert!(a_acme.hold_discovery().await.unwrap());
+    assert!(!b_acme.hold_discovery().await.unwrap(), "acme is a's");
+    assert!(b_globex.hold_discovery().await.unwrap(), "orgs are held apart");
+    assert!(a_acme.hold_discovery().await.unwrap(), "the holder keeps it");
+    // a lets go when an org stops there: b takes it at once.
+    a_acme.release_discovery().await.unwrap();
+    assert!(b_acme.hold_discovery().await.unwrap());
+    // b stops renewing: after its lease a takes acme back.
+    assert!(!a_acme.hold_discovery().await.unwrap());
+    tokio::time::sleep(lease * 2).await;
+    assert!(a_acme.hold_discovery().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_pauses_a_claim_until_the_database_is_back() {
+    let pg = Postgres::start("outage");
+    let ledger = PgLedger::connect(&settings(&pg, Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .for_org("acme");
+    ledger.insert(vec![recording("r1")]).await.unwrap();
+    pg.stop();
+    let claim = tokio::spawn({
+        let ledger = ledger.clone();
+        async move { ledger.claim_due(Utc::now()).await }
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!claim.is_finished(), "the claim waits through the outage");
+    pg.resume();
+    let claimed = claim
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("claimed once the database is back");
+    assert_eq!(claimed.recording_id, "r1");
+    ledger.archived(claimed.claim(), facts("r1")).await.unwrap();
+    assert_eq!(ledger.status().await.unwrap().recordings_in(State::Archived), 1);
+}
