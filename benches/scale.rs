@@ -98,7 +98,8 @@ async fn main() {
         &settings.retry,
         metrics.clone(),
     ));
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&settings.ledger.path).expect("ledger"));
+    let ledger_path = dir.join("ledger.sqlite");
+    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&ledger_path).expect("ledger"));
     let client =
         Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget, metrics).expect("client"));
     let poller = Poller {
@@ -258,6 +259,6 @@ async fn main() {
     );
     println!(
         "ledger file                            {:.1} MiB",
-        std::fs::metadata(&settings.ledger.path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0
+        std::fs::metadata(&ledger_path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0
     );
 }

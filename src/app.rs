@@ -16,9 +16,8 @@ use crate::config::Settings;
 use crate::config::settings::{OrgSettings, SinkKind};
 use crate::genesys::GenesysClient;
 use crate::health::Health;
-use crate::ledger::lock::LedgerLock;
-use crate::ledger::sqlite::SqliteLedger;
-use crate::ledger::{Ledger, OrgCondition, StatusReport};
+use crate::ledger::store::LedgerStore;
+use crate::ledger::{OrgCondition, StatusReport};
 use crate::metrics::{Metrics, OrgMetrics};
 use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
@@ -97,14 +96,13 @@ pub struct App {
     pub orgs: Vec<OrgApp>,
     /// Orgs that could not start yet, with why; `run` tries them again.
     pending: Vec<(OrgSettings, String)>,
-    /// The whole ledger file (pruning spans every org).
-    ledger: Arc<SqliteLedger>,
+    /// The whole ledger (pruning and lease renewals span every org). A SQLite file is
+    /// locked while the app lives: this process owns it.
+    ledger: Arc<LedgerStore>,
     pub stats: Arc<PipelineStats>,
     pub health: Arc<Health>,
     /// The process's metrics registry; every org records into it under its name.
     pub metrics: Arc<Metrics>,
-    /// This process owns the ledger while the app lives.
-    _lock: LedgerLock,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +117,8 @@ pub enum BuildError {
     Login(crate::genesys::ApiError),
     #[error("keys use {{orgId}}: {0}")]
     OrgId(String),
+    #[error("shared budget: {0}")]
+    SharedBudget(String),
     #[error("a budget of its own is given for one org, and the configuration names {0}")]
     OrgCount(usize),
 }
@@ -163,9 +163,9 @@ impl App {
     }
 
     async fn build_orgs(settings: Settings, budget: Option<Arc<dyn Budget>>) -> Result<Self, BuildError> {
-        // Before anything else, a token request included: a second owner goes away at once.
-        let lock = LedgerLock::acquire(&settings.ledger.path)?;
-        let ledger = Arc::new(SqliteLedger::open(&settings.ledger.path)?);
+        // Before anything else, a token request included: a second owner of a SQLite
+        // file goes away at once; replicas sharing PostgreSQL each connect.
+        let ledger = Arc::new(LedgerStore::open_owned(&settings.ledger.backend).await?);
         let metrics = Metrics::new();
         let (mut orgs, mut pending) = (Vec::new(), Vec::new());
         for org in &settings.orgs {
@@ -203,7 +203,6 @@ impl App {
             stats: Arc::default(),
             health,
             metrics,
-            _lock: lock,
         })
     }
 
@@ -257,6 +256,10 @@ impl App {
         );
         let slots = SharedSlots::new(workers.count, workers.per_org_max);
         let pruning = tokio::spawn(prune_every_hour(self.ledger.clone(), self.settings.ledger.retain));
+        let leases = tokio::spawn({
+            let ledger = self.ledger.clone();
+            async move { ledger.keep_leases().await }
+        });
         let multi = self.settings.org_source.is_multi();
         let reloading = multi && mode == Mode::Daemon;
 
@@ -357,6 +360,7 @@ impl App {
             }
         }
         pruning.abort();
+        leases.abort();
         if let Some(error) = first_error {
             return Err(error);
         }
@@ -377,6 +381,7 @@ impl App {
             .run(mode, shutdown)
             .await;
         self.health.forget(&org.settings.name);
+        self.ledger.release_discovery(&org.settings.name).await;
         result
     }
 
@@ -438,7 +443,7 @@ fn failing(error: &dyn std::fmt::Display) -> OrgCondition {
 /// Makes what became of an org visible: `org_up` and `org_start_failures_total` in the
 /// metrics, and the org's state in the ledger, which `status` shows. A ledger that
 /// cannot take it is logged; the org's work does not depend on it.
-async fn report_org(ledger: &SqliteLedger, metrics: &Arc<Metrics>, name: &str, condition: OrgCondition) {
+async fn report_org(ledger: &LedgerStore, metrics: &Arc<Metrics>, name: &str, condition: OrgCondition) {
     let handle = metrics.org(name);
     match &condition {
         OrgCondition::Running => handle.started(),
@@ -474,7 +479,7 @@ async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Resul
 /// logged and tried again; it never stops archiving. Rediscovering a pruned recording
 /// (a backfill over an old window) archives nothing twice: its object is found at its
 /// key and adopted.
-async fn prune_every_hour(ledger: Arc<SqliteLedger>, retain: Duration) {
+async fn prune_every_hour(ledger: Arc<LedgerStore>, retain: Duration) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;

@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::config::Settings;
 use crate::config::settings::LedgerSettings;
-use crate::ledger::sqlite::SqliteLedger;
+use crate::ledger::store::LedgerStore;
 use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
@@ -308,23 +308,14 @@ fn org_failure(report: &StatusReport) -> Option<String> {
     ))
 }
 
-fn open_ledger(settings: &LedgerSettings) -> Result<SqliteLedger, ExitCode> {
-    if !settings.path.exists() {
-        return Err(failure(format!(
-            "no ledger at {} (nothing has run yet)",
-            settings.path.display()
-        )));
-    }
-    SqliteLedger::open(&settings.path).map_err(failure)
-}
-
-/// The orgs a ledger command works on: `--org NAME`, else every org with rows (the
-/// default org of a single-org ledger).
-async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<SqliteLedger>, ExitCode> {
-    let ledger = open_ledger(settings)?;
-    let known = ledger.orgs().await.map_err(failure)?;
+/// The orgs a ledger command works on, each with its rows: `--org NAME`, else every org
+/// with rows (the default org of a single-org ledger).
+async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<(String, Arc<dyn Ledger>)>, ExitCode> {
+    let store = LedgerStore::open_existing(&settings.backend).await.map_err(failure)?;
+    let known = store.orgs().await.map_err(failure)?;
+    let view = |name: &str| (name.to_owned(), store.for_org(name));
     match org {
-        Some(name) if known.iter().any(|k| k == name) => Ok(vec![ledger.for_org(name)]),
+        Some(name) if known.iter().any(|k| k == name) => Ok(vec![view(name)]),
         Some(name) => Err(failure(format!(
             "the ledger has no rows of org `{name}` (orgs in it: {})",
             if known.is_empty() {
@@ -333,8 +324,8 @@ async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<S
                 known.join(", ")
             }
         ))),
-        None if known.is_empty() => Ok(vec![ledger]),
-        None => Ok(known.iter().map(|name| ledger.for_org(name)).collect()),
+        None if known.is_empty() => Ok(vec![view(crate::ledger::sqlite::DEFAULT_ORG)]),
+        None => Ok(known.iter().map(|name| view(name)).collect()),
     }
 }
 
@@ -397,9 +388,9 @@ pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) ->
         Err(code) => return code,
     };
     let mut reports = Vec::with_capacity(views.len());
-    for view in &views {
+    for (org, view) in &views {
         match view.status().await {
-            Ok(report) => reports.push((view.org().to_owned(), report)),
+            Ok(report) => reports.push((org.clone(), report)),
             Err(e) => return failure(e),
         }
     }
@@ -443,9 +434,9 @@ pub async fn list(
         Err(code) => return code,
     };
     let mut rows = Vec::new();
-    for view in &views {
+    for (org, view) in &views {
         match view.list(filter, limit).await {
-            Ok(found) => rows.extend(found.into_iter().map(|r| (view.org().to_owned(), r))),
+            Ok(found) => rows.extend(found.into_iter().map(|r| (org.clone(), r))),
             Err(e) => return failure(e),
         }
     }
@@ -506,7 +497,7 @@ pub async fn retry_parked(settings: &LedgerSettings, org: Option<&str>, which: P
         Err(code) => return code,
     };
     let mut n = 0;
-    for view in &views {
+    for (_, view) in &views {
         match view.retry_parked(which.clone()).await {
             Ok(more) => n += more,
             Err(e) => return failure(e),
@@ -523,7 +514,7 @@ pub async fn retry(settings: &LedgerSettings, org: Option<&str>) -> ExitCode {
         Err(code) => return code,
     };
     let (mut n, mut conversations) = (0, 0);
-    for view in &views {
+    for (_, view) in &views {
         match view.retry_conversations().await {
             Ok(more) => conversations += more,
             Err(e) => return failure(e),

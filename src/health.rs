@@ -121,6 +121,7 @@ mod tests {
             window: Duration::from_secs(60),
             target_utilization: 1.0,
             endpoint_budgets: Endpoint::ALL.map(|e| (e, None)),
+            shared: None,
         };
         LocalBudget::new(
             &limits,

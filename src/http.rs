@@ -2,8 +2,7 @@
 //! `/readyz` (readiness), on `[telemetry] metrics_listen`.
 
 use crate::health::Health;
-use crate::ledger::Ledger;
-use crate::ledger::sqlite::SqliteLedger;
+use crate::ledger::store::LedgerStore;
 use crate::metrics::{LedgerGauges, Metrics};
 use axum::Router;
 use axum::extract::State;
@@ -20,7 +19,7 @@ struct Ops {
     metrics: Arc<Metrics>,
     /// The whole ledger: the gauges are read for every org with rows, including orgs
     /// added by a reload since the start.
-    ledger: Arc<SqliteLedger>,
+    ledger: Arc<LedgerStore>,
 }
 
 /// Binds `listen` and serves until the process ends.
@@ -28,7 +27,7 @@ pub async fn serve(
     listen: SocketAddr,
     health: Arc<Health>,
     metrics: Arc<Metrics>,
-    ledger: Arc<SqliteLedger>,
+    ledger: Arc<LedgerStore>,
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;

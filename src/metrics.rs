@@ -100,6 +100,8 @@ pub struct Metrics {
     pub(crate) conversations_parked: PerOrg,
     pub(crate) org_up: Family<OrgLabel, Gauge>,
     pub(crate) org_start_failures: PerOrg,
+    pub(crate) budget_shared_up: Family<OrgLabel, Gauge>,
+    pub(crate) budget_fallbacks: PerOrg,
 }
 
 impl Metrics {
@@ -126,6 +128,8 @@ impl Metrics {
             conversations_parked: Family::default(),
             org_up: Family::default(),
             org_start_failures: Family::default(),
+            budget_shared_up: Family::default(),
+            budget_fallbacks: Family::default(),
             registry: Registry::default(),
         };
         // Counters are registered without `_total`: the encoder appends it.
@@ -214,6 +218,16 @@ impl Metrics {
             "org_start_failures",
             "Failed starts of an org (each followed by a backoff)",
             metrics.org_start_failures.clone(),
+        );
+        r.register(
+            "budget_shared_up",
+            "With a budget shared in Redis: 1 while it answers, 0 while this replica paces on its local share",
+            metrics.budget_shared_up.clone(),
+        );
+        r.register(
+            "budget_fallbacks",
+            "Times the shared budget could not be reached and this replica fell back to its local share",
+            metrics.budget_fallbacks.clone(),
         );
         Arc::new(Self { registry, ..metrics })
     }

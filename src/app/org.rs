@@ -11,13 +11,14 @@ use crate::config::settings::{OrgSettings, WorkerSettings};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::health::Health;
 use crate::ledger::Ledger;
-use crate::ledger::sqlite::SqliteLedger;
-use crate::metrics::Metrics;
+use crate::ledger::store::LedgerStore;
+use crate::metrics::{Metrics, OrgMetrics};
 use crate::pipeline::Pipeline;
 use crate::pipeline::poller::Poller;
 use crate::pipeline::slots::SharedSlots;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::worker::Worker;
+use crate::ratelimit::shared::SharedBudget;
 use crate::ratelimit::{Budget, LocalBudget};
 use crate::retry::settings::RetrySettings;
 use crate::sink::Sink;
@@ -40,13 +41,16 @@ impl OrgApp {
     pub async fn build(
         settings: OrgSettings,
         retry: &RetrySettings,
-        ledger: &SqliteLedger,
+        ledger: &LedgerStore,
         budget: Option<Arc<dyn Budget>>,
         metrics: &Arc<Metrics>,
     ) -> Result<Self, BuildError> {
         let metrics = metrics.org(&settings.name);
-        let budget = budget.unwrap_or_else(|| Arc::new(LocalBudget::new(&settings.limits, retry, metrics.clone())));
-        let ledger: Arc<dyn Ledger> = Arc::new(ledger.for_org(&settings.name));
+        let budget = match budget {
+            Some(given) => given,
+            None => own_budget(&settings, retry, metrics.clone()).await?,
+        };
+        let ledger = ledger.for_org(&settings.name);
         let client = Arc::new(GenesysClient::new(
             &settings.genesys,
             retry,
@@ -142,4 +146,27 @@ impl OrgApp {
             work,
         }
     }
+}
+
+/// The org's budget: in this process, or (`[limits] shared`) in Redis with every
+/// replica, keyed by the org and its OAuth client as the platform counts. Each replica
+/// logs in with its own token: the platform counts per token, so N tokens could allow
+/// N budgets, but the shared count paces all of them as one, and it holds as well if
+/// the platform counted per client; no replica depends on Redis to log in.
+async fn own_budget(
+    settings: &OrgSettings,
+    retry: &RetrySettings,
+    metrics: OrgMetrics,
+) -> Result<Arc<dyn Budget>, BuildError> {
+    Ok(match &settings.limits.shared {
+        None => Arc::new(LocalBudget::new(&settings.limits, retry, metrics)),
+        Some(_) => {
+            let key = format!("{}:{}", settings.name, settings.genesys.client_id);
+            Arc::new(
+                SharedBudget::new(&settings.limits, retry, &key, metrics)
+                    .await
+                    .map_err(|e| BuildError::SharedBudget(e.to_string()))?,
+            )
+        }
+    })
 }

@@ -252,6 +252,8 @@ fn overlay_limits(shared: RawLimits, over: RawLimits) -> RawLimits {
         window: over.window.or(shared.window),
         target_utilization: over.target_utilization.or(shared.target_utilization),
         endpoints,
+        shared: over.shared.or(shared.shared),
+        replicas: over.replicas.or(shared.replicas),
     }
 }
 

@@ -120,6 +120,13 @@ pub struct RawLimits {
     /// `recordingmetadata`, `recording`. An endpoint not listed has only the per-token budget.
     #[serde(default)]
     pub endpoints: BTreeMap<String, u32>,
+    /// `redis://[:password@]host:6379/[db]`: the budget kept in Redis, shared by every
+    /// replica (default: kept in this process). A secret when it has a password: give it
+    /// by environment variable.
+    pub shared: Option<String>,
+    /// How many replicas share the budget: a replica that cannot reach Redis paces at
+    /// this share of it until Redis answers again (default 3).
+    pub replicas: Option<u32>,
 }
 
 /// A secret as written: kept out of `Debug` output, since the raw sections are kept
@@ -224,8 +231,21 @@ pub struct RawDiscovery {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLedger {
-    /// SQLite database file (created if missing).
+    /// SQLite database file (created if missing): the embedded ledger of one replica.
     pub path: Option<String>,
+    /// `postgres://user:password@host:5432/db`: one ledger shared by several replicas
+    /// (instead of `path`). A secret: give it by environment variable or `url_file`.
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL URL (a mounted Secret), instead of `url`.
+    pub url_file: Option<String>,
+    /// PostgreSQL connections this process holds at most (default 8).
+    pub pool_size: Option<usize>,
+    /// How long a claim or a discovery turn stays a replica's without renewal (default
+    /// `"60s"`): a replica that dies leaves its work to the others after this.
+    pub lease: Option<String>,
+    /// How long a ledger call waits through a PostgreSQL outage before it fails
+    /// (default `"10m"`).
+    pub outage_patience: Option<String>,
     /// How long archived and parked recordings are remembered (e.g. `"400d"`); older
     /// rows are pruned. Never less than `discovery.lookback`.
     pub retain: Option<String>,

@@ -11,8 +11,10 @@ use crate::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
 use crate::genesys::model::{FormatId, SegmentFilter};
 pub use crate::genesys::settings::{ConversationPath, GenesysSettings, RecordingPath, encode_segment};
+use crate::ledger::postgres::PgSettings;
+pub use crate::ledger::store::LedgerBackend;
 pub use crate::pipeline::settings::{DiscoverySettings, FetchMode, WorkerSettings};
-pub use crate::ratelimit::settings::LimitSettings;
+pub use crate::ratelimit::settings::{LimitSettings, SharedBudgetSettings};
 pub use crate::retry::settings::RetrySettings;
 use crate::sink::layout::KeyLayout;
 pub use crate::sink::settings::{MIN_PART_SIZE, S3Settings, Sse};
@@ -180,7 +182,8 @@ pub struct TelemetrySettings {
 
 #[derive(Debug, Clone)]
 pub struct LedgerSettings {
-    pub path: PathBuf,
+    /// A SQLite file (`path`) or a shared PostgreSQL database (`url`).
+    pub backend: LedgerBackend,
     /// Archived and parked recordings (and settled conversations) that started longer
     /// ago are pruned: a ledger must not grow without end (~550 bytes a recording).
     pub retain: Duration,
@@ -429,7 +432,12 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
 }
 
 fn read_secret_file(path: &str) -> Result<String, ConfigError> {
-    let key = "genesys.client_secret_file";
+    read_secret_file_for("genesys.client_secret_file", path)
+}
+
+/// A secret kept alone in a file (a systemd credential, a mounted Secret), `key` naming
+/// the key that points at it.
+fn read_secret_file_for(key: &str, path: &str) -> Result<String, ConfigError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| ConfigError::new(key, format!("cannot read `{path}`: {e}")))?;
     let secret = text.trim_end_matches(['\r', '\n']).to_owned();
@@ -479,12 +487,43 @@ fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
         }
         slot.1 = Some(budget);
     }
+    let replicas = raw.replicas.unwrap_or(3);
+    if replicas == 0 {
+        return Err(ConfigError::new("limits.replicas", "must be at least 1"));
+    }
+    let shared = match raw.shared {
+        Some(url) => {
+            let url = url.trim().to_owned();
+            // TLS to Redis is not built in (a second TLS stack in the build for a
+            // connection that stays inside the cluster); a TLS sidecar can front it.
+            if !url.starts_with("redis://") {
+                return Err(ConfigError::new(
+                    "limits.shared",
+                    "must be a URL like redis://host:6379/",
+                ));
+            }
+            redis::Client::open(url.as_str())
+                .map_err(|e| ConfigError::new("limits.shared", format!("not a Redis URL: {e}")))?;
+            Some(SharedBudgetSettings {
+                url: url.into(),
+                replicas,
+            })
+        }
+        None if raw.replicas.is_some() => {
+            return Err(ConfigError::new(
+                "limits.replicas",
+                "applies to a shared budget (limits.shared) only",
+            ));
+        }
+        None => None,
+    };
     Ok(LimitSettings {
         token_budget,
         auto_budget,
         window,
         target_utilization,
         endpoint_budgets,
+        shared,
     })
 }
 
@@ -797,15 +836,66 @@ fn validate_ledger(raw: RawLedger, lookback: Duration) -> Result<LedgerSettings,
             "must be at least 1 day and at least discovery.lookback",
         ));
     }
-    // Under systemd, StateDirectory= exports STATE_DIRECTORY.
-    let path = match raw.path {
-        Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
-        Some(p) => PathBuf::from(p),
-        None => std::env::var_os("STATE_DIRECTORY")
-            .map(|d| PathBuf::from(d).join("ledger.sqlite"))
-            .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
+    let url = match (raw.url, raw.url_file) {
+        (Some(_), Some(_)) => return Err(ConfigError::new("ledger.url", "set either url or url_file, not both")),
+        (Some(url), None) => Some(url),
+        (None, Some(path)) => Some(read_secret_file_for("ledger.url_file", &path)?),
+        (None, None) => None,
     };
-    Ok(LedgerSettings { path, retain })
+    let backend = match (url, raw.path) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "ledger.url",
+                "set either ledger.path (SQLite, one replica) or ledger.url (PostgreSQL), not both",
+            ));
+        }
+        (Some(url), None) => {
+            let key = "ledger.url";
+            PgSettings::check_url(url.trim()).map_err(|m| ConfigError::new(key, m))?;
+            let pool_size = raw.pool_size.unwrap_or(8);
+            if !(1..=256).contains(&pool_size) {
+                return Err(ConfigError::new("ledger.pool_size", "must be from 1 to 256"));
+            }
+            let lease = duration_or("ledger.lease", raw.lease.as_deref(), Duration::from_secs(60))?;
+            if lease < Duration::from_secs(1) {
+                return Err(ConfigError::new("ledger.lease", "must be at least 1s"));
+            }
+            LedgerBackend::Postgres(PgSettings {
+                url: url.trim().to_owned().into(),
+                pool_size,
+                lease,
+                outage_patience: duration_or(
+                    "ledger.outage_patience",
+                    raw.outage_patience.as_deref(),
+                    Duration::from_secs(600),
+                )?,
+            })
+        }
+        (None, path) => {
+            for (key, set) in [
+                ("ledger.pool_size", raw.pool_size.is_some()),
+                ("ledger.lease", raw.lease.is_some()),
+                ("ledger.outage_patience", raw.outage_patience.is_some()),
+            ] {
+                if set {
+                    return Err(ConfigError::new(
+                        key,
+                        "applies to a PostgreSQL ledger (ledger.url) only",
+                    ));
+                }
+            }
+            // Under systemd, StateDirectory= exports STATE_DIRECTORY.
+            let path = match path {
+                Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
+                Some(p) => PathBuf::from(p),
+                None => std::env::var_os("STATE_DIRECTORY")
+                    .map(|d| PathBuf::from(d).join("ledger.sqlite"))
+                    .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
+            };
+            LedgerBackend::Sqlite { path }
+        }
+    };
+    Ok(LedgerSettings { backend, retain })
 }
 
 fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {

@@ -1,9 +1,10 @@
 //! The durable state of every recording: the archiver's memory across restarts, and
 //! its work queue.
 //!
-//! The pipeline speaks only this interface; [`sqlite::SqliteLedger`] is the backend for
-//! now, and a shared PostgreSQL ledger for several replicas can implement the same calls
-//! without touching the pipeline. Every state change is one transaction.
+//! The pipeline speaks only this interface; [`sqlite::SqliteLedger`] is the embedded
+//! backend for one replica, [`postgres::PgLedger`] the shared one for several; the
+//! process opens either as a [`store::LedgerStore`]. Every state change is one
+//! transaction.
 //!
 //! States: `discovered` (due for work), `transcoding` and `retrying` (due later),
 //! `uploading` (a worker holds it), then one of `archived`, `parked` (never archivable:
@@ -14,6 +15,7 @@ pub mod lock;
 pub mod org_state;
 pub mod postgres;
 pub mod sqlite;
+pub mod store;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;

@@ -41,6 +41,27 @@ pub struct PgSettings {
     pub outage_patience: Duration,
 }
 
+impl PgSettings {
+    /// `host:port/db` of the URL, for logs and errors: never the password.
+    pub fn server(&self) -> String {
+        use secrecy::ExposeSecret;
+        match self.url.expose_secret().parse::<tokio_postgres::Config>() {
+            Ok(config) => describe(&config),
+            Err(_) => "an unreadable PostgreSQL URL".into(),
+        }
+    }
+
+    /// Checks the URL's form (the `[ledger] url` key), without connecting.
+    pub fn check_url(url: &str) -> Result<(), String> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("must be a URL like postgres://user:password@host:5432/db".into());
+        }
+        url.parse::<tokio_postgres::Config>()
+            .map(|_| ())
+            .map_err(|e| format!("not a PostgreSQL URL: {e}"))
+    }
+}
+
 /// The connection pool and this process's identity; shared by every org's view.
 struct PgStore {
     pool: Pool,
@@ -249,6 +270,11 @@ impl PgLedger {
 
     pub fn org(&self) -> &str {
         &self.org
+    }
+
+    /// How long a claim or a discovery turn stays this process's without renewal.
+    pub fn lease(&self) -> Duration {
+        self.store.lease
     }
 
     /// This process's name in claims and leases.

@@ -131,6 +131,17 @@ impl OrgMetrics {
         self.metrics.org_start_failures.get_or_create(&self.label()).inc();
     }
 
+    /// The budget shared in Redis answers again (or for the first time).
+    pub fn shared_budget_up(&self) {
+        self.metrics.budget_shared_up.get_or_create(&self.label()).set(1);
+    }
+
+    /// The budget shared in Redis cannot be reached: this replica paces on its share.
+    pub fn shared_budget_down(&self) {
+        self.metrics.budget_shared_up.get_or_create(&self.label()).set(0);
+        self.metrics.budget_fallbacks.get_or_create(&self.label()).inc();
+    }
+
     /// The org was removed from the configuration: its `org_up` series goes away (its
     /// counters stay, as counters do, until the process restarts).
     pub fn removed(&self) {

@@ -217,10 +217,20 @@ impl Pipeline {
             // Passes start every poll_interval (not poll_interval after the last one
             // ended): a pass slowed by the budget does not push the next one back.
             let started = tokio::time::Instant::now();
-            // The scope ticks as the pass starts; its answers tick while it runs.
-            let result = tokio::select! {
+            // With several replicas on one ledger, one of them reads the org's windows
+            // (each would pay for the same query); the others look again next interval
+            // and take over when the holder's lease runs out.
+            let turn = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
-                result = self.discovery.scope(self.poller.poll_once(false)) => result,
+                turn = self.poller.ledger.hold_discovery() => turn?,
+            };
+            // The scope ticks as the pass starts; its answers tick while it runs.
+            let result = match turn {
+                true => tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    result = self.discovery.scope(self.poller.poll_once(false)) => result,
+                },
+                false => Ok(Default::default()),
             };
             self.discovery.tick();
             if let Err(error) = result {

@@ -184,6 +184,13 @@ impl Poller {
         let batch = AnalyticsQuery::MAX_PAGE_SIZE as usize;
         let most = (batch * self.settings.concurrency) as u32;
         loop {
+            // Replicas sharing a ledger re-read an org's conversations one at a time.
+            if !self.ledger.hold_discovery().await? {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(self.settings.poll_interval) => continue,
+                }
+            }
             let mut rows = self.ledger.active_by_next_check(most).await?;
             let now = Utc::now();
             let due = rows

@@ -137,6 +137,7 @@ mod tests {
             window: Duration::from_secs(60),
             target_utilization: 1.0,
             endpoint_budgets,
+            shared: None,
         };
         LocalBudget::new(&limits, &RetrySettings::default(), OrgMetrics::unregistered("test"))
     }

@@ -7,8 +7,8 @@
 //! [`Budget::observe`] with what the platform answered.
 //!
 //! The trait is deliberately narrow: [`local::LocalBudget`] keeps the state in this
-//! process; a budget shared by several replicas (Redis) can implement the same two calls
-//! without the client changing.
+//! process; [`shared::SharedBudget`] keeps it in Redis for several replicas, behind the
+//! same calls.
 
 pub mod clock;
 pub mod headers;
@@ -16,6 +16,7 @@ pub mod local;
 pub mod naive;
 pub mod scope;
 pub mod settings;
+pub mod shared;
 
 pub use crate::endpoint::Endpoint;
 pub use headers::RateHeaders;

@@ -16,6 +16,18 @@ pub struct LimitSettings {
     pub target_utilization: f64,
     /// Per-endpoint budgets in requests per `window`; `None` where the operator set none.
     pub endpoint_budgets: [(Endpoint, Option<u32>); Endpoint::COUNT],
+    /// The budget kept in Redis for several replicas; `None`: this process's alone.
+    pub shared: Option<SharedBudgetSettings>,
+}
+
+/// `[limits] shared` and `replicas`.
+#[derive(Debug, Clone)]
+pub struct SharedBudgetSettings {
+    /// `redis://…` (may hold a password: never logged).
+    pub url: secrecy::SecretString,
+    /// Replicas expected to share the budget: the local share while Redis is away is
+    /// the budget divided by this.
+    pub replicas: u32,
 }
 
 impl LimitSettings {

@@ -121,16 +121,22 @@ pub fn one_big_recording() -> SimConfig {
 impl Harness {
     /// Starts everything; `extra` TOML is appended to the daemon's configuration.
     pub async fn start(sim_config: SimConfig, extra: &str) -> Self {
-        Self::start_with(sim_config, extra, false).await
+        Self::start_with(sim_config, extra, false, None).await
+    }
+
+    /// As [`Harness::start`], with the ledger in the PostgreSQL database at `url`
+    /// (several daemons on one ledger: replicas).
+    pub async fn start_on_postgres(sim_config: SimConfig, extra: &str, url: &str) -> Self {
+        Self::start_with(sim_config, extra, false, Some(url)).await
     }
 
     /// As [`Harness::start`], with the daemon reaching S3 through a [`super::proxy::Proxy`]
     /// that the test can take down.
     pub async fn start_proxied(sim_config: SimConfig, extra: &str) -> Self {
-        Self::start_with(sim_config, extra, true).await
+        Self::start_with(sim_config, extra, true, None).await
     }
 
-    async fn start_with(sim_config: SimConfig, extra: &str, proxied: bool) -> Self {
+    async fn start_with(sim_config: SimConfig, extra: &str, proxied: bool, postgres: Option<&str>) -> Self {
         let sim = super::start(sim_config).await;
         let moto = Moto::start();
         let s3 = s3_client(&moto.url);
@@ -148,10 +154,13 @@ impl Harness {
             "{}\n[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
              [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
              [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\nrecheck_max = \"2s\"\n\
-             [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
+             [ledger]\n{}\n[sink]\nkind = \"s3\"\n\
              [s3]\nbucket = \"{bucket}\"\nprefix = \"org/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}",
             sim.client_config(),
-            dir.join("ledger.sqlite").display().to_string(),
+            match postgres {
+                Some(url) => format!("url = {url:?}"),
+                None => format!("path = {:?}", dir.join("ledger.sqlite").display().to_string()),
+            },
             endpoint,
         );
         std::fs::write(&config, text).unwrap();

@@ -1,0 +1,487 @@
+//! The budget shared by several replicas, kept in Redis (`[limits] shared`).
+//!
+//! N replicas that each pace themselves at the org's budget send N times it: the
+//! seed's 429 storm one level up. Here every replica spends from one count per scope
+//! (the per-token budget, each endpoint's), kept in Redis and keyed by org and OAuth
+//! client:
+//! - **Pacing** is GCRA (the generic cell rate algorithm: one "theoretical arrival time"
+//!   per scope) in one Lua script, on the Redis server's clock: a request is let
+//!   through only when every scope it counts against has room, atomically, so replicas'
+//!   clocks never disagree about it. Burst of one, at `target_utilization` of the limit,
+//!   as the local budget paces.
+//! - **Cooldowns**: a 429 sets the refusing scope's cooldown key (Retry-After, the
+//!   window's reset, or full-jitter backoff on a shared refusal streak); the script
+//!   makes every replica wait it out. A spent window reported by the headers does the
+//!   same.
+//! - **Learned limits**: `inin-ratelimit-allowed` and the count a refusal proved are
+//!   kept as the scope's cap; the script paces every replica by it. A refusal's cap
+//!   lapses after a few clean windows, in case someone else had spent the window.
+//!
+//! If Redis cannot be reached, this replica paces on a local budget of `1/replicas` of
+//! the org's limits (it has learned from every answer all along), says so in a log line
+//! and `budget_shared_up 0`, and asks Redis again every few seconds.
+
+use super::local::LocalBudget;
+use super::settings::LimitSettings;
+use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use crate::metrics::OrgMetrics;
+use crate::retry::settings::RetrySettings;
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Lets a request through when every scope named has room; else answers how many
+/// microseconds to wait. KEYS: per scope its arrival time, cooldown, cap and
+/// window-count keys. ARGV: per scope the configured limit (0: none), then the window
+/// in microseconds and the target utilization.
+const ACQUIRE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[#ARGV - 1])
+local utilization = tonumber(ARGV[#ARGV])
+local scopes = #KEYS / 4
+local wait = 0
+local intervals = {}
+for i = 1, scopes do
+  local base = 4 * (i - 1)
+  local limit = tonumber(ARGV[i])
+  local cap = tonumber(redis.call('GET', KEYS[base + 3]) or '0')
+  if cap > 0 and (limit == 0 or cap < limit) then limit = cap end
+  local interval = 0
+  if limit > 0 then interval = math.ceil(window / (limit * utilization)) end
+  intervals[i] = interval
+  local cooldown = redis.call('PTTL', KEYS[base + 2])
+  if cooldown > 0 then wait = math.max(wait, cooldown * 1000) end
+  if interval > 0 then
+    local tat = tonumber(redis.call('GET', KEYS[base + 1]) or '0')
+    if tat > now then wait = math.max(wait, tat - now) end
+  end
+end
+if wait > 0 then return wait end
+for i = 1, scopes do
+  local base = 4 * (i - 1)
+  if intervals[i] > 0 then
+    local tat = math.max(tonumber(redis.call('GET', KEYS[base + 1]) or '0'), now) + intervals[i]
+    redis.call('SET', KEYS[base + 1], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
+  end
+  if redis.call('INCR', KEYS[base + 4]) == 1 then
+    redis.call('PEXPIRE', KEYS[base + 4], math.ceil(window / 1000))
+  end
+end
+return 0
+";
+
+/// A 429 of one scope. KEYS: cooldown, cap, window count, refusal streak. ARGV: the
+/// platform's wait in ms (-1: none said), the backoff base and cap in ms, a random
+/// fraction for full jitter, the window in ms, the fewest accepted requests from which a
+/// refusal teaches a cap, and how long a taught cap lasts in ms. Returns the cooldown
+/// set in ms and 1 if it started a cooldown (0 if one was running).
+const REFUSE: &str = r"
+local streak = redis.call('INCR', KEYS[4])
+redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]) * 2)
+local wait = tonumber(ARGV[1])
+if wait < 0 then
+  local ceiling = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(streak - 1, 30))
+  wait = math.floor(tonumber(ARGV[4]) * ceiling)
+end
+local proven = tonumber(redis.call('GET', KEYS[3]) or '0')
+if proven >= tonumber(ARGV[6]) then
+  local cap = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if cap == 0 or proven < cap then
+    redis.call('SET', KEYS[2], proven, 'PX', tonumber(ARGV[7]))
+  end
+end
+local running = redis.call('PTTL', KEYS[1])
+if wait > 0 and wait > running then
+  redis.call('SET', KEYS[1], 1, 'PX', wait)
+end
+if running > 0 then return {wait, 0} end
+return {wait, 1}
+";
+
+/// Fewest accepted requests in a window from which a refusal teaches a limit (as the
+/// local budget).
+const MIN_PROVEN: u32 = 10;
+/// A cap taught by a refusal lasts this many windows after the last refusal.
+const TAUGHT_CAP_WINDOWS: u32 = 5;
+/// How long a replica paces on its local share before it asks Redis again.
+const RECHECK: Duration = Duration::from_secs(5);
+/// Longest wait for Redis to answer one call: past it, the local share is used.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One scope's keys.
+struct Keys {
+    /// `token-budget` or `endpoint:NAME`, as the local budget names its scopes.
+    name: String,
+    arrival: String,
+    cooldown: String,
+    cap: String,
+    count: String,
+    streak: String,
+}
+
+impl Keys {
+    fn new(prefix: &str, scope: &str, name: String) -> Self {
+        let key = |what: &str| format!("{prefix}:{scope}:{what}");
+        Self {
+            name,
+            arrival: key("tat"),
+            cooldown: key("cooldown"),
+            cap: key("cap"),
+            count: key("count"),
+            streak: key("streak"),
+        }
+    }
+}
+
+/// Cheap to share: the state lives behind one `Arc`, so what `observe` writes to Redis
+/// can go on after it returns.
+pub struct SharedBudget {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    redis: ConnectionManager,
+    acquire_script: redis::Script,
+    refuse_script: redis::Script,
+    token: Keys,
+    /// Indexed like [`Endpoint::ALL`].
+    endpoints: [Keys; Endpoint::COUNT],
+    /// The per-token limit (configured, or read at start with `"auto"`).
+    token_limit: AtomicU32,
+    endpoint_limits: [Option<u32>; Endpoint::COUNT],
+    window: Duration,
+    utilization: f64,
+    fallback_timing: RetrySettings,
+    /// Replicas expected to share the budget (the local share's divisor).
+    replicas: u32,
+    /// Paces this replica while Redis is away; learns from every answer all along.
+    local: LocalBudget,
+    /// Until when the local share is used without asking Redis.
+    local_until: Mutex<Option<Instant>>,
+    /// Whether Redis answered the last call (for the log line and the gauge on change).
+    reachable: AtomicBool,
+    /// The last `allowed` written as a cap, per scope (token first), to write on change only.
+    published_caps: Mutex<[Option<u32>; Endpoint::COUNT + 1]>,
+    /// A refusal streak runs in Redis: the next accepted answer ends it.
+    streak_open: AtomicBool,
+    metrics: OrgMetrics,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl SharedBudget {
+    /// Connects to Redis (failing at once on a bad URL, not on an unreachable server:
+    /// the replica then starts on its local share). `key` names the budget: the org and
+    /// its OAuth client, as the platform counts.
+    pub async fn new(
+        limits: &LimitSettings,
+        retry: &RetrySettings,
+        key: &str,
+        metrics: OrgMetrics,
+    ) -> Result<Self, redis::RedisError> {
+        use secrecy::ExposeSecret;
+        let shared = limits
+            .shared
+            .as_ref()
+            .expect("a shared budget is built from settings that name Redis");
+        let client = redis::Client::open(shared.url.expose_secret())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        let redis = ConnectionManager::new_lazy_with_config(client, config)?;
+        let prefix = format!("genesys-archiver:budget:{key}");
+        let local = LocalBudget::new(&share(limits, shared.replicas), retry, metrics.clone());
+        metrics.shared_budget_up();
+        let inner = Inner {
+            redis,
+            acquire_script: redis::Script::new(ACQUIRE),
+            refuse_script: redis::Script::new(REFUSE),
+            token: Keys::new(&prefix, "token", "token-budget".into()),
+            endpoints: Endpoint::ALL.map(|e| Keys::new(&prefix, &format!("endpoint:{e}"), format!("endpoint:{e}"))),
+            token_limit: AtomicU32::new(limits.token_budget),
+            endpoint_limits: Endpoint::ALL.map(|e| limits.endpoint_budget(e)),
+            window: limits.window,
+            utilization: limits.target_utilization,
+            fallback_timing: retry.clone(),
+            local,
+            local_until: Mutex::new(None),
+            reachable: AtomicBool::new(true),
+            published_caps: Mutex::new([None; Endpoint::COUNT + 1]),
+            streak_open: AtomicBool::new(false),
+            metrics,
+            rng: Mutex::new(fastrand::Rng::new()),
+            replicas: shared.replicas,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+}
+
+impl Inner {
+    fn index(endpoint: Endpoint) -> usize {
+        Endpoint::ALL
+            .iter()
+            .position(|e| *e == endpoint)
+            .expect("every endpoint has keys")
+    }
+
+    /// The scopes a request to `endpoint` counts against, with their limits (0: none).
+    fn scopes_of(&self, endpoint: Endpoint) -> Vec<(&Keys, u32)> {
+        let i = Self::index(endpoint);
+        let mut scopes = vec![(&self.endpoints[i], self.endpoint_limits[i].unwrap_or(0))];
+        if endpoint.uses_token_budget() {
+            scopes.push((&self.token, self.token_limit.load(Ordering::Relaxed)));
+        }
+        scopes
+    }
+
+    /// Whether the local share paces now (Redis failed less than [`RECHECK`] ago).
+    fn on_local_share(&self) -> bool {
+        self.local_until
+            .lock()
+            .unwrap()
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Redis failed: the local share paces for a while; said once per outage.
+    fn unreachable(&self, error: &redis::RedisError) {
+        *self.local_until.lock().unwrap() = Some(Instant::now() + RECHECK);
+        if self.reachable.swap(false, Ordering::Relaxed) {
+            self.metrics.shared_budget_down();
+            tracing::warn!(
+                message = "Shared budget unreachable; this replica paces on its local share until Redis answers.",
+                error = %error,
+            );
+        }
+    }
+
+    fn reached(&self) {
+        if !self.reachable.swap(true, Ordering::Relaxed) {
+            self.metrics.shared_budget_up();
+            tracing::info!(message = "Shared budget reachable again; pacing with the other replicas.");
+        }
+    }
+
+    /// One try of the acquire script: `Some(wait)` (zero: granted) or `None` if Redis
+    /// did not answer.
+    async fn try_acquire(&self, endpoint: Endpoint) -> Option<Duration> {
+        let scopes = self.scopes_of(endpoint);
+        let mut invocation = self.acquire_script.prepare_invoke();
+        for (keys, _) in &scopes {
+            invocation
+                .key(&keys.arrival)
+                .key(&keys.cooldown)
+                .key(&keys.cap)
+                .key(&keys.count);
+        }
+        for (_, limit) in &scopes {
+            invocation.arg(*limit);
+        }
+        invocation.arg(self.window.as_micros() as u64).arg(self.utilization);
+        let mut redis = self.redis.clone();
+        match tokio::time::timeout(REDIS_TIMEOUT * 2, invocation.invoke_async::<u64>(&mut redis)).await {
+            Ok(Ok(micros)) => {
+                self.reached();
+                Some(Duration::from_micros(micros))
+            }
+            Ok(Err(error)) => {
+                self.unreachable(&error);
+                None
+            }
+            Err(_) => {
+                self.unreachable(&redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "Redis did not answer in time",
+                )));
+                None
+            }
+        }
+    }
+
+    /// Publishes a 429 of one scope: its cooldown and what it proved.
+    async fn refuse(&self, keys: &Keys, retry_after: Option<Duration>) {
+        let fraction = self.rng.lock().unwrap().f64();
+        let window_ms = self.window.as_millis() as u64;
+        let mut redis = self.redis.clone();
+        let result = self
+            .refuse_script
+            .key(&keys.cooldown)
+            .key(&keys.cap)
+            .key(&keys.count)
+            .key(&keys.streak)
+            .arg(retry_after.map_or(-1, |d| d.as_millis() as i64))
+            .arg(self.fallback_timing.base.as_millis() as u64)
+            .arg(self.fallback_timing.cap.as_millis() as u64)
+            .arg(fraction)
+            .arg(window_ms)
+            .arg(MIN_PROVEN)
+            .arg(window_ms * u64::from(TAUGHT_CAP_WINDOWS))
+            .invoke_async::<(u64, u8)>(&mut redis)
+            .await;
+        self.streak_open.store(true, Ordering::Relaxed);
+        // The local budget counts and logs this replica's own refusal; this line says
+        // that the pause now holds for every replica.
+        match result {
+            Ok((cooldown_ms, 1)) => {
+                tracing::info!(
+                    message = "Shared cooldown started; every replica pauses this scope until it ends.",
+                    scope = %keys.name,
+                    cooldown_ms,
+                    cause = if retry_after.is_some() { "retry-after" } else { "jittered-backoff" },
+                );
+            }
+            Ok(_) => {}
+            Err(error) => self.unreachable(&error),
+        }
+    }
+
+    /// Publishes what the headers of an answer say: the limit (on change), and a window
+    /// spent (a pause until it resets).
+    async fn publish_headers(&self, headers: &super::RateHeaders, accepted: bool) {
+        let mut redis = self.redis.clone();
+        let changed = {
+            let mut caps = self.published_caps.lock().unwrap();
+            let changed = caps[0] != Some(headers.allowed);
+            caps[0] = Some(headers.allowed);
+            changed
+        };
+        if changed && headers.allowed > 0 {
+            let set: Result<(), _> = redis::cmd("SET")
+                .arg(&self.token.cap)
+                .arg(headers.allowed)
+                .arg("PX")
+                .arg(self.window.as_millis() as u64 * 60)
+                .query_async(&mut redis)
+                .await;
+            if let Err(error) = set {
+                self.unreachable(&error);
+                self.published_caps.lock().unwrap()[0] = None;
+            }
+        }
+        if accepted && headers.exhausted() && !headers.reset.is_zero() {
+            // Only lengthens a running pause (NX on a fresh key, else the longer TTL).
+            let pause: Result<Option<String>, _> = redis::cmd("SET")
+                .arg(&self.token.cooldown)
+                .arg(1)
+                .arg("PX")
+                .arg(headers.reset.as_millis() as u64)
+                .arg("NX")
+                .query_async(&mut redis)
+                .await;
+            match pause {
+                Ok(Some(_)) => BudgetStats::bump(&self.local.stats().header_pauses, 1),
+                Ok(None) => {}
+                Err(error) => self.unreachable(&error),
+            }
+        }
+    }
+
+    async fn end_streak(&self) {
+        if self.streak_open.swap(false, Ordering::Relaxed) {
+            let mut redis = self.redis.clone();
+            let deleted: Result<u32, _> = redis::cmd("DEL")
+                .arg(&self.token.streak)
+                .arg(self.endpoints.iter().map(|k| k.streak.as_str()).collect::<Vec<_>>())
+                .query_async(&mut redis)
+                .await;
+            if let Err(error) = deleted {
+                self.unreachable(&error);
+            }
+        }
+    }
+}
+
+/// The org's limits divided among `replicas`: what one replica may spend alone.
+fn share(limits: &LimitSettings, replicas: u32) -> LimitSettings {
+    let part = |n: u32| (n / replicas.max(1)).max(1);
+    let mut own = limits.clone();
+    own.token_budget = part(limits.token_budget);
+    for (_, budget) in own.endpoint_budgets.iter_mut() {
+        *budget = budget.map(part);
+    }
+    own.shared = None;
+    own
+}
+
+impl Budget for SharedBudget {
+    fn acquire(&self, endpoint: Endpoint) -> BoxFuture<'_, Duration> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let start = Instant::now();
+            loop {
+                if inner.on_local_share() {
+                    // The local budget counts this grant and its wait itself.
+                    let waited = inner.local.acquire(endpoint).await;
+                    return start.elapsed().max(waited);
+                }
+                match inner.try_acquire(endpoint).await {
+                    Some(wait) if wait.is_zero() => break,
+                    // Waiting for the budget is progress (every wait has an end).
+                    Some(wait) => crate::progress::waiting(tokio::time::sleep(wait)).await,
+                    None => continue,
+                }
+            }
+            let waited = start.elapsed();
+            let stats = inner.local.stats();
+            BudgetStats::bump(&stats.acquired, 1);
+            BudgetStats::bump(&stats.wait_micros, waited.as_micros() as u64);
+            waited
+        })
+    }
+
+    fn observe(&self, endpoint: Endpoint, feedback: &Feedback) {
+        let inner = &self.inner;
+        // The local share learns from every answer, so it is current when it paces.
+        inner.local.observe(endpoint, feedback);
+        let token_headers = feedback.headers.filter(|_| endpoint.uses_token_budget());
+        let refused = match &feedback.outcome {
+            // The same rule as the local budget: a refusal while the per-token window
+            // has room is the endpoint's; otherwise (or without headers) the per-token
+            // budget's, which pauses everything.
+            Outcome::Refused { retry_after } => Some(match token_headers {
+                Some(h) if !h.exhausted() => (Some(endpoint), *retry_after),
+                Some(h) => (None, retry_after.or((!h.reset.is_zero()).then_some(h.reset))),
+                None if endpoint.uses_token_budget() => (None, *retry_after),
+                None => (Some(endpoint), *retry_after),
+            }),
+            _ => None,
+        };
+        let accepted = feedback.outcome == Outcome::Accepted;
+        let ends_streak = accepted && inner.streak_open.load(Ordering::Relaxed);
+        if refused.is_none() && token_headers.is_none() && !ends_streak {
+            return;
+        }
+        // `observe` is synchronous (the client calls it as an answer arrives); what goes
+        // to Redis is written behind it. A write that fails turns to the local share.
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            match refused {
+                Some((scope, hint)) => {
+                    let keys = match scope {
+                        Some(endpoint) => &inner.endpoints[Inner::index(endpoint)],
+                        None => &inner.token,
+                    };
+                    inner.refuse(keys, hint).await;
+                }
+                None if ends_streak => inner.end_streak().await,
+                None => {}
+            }
+            if let Some(h) = token_headers {
+                inner.publish_headers(&h, accepted).await;
+            }
+        });
+    }
+
+    fn stats(&self) -> &BudgetStats {
+        self.inner.local.stats()
+    }
+
+    fn set_token_limit(&self, limit: u32) {
+        let inner = &self.inner;
+        inner.token_limit.store(limit, Ordering::Relaxed);
+        inner.local.set_token_limit((limit / inner.replicas).max(1));
+    }
+}
