@@ -24,7 +24,8 @@ fi
 if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
 fi
-"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml deploy/kubernetes/vendor/*.yaml
+"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml deploy/kubernetes/vendor/*.yaml \
+  deploy/kubernetes/replicas/*.yaml
 # The vendor manifests' configuration is one the daemon accepts: the ConfigMap's
 # archiver.toml with the Secret's org files as its orgs_dir.
 cargo build --quiet --locked --bin genesys-archiver
@@ -40,6 +41,17 @@ for name, text in yaml.safe_load(open("deploy/kubernetes/vendor/secret-orgs.yaml
     (out / "orgs.d" / name).write_text(text)
 PY
 target/debug/genesys-archiver check-config --config "$vendor_dir/archiver.toml"
+# The replicas' configuration with the Secret's URLs as the environment that carries them.
+"$venv/bin/python" - "$vendor_dir" <<'PY'
+import pathlib, sys, yaml
+out = pathlib.Path(sys.argv[1])
+config = yaml.safe_load(open("deploy/kubernetes/replicas/configmap.yaml"))["data"]["archiver.toml"]
+config = config.replace('"/etc/genesys-archiver-orgs.d"', '"%s"' % (out / "orgs.d"))
+(out / "replicas.toml").write_text(config)
+env = yaml.safe_load(open("deploy/kubernetes/replicas/secret-shared.yaml"))["stringData"]
+(out / "replicas.env").write_text("".join("export %s=%r\n" % kv for kv in env.items()))
+PY
+(set -a; . "$vendor_dir/replicas.env"; target/debug/genesys-archiver check-config --config "$vendor_dir/replicas.toml")
 rm -rf "$vendor_dir"
 python3 -m json.tool deploy/aws/iam-policy.json > /dev/null
 python3 -m json.tool deploy/aws/bucket-lifecycle.json > /dev/null
