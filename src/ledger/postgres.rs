@@ -19,7 +19,7 @@ use super::{
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
 };
 use chrono::{DateTime, Utc};
-use deadpool_postgres::tokio_postgres::types::ToSql;
+use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
 use futures_util::future::BoxFuture;
@@ -42,15 +42,6 @@ pub struct PgSettings {
 }
 
 impl PgSettings {
-    /// `host:port/db` of the URL, for logs and errors: never the password.
-    pub fn server(&self) -> String {
-        use secrecy::ExposeSecret;
-        match self.url.expose_secret().parse::<tokio_postgres::Config>() {
-            Ok(config) => describe(&config),
-            Err(_) => "an unreadable PostgreSQL URL".into(),
-        }
-    }
-
     /// Checks the URL's form (the `[ledger] url` key), without connecting.
     pub fn check_url(url: &str) -> Result<(), String> {
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -268,7 +259,7 @@ impl PgLedger {
         }
     }
 
-    pub fn org(&self) -> &str {
+    fn org(&self) -> &str {
         &self.org
     }
 
@@ -277,14 +268,14 @@ impl PgLedger {
         self.store.lease
     }
 
-    /// This process's name in claims and leases.
-    pub fn owner(&self) -> &str {
-        &self.store.owner
+    /// The lease in milliseconds, as the rows keep it.
+    fn lease_ms(&self) -> i64 {
+        self.store.lease.as_millis() as i64
     }
 
     /// Every org with rows or a recorded state, by name.
     pub fn orgs(&self) -> BoxFuture<'_, LedgerResult<Vec<String>>> {
-        self.run(|c| {
+        self.run(|c, _| {
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -303,28 +294,25 @@ impl PgLedger {
     /// Extends every lease this process holds (claims, conversations being listed,
     /// discovery turns); called every third of a lease while the process lives.
     pub fn renew_leases(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        let owner = self.store.owner.clone();
-        let lease = self.store.lease.as_millis() as i64;
-        self.run(move |c| {
-            let owner = owner.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
-                let until = now_ms() + lease;
+                let until = now_ms() + l.lease_ms();
                 let mut n = c
                     .execute(
                         "UPDATE recordings SET lease_until = $1 WHERE claim_owner = $2 AND state = 'uploading'",
-                        &[&until, &owner],
+                        &[&until, &l.store.owner],
                     )
                     .await?;
                 n += c
                     .execute(
                         "UPDATE conversations SET lease_until = $1 WHERE claim_owner = $2 AND state = 'checking'",
-                        &[&until, &owner],
+                        &[&until, &l.store.owner],
                     )
                     .await?;
                 n += c
                     .execute(
                         "UPDATE discovery_leases SET lease_until = $1 WHERE owner = $2",
-                        &[&until, &owner],
+                        &[&until, &l.store.owner],
                     )
                     .await?;
                 Ok(n)
@@ -335,13 +323,11 @@ impl PgLedger {
     /// Lets go of this org's discovery turn (the org stops here), so another replica
     /// need not wait for the lease to run out.
     pub fn release_discovery(&self) -> BoxFuture<'_, LedgerResult<()>> {
-        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
-        self.run(move |c| {
-            let (org, owner) = (org.clone(), owner.clone());
+        self.run(move |c, l| {
             Box::pin(async move {
                 c.execute(
                     "DELETE FROM discovery_leases WHERE org = $1 AND owner = $2",
-                    &[&org, &owner],
+                    &[&l.org(), &l.store.owner],
                 )
                 .await
                 .map(|_| ())
@@ -349,14 +335,15 @@ impl PgLedger {
         })
     }
 
-    /// Runs `f` on a pooled connection. Through an outage (no connection, a connection
+    /// Runs `f` on a pooled connection, handing it this view (its org, this process's
+    /// name and lease), so a call need not copy them for every try. Through an outage (no connection, a connection
     /// lost, the server restarting) it tries again with backoff, ticking liveness while
     /// it waits (restarting would not bring the database back), until the patience
     /// runs out; an answer from the server that is an error is returned at once.
     fn run<'a, T, F>(&'a self, f: F) -> BoxFuture<'a, LedgerResult<T>>
     where
         T: Send + 'a,
-        F: for<'c> Fn(&'c mut Object) -> BoxFuture<'c, PgResult<T>> + Send + Sync + 'a,
+        F: for<'c> Fn(&'c mut Object, &'c PgLedger) -> BoxFuture<'c, PgResult<T>> + Send + Sync + 'a,
     {
         Box::pin(async move {
             let started = tokio::time::Instant::now();
@@ -364,7 +351,7 @@ impl PgLedger {
             loop {
                 let attempt = async {
                     let mut client = self.store.pool.get().await.map_err(Failure::Pool)?;
-                    f(&mut client).await.map_err(Failure::Sql)
+                    f(&mut client, self).await.map_err(Failure::Sql)
                 }
                 .await;
                 let failure = match attempt {
@@ -394,7 +381,7 @@ impl PgLedger {
     /// the row: a claim taken over changes nothing and says so.
     fn claimed_change(&self, claim: Claim, sql: &'static str, values: Vec<Value>) -> BoxFuture<'_, LedgerResult<()>> {
         let id = claim.recording_id.clone();
-        let changed = self.run(move |c| {
+        let changed = self.run(move |c, _| {
             let mut all = values.clone();
             all.push(Value::Int(now_ms()));
             all.push(Value::Text(Some(claim.recording_id.clone())));
@@ -459,9 +446,8 @@ fn hostname() -> String {
 
 impl Ledger for PgLedger {
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let (org, recordings) = (org.clone(), recordings.clone());
+        self.run(move |c, l| {
+            let recordings = recordings.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let stmt = tx
@@ -494,7 +480,7 @@ impl Ledger for PgLedger {
                                 &r.end_time.map(ms),
                                 &r.metadata,
                                 &now,
-                                &org,
+                                &l.org(),
                             ],
                         )
                         .await?;
@@ -509,7 +495,7 @@ impl Ledger for PgLedger {
         &self,
         conversation_ids: Vec<String>,
     ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
-        self.run(move |c| {
+        self.run(move |c, _| {
             let ids = conversation_ids.clone();
             Box::pin(async move {
                 let mut known = std::collections::HashMap::new();
@@ -546,9 +532,8 @@ impl Ledger for PgLedger {
     }
 
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let (org, rows) = (org.clone(), rows.clone());
+        self.run(move |c, l| {
+            let rows = rows.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let stmt = tx
@@ -573,7 +558,7 @@ impl Ledger for PgLedger {
                             &(r.checks.min(i32::MAX as u32) as i32),
                             &r.next_check_at.map(ms),
                             &now,
-                            &org,
+                            &l.org(),
                         ],
                     )
                     .await?;
@@ -584,9 +569,7 @@ impl Ledger for PgLedger {
     }
 
     fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let rows = c
                     .query(
@@ -594,7 +577,7 @@ impl Ledger for PgLedger {
                             "SELECT {CONVERSATION_COLUMNS} FROM conversations
                              WHERE org = $1 AND state = 'active' ORDER BY next_check_at LIMIT $2"
                         ),
-                        &[&org, &i64::from(limit)],
+                        &[&l.org(), &i64::from(limit)],
                     )
                     .await?;
                 Ok(rows.iter().map(conversation).collect())
@@ -603,10 +586,7 @@ impl Ledger for PgLedger {
     }
 
     fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>> {
-        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
-        let lease = self.store.lease.as_millis() as i64;
-        self.run(move |c| {
-            let (org, owner) = (org.clone(), owner.clone());
+        self.run(move |c, l| {
             Box::pin(async move {
                 let at = now_ms();
                 // Due `ended` ones first by their time; a `checking` one whose lister
@@ -623,7 +603,7 @@ impl Ledger for PgLedger {
                                  ORDER BY next_check_at LIMIT 1 FOR UPDATE SKIP LOCKED)
                              RETURNING {CONVERSATION_COLUMNS}"
                         ),
-                        &[&ms(now), &at, &org, &owner, &(at + lease)],
+                        &[&ms(now), &at, &l.org(), &l.store.owner, &(at + l.lease_ms())],
                     )
                     .await?;
                 Ok(row.as_ref().map(conversation))
@@ -632,14 +612,12 @@ impl Ledger for PgLedger {
     }
 
     fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let row = c
                     .query_one(
                         "SELECT MIN(next_check_at) FROM conversations WHERE org = $1 AND state = 'ended'",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?;
                 Ok(from_ms(row.get(0)))
@@ -648,32 +626,36 @@ impl Ledger for PgLedger {
     }
 
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
-        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
-        let lease = self.store.lease.as_millis() as i64;
-        self.run(move |c| {
-            let (org, owner) = (org.clone(), owner.clone());
+        self.run(move |c, l| {
             Box::pin(async move {
                 let at = now_ms();
                 // A claim whose owner stopped renewing it first (it has waited longest),
-                // then the queue in its order. Both statements take the same parameters;
-                // the first does not compare with $1, so it is typed there for the server.
+                // then the queue in its order. Both statements take the same parameters,
+                // typed here: the first has no use for $1 (the server could not infer it).
+                let types = [Type::INT8, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::INT8];
                 for pick in [
                     "SELECT recording_id FROM recordings
-                     WHERE org = $3 AND state = 'uploading' AND lease_until < $2 AND $1::BIGINT IS NOT NULL
+                     WHERE org = $3 AND state = 'uploading' AND lease_until < $2
                      ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
                     "SELECT recording_id FROM recordings
                      WHERE org = $3 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= $1
                      ORDER BY next_attempt_at, start_time LIMIT 1 FOR UPDATE SKIP LOCKED",
                 ] {
-                    let row = c
-                        .query_opt(
+                    let statement = c
+                        .prepare_typed_cached(
                             &format!(
                                 "UPDATE recordings SET state = 'uploading', updated_at = $2, claim_token = $4,
                                     claim_owner = $5, lease_until = $6
                                  WHERE recording_id = ({pick})
                                  RETURNING {CLAIMED_COLUMNS}"
                             ),
-                            &[&ms(now), &at, &org, &token(), &owner, &(at + lease)],
+                            &types,
+                        )
+                        .await?;
+                    let row = c
+                        .query_opt(
+                            &statement,
+                            &[&ms(now), &at, &l.org(), &token(), &l.store.owner, &(at + l.lease_ms())],
                         )
                         .await?;
                     if let Some(row) = row {
@@ -686,10 +668,8 @@ impl Ledger for PgLedger {
     }
 
     fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
-        let owner = self.store.owner.clone();
-        let lease = self.store.lease.as_millis() as i64;
-        self.run(move |c| {
-            let (id, owner) = (recording_id.clone(), owner.clone());
+        self.run(move |c, l| {
+            let id = recording_id.clone();
             Box::pin(async move {
                 let at = now_ms();
                 let row = c
@@ -700,7 +680,7 @@ impl Ledger for PgLedger {
                              WHERE recording_id = $1 AND state IN ('discovered', 'transcoding', 'retrying')
                              RETURNING {CLAIMED_COLUMNS}"
                         ),
-                        &[&id, &at, &token(), &owner, &(at + lease)],
+                        &[&id, &at, &token(), &l.store.owner, &(at + l.lease_ms())],
                     )
                     .await?;
                 Ok(row.as_ref().map(claimed))
@@ -709,9 +689,7 @@ impl Ledger for PgLedger {
     }
 
     fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 // A lease running out makes a recording due too (taken over then).
                 let row = c
@@ -720,7 +698,7 @@ impl Ledger for PgLedger {
                             (SELECT MIN(next_attempt_at) FROM recordings
                              WHERE org = $1 AND state IN ('discovered', 'transcoding', 'retrying')),
                             (SELECT MIN(lease_until) FROM recordings WHERE org = $1 AND state = 'uploading'))",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?;
                 Ok(from_ms(row.get(0)))
@@ -729,14 +707,12 @@ impl Ledger for PgLedger {
     }
 
     fn unfinished(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let row = c
                     .query_one(
                         "SELECT COUNT(*) FROM recordings WHERE org = $1 AND state NOT IN ('archived', 'parked', 'failed')",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?;
                 Ok(row.get::<_, i64>(0).max(0) as u64)
@@ -811,7 +787,7 @@ impl Ledger for PgLedger {
 
     fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>> {
         let id = claim.recording_id.clone();
-        let stored = self.run(move |c| {
+        let stored = self.run(move |c, _| {
             let (claim, key) = (claim.clone(), key.clone());
             Box::pin(async move {
                 let row = c
@@ -847,7 +823,7 @@ impl Ledger for PgLedger {
     }
 
     fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
-        self.run(move |c| {
+        self.run(move |c, _| {
             let id = recording_id.clone();
             Box::pin(async move {
                 c.execute(
@@ -868,11 +844,9 @@ impl Ledger for PgLedger {
     }
 
     fn watermark(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
-        let key = watermark_key(&self.org);
-        self.run(move |c| {
-            let key = key.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
-                Ok(read_meta(&*c, &key)
+                Ok(read_meta(&*c, &watermark_key(l.org()))
                     .await?
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
                     .map(|t| t.with_timezone(&Utc)))
@@ -881,19 +855,16 @@ impl Ledger for PgLedger {
     }
 
     fn set_watermark(&self, at: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<()>> {
-        let key = watermark_key(&self.org);
-        self.run(move |c| {
-            let key = key.clone();
-            Box::pin(
-                async move { write_meta(&*c, &key, &at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).await },
-            )
+        self.run(move |c, l| {
+            Box::pin(async move {
+                let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                write_meta(&*c, &watermark_key(l.org()), &at).await
+            })
         })
     }
 
     fn status(&self) -> BoxFuture<'_, LedgerResult<StatusReport>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let mut report = StatusReport::default();
                 for state in State::ALL {
@@ -905,7 +876,7 @@ impl Ledger for PgLedger {
                 for row in c
                     .query(
                         "SELECT state, COUNT(*) FROM recordings WHERE org = $1 GROUP BY state",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?
                 {
@@ -914,7 +885,7 @@ impl Ledger for PgLedger {
                 for row in c
                     .query(
                         "SELECT state, COUNT(*) FROM conversations WHERE org = $1 GROUP BY state",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?
                 {
@@ -927,22 +898,22 @@ impl Ledger for PgLedger {
                         "SELECT recording_id, COALESCE(end_time, start_time, discovered_at) FROM recordings
                          WHERE org = $1 AND state NOT IN ('archived', 'parked')
                          ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?
                     .and_then(|r| Some((r.get(0), DateTime::from_timestamp_millis(r.get(1))?)));
-                report.watermark = read_meta(&*c, &watermark_key(&org))
+                report.watermark = read_meta(&*c, &watermark_key(l.org()))
                     .await?
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
                     .map(|t| t.with_timezone(&Utc));
-                report.org_state = read_meta(&*c, &org_state_key(&org))
+                report.org_state = read_meta(&*c, &org_state_key(l.org()))
                     .await?
                     .and_then(|v| serde_json::from_str(&v).ok());
                 for row in c
                     .query(
                         "SELECT conversation_id, reason FROM parked_conversations WHERE org = $1
                          ORDER BY parked_at LIMIT 1000",
-                        &[&org],
+                        &[&l.org()],
                     )
                     .await?
                 {
@@ -954,10 +925,10 @@ impl Ledger for PgLedger {
     }
 
     fn record_org_state(&self, condition: OrgCondition) -> BoxFuture<'_, LedgerResult<()>> {
-        let key = org_state_key(&self.org);
-        self.run(move |c| {
-            let (key, condition) = (key.clone(), condition.clone());
+        self.run(move |c, l| {
+            let condition = condition.clone();
             Box::pin(async move {
+                let key = org_state_key(l.org());
                 let tx = c.transaction().await?;
                 // One writer of the key at a time (two replicas starting one org).
                 tx.execute("SELECT pg_advisory_xact_lock(hashtext($1)::bigint)", &[&key])
@@ -972,14 +943,12 @@ impl Ledger for PgLedger {
     }
 
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 c.execute(
                     "UPDATE recordings SET state = 'discovered', attempts = 0, next_attempt_at = $1, updated_at = $1
                      WHERE org = $2 AND state = 'failed'",
-                    &[&now_ms(), &org],
+                    &[&now_ms(), &l.org()],
                 )
                 .await
             })
@@ -987,9 +956,8 @@ impl Ledger for PgLedger {
     }
 
     fn retry_parked(&self, which: ParkedSelection) -> BoxFuture<'_, LedgerResult<u64>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let (org, which) = (org.clone(), which.clone());
+        self.run(move |c, l| {
+            let which = which.clone();
             Box::pin(async move {
                 let (condition, value) = match which {
                     ParkedSelection::All => ("$3::text IS NULL", None),
@@ -1004,7 +972,7 @@ impl Ledger for PgLedger {
                             updated_at = $1
                          WHERE org = $2 AND state = 'parked' AND {condition}"
                     ),
-                    &[&now_ms(), &org, &value],
+                    &[&now_ms(), &l.org(), &value],
                 )
                 .await
             })
@@ -1012,9 +980,7 @@ impl Ledger for PgLedger {
     }
 
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let states = match filter {
                     ListFilter::Failed => "'failed'",
@@ -1029,7 +995,7 @@ impl Ledger for PgLedger {
                              FROM recordings WHERE org = $1 AND state IN ({states})
                              ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT $2"
                         ),
-                        &[&org, &i64::from(limit)],
+                        &[&l.org(), &i64::from(limit)],
                     )
                     .await?;
                 Ok(rows.iter().map(recording_row).collect())
@@ -1042,7 +1008,7 @@ impl Ledger for PgLedger {
             let mut total = Pruned::default();
             loop {
                 let slice = self
-                    .run(move |c| {
+                    .run(move |c, _| {
                         Box::pin(async move {
                             let cutoff = ms(cutoff);
                             let tx = c.transaction().await?;
@@ -1083,16 +1049,15 @@ impl Ledger for PgLedger {
     }
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let (org, id, reason) = (org.clone(), conversation_id.clone(), reason.clone());
+        self.run(move |c, l| {
+            let (id, reason) = (conversation_id.clone(), reason.clone());
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let now = now_ms();
                 tx.execute(
                     "INSERT INTO parked_conversations (conversation_id, reason, parked_at, org) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
-                    &[&id, &reason, &now, &org],
+                    &[&id, &reason, &now, &l.org()],
                 )
                 .await?;
                 tx.execute(
@@ -1108,20 +1073,18 @@ impl Ledger for PgLedger {
     }
 
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        let org = self.org.to_string();
-        self.run(move |c| {
-            let org = org.clone();
+        self.run(move |c, l| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let now = now_ms();
                 tx.execute(
                     "UPDATE conversations SET state = 'ended', checks = 0, next_check_at = $1, updated_at = $1
                      WHERE org = $2 AND state = 'parked'",
-                    &[&now, &org],
+                    &[&now, &l.org()],
                 )
                 .await?;
                 let n = tx
-                    .execute("DELETE FROM parked_conversations WHERE org = $1", &[&org])
+                    .execute("DELETE FROM parked_conversations WHERE org = $1", &[&l.org()])
                     .await?;
                 tx.commit().await?;
                 Ok(n)
@@ -1130,10 +1093,7 @@ impl Ledger for PgLedger {
     }
 
     fn hold_discovery(&self) -> BoxFuture<'_, LedgerResult<bool>> {
-        let (org, owner) = (self.org.to_string(), self.store.owner.clone());
-        let lease = self.store.lease.as_millis() as i64;
-        self.run(move |c| {
-            let (org, owner) = (org.clone(), owner.clone());
+        self.run(move |c, l| {
             Box::pin(async move {
                 let at = now_ms();
                 // Taken when free or run out, kept (renewed) when ours; never taken
@@ -1144,7 +1104,7 @@ impl Ledger for PgLedger {
                          ON CONFLICT (org) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
                          WHERE discovery_leases.owner = excluded.owner OR discovery_leases.lease_until < $4
                          RETURNING owner",
-                        &[&org, &owner, &(at + lease), &at],
+                        &[&l.org(), &l.store.owner, &(at + l.lease_ms()), &at],
                     )
                     .await?;
                 Ok(held.is_some())

@@ -359,11 +359,6 @@ impl SqliteLedger {
         }
     }
 
-    /// The org this view reads and writes.
-    pub fn org(&self) -> &str {
-        &self.org
-    }
-
     /// Every org with rows in the ledger, by name.
     pub fn orgs(&self) -> BoxFuture<'_, LedgerResult<Vec<String>>> {
         self.run(|conn| {

@@ -20,16 +20,6 @@ pub enum LedgerBackend {
     Postgres(PgSettings),
 }
 
-impl LedgerBackend {
-    /// For logs and errors: the file, or `host:port/db` (never a password).
-    pub fn describe(&self) -> String {
-        match self {
-            LedgerBackend::Sqlite { path } => path.display().to_string(),
-            LedgerBackend::Postgres(pg) => pg.server(),
-        }
-    }
-}
-
 /// An open ledger.
 pub enum LedgerStore {
     Sqlite {
@@ -96,12 +86,6 @@ impl LedgerStore {
             LedgerStore::Sqlite { ledger, .. } => ledger.prune(cutoff).await,
             LedgerStore::Postgres(ledger) => ledger.prune(cutoff).await,
         }
-    }
-
-    /// Whether other processes may work on the same rows (claims then carry leases that
-    /// must be renewed, and discovery is taken in turns).
-    pub fn is_shared(&self) -> bool {
-        matches!(self, LedgerStore::Postgres(_))
     }
 
     /// Renews this process's leases (claims, listings, discovery turns) every third of a
