@@ -56,6 +56,12 @@ impl Endpoint {
         }
     }
 
+    /// The endpoint's place in [`Endpoint::ALL`]: per-endpoint state is kept in arrays
+    /// in that order.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// Whether a call carries the bearer token and so spends the per-token budget.
     pub fn uses_token_budget(self) -> bool {
         self != Endpoint::Token
@@ -65,5 +71,17 @@ impl Endpoint {
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_endpoint_indexes_its_own_place_in_all() {
+        for (i, endpoint) in Endpoint::ALL.into_iter().enumerate() {
+            assert_eq!(endpoint.index(), i, "{endpoint}");
+        }
     }
 }

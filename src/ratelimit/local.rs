@@ -2,13 +2,11 @@
 //! per endpoint.
 //!
 //! A request waits for its endpoint's scope, then for the per-token scope, then for any
-//! cooldown that began while it stood in line. Which scope a 429 belongs to is read
-//! from the `inin-ratelimit-*` headers that come with it (they describe the per-token
-//! budget): a refusal while that budget still has room is the endpoint's; otherwise (or
-//! without headers) it is the per-token budget's, the conservative choice, since
-//! pausing it pauses everything.
+//! cooldown that began while it stood in line. Which scope a 429 belongs to is
+//! [`super::refusal`]'s rule.
 
-use super::scope::{CooldownCause, Scope, ScopeSettings};
+use super::refusal::{self, Spent};
+use super::scope::{Scope, ScopeSettings};
 use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
 use crate::metrics::OrgMetrics;
 use crate::ratelimit::settings::LimitSettings;
@@ -45,11 +43,7 @@ impl LocalBudget {
     }
 
     fn endpoint(&self, endpoint: Endpoint) -> &Scope {
-        let index = Endpoint::ALL
-            .iter()
-            .position(|e| *e == endpoint)
-            .expect("every endpoint has a scope");
-        &self.endpoints[index]
+        &self.endpoints[endpoint.index()]
     }
 
     /// The per-token scope, for reports.
@@ -97,14 +91,10 @@ impl Budget for LocalBudget {
             }
             Outcome::Refused { retry_after } => {
                 BudgetStats::bump(&self.stats.refusals, 1);
-                let hint = retry_after.map(|d| (d, CooldownCause::RetryAfter));
-                match token_headers {
-                    Some(h) if !h.exhausted() => self.endpoint(endpoint).on_refused(hint),
-                    Some(h) => self
-                        .token
-                        .on_refused(hint.or((!h.reset.is_zero()).then_some((h.reset, CooldownCause::WindowReset)))),
-                    None if endpoint.uses_token_budget() => self.token.on_refused(hint),
-                    None => self.endpoint(endpoint).on_refused(hint),
+                let refusal = refusal::classify(endpoint, token_headers, *retry_after);
+                match refusal.spent {
+                    Spent::Endpoint => self.endpoint(endpoint).on_refused(refusal.hint),
+                    Spent::Token => self.token.on_refused(refusal.hint),
                 }
             }
             Outcome::NoAnswer => {}

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod headers;
 pub mod local;
 pub mod naive;
+pub mod refusal;
 pub mod scope;
 pub mod settings;
 pub mod shared;

@@ -49,7 +49,7 @@ pub enum CooldownCause {
 }
 
 impl CooldownCause {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             CooldownCause::RetryAfter => "retry-after",
             CooldownCause::WindowReset => "window-reset",

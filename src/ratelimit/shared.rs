@@ -22,13 +22,15 @@
 //! and `budget_shared_up 0`, and asks Redis again every few seconds.
 
 use super::local::LocalBudget;
+use super::refusal::{self, Refusal, Spent};
+use super::scope::CooldownCause;
 use super::settings::LimitSettings;
 use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
 use crate::metrics::OrgMetrics;
 use crate::retry::settings::RetrySettings;
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -109,8 +111,13 @@ const MIN_PROVEN: u32 = 10;
 const TAUGHT_CAP_WINDOWS: u32 = 5;
 /// How long a replica paces on its local share before it asks Redis again.
 const RECHECK: Duration = Duration::from_secs(5);
-/// Longest wait for Redis to answer one call: past it, the local share is used.
+/// Longest wait for Redis to connect or to answer one call: past it, the local share
+/// is used.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+/// [`Inner::reachable`]: not asked yet, answered, failed.
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 /// One scope's keys.
 struct Keys {
@@ -162,10 +169,16 @@ struct Inner {
     local: LocalBudget,
     /// Until when the local share is used without asking Redis.
     local_until: Mutex<Option<Instant>>,
-    /// Whether Redis answered the last call (for the log line and the gauge on change).
-    reachable: AtomicBool,
-    /// The last `allowed` written as a cap, per scope (token first), to write on change only.
-    published_caps: Mutex<[Option<u32>; Endpoint::COUNT + 1]>,
+    /// Whether Redis answered the last call ([`UNKNOWN`] until it was first asked): the
+    /// log line and the gauge change with it.
+    reachable: AtomicU8,
+    /// The per-token `allowed` last written as the token scope's cap: written on change.
+    published_cap: Mutex<Option<u32>>,
+    /// Taken before Redis is asked, one per endpoint: this replica's callers of an
+    /// endpoint ask in arrival order, one at a time, instead of all waking at the same
+    /// arrival time and racing (a herd of script calls per grant). Endpoints do not
+    /// wait for each other: a cooldown of one is not another's.
+    gates: [tokio::sync::Mutex<()>; Endpoint::COUNT],
     /// A refusal streak runs in Redis: the next accepted answer ends it.
     streak_open: AtomicBool,
     metrics: OrgMetrics,
@@ -195,7 +208,6 @@ impl SharedBudget {
         let redis = ConnectionManager::new_lazy_with_config(client, config)?;
         let prefix = format!("genesys-archiver:budget:{key}");
         let local = LocalBudget::new(&share(limits, shared.replicas), retry, metrics.clone());
-        metrics.shared_budget_up();
         let inner = Inner {
             redis,
             acquire_script: redis::Script::new(ACQUIRE),
@@ -209,8 +221,9 @@ impl SharedBudget {
             fallback_timing: retry.clone(),
             local,
             local_until: Mutex::new(None),
-            reachable: AtomicBool::new(true),
-            published_caps: Mutex::new([None; Endpoint::COUNT + 1]),
+            reachable: AtomicU8::new(UNKNOWN),
+            published_cap: Mutex::new(None),
+            gates: Endpoint::ALL.map(|_| tokio::sync::Mutex::new(())),
             streak_open: AtomicBool::new(false),
             metrics,
             rng: Mutex::new(fastrand::Rng::new()),
@@ -221,16 +234,9 @@ impl SharedBudget {
 }
 
 impl Inner {
-    fn index(endpoint: Endpoint) -> usize {
-        Endpoint::ALL
-            .iter()
-            .position(|e| *e == endpoint)
-            .expect("every endpoint has keys")
-    }
-
     /// The scopes a request to `endpoint` counts against, with their limits (0: none).
     fn scopes_of(&self, endpoint: Endpoint) -> Vec<(&Keys, u32)> {
-        let i = Self::index(endpoint);
+        let i = endpoint.index();
         let mut scopes = vec![(&self.endpoints[i], self.endpoint_limits[i].unwrap_or(0))];
         if endpoint.uses_token_budget() {
             scopes.push((&self.token, self.token_limit.load(Ordering::Relaxed)));
@@ -249,7 +255,7 @@ impl Inner {
     /// Redis failed: the local share paces for a while; said once per outage.
     fn unreachable(&self, error: &redis::RedisError) {
         *self.local_until.lock().unwrap() = Some(Instant::now() + RECHECK);
-        if self.reachable.swap(false, Ordering::Relaxed) {
+        if self.reachable.swap(DOWN, Ordering::Relaxed) != DOWN {
             self.metrics.shared_budget_down();
             tracing::warn!(
                 message = "Shared budget unreachable; this replica paces on its local share until Redis answers.",
@@ -259,9 +265,13 @@ impl Inner {
     }
 
     fn reached(&self) {
-        if !self.reachable.swap(true, Ordering::Relaxed) {
-            self.metrics.shared_budget_up();
-            tracing::info!(message = "Shared budget reachable again; pacing with the other replicas.");
+        match self.reachable.swap(UP, Ordering::Relaxed) {
+            UP => {}
+            DOWN => {
+                self.metrics.shared_budget_up();
+                tracing::info!(message = "Shared budget reachable again; pacing with the other replicas.");
+            }
+            _ => self.metrics.shared_budget_up(),
         }
     }
 
@@ -281,28 +291,26 @@ impl Inner {
             invocation.arg(*limit);
         }
         invocation.arg(self.window.as_micros() as u64).arg(self.utilization);
+        // The connection manager bounds the connect and the answer (REDIS_TIMEOUT).
         let mut redis = self.redis.clone();
-        match tokio::time::timeout(REDIS_TIMEOUT * 2, invocation.invoke_async::<u64>(&mut redis)).await {
-            Ok(Ok(micros)) => {
+        match invocation.invoke_async::<u64>(&mut redis).await {
+            Ok(micros) => {
                 self.reached();
                 Some(Duration::from_micros(micros))
             }
-            Ok(Err(error)) => {
+            Err(error) => {
                 self.unreachable(&error);
-                None
-            }
-            Err(_) => {
-                self.unreachable(&redis::RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "Redis did not answer in time",
-                )));
                 None
             }
         }
     }
 
-    /// Publishes a 429 of one scope: its cooldown and what it proved.
-    async fn refuse(&self, keys: &Keys, retry_after: Option<Duration>) {
+    /// Publishes a 429 of `endpoint`: the refusing scope's cooldown and what it proved.
+    async fn refuse(&self, endpoint: Endpoint, refusal: Refusal) {
+        let keys = match refusal.spent {
+            Spent::Endpoint => &self.endpoints[endpoint.index()],
+            Spent::Token => &self.token,
+        };
         let fraction = self.rng.lock().unwrap().f64();
         let window_ms = self.window.as_millis() as u64;
         let mut redis = self.redis.clone();
@@ -312,7 +320,7 @@ impl Inner {
             .key(&keys.cap)
             .key(&keys.count)
             .key(&keys.streak)
-            .arg(retry_after.map_or(-1, |d| d.as_millis() as i64))
+            .arg(refusal.hint.map_or(-1, |(d, _)| d.as_millis() as i64))
             .arg(self.fallback_timing.base.as_millis() as u64)
             .arg(self.fallback_timing.cap.as_millis() as u64)
             .arg(fraction)
@@ -321,7 +329,6 @@ impl Inner {
             .arg(window_ms * u64::from(TAUGHT_CAP_WINDOWS))
             .invoke_async::<(u64, u8)>(&mut redis)
             .await;
-        self.streak_open.store(true, Ordering::Relaxed);
         // The local budget counts and logs this replica's own refusal; this line says
         // that the pause now holds for every replica.
         match result {
@@ -330,7 +337,7 @@ impl Inner {
                     message = "Shared cooldown started; every replica pauses this scope until it ends.",
                     scope = %keys.name,
                     cooldown_ms,
-                    cause = if retry_after.is_some() { "retry-after" } else { "jittered-backoff" },
+                    cause = refusal.hint.map_or(CooldownCause::Backoff, |(_, cause)| cause).as_str(),
                 );
             }
             Ok(_) => {}
@@ -338,58 +345,57 @@ impl Inner {
         }
     }
 
-    /// Publishes what the headers of an answer say: the limit (on change), and a window
-    /// spent (a pause until it resets).
-    async fn publish_headers(&self, headers: &super::RateHeaders, accepted: bool) {
+    /// Whether `allowed` differs from the cap last written (and takes it as written).
+    fn cap_changed(&self, allowed: u32) -> bool {
+        self.published_cap.lock().unwrap().replace(allowed) != Some(allowed)
+    }
+
+    /// Writes the per-token limit the headers reported as the token scope's cap.
+    async fn publish_cap(&self, allowed: u32) {
         let mut redis = self.redis.clone();
-        let changed = {
-            let mut caps = self.published_caps.lock().unwrap();
-            let changed = caps[0] != Some(headers.allowed);
-            caps[0] = Some(headers.allowed);
-            changed
-        };
-        if changed && headers.allowed > 0 {
-            let set: Result<(), _> = redis::cmd("SET")
-                .arg(&self.token.cap)
-                .arg(headers.allowed)
-                .arg("PX")
-                .arg(self.window.as_millis() as u64 * 60)
-                .query_async(&mut redis)
-                .await;
-            if let Err(error) = set {
-                self.unreachable(&error);
-                self.published_caps.lock().unwrap()[0] = None;
-            }
-        }
-        if accepted && headers.exhausted() && !headers.reset.is_zero() {
-            // Only lengthens a running pause (NX on a fresh key, else the longer TTL).
-            let pause: Result<Option<String>, _> = redis::cmd("SET")
-                .arg(&self.token.cooldown)
-                .arg(1)
-                .arg("PX")
-                .arg(headers.reset.as_millis() as u64)
-                .arg("NX")
-                .query_async(&mut redis)
-                .await;
-            match pause {
-                Ok(Some(_)) => BudgetStats::bump(&self.local.stats().header_pauses, 1),
-                Ok(None) => {}
-                Err(error) => self.unreachable(&error),
-            }
+        let set: Result<(), _> = redis::cmd("SET")
+            .arg(&self.token.cap)
+            .arg(allowed)
+            .arg("PX")
+            .arg(self.window.as_millis() as u64 * 60)
+            .query_async(&mut redis)
+            .await;
+        if let Err(error) = set {
+            // Written again with the next answer that carries it.
+            *self.published_cap.lock().unwrap() = None;
+            self.unreachable(&error);
         }
     }
 
+    /// The headers say the per-token window is spent: every replica pauses until it
+    /// resets (a pause already running is left as it is).
+    async fn pause_token(&self, reset: Duration) {
+        let mut redis = self.redis.clone();
+        let pause: Result<Option<String>, _> = redis::cmd("SET")
+            .arg(&self.token.cooldown)
+            .arg(1)
+            .arg("PX")
+            .arg(reset.as_millis() as u64)
+            .arg("NX")
+            .query_async(&mut redis)
+            .await;
+        match pause {
+            Ok(Some(_)) => BudgetStats::bump(&self.local.stats().header_pauses, 1),
+            Ok(None) => {}
+            Err(error) => self.unreachable(&error),
+        }
+    }
+
+    /// An answer was accepted after refusals: the backoff streak starts over.
     async fn end_streak(&self) {
-        if self.streak_open.swap(false, Ordering::Relaxed) {
-            let mut redis = self.redis.clone();
-            let deleted: Result<u32, _> = redis::cmd("DEL")
-                .arg(&self.token.streak)
-                .arg(self.endpoints.iter().map(|k| k.streak.as_str()).collect::<Vec<_>>())
-                .query_async(&mut redis)
-                .await;
-            if let Err(error) = deleted {
-                self.unreachable(&error);
-            }
+        let mut redis = self.redis.clone();
+        let deleted: Result<u32, _> = redis::cmd("DEL")
+            .arg(&self.token.streak)
+            .arg(self.endpoints.iter().map(|k| k.streak.as_str()).collect::<Vec<_>>())
+            .query_async(&mut redis)
+            .await;
+        if let Err(error) = deleted {
+            self.unreachable(&error);
         }
     }
 }
@@ -411,6 +417,7 @@ impl Budget for SharedBudget {
         Box::pin(async move {
             let inner = &self.inner;
             let start = Instant::now();
+            let _turn = crate::progress::waiting(inner.gates[endpoint.index()].lock()).await;
             loop {
                 if inner.on_local_share() {
                     // The local budget counts this grant and its wait itself.
@@ -437,40 +444,41 @@ impl Budget for SharedBudget {
         // The local share learns from every answer, so it is current when it paces.
         inner.local.observe(endpoint, feedback);
         let token_headers = feedback.headers.filter(|_| endpoint.uses_token_budget());
-        let refused = match &feedback.outcome {
-            // The same rule as the local budget: a refusal while the per-token window
-            // has room is the endpoint's; otherwise (or without headers) the per-token
-            // budget's, which pauses everything.
-            Outcome::Refused { retry_after } => Some(match token_headers {
-                Some(h) if !h.exhausted() => (Some(endpoint), *retry_after),
-                Some(h) => (None, retry_after.or((!h.reset.is_zero()).then_some(h.reset))),
-                None if endpoint.uses_token_budget() => (None, *retry_after),
-                None => (Some(endpoint), *retry_after),
-            }),
+        let accepted = feedback.outcome == Outcome::Accepted;
+        // What Redis must learn, decided here: most answers teach it nothing, and only
+        // those that do cost a task and a write.
+        let refusal = match &feedback.outcome {
+            Outcome::Refused { retry_after } => {
+                inner.streak_open.store(true, Ordering::Relaxed);
+                Some(refusal::classify(endpoint, token_headers, *retry_after))
+            }
             _ => None,
         };
-        let accepted = feedback.outcome == Outcome::Accepted;
-        let ends_streak = accepted && inner.streak_open.load(Ordering::Relaxed);
-        if refused.is_none() && token_headers.is_none() && !ends_streak {
+        let ends_streak = accepted && inner.streak_open.swap(false, Ordering::Relaxed);
+        let cap = token_headers
+            .map(|h| h.allowed)
+            .filter(|allowed| *allowed > 0 && inner.cap_changed(*allowed));
+        let pause = token_headers
+            .filter(|h| accepted && h.exhausted() && !h.reset.is_zero())
+            .map(|h| h.reset);
+        if refusal.is_none() && !ends_streak && cap.is_none() && pause.is_none() {
             return;
         }
-        // `observe` is synchronous (the client calls it as an answer arrives); what goes
-        // to Redis is written behind it. A write that fails turns to the local share.
+        // `observe` is synchronous (the client calls it as an answer arrives): the writes
+        // go on behind it. A write that fails turns this replica to its local share.
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            match refused {
-                Some((scope, hint)) => {
-                    let keys = match scope {
-                        Some(endpoint) => &inner.endpoints[Inner::index(endpoint)],
-                        None => &inner.token,
-                    };
-                    inner.refuse(keys, hint).await;
-                }
-                None if ends_streak => inner.end_streak().await,
-                None => {}
+            if let Some(refusal) = refusal {
+                inner.refuse(endpoint, refusal).await;
             }
-            if let Some(h) = token_headers {
-                inner.publish_headers(&h, accepted).await;
+            if ends_streak {
+                inner.end_streak().await;
+            }
+            if let Some(allowed) = cap {
+                inner.publish_cap(allowed).await;
+            }
+            if let Some(reset) = pause {
+                inner.pause_token(reset).await;
             }
         });
     }
