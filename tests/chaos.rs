@@ -18,12 +18,7 @@ const RECORDINGS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_recordings_survive_twenty_sigkills() {
-    let seed = std::env::var("CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let mut rng = fastrand::Rng::with_seed(seed);
-    println!("chaos seed {seed}");
+    let mut rng = common::chaos_rng("chaos");
     // Mostly small recordings, some above the 5 MiB part size (multipart, with parts in
     // flight when the kill comes); 8 workers so that many uploads are open at once.
     let h = Harness::start(

@@ -51,12 +51,7 @@ fn spawn(h: &Harness, env: &[(&str, String)], life: usize, replica: usize) -> Ch
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_archive_every_recording_once_through_twenty_sigkills() {
-    let seed = std::env::var("CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let mut rng = fastrand::Rng::with_seed(seed);
-    println!("replica chaos seed {seed}");
+    let mut rng = common::chaos_rng("replica chaos");
     let pg = Postgres::start("replicas");
     let redis = Redis::start();
     // A real budget (30 requests a second, in a compressed 2 s window) that the three

@@ -67,3 +67,14 @@ pub fn client(settings: &Settings) -> Arc<GenesysClient> {
         GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget, metrics).expect("client builds"),
     )
 }
+
+/// The random source of a chaos run: seeded from `CHAOS_SEED` to replay a run, else at
+/// random; the seed is printed (`{what} seed N`) so a failure can be replayed.
+pub fn chaos_rng(what: &str) -> fastrand::Rng {
+    let seed = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("{what} seed {seed}");
+    fastrand::Rng::with_seed(seed)
+}
