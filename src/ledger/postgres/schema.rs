@@ -2,9 +2,9 @@
 //! in order, each in its own transaction, under an advisory lock so that replicas
 //! starting together do not race (the second waits, then finds nothing to do). The
 //! same mechanism as the SQLite ledger's `rusqlite_migration` (append-only steps and a
-//! version counter); written out here because the crates that do this for PostgreSQL
-//! (refinery, sqlx's migrator) bring a second driver or a regex and TOML stack for what
-//! is a loop over a slice.
+//! version counter); written out here because the maintained crates for PostgreSQL do
+//! not fit: refinery 0.10 needs Rust 1.92 (this crate builds on 1.89), and sqlx's
+//! migrator brings sqlx, a second PostgreSQL driver, for what is a loop over a slice.
 //!
 //! It is the SQLite schema as of its step 4 (rows per org), plus what several owners
 //! need: who holds a claim and until when (`claim_owner`, `lease_until`), the same for
@@ -89,7 +89,6 @@ pub const STEPS: &[&str] = &[r"
 /// Brings the schema to this build's version. A database whose schema is newer than
 /// this build is refused: its rows may mean what this build does not know.
 pub async fn migrate(client: &mut Client) -> Result<(), String> {
-    let failed = |e: deadpool_postgres::tokio_postgres::Error| format!("schema migration failed: {e}");
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
@@ -102,8 +101,11 @@ pub async fn migrate(client: &mut Client) -> Result<(), String> {
     result
 }
 
+fn failed(e: deadpool_postgres::tokio_postgres::Error) -> String {
+    format!("schema migration failed: {e}")
+}
+
 async fn apply(client: &mut Client) -> Result<(), String> {
-    let failed = |e: deadpool_postgres::tokio_postgres::Error| format!("schema migration failed: {e}");
     client
         .batch_execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL)")
         .await
