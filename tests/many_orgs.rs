@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::harness::{Moto, s3_client};
+use common::fleet::{available_in, org_entry};
+use common::harness::{Moto, daemon_command, s3_client};
 use genesys_archiver::sim::{SimConfig, SimOrg, Simulator};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,25 +21,9 @@ fn org(name: &str, seed: u64, conversations: usize) -> SimConfig {
     .named(name, seed)
 }
 
-/// The org's simulator configuration as one `[[orgs]]` entry.
-fn entry(org: &SimOrg, secret: Option<&str>) -> String {
-    let mut text = org
-        .client_config()
-        .replace("[genesys]", "[orgs.genesys]")
-        .replace("[limits.endpoints]", "[orgs.limits.endpoints]")
-        .replace("[limits]", "[orgs.limits]");
-    if let Some(secret) = secret {
-        text = text.replace(&format!("{}-secret", org.config().org_name), secret);
-    }
-    format!("[[orgs]]\nname = \"{}\"\n{text}\n", org.config().org_name)
-}
-
 /// Screen recordings the org can hand out: what its prefix must hold.
 fn expected(org: &SimOrg) -> usize {
-    org.catalog()
-        .iter()
-        .filter(|e| e.media == "screen" && e.file_state == "AVAILABLE")
-        .count()
+    available_in(org).len()
 }
 
 /// The simulator serving `orgs`, moto with the vendor's bucket, and a fresh directory.
@@ -57,17 +42,8 @@ async fn start(orgs: Vec<SimConfig>, name: &str) -> (Simulator, Moto, aws_sdk_s3
 
 /// The daemon binary with S3 test credentials and JSON logs.
 fn daemon(args: &[&str], config: &std::path::Path) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-archiver"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("GENESYS_ARCHIVER__TELEMETRY__LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .kill_on_drop(true);
+    let mut cmd = daemon_command(args, config);
+    cmd.env("GENESYS_ARCHIVER__TELEMETRY__LOG_FORMAT", "json");
     cmd
 }
 
@@ -88,9 +64,9 @@ async fn each_org_is_archived_once_into_its_own_prefix_while_a_bad_one_fails_alo
          {}{}{}",
         dir.join("ledger.sqlite").display().to_string(),
         moto.url,
-        entry(sim.org("acme").unwrap(), None),
-        entry(sim.org("globex").unwrap(), None),
-        entry(sim.org("initech").unwrap(), Some("a-revoked-secret")),
+        org_entry(sim.org("acme").unwrap(), None),
+        org_entry(sim.org("globex").unwrap(), None),
+        org_entry(sim.org("initech").unwrap(), Some("a-revoked-secret")),
     );
     std::fs::write(&config, text).unwrap();
 
@@ -336,8 +312,8 @@ async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_rea
              [s3]\nbucket = \"vendor-archive\"\nprefix = \"{{org}}/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\n{}{}",
             dir.join("ledger.sqlite").display().to_string(),
             moto.url,
-            entry(sim.org("acme").unwrap(), None),
-            entry(sim.org("initech").unwrap(), Some("a-revoked-secret")),
+            org_entry(sim.org("acme").unwrap(), None),
+            org_entry(sim.org("initech").unwrap(), Some("a-revoked-secret")),
         ),
     )
     .unwrap();
@@ -418,7 +394,7 @@ async fn acme_pace(others: Vec<SimConfig>, storm: bool, tag: &str) -> u64 {
     let mut orgs = vec![paced("acme", 31)];
     orgs.extend(others);
     let (sim, moto, _s3, dir) = start(orgs, tag).await;
-    let entries: String = sim.orgs().iter().map(|o| entry(o, None)).collect();
+    let entries: String = sim.orgs().iter().map(|o| org_entry(o, None)).collect();
     let config = dir.join("archiver.toml");
     std::fs::write(
         &config,

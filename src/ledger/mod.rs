@@ -411,6 +411,16 @@ pub trait Ledger: Send + Sync {
     /// overlap); returns how many.
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>>;
 
+    /// How long a recording listed with a download URL that only this process holds (in
+    /// memory) may be kept from the other claimers of the ledger. `None` with one owner
+    /// (the SQLite file, locked): nobody else could take it, and [`Ledger::recover`]
+    /// makes such rows due when the process starts again. With several replicas the
+    /// URL dies with its replica, so the others must be able to take the row once the
+    /// replica would be presumed dead: after the lease.
+    fn listed_hold(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Whether this process discovers the org now (takes or renews its turn): with
     /// several replicas on one ledger, one at a time reads an org's windows and
     /// re-reads, so they are not read (and paid for) once per replica. A ledger with

@@ -1092,6 +1092,10 @@ impl Ledger for PgLedger {
         })
     }
 
+    fn listed_hold(&self) -> Option<std::time::Duration> {
+        Some(self.store.lease)
+    }
+
     fn hold_discovery(&self) -> BoxFuture<'_, LedgerResult<bool>> {
         self.run(move |c, l| {
             Box::pin(async move {

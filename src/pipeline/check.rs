@@ -121,8 +121,13 @@ impl Checker {
                 Ok(RecordingFetch::Ready { recording, media_uri }) => {
                     // Claimed through its URL, whatever its due time; due only after the
                     // URL's useful life otherwise, so no worker takes it without the URL
-                    // in the meantime.
-                    let fallback = Utc::now() + chrono::Duration::from_std(super::urls::MAX_AGE).unwrap_or_default();
+                    // in the meantime, or, beside other replicas, once this one would be
+                    // presumed dead (its URLs died with it).
+                    let hold = self
+                        .ledger
+                        .listed_hold()
+                        .map_or(super::urls::MAX_AGE, |h| h.min(super::urls::MAX_AGE));
+                    let fallback = Utc::now() + chrono::Duration::from_std(hold).unwrap_or_default();
                     listing.recordings.push(new(None, Some(fallback), false));
                     // On a re-listing the row exists and stays; the URL is what is new.
                     listing.urls.push((recording, media_uri));

@@ -33,6 +33,35 @@ pub fn s3_client(url: &str) -> Client {
     Client::from_conf(conf)
 }
 
+/// Every section but the org's: fast retries, discovery on short settling, the ledger
+/// (`ledger`: the body of its section) and S3 at `endpoint` under `prefix`, then `extra`.
+pub fn pipeline_config(ledger: &str, bucket: &str, prefix: &str, endpoint: &str, extra: &str) -> String {
+    format!(
+        "[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
+         [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
+         [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\nrecheck_max = \"2s\"\n\
+         [ledger]\n{ledger}\n[sink]\nkind = \"s3\"\n\
+         [s3]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\nregion = \"us-east-1\"\nendpoint_url = \"{endpoint}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}\n"
+    )
+}
+
+/// The daemon binary with `args` and `--config config`, S3 test credentials, killed
+/// when dropped.
+pub fn daemon_command(args: &[&str], config: &std::path::Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-archiver"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_PROFILE")
+        .env("RUST_LOG", "info")
+        .kill_on_drop(true);
+    cmd
+}
+
 /// A moto S3 server on a free loopback port, stopped when dropped.
 pub struct Moto {
     child: Child,
@@ -74,13 +103,45 @@ impl Drop for Moto {
 /// (state, reason, object key, sha256) of one ledger row.
 pub type LedgerRow = (String, Option<String>, Option<String>, Option<String>);
 
-pub struct Harness {
-    pub sim: Simulator,
+/// Where a black-box run keeps its things: moto with the bucket, a scratch directory
+/// (removed when dropped, kept when the test failed: its logs are there) and the path
+/// of the daemon's configuration in it.
+pub struct Site {
     pub moto: Moto,
     pub s3: Client,
     pub bucket: String,
     pub dir: PathBuf,
     pub config: PathBuf,
+}
+
+impl Site {
+    pub async fn start(bucket: &str, tag: &str) -> Self {
+        let moto = Moto::start();
+        let s3 = s3_client(&moto.url);
+        s3.create_bucket().bucket(bucket).send().await.expect("bucket created");
+        let dir = std::env::temp_dir().join(format!("ga-{tag}-{}-{:x}", std::process::id(), fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            moto,
+            s3,
+            bucket: bucket.to_owned(),
+            config: dir.join("archiver.toml"),
+            dir,
+        }
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub struct Harness {
+    pub sim: Simulator,
+    pub site: Site,
     /// Between the daemon and moto, when started with [`Harness::start_proxied`].
     pub proxy: Option<super::proxy::Proxy>,
 }
@@ -138,58 +199,30 @@ impl Harness {
 
     async fn start_with(sim_config: SimConfig, extra: &str, proxied: bool, postgres: Option<&str>) -> Self {
         let sim = super::start(sim_config).await;
-        let moto = Moto::start();
-        let s3 = s3_client(&moto.url);
-        let bucket = "archive-e2e".to_owned();
-        s3.create_bucket().bucket(&bucket).send().await.expect("bucket created");
-        let dir = std::env::temp_dir().join(format!("ga-e2e-{}-{:x}", std::process::id(), fastrand::u64(..)));
-        std::fs::create_dir_all(&dir).unwrap();
-        let config = dir.join("archiver.toml");
+        let site = Site::start("archive-e2e", "e2e").await;
+        let (moto, dir, bucket) = (&site.moto, &site.dir, &site.bucket);
         let proxy = match proxied {
             true => Some(super::proxy::Proxy::start(moto.url.trim_start_matches("http://").to_owned()).await),
             false => None,
         };
         let endpoint = proxy.as_ref().map_or(moto.url.clone(), |p| p.url.clone());
+        let ledger = match postgres {
+            Some(url) => format!("url = {url:?}"),
+            None => format!("path = {:?}", dir.join("ledger.sqlite").display().to_string()),
+        };
         let text = format!(
-            "{}\n[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
-             [retry]\nbase = \"50ms\"\ncap = \"500ms\"\n\
-             [discovery]\nlookback = \"2h\"\noverlap = \"10m\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\nrecheck_max = \"2s\"\n\
-             [ledger]\n{}\n[sink]\nkind = \"s3\"\n\
-             [s3]\nbucket = \"{bucket}\"\nprefix = \"org/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\npart_size = \"5MiB\"\n{extra}",
+            "{}\n{}",
             sim.client_config(),
-            match postgres {
-                Some(url) => format!("url = {url:?}"),
-                None => format!("path = {:?}", dir.join("ledger.sqlite").display().to_string()),
-            },
-            endpoint,
+            pipeline_config(&ledger, bucket, "org/", &endpoint, extra)
         );
-        std::fs::write(&config, text).unwrap();
-        Self {
-            sim,
-            moto,
-            s3,
-            bucket,
-            dir,
-            config,
-            proxy,
-        }
+        std::fs::write(&site.config, text).unwrap();
+        Self { sim, site, proxy }
     }
 
     /// The daemon as a child process with S3 test credentials.
     pub fn daemon(&self, args: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_genesys-archiver"));
-        cmd.args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env_remove("AWS_PROFILE")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut cmd = daemon_command(args, &self.config);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
     }
 
@@ -217,19 +250,11 @@ impl Harness {
 
     /// Every object in the bucket: key to size.
     pub async fn objects(&self) -> BTreeMap<String, u64> {
-        let mut all = BTreeMap::new();
-        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).into_paginator().send();
-        while let Some(page) = pages.next().await {
-            for o in page.unwrap().contents() {
-                all.insert(o.key().unwrap().to_owned(), o.size().unwrap_or(0) as u64);
-            }
-        }
-        all
+        list_objects(&self.s3, &self.bucket).await
     }
 
     pub async fn get(&self, key: &str) -> Vec<u8> {
-        let object = self.s3.get_object().bucket(&self.bucket).key(key).send().await.unwrap();
-        object.body.collect().await.unwrap().into_bytes().to_vec()
+        get_object(&self.s3, &self.bucket, key).await
     }
 
     pub async fn sha256(&self, key: &str) -> String {
@@ -251,14 +276,7 @@ impl Harness {
 
     /// Multipart uploads still open in the bucket.
     pub async fn open_uploads(&self) -> usize {
-        let answer = self
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.bucket)
-            .send()
-            .await
-            .unwrap();
-        answer.uploads().len()
+        open_uploads(&self.s3, &self.bucket).await
     }
 
     /// recording id -> (state, reason, key, sha256) from the ledger.
@@ -282,10 +300,15 @@ impl Harness {
 }
 
 pub fn keys(entry: &CatalogEntry) -> RecordingKeys {
+    keys_under("org/", entry)
+}
+
+/// The keys of `entry` under `prefix` (the org's prefix, already expanded).
+pub fn keys_under(prefix: &str, entry: &CatalogEntry) -> RecordingKeys {
     KeyLayout::parse(KeyLayout::DEFAULT)
         .unwrap()
         .keys(
-            "org/",
+            prefix,
             &entry.conversation_id,
             &entry.recording_id,
             entry.start_time,
@@ -305,11 +328,18 @@ pub fn available(h: &Harness) -> Vec<CatalogEntry> {
 /// Every available screen recording is in the bucket once, with the simulator's bytes
 /// and its sidecar, and nothing else is.
 pub async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry]) {
-    let objects = h.objects().await;
+    let under: Vec<(String, CatalogEntry)> = expected.iter().map(|e| ("org/".to_owned(), e.clone())).collect();
+    assert_bucket_holds(&h.s3, &h.bucket, &under).await;
+}
+
+/// `bucket` holds each `(prefix, recording)` once, with the simulator's bytes and its
+/// sidecar, and nothing else; no multipart upload is left open.
+pub async fn assert_bucket_holds(s3: &Client, bucket: &str, expected: &[(String, CatalogEntry)]) {
+    let objects = list_objects(s3, bucket).await;
     let wanted: BTreeSet<String> = expected
         .iter()
-        .flat_map(|e| {
-            let k = keys(e);
+        .flat_map(|(prefix, e)| {
+            let k = keys_under(prefix, e);
             [k.media, k.sidecar]
         })
         .collect();
@@ -318,12 +348,17 @@ pub async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry])
         wanted,
         "the bucket holds exactly the expected keys"
     );
-    for entry in expected {
-        let k = keys(entry);
+    for (prefix, entry) in expected {
+        let k = keys_under(prefix, entry);
         let sha = expected_sha256(&entry.recording_id, entry.size);
         assert_eq!(objects[&k.media], entry.size, "{}", k.media);
-        assert_eq!(h.sha256(&k.media).await, sha, "{}", k.media);
-        let sidecar: serde_json::Value = serde_json::from_slice(&h.get(&k.sidecar).await).unwrap();
+        assert_eq!(
+            hex(&Sha256::digest(get_object(s3, bucket, &k.media).await)),
+            sha,
+            "{}",
+            k.media
+        );
+        let sidecar: serde_json::Value = serde_json::from_slice(&get_object(s3, bucket, &k.sidecar).await).unwrap();
         assert_eq!(sidecar["archive"]["sha256"], sha);
         assert_eq!(sidecar["archive"]["sizeBytes"], entry.size);
         assert_eq!(sidecar["recording"]["id"], entry.recording_id.as_str());
@@ -333,11 +368,36 @@ pub async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry])
             "no download URL in the sidecar"
         );
     }
-    assert_eq!(h.open_uploads().await, 0, "no multipart upload left open");
+    assert_eq!(open_uploads(s3, bucket).await, 0, "no multipart upload left open");
 }
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// Every object in `bucket`: key to size.
+pub async fn list_objects(s3: &Client, bucket: &str) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        for o in page.unwrap().contents() {
+            all.insert(o.key().unwrap().to_owned(), o.size().unwrap_or(0) as u64);
+        }
+    }
+    all
+}
+
+pub async fn get_object(s3: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let object = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    object.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Multipart uploads still open in `bucket`.
+pub async fn open_uploads(s3: &Client, bucket: &str) -> usize {
+    let answer = s3.list_multipart_uploads().bucket(bucket).send().await.unwrap();
+    answer.uploads().len()
+}
+
+impl std::ops::Deref for Harness {
+    type Target = Site;
+
+    fn deref(&self) -> &Site {
+        &self.site
     }
 }

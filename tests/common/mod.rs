@@ -1,6 +1,7 @@
 //! Helpers shared by the black-box tests: a simulator on loopback and a client for it.
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod harness;
 pub mod proxy;
 pub mod servers;

@@ -107,7 +107,12 @@ fn failed(e: deadpool_postgres::tokio_postgres::Error) -> String {
 
 async fn apply(client: &mut Client) -> Result<(), String> {
     client
-        .batch_execute("CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL)")
+        // Without the server's "already exists, skipping" notice in every start's log.
+        .batch_execute(
+            "SET client_min_messages = warning;
+             CREATE TABLE IF NOT EXISTS ledger_schema (version INTEGER NOT NULL);
+             RESET client_min_messages",
+        )
         .await
         .map_err(failed)?;
     let row = client
