@@ -220,11 +220,24 @@ impl App {
             }
             None => None,
         };
-        let probes = self.orgs.iter().map(|o| (o.client.clone(), o.sink.clone())).collect();
+        let probes = self
+            .orgs
+            .iter()
+            .map(|o| ReadinessProbe {
+                client: o.client.clone(),
+                sink: o.sink.clone(),
+                budget: o.budget.clone(),
+            })
+            .collect();
         // With several orgs, one customer's revoked credentials must not take the
         // vendor's process out of service: only the sinks count for readiness.
         let tokens_count = !self.settings.org_source.is_multi();
-        tokio::spawn(probe_readiness(probes, tokens_count, self.health.clone()));
+        tokio::spawn(probe_readiness(
+            probes,
+            self.ledger.clone(),
+            tokens_count,
+            self.health.clone(),
+        ));
         tokio::spawn(crate::systemd::watchdog(self.health.clone()));
         Ok(bound)
     }
@@ -527,40 +540,71 @@ pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
     }
 }
 
+/// How often readiness asks the ledger and a shared budget (cheap: one query, one
+/// PING), and the sinks until they answer.
+const PROBE_INTERVAL: Duration = Duration::from_secs(10);
+/// How often sinks that answered are asked again (each check is a request to S3).
+const SINK_RECHECK: Duration = Duration::from_secs(60);
+
 /// Keeps readiness current: a token from every org (when tokens count), then the
-/// clients' own refreshes keep them; every org's sink answering, checked every 10 s
-/// until they do, then every minute.
-async fn probe_readiness(orgs: Vec<(Arc<GenesysClient>, Arc<dyn Sink>)>, tokens_count: bool, health: Arc<Health>) {
+/// clients' own refreshes keep them; the ledger and every shared budget answering,
+/// asked every 10 s, so a replica whose PostgreSQL or Redis went away shows it within
+/// one round; every org's sink answering, checked every 10 s until they do, then every
+/// minute.
+async fn probe_readiness(orgs: Vec<ReadinessProbe>, ledger: Arc<LedgerStore>, tokens_count: bool, health: Arc<Health>) {
     // When tokens do not count, none is asked for here: the org's own runs log in, and
     // a revoked customer is not tried every minute on top of its start-up backoff.
     let mut have_token = vec![!tokens_count; orgs.len()];
+    let mut sinks_checked: Option<tokio::time::Instant> = None;
     loop {
-        for ((client, _), have) in orgs.iter().zip(have_token.iter_mut()) {
+        for (probe, have) in orgs.iter().zip(have_token.iter_mut()) {
             if !*have {
-                match client.authenticate().await {
+                match probe.client.authenticate().await {
                     Ok(()) => *have = true,
                     Err(error) => tracing::warn!(message = "Not ready: no token yet.", %error),
                 }
             }
         }
-        let tokens = have_token.iter().all(|t| *t);
-        health.token.store(tokens, Ordering::Relaxed);
-        let mut sinks_ok = true;
-        for (_, sink) in &orgs {
-            if let Err(error) = sink.check().await {
-                tracing::warn!(message = "Not ready: the sink does not answer.", sink = %sink.describe(), %error);
-                sinks_ok = false;
+        health.token.store(have_token.iter().all(|t| *t), Ordering::Relaxed);
+        // Said when it changes, not every round.
+        match ledger.reachable().await {
+            Ok(()) => health.ledger.store(true, Ordering::Relaxed),
+            Err(error) => {
+                if health.ledger.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(message = "Not ready: the ledger does not answer.", %error);
+                }
             }
         }
-        health.sink.store(sinks_ok, Ordering::Relaxed);
-        let ready = sinks_ok && tokens;
-        tokio::time::sleep(if ready {
-            Duration::from_secs(60)
-        } else {
-            Duration::from_secs(10)
-        })
-        .await;
+        // A shared budget that does not answer logs so itself, once per outage.
+        let mut shared_ok = true;
+        for probe in &orgs {
+            if let Some(Err(_)) = probe.budget.shared_reachable().await {
+                shared_ok = false;
+            }
+        }
+        health.shared_budget.store(shared_ok, Ordering::Relaxed);
+        let sinks_due =
+            !health.sink.load(Ordering::Relaxed) || sinks_checked.is_none_or(|at| at.elapsed() >= SINK_RECHECK);
+        if sinks_due {
+            let mut sinks_ok = true;
+            for probe in &orgs {
+                if let Err(error) = probe.sink.check().await {
+                    tracing::warn!(message = "Not ready: the sink does not answer.", sink = %probe.sink.describe(), %error);
+                    sinks_ok = false;
+                }
+            }
+            health.sink.store(sinks_ok, Ordering::Relaxed);
+            sinks_checked = Some(tokio::time::Instant::now());
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
     }
+}
+
+/// What readiness asks of one org.
+struct ReadinessProbe {
+    client: Arc<GenesysClient>,
+    sink: Arc<dyn Sink>,
+    budget: Arc<dyn Budget>,
 }
 
 #[cfg(test)]

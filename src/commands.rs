@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::config::Settings;
 use crate::config::settings::LedgerSettings;
-use crate::ledger::store::LedgerStore;
+use crate::ledger::store::{LedgerBackend, LedgerStore};
 use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
@@ -595,4 +595,36 @@ async fn check_org(settings: &Settings, org: &crate::config::settings::OrgSettin
         .map_err(|e| format!("sink {}: {e}", sink.describe()))?;
     println!("{name}sink: {} answered", sink.describe());
     Ok(())
+}
+
+/// `migrate-ledger --from FILE`: copies a SQLite ledger into the PostgreSQL ledger the
+/// configuration names, for the move from one process to replicas. The file's daemon
+/// must be stopped (its lock is taken); running it again copies only what is missing.
+pub async fn migrate_ledger(settings: &LedgerSettings, from: &std::path::Path) -> ExitCode {
+    let LedgerBackend::Postgres(target) = &settings.backend else {
+        // A configuration error: one line naming the key, exit 2, nothing done.
+        eprintln!(
+            "error: ledger.url: migrate-ledger copies into the PostgreSQL ledger the configuration names, \
+             and this configuration names a SQLite file ([ledger] path)"
+        );
+        return ExitCode::from(2);
+    };
+    let ledger = match crate::ledger::postgres::PgLedger::connect(target).await {
+        Ok(ledger) => ledger,
+        Err(e) => return failure(e),
+    };
+    match ledger.import_sqlite(from).await {
+        Ok(copied) => {
+            println!("{:<22} {:>10} {:>10}", "table", "read", "new");
+            for (table, read, new) in &copied.tables {
+                println!("{table:<22} {read:>10} {new:>10}");
+            }
+            println!(
+                "{} copied into PostgreSQL; start the replicas on it (and keep the file until they run)",
+                from.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => failure(e),
+    }
 }

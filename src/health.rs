@@ -6,7 +6,9 @@
 //! pass or upload is not mistaken for a stall. A wedged task ticks nothing, and a
 //! restart is the cure. A platform outage does not make the daemon unlive: each
 //! answer, even a 503, is progress, because restarting would not bring Genesys back.
-//! Ready: a token was obtained, the ledger is open, the sink answered its last check.
+//! Ready: a token was obtained, the ledger answers (a PostgreSQL server is asked every
+//! 10 s), the sink answered its last check, and a budget shared in Redis answers (a
+//! replica without it paces on its share and says so by being unready).
 
 use crate::progress::Beacon;
 use std::collections::BTreeMap;
@@ -19,6 +21,8 @@ pub struct Health {
     pub token: AtomicBool,
     pub ledger: AtomicBool,
     pub sink: AtomicBool,
+    /// True unless a budget shared with other replicas cannot be reached.
+    pub shared_budget: AtomicBool,
     /// Per running org, ticked by its discovery's work (passes, re-reads): one org's
     /// wedged poller is seen even while the others tick. An org that cannot start has
     /// none (it is reported as failing, and a restart would not give it credentials).
@@ -35,6 +39,7 @@ impl Health {
             token: AtomicBool::new(false),
             ledger: AtomicBool::new(false),
             sink: AtomicBool::new(false),
+            shared_budget: AtomicBool::new(true),
             pollers: Mutex::default(),
             workers: Beacon::default(),
             // A pass may legitimately take a while on a large window; three intervals, at least 2 minutes.
@@ -77,8 +82,9 @@ impl Health {
     pub fn ready(&self) -> Result<(), String> {
         let missing: Vec<&str> = [
             ("no token obtained yet", &self.token),
-            ("ledger not open", &self.ledger),
+            ("ledger not open or not answering", &self.ledger),
             ("sink not answering", &self.sink),
+            ("shared budget (Redis) not answering", &self.shared_budget),
         ]
         .iter()
         .filter(|(_, flag)| !flag.load(Ordering::Relaxed))
@@ -97,7 +103,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_needs_all_three() {
+    fn ready_needs_every_part() {
         let h = Health::new(Duration::from_secs(60));
         assert!(h.ready().unwrap_err().contains("sink"));
         h.token.store(true, Ordering::Relaxed);
@@ -106,6 +112,12 @@ mod tests {
         h.sink.store(true, Ordering::Relaxed);
         assert!(h.ready().is_ok());
         assert!(h.live().is_ok());
+        h.ledger.store(false, Ordering::Relaxed);
+        h.shared_budget.store(false, Ordering::Relaxed);
+        assert_eq!(
+            h.ready(),
+            Err("ledger not open or not answering, shared budget (Redis) not answering".into())
+        );
     }
 
     use crate::genesys::Endpoint;

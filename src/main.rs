@@ -94,6 +94,16 @@ enum Command {
         #[arg(long, requires = "parked")]
         id: Option<String>,
     },
+    /// Copy a SQLite ledger into the PostgreSQL ledger the configuration names
+    /// ([ledger] url), before starting replicas on it. The daemon that used the file
+    /// must be stopped. Running it again copies only what is missing.
+    MigrateLedger {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The SQLite ledger file (the single-process daemon's [ledger] path).
+        #[arg(long)]
+        from: PathBuf,
+    },
     /// Validate a configuration file (and the environment overrides) and exit.
     CheckConfig {
         #[command(flatten)]
@@ -362,6 +372,7 @@ async fn run_cli() -> ExitCode {
             | Command::Status { .. }
             | Command::List { .. }
             | Command::Retry { .. }
+            | Command::MigrateLedger { .. }
             | Command::CheckConfig { .. }
     );
     if !uses_config {
@@ -444,6 +455,10 @@ async fn run_cli() -> ExitCode {
                 commands::retry_parked(&s.ledger, org.org.as_deref(), which).await
             }
             Ok(s) => commands::retry(&s.ledger, org.org.as_deref()).await,
+            Err(e) => config_failure(e),
+        },
+        Command::MigrateLedger { config, from } => match ledger_part(&config) {
+            Ok(s) => commands::migrate_ledger(&s.ledger, &from).await,
             Err(e) => config_failure(e),
         },
         Command::CheckConfig { config, connect } => match settings(&config) {

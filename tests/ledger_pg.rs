@@ -181,3 +181,107 @@ async fn an_outage_pauses_a_claim_until_the_database_is_back() {
     ledger.archived(claimed.claim(), facts("r1")).await.unwrap();
     assert_eq!(ledger.status().await.unwrap().recordings_in(State::Archived), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_taken_over() {
+    use genesys_archiver::ledger::org_state::OrgCondition;
+    use genesys_archiver::ledger::sqlite::SqliteLedger;
+    let pg = Postgres::start("import");
+    let dir = std::env::temp_dir().join(format!("ga-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let file = dir.join("ledger.sqlite");
+    // What a single-process daemon leaves: 1,500 archived (more than one batch), one
+    // parked with its reason, one failed, one queued, one mid-upload when it died, two
+    // orgs' watermarks and states.
+    {
+        let sqlite = SqliteLedger::open(&file).unwrap();
+        let (acme, globex) = (sqlite.for_org("acme"), sqlite.for_org("globex"));
+        let ids: Vec<String> = (0..1500).map(|i| format!("a{i:04}")).collect();
+        acme.insert(ids.iter().map(|id| recording(id)).collect()).await.unwrap();
+        while let Some(claimed) = acme.claim_due(Utc::now()).await.unwrap() {
+            acme.archived(claimed.claim(), facts(&claimed.recording_id))
+                .await
+                .unwrap();
+        }
+        globex
+            .insert(["parked", "failed", "queued", "in-hand"].map(recording).to_vec())
+            .await
+            .unwrap();
+        let claim = |id: &'static str| globex.claim_recording(id.into());
+        let parked = claim("parked").await.unwrap().unwrap();
+        globex
+            .park(parked.claim(), "not a screen recording".into())
+            .await
+            .unwrap();
+        let failed = claim("failed").await.unwrap().unwrap();
+        globex.fail(failed.claim(), 4, "HTTP 500".into()).await.unwrap();
+        let in_hand = claim("in-hand").await.unwrap().unwrap();
+        globex.fix_key(in_hand.claim(), "k/in-hand".into()).await.unwrap();
+        globex
+            .upload_opened(in_hand.claim(), "upload-of-the-file".into())
+            .await
+            .unwrap();
+        acme.set_watermark(Utc::now()).await.unwrap();
+        globex
+            .set_watermark(Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap();
+        globex
+            .record_org_state(OrgCondition::Failing {
+                reason: "credentials refused".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let sqlite = SqliteLedger::open(&file).unwrap();
+    let target = PgLedger::connect(&settings(&pg, Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let copied = target.import_sqlite(&file).await.unwrap();
+    assert_eq!(copied.of("recordings"), (1504, 1504));
+    assert_eq!(copied.of("meta"), (3, 3), "two watermarks and one org state");
+
+    // PostgreSQL now says what the file says, org by org.
+    for org in ["acme", "globex"] {
+        let (was, now) = (
+            sqlite.for_org(org).status().await.unwrap(),
+            target.for_org(org).status().await.unwrap(),
+        );
+        assert_eq!(now.counts, was.counts, "{org}");
+        assert_eq!(now.watermark, was.watermark, "{org}");
+        assert_eq!(now.org_state, was.org_state, "{org}");
+        assert_eq!(now.oldest_unarchived, was.oldest_unarchived, "{org}");
+    }
+    let globex = target.for_org("globex");
+    let parked = globex
+        .list(genesys_archiver::ledger::ListFilter::Parked, 10)
+        .await
+        .unwrap();
+    assert_eq!(parked[0].reason.as_deref(), Some("not a screen recording"));
+    // The upload the file's owner had open is taken over at once, key and upload id
+    // with it; then the queued one.
+    let taken = globex
+        .claim_due(Utc::now())
+        .await
+        .unwrap()
+        .expect("work in hand is due");
+    assert_eq!(taken.recording_id, "in-hand");
+    assert_eq!(taken.open_upload.as_deref(), Some("upload-of-the-file"));
+    assert_eq!(taken.key.as_deref(), Some("k/in-hand"));
+    assert_eq!(
+        globex.claim_due(Utc::now()).await.unwrap().unwrap().recording_id,
+        "queued"
+    );
+    assert!(globex.claim_due(Utc::now()).await.unwrap().is_none());
+
+    // Run again (after a copy that stopped half-way, say): nothing is copied twice and
+    // nothing copied is changed.
+    let again = target.import_sqlite(&file).await.unwrap();
+    assert!(again.tables.iter().all(|(_, _, new)| *new == 0), "{again:?}");
+    assert_eq!(globex.status().await.unwrap().recordings_in(State::Uploading), 2);
+    // A file a daemon still runs on is refused.
+    let _owner = genesys_archiver::ledger::lock::LedgerLock::acquire(&file).unwrap();
+    let refused = target.import_sqlite(&file).await.unwrap_err().to_string();
+    assert!(refused.contains("in use") || refused.contains("lock"), "{refused}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! Several replicas of the daemon on one PostgreSQL ledger and one Redis budget, serving
 //! two orgs, with the real servers (throw-away instances on loopback):
 //! - replicas are SIGKILLed at random and restarted;
-//! - PostgreSQL is stopped for 30 s, then Redis is stopped for 30 s, mid-run;
+//! - PostgreSQL is stopped for 30 s, then Redis is stopped for 30 s, mid-run (and a
+//!   replica's readiness says so, and is back after each);
 //!
 //! and still every recording is archived exactly once, the ledger agrees with the
 //! bucket, no multipart upload is left open, and the platform's budgets held across all
@@ -26,15 +27,15 @@ use tokio::time::{Instant, sleep};
 const REPLICAS: usize = 3;
 
 /// Two orgs of `each` screen recordings, 16 KiB to `largest` bytes, each with a real
-/// budget (30 requests a second, in a compressed 2 s window) that the replicas must
-/// share; the configuration names it right.
-fn two_orgs(each: usize, largest: u64) -> Vec<SimConfig> {
+/// budget (`per_2s` requests in a compressed 2 s window) that the replicas must share;
+/// the configuration names it right.
+fn two_orgs(each: usize, largest: u64, per_2s: u32) -> Vec<SimConfig> {
     ["acme", "globex"]
         .iter()
         .enumerate()
         .map(|(i, name)| {
             SimConfig {
-                token_limit: 60,
+                token_limit: per_2s,
                 window: Duration::from_secs(2),
                 ..screen_only(each, (16 * 1024, largest))
             }
@@ -124,6 +125,23 @@ async fn assert_exactly_once(fleet: &Fleet, url: &str, expected: &[(String, Cata
     }
 }
 
+/// Waits (bounded: three probe rounds) until `/readyz` answers `status` with a body
+/// that contains `saying`.
+async fn until_ready(url: &str, status: u16, saying: &str) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut last = (0, String::new());
+    while Instant::now() < deadline {
+        if let Ok(answer) = reqwest::get(url).await {
+            last = (answer.status().as_u16(), answer.text().await.unwrap_or_default());
+            if last.0 == status && last.1.contains(saying) {
+                return;
+            }
+        }
+        sleep(Duration::from_millis(250)).await;
+    }
+    panic!("/readyz did not answer {status} saying {saying:?} within 40 s; last {last:?}");
+}
+
 /// The platform saw at most 0.5% 429s; returns the line that says so.
 fn assert_budget_held(fleet: &Fleet) -> String {
     let (calls, refused) = fleet.calls_and_refusals();
@@ -142,7 +160,7 @@ async fn three_replicas_archive_two_orgs_once_through_twenty_sigkills() {
     let mut rng = common::chaos_rng("replica chaos");
     let pg = Postgres::start("replicas");
     let redis = Redis::start();
-    let (fleet, env) = fleet(two_orgs(150, 6 * 1024 * 1024), &pg, &redis).await;
+    let (fleet, env) = fleet(two_orgs(150, 6 * 1024 * 1024, 60), &pg, &redis).await;
     let expected = fleet.expected();
     assert_eq!(expected.len(), 300);
 
@@ -188,18 +206,36 @@ async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishe
     const OUTAGE: Duration = Duration::from_secs(30);
     let pg = Postgres::start("outages");
     let mut redis = Redis::start();
-    let (fleet, env) = fleet(two_orgs(150, 2 * 1024 * 1024), &pg, &redis).await;
+    // 5 requests a second per org: enough work left for both outages to fall mid-run.
+    let (fleet, env) = fleet(two_orgs(150, 2 * 1024 * 1024, 10), &pg, &redis).await;
     let expected = fleet.expected();
     let all = expected.len();
     let started = Instant::now();
-    let mut replicas: Vec<Child> = (0..REPLICAS).map(|r| spawn(&fleet, &env, r, 0)).collect();
+    // Replica 0 answers /readyz: what it says through each outage is checked.
+    let port = common::harness::free_port();
+    let ready_url = format!("http://127.0.0.1:{port}/readyz");
+    let watched = [
+        &env[..],
+        &[(
+            "GENESYS_ARCHIVER__TELEMETRY__METRICS_LISTEN",
+            format!("127.0.0.1:{port}"),
+        )],
+    ]
+    .concat();
+    let mut replicas: Vec<Child> = (0..REPLICAS)
+        .map(|r| spawn(&fleet, if r == 0 { &watched } else { &env }, r, 0))
+        .collect();
+    until_ready(&ready_url, 200, "").await;
 
     // PostgreSQL goes down (connections cut) while the replicas are at work.
     let before_pg = until_archived(&fleet, &pg.url, all / 10, all, Duration::from_secs(120)).await;
+    let pg_stopped = Instant::now();
     pg.stop();
-    sleep(OUTAGE).await;
+    until_ready(&ready_url, 503, "ledger").await;
+    sleep(OUTAGE.saturating_sub(pg_stopped.elapsed())).await;
     pg.resume();
     let (after_pg, _) = archived(&pg.url).await;
+    until_ready(&ready_url, 200, "").await;
     // Work resumes: more is archived after the database is back.
     let resumed = until_archived(&fleet, &pg.url, after_pg as usize + 20, all, Duration::from_secs(120)).await;
     assert!(
@@ -208,10 +244,13 @@ async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishe
     );
 
     // Then Redis goes down: the replicas pace on their local shares and go on.
+    let redis_stopped = Instant::now();
     redis.stop();
-    sleep(OUTAGE).await;
+    until_ready(&ready_url, 503, "shared budget").await;
+    sleep(OUTAGE.saturating_sub(redis_stopped.elapsed())).await;
     let (during_redis, _) = archived(&pg.url).await;
     redis.resume();
+    until_ready(&ready_url, 200, "").await;
     until_archived(&fleet, &pg.url, all, all, Duration::from_secs(180)).await;
     for replica in &mut replicas {
         assert!(
@@ -240,7 +279,7 @@ async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishe
 async fn recordings_listed_by_a_replica_that_dies_go_to_another_after_the_lease() {
     let pg = Postgres::start("listed");
     let redis = Redis::start();
-    let (fleet, env) = fleet(two_orgs(20, 6 * 1024 * 1024), &pg, &redis).await;
+    let (fleet, env) = fleet(two_orgs(20, 6 * 1024 * 1024, 60), &pg, &redis).await;
     let all = fleet.expected().len();
     let lister = spawn(
         &fleet,
@@ -274,4 +313,81 @@ async fn recordings_listed_by_a_replica_that_dies_go_to_another_after_the_lease(
     until_archived(&fleet, &pg.url, all, all, Duration::from_secs(120)).await;
     other.kill().await.unwrap();
     assert_exactly_once(&fleet, &pg.url, &fleet.expected()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_ledger_migrated_into_postgres_lets_replicas_go_on_without_listing_or_uploading_again() {
+    use common::harness::{Harness, assert_bucket_holds_exactly, available, daemon_command};
+    let pg = Postgres::start("migrate");
+    // One process on its SQLite file archives everything there is.
+    let h = Harness::start(screen_only(20, (1024, 64 * 1024)), "").await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let expected = available(&h);
+    assert_eq!(
+        h.ledger().values().filter(|r| r.0 == "archived").count(),
+        expected.len()
+    );
+    let etags: Vec<String> = {
+        let mut all = Vec::new();
+        for key in h.objects().await.keys() {
+            all.push(h.etag(key).await);
+        }
+        all
+    };
+    let listed = |h: &Harness| {
+        let stats = h.sim.stats();
+        (stats.calls("conversation_recordings"), stats.calls("recording"))
+    };
+    let before = listed(&h);
+
+    // The same configuration, on PostgreSQL.
+    let file = h.dir.join("ledger.sqlite");
+    let on_pg = h.dir.join("replicas.toml");
+    let text = std::fs::read_to_string(&h.config).unwrap().replace(
+        &format!("path = {:?}", file.display().to_string()),
+        &format!("url = {:?}", pg.url),
+    );
+    assert!(text.contains(&pg.url));
+    std::fs::write(&on_pg, text).unwrap();
+    let migrate = |config: &std::path::Path| {
+        let mut cmd = daemon_command(&["migrate-ledger", "--from", file.to_str().unwrap()], config);
+        cmd.output()
+    };
+    let out = migrate(&on_pg).await.unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recordings_line = printed.lines().find(|l| l.starts_with("recordings")).unwrap();
+    let figures: Vec<&str> = recordings_line.split_whitespace().collect();
+    assert_eq!(
+        figures[1..],
+        [expected.len().to_string(), expected.len().to_string()],
+        "{printed}"
+    );
+
+    // A replica on PostgreSQL knows what the file knew: it lists no conversation and
+    // uploads no recording again.
+    let out = daemon_command(&["run", "--once"], &on_pg).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(listed(&h), before, "no conversation listed or recording fetched again");
+    assert_bucket_holds_exactly(&h, &expected).await;
+    let mut after = Vec::new();
+    for key in h.objects().await.keys() {
+        after.push(h.etag(key).await);
+    }
+    assert_eq!(after, etags, "no object written again");
+    let status = daemon_command(&["status", "--json"], &on_pg).output().await.unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(doc["recordings"]["archived"], expected.len() as u64, "{doc}");
+
+    // Pointed at a configuration that names the SQLite file: one line, exit 2.
+    let out = migrate(&h.config).await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.starts_with("error: ledger.url:"), "{said}");
 }

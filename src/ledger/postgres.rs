@@ -12,7 +12,10 @@
 //! - a PostgreSQL outage pauses the caller (a claim, a pass, a worker's last write)
 //!   with backoff instead of failing the run, up to `[ledger] outage_patience`.
 
+mod import;
 mod schema;
+
+pub use import::Copied;
 
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
@@ -56,6 +59,9 @@ impl PgSettings {
 /// The connection pool and this process's identity; shared by every org's view.
 struct PgStore {
     pool: Pool,
+    /// How to reach the server outside the pool: the readiness probe's own connection,
+    /// not queued behind busy workers for a pooled one.
+    probe: tokio_postgres::Config,
     /// This process, as claims and discovery leases name it.
     owner: String,
     lease: Duration,
@@ -198,6 +204,9 @@ async fn write_meta(c: &impl deadpool_postgres::GenericClient, key: &str, value:
 /// How many rows one prune transaction removes at most.
 const PRUNE_BATCH: i64 = 5_000;
 
+/// How long the readiness probe waits for the server.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The longest pause between two tries through an outage.
 const OUTAGE_BACKOFF_CAP: Duration = Duration::from_secs(5);
 
@@ -217,7 +226,7 @@ impl PgLedger {
             config.connect_timeout(Duration::from_secs(10));
         }
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -243,12 +252,35 @@ impl PgLedger {
         Ok(Self {
             store: Arc::new(PgStore {
                 pool,
+                probe: config,
                 owner,
                 lease: settings.lease,
                 patience: settings.outage_patience,
             }),
             org: super::sqlite::DEFAULT_ORG.into(),
         })
+    }
+
+    /// Whether the server answers now: one query on a connection of its own, within
+    /// [`PROBE_TIMEOUT`]. For readiness; the ledger's own calls wait through outages.
+    pub async fn reachable(&self) -> Result<(), String> {
+        let probe = async {
+            let (client, connection) = self.store.probe.connect(NoTls).await?;
+            let connection = tokio::spawn(connection);
+            let answer = client.simple_query("SELECT 1").await.map(drop);
+            drop(client);
+            let _ = connection.await;
+            answer
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("ledger at {}: {error}", describe(&self.store.probe))),
+            Err(_) => Err(format!(
+                "ledger at {}: no answer within {} s",
+                describe(&self.store.probe),
+                PROBE_TIMEOUT.as_secs()
+            )),
+        }
     }
 
     /// The same database, seen as `org`'s ledger.

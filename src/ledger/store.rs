@@ -106,6 +106,15 @@ impl LedgerStore {
         }
     }
 
+    /// Whether the ledger can be reached now, for readiness: a SQLite file is open and
+    /// locked for as long as the process runs; a PostgreSQL server is asked.
+    pub async fn reachable(&self) -> Result<(), String> {
+        match self {
+            LedgerStore::Sqlite { .. } => Ok(()),
+            LedgerStore::Postgres(ledger) => ledger.reachable().await,
+        }
+    }
+
     /// Lets go of `org`'s discovery turn (the org stops in this process), so another
     /// replica takes it at once instead of after the lease.
     pub async fn release_discovery(&self, org: &str) {

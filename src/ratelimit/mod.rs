@@ -63,6 +63,12 @@ pub trait Budget: Send + Sync {
     /// after the budget was built with the documented default.
     fn set_token_limit(&self, _limit: u32) {}
 
+    /// Whether the store a budget shares with other replicas answers now (`None`: the
+    /// budget is this process's alone), for readiness.
+    fn shared_reachable(&self) -> BoxFuture<'_, Option<Result<(), String>>> {
+        Box::pin(async { None })
+    }
+
     /// How long a caller refused with 429 sleeps on its own before it asks the budget
     /// again. The shared budget holds the cooldown itself, so: no private sleep.
     fn refusal_wait(&self, _retry_after: Option<Duration>) -> Duration {

@@ -492,4 +492,23 @@ impl Budget for SharedBudget {
         inner.token_limit.store(limit, Ordering::Relaxed);
         inner.local.set_token_limit((limit / inner.replicas).max(1));
     }
+
+    /// A PING. Its answer also moves the replica to its local share (or says Redis is
+    /// back) as a budget call's would: a replica at rest notices an outage too.
+    fn shared_reachable(&self) -> BoxFuture<'_, Option<Result<(), String>>> {
+        Box::pin(async move {
+            let inner = &self.inner;
+            let answer: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut inner.redis.clone()).await;
+            Some(match answer {
+                Ok(_) => {
+                    inner.reached();
+                    Ok(())
+                }
+                Err(error) => {
+                    inner.unreachable(&error);
+                    Err(format!("shared budget (Redis): {error}"))
+                }
+            })
+        })
+    }
 }
