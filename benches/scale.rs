@@ -11,14 +11,22 @@
 //!
 //! Printed per slice: recordings in the ledger, cost per discovered recording, and the
 //! process's resident memory. Flat cost and flat memory as the backlog grows are the
-//! targets: the daemon keeps no per-recording state outside SQLite.
+//! targets: the daemon keeps no per-recording state outside its ledger. Last, claims
+//! per second at the full backlog with one claimer and with three claiming at once:
+//! three replicas (each its own pool and owner) on PostgreSQL; three tasks of the one
+//! process that owns a SQLite file.
 //!
-//!   cargo bench --bench scale -- [N]    (or `bash scripts/bench/scale.sh [N]`)
+//! The ledger is SQLite in a temporary directory, or with `--ledger-url postgres://…`
+//! that (empty) PostgreSQL database.
+//!
+//!   cargo bench --bench scale -- [N] [--ledger-url URL]
+//!   (or `bash scripts/bench/scale.sh [N]`: SQLite, then a throw-away PostgreSQL)
 
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
 use genesys_archiver::config::Sources;
 use genesys_archiver::genesys::{Endpoint, GenesysClient};
+use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
 use genesys_archiver::ledger::sqlite::SqliteLedger;
 use genesys_archiver::ledger::{Ledger, NewRecording, State};
 use genesys_archiver::pipeline::check::Checker;
@@ -55,9 +63,62 @@ fn per_item_us(elapsed: Duration, items: u64) -> f64 {
     elapsed.as_secs_f64() * 1e6 / items.max(1) as f64
 }
 
+/// What the claims take as now: a listed recording is held for the URLs' life (or
+/// the lease) after its listing, and a small run would find nothing due yet.
+fn due_by() -> chrono::DateTime<Utc> {
+    Utc::now() + ChronoDuration::minutes(5)
+}
+
+/// One owner of the PostgreSQL ledger at `url` (a replica), as the default org sees it.
+async fn replica(url: &str) -> Arc<dyn Ledger> {
+    let settings = PgSettings {
+        url: url.to_owned().into(),
+        pool_size: 8,
+        lease: Duration::from_secs(60),
+        outage_patience: Duration::from_secs(60),
+    };
+    Arc::new(PgLedger::connect(&settings).await.expect("PostgreSQL ledger"))
+}
+
+/// The workers' loop, `times` over: claim the next due recording, reschedule it an hour
+/// later (out of the way of the next claims).
+async fn claim_and_reschedule(ledger: &dyn Ledger, times: u64) {
+    let later = Utc::now() + ChronoDuration::hours(1);
+    for _ in 0..times {
+        let claimed = ledger
+            .claim_due(due_by())
+            .await
+            .expect("claim")
+            .expect("a due recording");
+        ledger
+            .reschedule(claimed.claim(), State::Discovered, later, 0, None)
+            .await
+            .expect("reschedule");
+    }
+}
+
+/// Claims per second when each of `claimers` runs [`claim_and_reschedule`] `each`
+/// times, all at once.
+async fn claims_per_second(claimers: &[Arc<dyn Ledger>], each: u64) -> f64 {
+    let t = Instant::now();
+    futures_util::future::join_all(
+        claimers
+            .iter()
+            .map(|ledger| claim_and_reschedule(ledger.as_ref(), each)),
+    )
+    .await;
+    (each * claimers.len() as u64) as f64 / t.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let ledger_url = args
+        .iter()
+        .position(|a| a == "--ledger-url")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let unlimited = 1_000_000_000;
     let config = SimConfig {
         history: Duration::from_secs(24 * 3600),
@@ -99,7 +160,10 @@ async fn main() {
         metrics.clone(),
     ));
     let ledger_path = dir.join("ledger.sqlite");
-    let ledger: Arc<dyn Ledger> = Arc::new(SqliteLedger::open(&ledger_path).expect("ledger"));
+    let ledger: Arc<dyn Ledger> = match &ledger_url {
+        Some(url) => replica(url).await,
+        None => Arc::new(SqliteLedger::open(&ledger_path).expect("ledger")),
+    };
     let client =
         Arc::new(GenesysClient::new(&settings.first_org().genesys, &settings.retry, budget, metrics).expect("client"));
     let poller = Poller {
@@ -142,7 +206,11 @@ async fn main() {
     };
     let baseline = rss_mib();
 
-    println!("Scale: discovery into a ledger growing to {n} recordings (one per conversation), loopback API");
+    let kind = match ledger_url {
+        Some(_) => "PostgreSQL",
+        None => "SQLite",
+    };
+    println!("Scale: discovery into a {kind} ledger growing to {n} recordings (one per conversation), loopback API");
     println!(
         "{:>6} {:>12} {:>14} {:>16} {:>10}",
         "slice", "in ledger", "discovered", "us/recording", "RSS MiB"
@@ -212,21 +280,20 @@ async fn main() {
     drop(offered);
 
     // The workers' loop at the full backlog: claim the next due recording, reschedule it.
-    let claims = 2_000u64;
-    let later = Utc::now() + ChronoDuration::hours(1);
+    // Each measurement claims a tenth of the backlog at most (2,000), rows not claimed
+    // before: rescheduled ones are an hour away.
+    let claims = (n as u64 / 10).clamp(1, 2_000);
     let t = Instant::now();
-    for _ in 0..claims {
-        let claimed = ledger
-            .claim_due(Utc::now())
-            .await
-            .expect("claim")
-            .expect("a due recording");
-        ledger
-            .reschedule(claimed.claim(), State::Discovered, later, 0, None)
-            .await
-            .expect("reschedule");
-    }
+    claim_and_reschedule(ledger.as_ref(), claims).await;
     let claim = t.elapsed();
+    // Claims per second, one claimer and three at once: three replicas on PostgreSQL,
+    // three tasks of the one owner on SQLite.
+    let one = claims_per_second(std::slice::from_ref(&ledger), claims).await;
+    let three: Vec<Arc<dyn Ledger>> = match &ledger_url {
+        Some(url) => vec![ledger.clone(), replica(url).await, replica(url).await],
+        None => vec![ledger.clone(), ledger.clone(), ledger.clone()],
+    };
+    let three = claims_per_second(&three, claims).await;
 
     let first = discovery_us.first().copied().unwrap_or(0.0);
     let last = discovery_us.last().copied().unwrap_or(0.0);
@@ -250,6 +317,13 @@ async fn main() {
         per_item_us(claim, claims)
     );
     println!(
+        "claims per second at the backlog       {one:.0} with one claimer, {three:.0} with three at once ({})",
+        match ledger_url {
+            Some(_) => "three replicas",
+            None => "three tasks of the one owner",
+        }
+    );
+    println!(
         "resident memory                        {:.1} MiB before discovery (simulator included), {:.1} MiB after \
          discovering {total} (+{:.1}), {:.1} MiB at the end",
         baseline,
@@ -257,8 +331,10 @@ async fn main() {
         after_discovery - baseline,
         rss_mib()
     );
-    println!(
-        "ledger file                            {:.1} MiB",
-        std::fs::metadata(&ledger_path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0
-    );
+    if ledger_url.is_none() {
+        println!(
+            "ledger file                            {:.1} MiB",
+            std::fs::metadata(&ledger_path).map(|m| m.len()).unwrap_or(0) as f64 / 1_048_576.0
+        );
+    }
 }

@@ -18,18 +18,7 @@ fi
 export MOTO_SERVER="$PWD/$venv/bin/moto_server"
 
 # PostgreSQL (initdb and pg_ctl of the newest installed major) and redis-server.
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
-missing=()
-[[ -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
-command -v redis-server >/dev/null || missing+=(redis-server)
-if (( ${#missing[@]} )); then
-  echo "installing ${missing[*]} (Debian packages)"
-  as_root=(); [[ $(id -u) -eq 0 ]] || as_root=(sudo)
-  "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-GENESYS_TEST_PG_BIN="$(pg_bin)"
-GENESYS_TEST_REDIS_SERVER="$(command -v redis-server)"
-export GENESYS_TEST_PG_BIN GENESYS_TEST_REDIS_SERVER
+source scripts/lib/servers.sh
+ensure_servers
 
 exec cargo test --locked "$@"

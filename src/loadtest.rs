@@ -7,6 +7,8 @@
 //! hand-written pipelines do ([`crate::ratelimit::naive`]), for comparison. Figures are
 //! measured, not asserted: utilization is successful API calls over what the platform
 //! allowed while the load ran (until shutdown began), and lag is recording end to archived.
+//! With several replicas (each its own token) utilization stays over one budget per org:
+//! the one the replicas share, whether the platform counts per token or per client.
 
 use crate::app::App;
 use crate::config::Sources;
@@ -58,6 +60,8 @@ pub struct LoadOptions {
     pub platform_endpoint_limits: BTreeMap<Endpoint, u32>,
     pub retry_after_share: f64,
     pub ratelimit_headers: bool,
+    /// The platform counts `platform_rpm` per OAuth client, not per access token.
+    pub platform_limit_per_client: bool,
     /// The archiver's configured per-token budget (may differ from the platform's).
     pub budget_rpm: u32,
     pub workers: usize,
@@ -70,12 +74,23 @@ pub struct LoadOptions {
     /// Orgs served together by one process, each its own simulated org with this load
     /// and its own budget (`platform_rpm`).
     pub orgs: usize,
+    /// Replicas of the archiver, each its own app (ledger connections, budget, token,
+    /// workers) in this process, sharing what real replicas share: the PostgreSQL
+    /// ledger at `ledger_url` and, with `shared_budget`, the Redis-held budget.
+    pub replicas: usize,
+    /// `postgres://…`: the ledger of every replica (default: a SQLite file, one replica).
+    pub ledger_url: Option<String>,
+    /// `redis://…`: the budget the replicas share (default: each its local budget).
+    pub shared_budget: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
     pub strategy: Strategy,
     pub orgs: usize,
+    pub replicas: usize,
+    /// Whether the replicas shared their budget in Redis.
+    pub shared_budget: bool,
     /// Archived recordings per minute over the whole run, every org together.
     pub recordings_per_minute: f64,
     pub elapsed_s: f64,
@@ -133,6 +148,17 @@ impl LoadReport {
                 format!("{:.1}% of what the platform allowed", self.budget_utilization * 100.0),
             ),
             ("orgs", self.orgs.to_string()),
+            (
+                "replicas",
+                format!(
+                    "{} ({})",
+                    self.replicas,
+                    match self.shared_budget {
+                        true => "one budget shared in Redis",
+                        false => "each its local budget",
+                    }
+                ),
+            ),
             (
                 "recordings archived",
                 format!(
@@ -210,6 +236,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         endpoint_limits: options.platform_endpoint_limits.clone(),
         retry_after_share: options.retry_after_share,
         ratelimit_headers: options.ratelimit_headers,
+        limit_per_client: options.platform_limit_per_client,
         media_size: options.media_size,
         ..SimConfig::default()
     };
@@ -217,6 +244,16 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let orgs = options.orgs.max(1);
     if orgs > 1 && options.strategy == Strategy::Naive {
         anyhow::bail!("--orgs with more than one org measures our budget only (--strategy ours)");
+    }
+    let replicas = options.replicas.max(1);
+    if replicas > 1 && options.strategy == Strategy::Naive {
+        anyhow::bail!(
+            "--replicas measures our budget (--strategy ours); the naive case of several replicas is \
+             --replicas N without --shared: each replica on its local budget"
+        );
+    }
+    if replicas > 1 && options.ledger_url.is_none() {
+        anyhow::bail!("--replicas above 1 needs --ledger-url postgres://…: replicas share one PostgreSQL ledger");
     }
     // Each org its own: seed, name and credentials; the same load and limits.
     let configs: Vec<SimConfig> = (0..orgs)
@@ -260,7 +297,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
          [workers]\ncount = {}\nretry_base = \"1s\"\nretry_cap = \"10s\"\nshutdown_grace = \"5s\"\n\
          [discovery]\npoll_interval = \"{}ms\"\nlookback = \"1h\"\noverlap = \"{}ms\"\nsettle_delay = \"0s\"\n\
          settle_after_end = \"{}ms\"\nrecheck_max = \"{}ms\"\nfetch_mode = \"{}\"\n\
-         [ledger]\npath = {:?}\n",
+         [ledger]\n{}\n",
         options.budget_rpm,
         options.window.as_millis(),
         options.workers,
@@ -269,7 +306,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         options.upload_time.as_millis(),
         options.recheck_max.max(options.poll_interval).as_millis(),
         options.fetch_mode,
-        dir.join("ledger.sqlite").display().to_string(),
+        match &options.ledger_url {
+            Some(url) => format!("url = {url:?}"),
+            None => format!("path = {:?}", dir.join("ledger.sqlite").display().to_string()),
+        },
     );
     if let Some(path) = &options.sink_config {
         let sink = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -284,6 +324,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     // As an override, so a sink configuration with its own [s3] section still takes it.
     let mut env: std::collections::HashMap<String, String> =
         [("GENESYS_ARCHIVER__S3__PART_SIZE".to_owned(), options.part_size.clone())].into();
+    if let Some(url) = &options.shared_budget {
+        env.insert("GENESYS_ARCHIVER__LIMITS__SHARED".to_owned(), url.clone());
+        env.insert("GENESYS_ARCHIVER__LIMITS__REPLICAS".to_owned(), replicas.to_string());
+    }
     if sim.orgs().len() > 1 {
         // Each org's recordings under its own name, whatever the sink.
         env.insert(
@@ -298,8 +342,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     }
     .load()?;
     // Ours is what the daemon builds (a budget per org); the naive baseline replaces it.
-    let app = match options.strategy {
-        Strategy::Ours => App::build(settings).await?,
+    let apps = match options.strategy {
+        Strategy::Ours => {
+            let mut apps = Vec::with_capacity(replicas);
+            for _ in 0..replicas {
+                apps.push(App::build(settings.clone()).await?);
+            }
+            apps
+        }
         Strategy::Naive => {
             let org = settings.first_org();
             let naive = NaiveBudget::new(
@@ -308,13 +358,15 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 options.workers as u32,
                 Duration::from_secs(2),
             );
-            App::build_with_budget(settings, Arc::new(naive)).await?
+            vec![App::build_with_budget(settings, Arc::new(naive)).await?]
         }
     };
+    let stats: Vec<Arc<PipelineStats>> = apps.iter().map(|a| a.stats.clone()).collect();
+    let archived_now = move || -> u64 { stats.iter().map(|s| PipelineStats::get(&s.archived)).sum() };
     let shutdown = Shutdown::default();
     let started = Instant::now();
     let progress = {
-        let (stats, sim_stats) = (app.stats.clone(), sim.total_stats_handle());
+        let (archived_now, sim_stats) = (archived_now.clone(), sim.total_stats_handle());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             tick.tick().await;
@@ -324,7 +376,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
                 eprintln!(
                     "loadtest: {:>5.0} s, {} archived, {} API calls, {} 429s",
                     started.elapsed().as_secs_f64(),
-                    PipelineStats::get(&stats.archived),
+                    archived_now(),
                     s.api_calls(),
                     s.refusals()
                 );
@@ -347,7 +399,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             shutdown.abort.cancel();
         })
     };
-    app.run(Mode::Daemon, shutdown).await?;
+    futures_util::future::try_join_all(apps.iter().map(|app| app.run(Mode::Daemon, shutdown.clone()))).await?;
     let elapsed = started.elapsed();
     progress.abort();
     stop.abort();
@@ -359,19 +411,27 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         .collect();
     let total = stats.api_calls();
     let refused = stats.refusals();
-    let archived = PipelineStats::get(&app.stats.archived);
+    let archived = archived_now();
     let (loaded, load_time) = at_drain.lock().unwrap().take().unwrap_or((stats.clone(), elapsed));
     let accepted_token_calls =
         loaded.api_calls() - loaded.refusals() - loaded.calls("token") + loaded.count("token", "429");
     let allowed =
         f64::from(options.platform_rpm) * orgs as f64 * load_time.as_secs_f64() / options.window.as_secs_f64();
-    let lags = app.stats.lags.lock().unwrap().sorted();
-    let transfers = app.stats.transfers.lock().unwrap().sorted();
+    // Every replica's samples together.
+    let merged = |of: fn(&PipelineStats) -> Vec<f64>| {
+        let mut all: Vec<f64> = apps.iter().flat_map(|a| of(&a.stats)).collect();
+        all.sort_by(f64::total_cmp);
+        all
+    };
+    let lags = merged(|s| s.lags.lock().unwrap().sorted());
+    let transfers = merged(|s| s.transfers.lock().unwrap().sorted());
     let transfer_p99 = percentile(&transfers, 99.0);
-    let bytes = PipelineStats::get(&app.stats.bytes);
+    let bytes: u64 = apps.iter().map(|a| PipelineStats::get(&a.stats.bytes)).sum();
     let report = LoadReport {
         strategy: options.strategy,
         orgs,
+        replicas,
+        shared_budget: options.shared_budget.is_some(),
         recordings_per_minute: archived as f64 * 60.0 / elapsed.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         api_calls,

@@ -193,6 +193,11 @@ struct LoadArgs {
     /// The platform sends no inin-ratelimit-* headers.
     #[arg(long)]
     no_ratelimit_headers: bool,
+    /// The platform counts --platform-rpm per OAuth client (all tokens of the org
+    /// together) instead of per access token as documented: the stricter reading, for
+    /// replicas that each log in.
+    #[arg(long)]
+    platform_limit_per_client: bool,
     /// The archiver's configured per-token budget (default: the platform's).
     #[arg(long)]
     budget_rpm: Option<u32>,
@@ -221,6 +226,17 @@ struct LoadArgs {
     /// budget (--platform-rpm each), archived under `{org}/`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=500))]
     orgs: u16,
+    /// Replicas of the archiver in this process, each with its own ledger connections,
+    /// budget, token and workers; above 1 they need --ledger-url (one PostgreSQL ledger).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    replicas: u16,
+    /// The replicas' PostgreSQL ledger, `postgres://…` (default: a SQLite file).
+    #[arg(long)]
+    ledger_url: Option<String>,
+    /// The budget shared by the replicas in Redis, `redis://…` (default: each replica
+    /// its local budget, the naive case).
+    #[arg(long)]
+    shared: Option<String>,
 }
 
 #[derive(Args)]
@@ -511,6 +527,7 @@ async fn run_loadtest(args: LoadArgs) -> ExitCode {
         platform_endpoint_limits: args.platform_endpoint_limits.into_iter().collect(),
         retry_after_share: args.retry_after_share,
         ratelimit_headers: !args.no_ratelimit_headers,
+        platform_limit_per_client: args.platform_limit_per_client,
         budget_rpm: args.budget_rpm.unwrap_or(args.platform_rpm),
         workers: args.workers,
         part_size: args.part_size,
@@ -519,6 +536,9 @@ async fn run_loadtest(args: LoadArgs) -> ExitCode {
         sink_config: args.config,
         seed: args.seed,
         orgs: usize::from(args.orgs),
+        replicas: usize::from(args.replicas),
+        ledger_url: args.ledger_url,
+        shared_budget: args.shared,
     };
     match genesys_archiver::loadtest::run(options).await {
         Ok(report) if args.json => {

@@ -320,3 +320,47 @@ async fn the_auto_budget_is_the_org_limit_the_platform_reports() {
     assert_eq!(budget.token_scope().effective_limit(), Some(123));
     assert_eq!(sim.stats().calls("limits"), 1);
 }
+
+/// The platform counts its budget per access token, as documented; the simulator can
+/// also count it per OAuth client (every token of the org together), the stricter
+/// reading under which replicas that each log in are measured too.
+#[tokio::test]
+async fn the_budget_is_counted_per_token_or_per_client() {
+    async fn accepted_of_two_tokens(per_client: bool) -> usize {
+        let sim = common::start(SimConfig {
+            token_limit: 10,
+            window: Duration::from_secs(60),
+            limit_per_client: per_client,
+            ..SimConfig::default()
+        })
+        .await;
+        let http = reqwest::Client::new();
+        let config = sim.config().clone();
+        let mut accepted = 0;
+        for _ in 0..2 {
+            let token: serde_json::Value = http
+                .post(format!("{}/oauth/token", sim.url()))
+                .basic_auth(&config.client_id, Some(&config.client_secret))
+                .form(&[("grant_type", "client_credentials")])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let bearer = token["access_token"].as_str().unwrap().to_owned();
+            for _ in 0..15 {
+                let answer = http
+                    .get(format!("{}/api/v2/organizations/me", sim.url()))
+                    .bearer_auth(&bearer)
+                    .send()
+                    .await
+                    .unwrap();
+                accepted += usize::from(answer.status() == 200);
+            }
+        }
+        accepted
+    }
+    assert_eq!(accepted_of_two_tokens(false).await, 20, "10 for each token");
+    assert_eq!(accepted_of_two_tokens(true).await, 10, "10 for the client");
+}

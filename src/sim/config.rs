@@ -20,6 +20,11 @@ pub struct SimConfig {
     pub window: Duration,
     /// Requests per window per access token, shared by every endpoint.
     pub token_limit: u32,
+    /// Count `token_limit` per OAuth client (every token of the org's client together)
+    /// instead of per access token. The documented platform counts per token
+    /// (`../shared/genesys-api.md`); this stricter reading is here so that a budget
+    /// shared by replicas, each with its own token, is measured under both.
+    pub limit_per_client: bool,
     /// Requests per window per endpoint (for the whole org), on top of the per-token limit.
     pub endpoint_limits: BTreeMap<Endpoint, u32>,
     /// Share of 429 answers that carry `Retry-After` (and the normalized body that names
@@ -148,6 +153,7 @@ impl Default for SimConfig {
             ]),
             retry_after_share: 0.8,
             ratelimit_headers: true,
+            limit_per_client: false,
             conversations: 40,
             ongoing: 0,
             ongoing_started_ago: Duration::from_secs(3600),

@@ -144,10 +144,15 @@ impl SimState {
             let mut guard = self.limits.lock().unwrap();
             let limits = &mut *guard;
             let (window, token_limit) = (self.config.window, self.config.token_limit);
+            // Per access token, as documented; or every token of the client together.
+            let counted = |t: &String| match self.config.limit_per_client {
+                true => self.config.client_id.clone(),
+                false => t.clone(),
+            };
             let mut token_window = token.as_ref().map(|t| {
                 limits
                     .per_token
-                    .entry(t.clone())
+                    .entry(counted(t))
                     .or_insert_with(|| SlidingWindow::new(token_limit, window))
             });
             let endpoint_window = self.config.endpoint_limits.get(&endpoint).map(|limit| {

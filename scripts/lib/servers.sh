@@ -1,0 +1,64 @@
+# Sourced by scripts/test.sh and the benchmarks: finds (or installs, from Debian's
+# packages) PostgreSQL and redis-server, and starts throw-away instances of them on
+# free loopback ports for a benchmark, removed by `stop_servers`.
+# PostgreSQL refuses to run as root: as root its cluster is made and run by the
+# `postgres` system user, in a directory that user owns.
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
+
+# Installs what is missing; exports GENESYS_TEST_PG_BIN and GENESYS_TEST_REDIS_SERVER.
+ensure_servers() {
+  local missing=()
+  [[ -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if (( ${#missing[@]} )); then
+    echo "installing ${missing[*]} (Debian packages)"
+    local as_root=(); [[ $(id -u) -eq 0 ]] || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  GENESYS_TEST_PG_BIN="$(pg_bin)"
+  GENESYS_TEST_REDIS_SERVER="$(command -v redis-server)"
+  export GENESYS_TEST_PG_BIN GENESYS_TEST_REDIS_SERVER
+}
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+as_pg() { if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# A PostgreSQL cluster of its own (user `archiver`, trust on loopback); sets PG_DIR,
+# PG_PORT and PG_URL (database `postgres`).
+start_postgres() {
+  PG_DIR="$(mktemp -d /tmp/ga-bench-pg.XXXXXX)"
+  [[ $(id -u) -ne 0 ]] || chown postgres: "$PG_DIR"
+  PG_PORT="$(free_port)"
+  as_pg "$GENESYS_TEST_PG_BIN/initdb" -D "$PG_DIR/data" -U archiver --auth=trust --no-sync -E UTF8 >/dev/null
+  as_pg "$GENESYS_TEST_PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w start \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" >/dev/null
+  PG_URL="postgres://archiver@127.0.0.1:$PG_PORT/postgres"
+}
+
+# A fresh database in the cluster; prints its URL.
+new_database() {
+  "$GENESYS_TEST_PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U archiver -d postgres -c "CREATE DATABASE $1" >/dev/null
+  echo "postgres://archiver@127.0.0.1:$PG_PORT/$1"
+}
+
+# A Redis server of its own, nothing persisted; sets REDIS_PID and REDIS_URL.
+start_redis() {
+  local port; port="$(free_port)"
+  "$GENESYS_TEST_REDIS_SERVER" --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null &
+  REDIS_PID=$!
+  REDIS_URL="redis://127.0.0.1:$port/"
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do sleep 0.1; done
+}
+
+stop_redis() { [[ -z "${REDIS_PID:-}" ]] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; REDIS_PID=; }; }
+
+stop_servers() {
+  stop_redis
+  if [[ -n "${PG_DIR:-}" ]]; then
+    as_pg "$GENESYS_TEST_PG_BIN/pg_ctl" -D "$PG_DIR/data" -m immediate -w stop >/dev/null 2>&1 || true
+    rm -rf "$PG_DIR"; PG_DIR=
+  fi
+}
