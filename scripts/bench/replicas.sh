@@ -10,8 +10,8 @@
 # platform's documented count (per token) and, for 3 replicas, under the stricter
 # reading (per OAuth client: every token of the org together). Utilization is over the
 # org's one budget (README, Tokens). Throw-away PostgreSQL and Redis on free loopback
-# ports (installed when missing). About 20 minutes.
-#   bash scripts/bench/replicas.sh [DURATION]    (default 180s)
+# ports (installed when missing). About 26 minutes.
+#   bash scripts/bench/replicas.sh [DURATION]    (default 180s; ROWS="token 3 shared,..." picks rows)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/servers.sh
@@ -25,23 +25,29 @@ start_postgres
 common=(--duration "$duration" --window 60s --platform-rpm 300 --platform-endpoint-limit recording=240
         --agents 200 --sessions-per-agent-hour 60 --backlog 2000 --poll-interval 10s --workers 8
         --media-size 20000-60000 --json)
-printf '%-10s %-8s %-22s %7s %6s %10s %8s %9s %10s\n' platform replicas budget calls 429s 429-share util archived calls/rec
+printf '%-24s %-8s %-22s %7s %6s %10s %8s %9s %10s\n' platform replicas budget calls 429s 429-share util archived calls/rec
 cell=0
-for row in "token 1 shared" "token 2 shared" "token 3 shared" "token 3 local" "client 3 shared" "client 3 local"; do
+# Rows: how the platform counts, replicas, their budget. `client-silent`: per client,
+# and no inin-ratelimit-* headers (local budgets then cannot learn what the others spent).
+rows=("token 1 shared" "token 2 shared" "token 3 shared" "token 3 local"
+      "client 3 shared" "client 3 local" "client-silent 3 shared" "client-silent 3 local")
+[[ -z "${ROWS:-}" ]] || IFS=, read -r -a rows <<<"$ROWS"
+for row in "${rows[@]}"; do
   read -r counts replicas budget <<<"$row"
   cell=$((cell + 1))
   ledger="$(new_database "bench_$cell")"
   start_redis
   args=(--replicas "$replicas" --ledger-url "$ledger")
   [[ $budget == shared ]] && args+=(--shared "$REDIS_URL")
-  [[ $counts == client ]] && args+=(--platform-limit-per-client)
+  [[ $counts == client* ]] && args+=(--platform-limit-per-client)
+  [[ $counts == *-silent ]] && args+=(--no-ratelimit-headers)
   json=$("$bin" loadtest "${common[@]}" "${args[@]}" 2>/dev/null)
   stop_redis
   python3 - "$counts" "$replicas" "$budget" "$json" <<'PY'
 import json, sys
 counts, n, budget, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
-platform = "per " + counts
+platform = "per " + counts.replace("-silent", ", no headers")
 label = "one, shared in Redis" if budget == "shared" else "each local (naive)"
-print(f"{platform:<10} {n:<8} {label:<22} {r['api_calls_total']:>7} {r['rate_limited']:>6} {r['rate_limited_share']*100:>9.2f}% {r['budget_utilization']*100:>7.1f}% {r['recordings_archived']:>9} {r['calls_per_recording']:>10.2f}")
+print(f"{platform:<24} {n:<8} {label:<22} {r['api_calls_total']:>7} {r['rate_limited']:>6} {r['rate_limited_share']*100:>9.2f}% {r['budget_utilization']*100:>7.1f}% {r['recordings_archived']:>9} {r['calls_per_recording']:>10.2f}")
 PY
 done

@@ -621,24 +621,41 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             Box::pin(async move {
                 let at = now_ms();
-                // Due `ended` ones first by their time; a `checking` one whose lister
-                // stopped renewing is due again.
-                let row = c
-                    .query_opt(
-                        &format!(
-                            "UPDATE conversations SET state = 'checking', updated_at = $2, claim_owner = $4,
-                                lease_until = $5
-                             WHERE conversation_id = (
-                                 SELECT conversation_id FROM conversations
-                                 WHERE org = $3 AND ((state = 'ended' AND next_check_at <= $1)
-                                     OR (state = 'checking' AND lease_until < $2))
-                                 ORDER BY next_check_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-                             RETURNING {CONVERSATION_COLUMNS}"
-                        ),
-                        &[&ms(now), &at, &l.org(), &l.store.owner, &(at + l.lease_ms())],
-                    )
-                    .await?;
-                Ok(row.as_ref().map(conversation))
+                // A `checking` one whose lister stopped renewing it first, then the due
+                // `ended` ones by their time: two picks, each an ordered walk of its own
+                // index (one statement with OR would fetch and sort every due row on
+                // every claim). Both take the same parameters, typed here.
+                let types = [Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT8];
+                for pick in [
+                    "SELECT conversation_id FROM conversations
+                     WHERE org = $3 AND state = 'checking' AND lease_until < $2
+                     ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    "SELECT conversation_id FROM conversations
+                     WHERE org = $3 AND state = 'ended' AND next_check_at <= $1
+                     ORDER BY next_check_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+                ] {
+                    let statement = c
+                        .prepare_typed_cached(
+                            &format!(
+                                "UPDATE conversations SET state = 'checking', updated_at = $2, claim_owner = $4,
+                                    lease_until = $5
+                                 WHERE conversation_id = ({pick})
+                                 RETURNING {CONVERSATION_COLUMNS}"
+                            ),
+                            &types,
+                        )
+                        .await?;
+                    let row = c
+                        .query_opt(
+                            &statement,
+                            &[&ms(now), &at, &l.org(), &l.store.owner, &(at + l.lease_ms())],
+                        )
+                        .await?;
+                    if let Some(row) = row {
+                        return Ok(Some(conversation(&row)));
+                    }
+                }
+                Ok(None)
             })
         })
     }
