@@ -609,6 +609,10 @@ pub async fn migrate_ledger(settings: &LedgerSettings, from: &std::path::Path) -
         );
         return ExitCode::from(2);
     };
+    // Before the database is asked anything: a wrong path is the likelier mistake.
+    if !from.is_file() {
+        return failure(format!("no SQLite ledger at {}", from.display()));
+    }
     let ledger = match crate::ledger::postgres::PgLedger::connect(target).await {
         Ok(ledger) => ledger,
         Err(e) => return failure(e),

@@ -384,6 +384,12 @@ async fn a_sqlite_ledger_migrated_into_postgres_lets_replicas_go_on_without_list
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["recordings"]["archived"], expected.len() as u64, "{doc}");
 
+    // A file that is not there: said before the database is asked anything.
+    let mut missing = daemon_command(&["migrate-ledger", "--from", "/nonexistent/ledger.sqlite"], &on_pg);
+    let out = missing.output().await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no SQLite ledger at /nonexistent/ledger.sqlite"));
+
     // Pointed at a configuration that names the SQLite file: one line, exit 2.
     let out = migrate(&h.config).await.unwrap();
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
