@@ -324,7 +324,7 @@ async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<(
                 known.join(", ")
             }
         ))),
-        None if known.is_empty() => Ok(vec![view(crate::ledger::sqlite::DEFAULT_ORG)]),
+        None if known.is_empty() => Ok(vec![view(crate::ledger::encoding::DEFAULT_ORG)]),
         None => Ok(known.iter().map(|name| view(name)).collect()),
     }
 }

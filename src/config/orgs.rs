@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// The name of the one org of a file without `[[orgs]]` or `orgs_dir`: it labels its
 /// metrics and ledger rows, and stands for `{org}` in keys.
-pub const SINGLE_ORG: &str = crate::ledger::sqlite::DEFAULT_ORG;
+pub const SINGLE_ORG: &str = crate::ledger::encoding::DEFAULT_ORG;
 
 /// Checks an org name: it becomes part of object keys, metric labels and ledger rows.
 pub fn check_name(name: &str) -> Result<(), String> {

@@ -11,6 +11,7 @@
 //! deleted or archived in Genesys, not a screen recording, unusable payload) or
 //! `failed` (attempts exhausted; `retry` puts it back).
 
+pub mod encoding;
 pub mod lock;
 pub mod org_state;
 pub mod postgres;

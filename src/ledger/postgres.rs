@@ -17,6 +17,7 @@ mod schema;
 
 pub use import::Copied;
 
+use super::encoding::{DEFAULT_ORG, from_ms, ms, now_ms, org_state_key, watermark_key};
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
@@ -113,18 +114,6 @@ impl std::fmt::Display for Failure {
     }
 }
 
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
-    v.and_then(DateTime::from_timestamp_millis)
-}
-
-fn now_ms() -> i64 {
-    ms(Utc::now())
-}
-
 fn token() -> i64 {
     fastrand::i64(..)
 }
@@ -171,19 +160,6 @@ fn recording_row(row: &Row) -> RecordingRow {
         discovered_at: from_ms(row.get(6)).unwrap_or_default(),
         updated_at: from_ms(row.get(7)).unwrap_or_default(),
     }
-}
-
-/// The `meta` key of an org's watermark (`watermark` for the default org, as in SQLite).
-fn watermark_key(org: &str) -> String {
-    if org == super::sqlite::DEFAULT_ORG {
-        "watermark".to_owned()
-    } else {
-        format!("watermark:{org}")
-    }
-}
-
-fn org_state_key(org: &str) -> String {
-    format!("org_state:{org}")
 }
 
 async fn read_meta(c: &impl deadpool_postgres::GenericClient, key: &str) -> PgResult<Option<String>> {
@@ -257,7 +233,7 @@ impl PgLedger {
                 lease: settings.lease,
                 patience: settings.outage_patience,
             }),
-            org: super::sqlite::DEFAULT_ORG.into(),
+            org: DEFAULT_ORG.into(),
         })
     }
 

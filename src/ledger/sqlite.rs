@@ -6,6 +6,7 @@
 //! One connection behind a mutex: SQLite serializes writers anyway, and the daemon's
 //! write rate (a few per recording) is far below what one connection sustains.
 
+use super::encoding::{DEFAULT_ORG, from_ms, ms, now_ms, org_state_key, watermark_key};
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
@@ -23,10 +24,6 @@ pub struct SqliteLedger {
     conn: Arc<Mutex<Connection>>,
     org: Arc<str>,
 }
-
-/// The org of a single-org configuration, and of every row written before the ledger
-/// knew orgs.
-pub const DEFAULT_ORG: &str = "default";
 
 /// The schema, one step per version; `PRAGMA user_version` counts the steps applied
 /// (`rusqlite_migration`). Ledgers written before migrations existed carry
@@ -221,33 +218,6 @@ fn conversation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
         checks: row.get(4)?,
         next_check_at: from_ms(row.get(5)?),
     })
-}
-
-fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-fn from_ms(v: Option<i64>) -> Option<DateTime<Utc>> {
-    v.and_then(DateTime::from_timestamp_millis)
-}
-
-fn now_ms() -> i64 {
-    ms(Utc::now())
-}
-
-/// The `meta` key of an org's watermark (`watermark` for the default org: the key
-/// ledgers have had since before orgs).
-fn watermark_key(org: &str) -> String {
-    if org == DEFAULT_ORG {
-        "watermark".to_owned()
-    } else {
-        format!("watermark:{org}")
-    }
-}
-
-/// The `meta` key of what the daemon last recorded of an org.
-fn org_state_key(org: &str) -> String {
-    format!("org_state:{org}")
 }
 
 fn read_org_state(conn: &Connection, org: &str) -> rusqlite::Result<Option<OrgState>> {
