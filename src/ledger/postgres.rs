@@ -22,6 +22,8 @@ use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
 };
+use crate::retry::backoff;
+use crate::retry::settings::RetrySettings;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
@@ -183,8 +185,15 @@ const PRUNE_BATCH: i64 = 5_000;
 /// How long the readiness probe waits for the server.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest pause between two tries through an outage.
-const OUTAGE_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Pauses between tries through an outage: full jitter from 100 ms up to 5 s, so the
+/// replicas' every ledger call does not knock on the restarted server at the same
+/// instant. `run` stops on `outage_patience`, not on these limits.
+const OUTAGE_RETRY: RetrySettings = RetrySettings {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+    max_elapsed: Duration::MAX,
+    max_attempts: u32::MAX,
+};
 
 impl PgLedger {
     /// Connects, brings the schema up to date (under an advisory lock) and names this
@@ -378,7 +387,7 @@ impl PgLedger {
                     tracing::warn!(message = "Ledger unreachable; waiting for it.", error = %failure);
                 }
                 failures += 1;
-                let wait = (Duration::from_millis(100) * 2u32.saturating_pow(failures.min(10))).min(OUTAGE_BACKOFF_CAP);
+                let wait = backoff::full_jitter(&OUTAGE_RETRY, failures, &mut fastrand::Rng::new());
                 crate::progress::waiting(tokio::time::sleep(wait)).await;
             }
         })
