@@ -400,13 +400,17 @@ impl Inner {
     }
 }
 
+/// One replica's part of a limit of `n` shared by `replicas` (at least one request).
+fn part(n: u32, replicas: u32) -> u32 {
+    (n / replicas.max(1)).max(1)
+}
+
 /// The org's limits divided among `replicas`: what one replica may spend alone.
 fn share(limits: &LimitSettings, replicas: u32) -> LimitSettings {
-    let part = |n: u32| (n / replicas.max(1)).max(1);
     let mut own = limits.clone();
-    own.token_budget = part(limits.token_budget);
+    own.token_budget = part(limits.token_budget, replicas);
     for (_, budget) in own.endpoint_budgets.iter_mut() {
-        *budget = budget.map(part);
+        *budget = budget.map(|n| part(n, replicas));
     }
     own.shared = None;
     own
@@ -490,7 +494,7 @@ impl Budget for SharedBudget {
     fn set_token_limit(&self, limit: u32) {
         let inner = &self.inner;
         inner.token_limit.store(limit, Ordering::Relaxed);
-        inner.local.set_token_limit((limit / inner.replicas).max(1));
+        inner.local.set_token_limit(part(limit, inner.replicas));
     }
 
     /// A PING. Its answer also moves the replica to its local share (or says Redis is
