@@ -6,7 +6,7 @@
 mod common;
 
 use common::fleet::{available_in, org_entry};
-use common::harness::{Moto, daemon_command, s3_client};
+use common::harness::{Site, daemon_command};
 use genesys_archiver::sim::{SimConfig, SimOrg, Simulator};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -27,17 +27,11 @@ fn expected(org: &SimOrg) -> usize {
 }
 
 /// The simulator serving `orgs`, moto with the vendor's bucket, and a fresh directory.
-async fn start(orgs: Vec<SimConfig>, name: &str) -> (Simulator, Moto, aws_sdk_s3::Client, std::path::PathBuf) {
+async fn start(orgs: Vec<SimConfig>, name: &str) -> (Simulator, Site) {
     let sim = Simulator::start_orgs(orgs, "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let moto = Moto::start();
-    let s3 = s3_client(&moto.url);
-    s3.create_bucket().bucket("vendor-archive").send().await.unwrap();
-    let dir = std::env::temp_dir().join(format!("ga-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    (sim, moto, s3, dir)
+    (sim, Site::start("vendor-archive", name).await)
 }
 
 /// The daemon binary with S3 test credentials and JSON logs.
@@ -49,11 +43,12 @@ fn daemon(args: &[&str], config: &std::path::Path) -> tokio::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_org_is_archived_once_into_its_own_prefix_while_a_bad_one_fails_alone() {
-    let (sim, moto, s3, dir) = start(
+    let (sim, site) = start(
         vec![org("acme", 11, 6), org("globex", 12, 5), org("initech", 13, 4)],
         "orgs-e2e",
     )
     .await;
+    let (moto, s3, dir) = (&site.moto, &site.s3, &site.dir);
     let config = dir.join("archiver.toml");
     let text = format!(
         "[workers]\ncount = 4\nmax_attempts = 4\nretry_base = \"200ms\"\nretry_cap = \"1s\"\n\
@@ -133,7 +128,6 @@ async fn each_org_is_archived_once_into_its_own_prefix_while_a_bad_one_fails_alo
             .contains("refused the client credentials"),
         "{doc}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The daemon's stderr, line by line, kept for the test to read while it runs.
@@ -192,7 +186,8 @@ fn hangup(child: &tokio::process::Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
-    let (sim, moto, s3, dir) = start(vec![org("acme", 21, 4), org("globex", 22, 3)], "orgs-reload").await;
+    let (sim, site) = start(vec![org("acme", 21, 4), org("globex", 22, 3)], "orgs-reload").await;
+    let (moto, s3, dir) = (&site.moto, &site.s3, &site.dir);
     let orgs_d = dir.join("orgs.d");
     std::fs::create_dir(&orgs_d).unwrap();
     let org_file = |name: &str| format!("name = \"{name}\"\n{}", sim.org(name).unwrap().client_config());
@@ -284,7 +279,6 @@ async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
     assert_eq!(acme_archived().await, expected(acme), "acme's objects stay");
 
     terminate(child, &logs).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// GETs `url` from the daemon's operations listener: status and body (0 when nothing
@@ -298,7 +292,8 @@ async fn get(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_ready_and_live() {
-    let (sim, moto, _s3, dir) = start(vec![org("acme", 41, 4), org("initech", 42, 3)], "orgs-report").await;
+    let (sim, site) = start(vec![org("acme", 41, 4), org("initech", 42, 3)], "orgs-report").await;
+    let (moto, dir) = (&site.moto, &site.dir);
     let port = common::harness::free_port();
     let config = dir.join("archiver.toml");
     std::fs::write(
@@ -376,7 +371,6 @@ async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_rea
     assert_eq!(sim.org("initech").unwrap().stats().calls("conversation_recordings"), 0);
 
     terminate(child, &logs).await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// An org whose pace is its budget: 60 requests per 2-second window, small recordings.
@@ -393,7 +387,8 @@ fn paced(name: &str, seed: u64) -> SimConfig {
 async fn acme_pace(others: Vec<SimConfig>, storm: bool, tag: &str) -> u64 {
     let mut orgs = vec![paced("acme", 31)];
     orgs.extend(others);
-    let (sim, moto, _s3, dir) = start(orgs, tag).await;
+    let (sim, site) = start(orgs, tag).await;
+    let (moto, dir) = (&site.moto, &site.dir);
     let entries: String = sim.orgs().iter().map(|o| org_entry(o, None)).collect();
     let config = dir.join("archiver.toml");
     std::fs::write(
@@ -430,7 +425,6 @@ async fn acme_pace(others: Vec<SimConfig>, storm: bool, tag: &str) -> u64 {
         assert!(sim.org("globex").unwrap().stats().refusals() > 0, "globex was refused");
     }
     child.kill().await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
     calls
 }
 
