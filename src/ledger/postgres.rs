@@ -400,9 +400,9 @@ impl PgLedger {
         let id = claim.recording_id.clone();
         let changed = self.run(move |c, _| {
             let mut all = values.clone();
-            all.push(Value::Int(now_ms()));
+            all.push(Value::Int(Some(now_ms())));
             all.push(Value::Text(Some(claim.recording_id.clone())));
-            all.push(Value::Int(claim.token));
+            all.push(Value::Int(Some(claim.token)));
             Box::pin(async move {
                 let params: Vec<&(dyn ToSql + Sync)> = all.iter().map(Value::as_sql).collect();
                 c.execute(sql, &params).await
@@ -417,11 +417,12 @@ impl PgLedger {
     }
 }
 
-/// An owned query parameter (the values of a state change, kept for a retry).
+/// An owned query parameter (the values of a state change, kept for a retry; a row
+/// copied from a SQLite ledger), typed as the column is: `BIGINT`, `INTEGER`, `TEXT`.
 #[derive(Debug, Clone)]
 enum Value {
-    Int(i64),
-    Int4(i32),
+    Int(Option<i64>),
+    Int4(Option<i32>),
     Text(Option<String>),
 }
 
@@ -773,8 +774,8 @@ impl Ledger for PgLedger {
              WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
             vec![
                 Value::Text(Some(state.as_str().to_owned())),
-                Value::Int(ms(at)),
-                Value::Int4(attempts.min(i32::MAX as u32) as i32),
+                Value::Int(Some(ms(at))),
+                Value::Int4(Some(attempts.min(i32::MAX as u32) as i32)),
                 Value::Text(error),
             ],
         )
@@ -797,7 +798,7 @@ impl Ledger for PgLedger {
                 claim_token = NULL, claim_owner = NULL, lease_until = NULL, updated_at = $3
              WHERE recording_id = $4 AND claim_token = $5 AND state = 'uploading'",
             vec![
-                Value::Int4(attempts.min(i32::MAX as u32) as i32),
+                Value::Int4(Some(attempts.min(i32::MAX as u32) as i32)),
                 Value::Text(Some(error)),
             ],
         )
@@ -812,9 +813,9 @@ impl Ledger for PgLedger {
              WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
             vec![
                 Value::Text(Some(facts.key)),
-                Value::Int(facts.size as i64),
+                Value::Int(Some(facts.size as i64)),
                 Value::Text(Some(facts.sha256)),
-                Value::Int(ms(facts.archived_at)),
+                Value::Int(Some(ms(facts.archived_at))),
             ],
         )
     }

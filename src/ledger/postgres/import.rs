@@ -14,12 +14,12 @@
 //!
 //! The file's owner must be stopped: its lock is taken for the copy.
 
-use super::{Failure, PgLedger};
+use super::{Failure, PgLedger, Value};
 use crate::ledger::lock::LedgerLock;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{LedgerError, LedgerResult};
 use deadpool_postgres::tokio_postgres::types::ToSql;
-use rusqlite::types::Value;
+use rusqlite::types::Value as Cell;
 use std::path::Path;
 
 /// Rows read from the file per transaction.
@@ -119,26 +119,26 @@ impl Copied {
 }
 
 /// One cell, typed for PostgreSQL.
-fn cell(value: Value, kind: Kind, table: &str, column: &str) -> LedgerResult<Box<dyn ToSql + Sync + Send>> {
+fn cell(value: Cell, kind: Kind, table: &str, column: &str) -> LedgerResult<Value> {
     let wrong = |what: &str| LedgerError::Store(format!("{table}.{column} holds {what} in the SQLite ledger"));
     Ok(match (kind, value) {
-        (Kind::Text, Value::Text(s)) => Box::new(Some(s)),
-        (Kind::Text, Value::Null) => Box::new(None::<String>),
-        (Kind::Int4, Value::Integer(n)) => {
-            Box::new(Some(i32::try_from(n).map_err(|_| wrong("an integer out of range"))?))
+        (Kind::Text, Cell::Text(s)) => Value::Text(Some(s)),
+        (Kind::Text, Cell::Null) => Value::Text(None),
+        (Kind::Int4, Cell::Integer(n)) => {
+            Value::Int4(Some(i32::try_from(n).map_err(|_| wrong("an integer out of range"))?))
         }
-        (Kind::Int4, Value::Null) => Box::new(None::<i32>),
-        (Kind::Int8, Value::Integer(n)) => Box::new(Some(n)),
-        (Kind::Int8, Value::Null) => Box::new(None::<i64>),
-        (_, Value::Real(_)) => return Err(wrong("a real number")),
-        (_, Value::Blob(_)) => return Err(wrong("a blob")),
-        (_, Value::Text(_)) => return Err(wrong("text where a number belongs")),
-        (_, Value::Integer(_)) => return Err(wrong("a number where text belongs")),
+        (Kind::Int4, Cell::Null) => Value::Int4(None),
+        (Kind::Int8, Cell::Integer(n)) => Value::Int(Some(n)),
+        (Kind::Int8, Cell::Null) => Value::Int(None),
+        (_, Cell::Real(_)) => return Err(wrong("a real number")),
+        (_, Cell::Blob(_)) => return Err(wrong("a blob")),
+        (_, Cell::Text(_)) => return Err(wrong("text where a number belongs")),
+        (_, Cell::Integer(_)) => return Err(wrong("a number where text belongs")),
     })
 }
 
 /// One row's cells, in the table's column order.
-type Cells = Vec<Box<dyn ToSql + Sync + Send>>;
+type Cells = Vec<Value>;
 
 /// Up to [`BATCH`] rows of `table` whose key follows `after`, in key order, and the last
 /// key read (where the next batch starts).
@@ -159,12 +159,7 @@ fn read_batch(conn: &rusqlite::Connection, table: &Table, after: &str) -> Ledger
         last = Some(row.get::<_, String>(0).map_err(failed)?);
         let mut cells = Vec::with_capacity(table.columns.len());
         for (i, (column, kind)) in table.columns.iter().enumerate() {
-            cells.push(cell(
-                row.get::<_, Value>(i).map_err(failed)?,
-                *kind,
-                table.name,
-                column,
-            )?);
+            cells.push(cell(row.get::<_, Cell>(i).map_err(failed)?, *kind, table.name, column)?);
         }
         batch.push(cells);
     }
@@ -217,7 +212,7 @@ impl PgLedger {
         let statement = tx.prepare(&sql).await.map_err(|e| failed(Failure::Sql(e)))?;
         let mut new = 0;
         for row in &rows {
-            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(|c| c.as_ref() as &(dyn ToSql + Sync)).collect();
+            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Value::as_sql).collect();
             new += tx
                 .execute(&statement, &params)
                 .await
