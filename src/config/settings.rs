@@ -850,26 +850,7 @@ fn validate_ledger(raw: RawLedger, lookback: Duration) -> Result<LedgerSettings,
             ));
         }
         (Some(url), None) => {
-            let key = "ledger.url";
-            PgSettings::check_url(url.trim()).map_err(|m| ConfigError::new(key, m))?;
-            let pool_size = raw.pool_size.unwrap_or(8);
-            if !(1..=256).contains(&pool_size) {
-                return Err(ConfigError::new("ledger.pool_size", "must be from 1 to 256"));
-            }
-            let lease = duration_or("ledger.lease", raw.lease.as_deref(), Duration::from_secs(60))?;
-            if lease < Duration::from_secs(1) {
-                return Err(ConfigError::new("ledger.lease", "must be at least 1s"));
-            }
-            LedgerBackend::Postgres(PgSettings {
-                url: url.trim().to_owned().into(),
-                pool_size,
-                lease,
-                outage_patience: duration_or(
-                    "ledger.outage_patience",
-                    raw.outage_patience.as_deref(),
-                    Duration::from_secs(600),
-                )?,
-            })
+            LedgerBackend::Postgres(validate_postgres(&url, raw.pool_size, raw.lease, raw.outage_patience)?)
         }
         (None, path) => {
             for (key, set) in [
@@ -884,18 +865,52 @@ fn validate_ledger(raw: RawLedger, lookback: Duration) -> Result<LedgerSettings,
                     ));
                 }
             }
-            // Under systemd, StateDirectory= exports STATE_DIRECTORY.
-            let path = match path {
-                Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
-                Some(p) => PathBuf::from(p),
-                None => std::env::var_os("STATE_DIRECTORY")
-                    .map(|d| PathBuf::from(d).join("ledger.sqlite"))
-                    .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
-            };
-            LedgerBackend::Sqlite { path }
+            LedgerBackend::Sqlite {
+                path: sqlite_path(path)?,
+            }
         }
     };
     Ok(LedgerSettings { backend, retain })
+}
+
+/// The PostgreSQL ledger's settings (`ledger.url` and what goes with it).
+fn validate_postgres(
+    url: &str,
+    pool_size: Option<usize>,
+    lease: Option<String>,
+    outage_patience: Option<String>,
+) -> Result<PgSettings, ConfigError> {
+    PgSettings::check_url(url.trim()).map_err(|m| ConfigError::new("ledger.url", m))?;
+    let pool_size = pool_size.unwrap_or(8);
+    if !(1..=256).contains(&pool_size) {
+        return Err(ConfigError::new("ledger.pool_size", "must be from 1 to 256"));
+    }
+    let lease = duration_or("ledger.lease", lease.as_deref(), Duration::from_secs(60))?;
+    if lease < Duration::from_secs(1) {
+        return Err(ConfigError::new("ledger.lease", "must be at least 1s"));
+    }
+    Ok(PgSettings {
+        url: url.trim().to_owned().into(),
+        pool_size,
+        lease,
+        outage_patience: duration_or(
+            "ledger.outage_patience",
+            outage_patience.as_deref(),
+            Duration::from_secs(600),
+        )?,
+    })
+}
+
+/// The SQLite ledger's file: `ledger.path`, else in systemd's `StateDirectory=` (it
+/// exports STATE_DIRECTORY), else in the working directory.
+fn sqlite_path(path: Option<String>) -> Result<PathBuf, ConfigError> {
+    Ok(match path {
+        Some(p) if p.trim().is_empty() => return Err(ConfigError::new("ledger.path", "must not be empty")),
+        Some(p) => PathBuf::from(p),
+        None => std::env::var_os("STATE_DIRECTORY")
+            .map(|d| PathBuf::from(d).join("ledger.sqlite"))
+            .unwrap_or_else(|| PathBuf::from("genesys-archiver-ledger.sqlite")),
+    })
 }
 
 fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {
