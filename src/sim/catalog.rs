@@ -14,6 +14,8 @@ pub struct SimConversation {
     pub end: DateTime<Utc>,
     /// Ids of its recordings, screen and audio.
     pub recordings: Vec<String>,
+    /// Analytics shows the conversation only from then on (the store lags).
+    pub visible_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -24,8 +26,14 @@ pub struct SimRecording {
     pub file_state: &'static str,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The whole recording's bytes (every part).
     pub size: u64,
+    /// The size of each file it is served as: one entry, or one per part.
+    pub parts: Vec<u64>,
     pub needs_transcode: bool,
+    /// After it the recording needs a restore (ARCHIVED); after `delete_date` it is gone.
+    pub archive_date: DateTime<Utc>,
+    pub delete_date: DateTime<Utc>,
     /// Until then the recording is listed as UPLOADING (the desktop uploads it after
     /// the session); before the conversation's end it is not listed at all.
     pub available_at: DateTime<Utc>,
@@ -43,8 +51,26 @@ pub struct CatalogEntry {
     pub media: String,
     pub file_state: String,
     pub size: u64,
+    /// The recording's files as `(media name, size)`: one, or one per part. The media
+    /// name seeds the bytes ([`super::media::expected_sha256`]).
+    pub parts: Vec<(String, u64)>,
     pub needs_transcode: bool,
     pub start_time: DateTime<Utc>,
+    pub delete_date: DateTime<Utc>,
+    /// From then on analytics shows its conversation (later than its start for a late one).
+    pub analytics_from: DateTime<Utc>,
+    /// Listed as UPLOADING for ever.
+    pub stuck_uploading: bool,
+}
+
+/// The name that seeds the bytes of part `index` of `parts` of a recording: the
+/// recording id for a recording of one file, as before parts existed.
+pub fn media_name(recording_id: &str, index: usize, parts: usize) -> String {
+    if parts <= 1 {
+        recording_id.to_owned()
+    } else {
+        format!("{recording_id}#{index}")
+    }
 }
 
 pub struct Catalog {
@@ -54,6 +80,9 @@ pub struct Catalog {
     pub recordings: HashMap<String, SimRecording>,
     /// Upload time range of new recordings.
     upload: (std::time::Duration, std::time::Duration),
+    /// A new recording's deadlines after its end (`archiveDate`, `deleteDate`).
+    archive_after: std::time::Duration,
+    retention: std::time::Duration,
     /// Conversations whose recordingmetadata answer is unusable.
     pub bad_listings: HashMap<String, BadListing>,
     /// Conversations whose analytics row is malformed (hostile orgs).
@@ -79,13 +108,30 @@ fn config_upload(d: std::time::Duration) -> i64 {
 }
 
 impl SimRecording {
-    /// The fileState at `now`: UPLOADING until the upload is done.
+    /// The fileState at `now`: UPLOADING until the upload is done, ARCHIVED after its
+    /// `archiveDate`, DELETED after its `deleteDate`.
     pub fn state_at(&self, now: DateTime<Utc>) -> &'static str {
-        if self.file_state == "AVAILABLE" && now < self.available_at {
+        if self.file_state != "AVAILABLE" {
+            self.file_state
+        } else if now >= self.delete_date {
+            "DELETED"
+        } else if now >= self.archive_date {
+            "ARCHIVED"
+        } else if now < self.available_at {
             "UPLOADING"
         } else {
-            self.file_state
+            "AVAILABLE"
         }
+    }
+
+    /// The media name and size of each of its files.
+    pub fn media(&self) -> Vec<(String, u64)> {
+        let n = self.parts.len();
+        self.parts
+            .iter()
+            .enumerate()
+            .map(|(i, size)| (media_name(&self.id, i, n), *size))
+            .collect()
     }
 }
 
@@ -98,6 +144,8 @@ impl Catalog {
             bad_listings: HashMap::new(),
             bad_rows: Default::default(),
             upload: config.upload_time,
+            archive_after: config.archive_after,
+            retention: config.retention,
             rng: fastrand::Rng::with_seed(config.seed),
         };
         let n = config.conversations.max(1) as i64;
@@ -160,6 +208,7 @@ impl Catalog {
             start,
             end,
             recordings: vec![id],
+            visible_at: start,
         });
     }
 
@@ -238,20 +287,60 @@ impl Catalog {
                 let size = self
                     .rng
                     .u64(config.media_size.0..=config.media_size.1.max(config.media_size.0));
-                recordings.push(self.add_recording(&id, "screen", file_state, start, end, size, needs_transcode));
+                let rid = self.add_recording(&id, "screen", file_state, start, end, size, needs_transcode);
+                self.shape_screen_recording(config, &rid);
+                recordings.push(rid);
             }
             if self.rng.f64() < config.audio_share {
                 let size = self.rng.u64(1024..=64 * 1024);
                 recordings.push(self.add_recording(&id, "audio", "AVAILABLE", start, end, size, false));
             }
         }
+        let late = self.chance(config.late_share);
         self.insert_conversation(SimConversation {
             id: id.clone(),
             start,
             end,
             recordings,
+            visible_at: if late { start + chrono_of(config.late_by) } else { start },
         });
         id
+    }
+
+    /// A roll that comes true with probability `share`; none is drawn for a share of
+    /// zero, so an org without the 2026-12 cases draws the same ids and sizes as before.
+    fn chance(&mut self, share: f64) -> bool {
+        share > 0.0 && self.rng.f64() < share
+    }
+
+    /// What the 2026-12 facts add to a screen recording: several files for a share of
+    /// them, deadlines (a share of them near), a share stuck in UPLOADING.
+    fn shape_screen_recording(&mut self, config: &SimConfig, id: &str) {
+        let (multipart, short, stuck) = (
+            self.chance(config.multipart_share),
+            self.chance(config.short_deadline_share),
+            self.chance(config.stuck_uploading_share),
+        );
+        let parts = if multipart { self.rng.usize(2..=3) } else { 1 };
+        let r = self.recordings.get_mut(id).expect("just added");
+        if parts > 1 {
+            // Split the size unevenly (each part smaller than the one before), every part
+            // at least one byte, the remainder on the last.
+            let total = r.size.max(parts as u64);
+            let base = total / parts as u64;
+            let mut sizes: Vec<u64> = (0..parts as u64).map(|i| base - i * base / 5).collect();
+            let sum: u64 = sizes.iter().sum();
+            *sizes.last_mut().expect("two parts at least") += total - sum;
+            r.size = total;
+            r.parts = sizes;
+        }
+        if short && r.file_state == "AVAILABLE" {
+            r.delete_date = r.end + chrono_of(config.short_deadline);
+            r.archive_date = r.archive_date.max(r.delete_date);
+        }
+        if stuck {
+            r.available_at = DateTime::<Utc>::MAX_UTC;
+        }
     }
 
     /// Inserts in start order and keeps the index by id.
@@ -286,9 +375,17 @@ impl Catalog {
         let id = self.uuid();
         let (lo, hi) = (config_upload(self.upload.0), config_upload(self.upload.1));
         let upload = ChronoDuration::milliseconds(self.rng.i64(lo..=hi.max(lo)));
+        let (archive_date, delete_date) = match file_state {
+            "ARCHIVED" => (end + ChronoDuration::days(30), end + chrono_of(self.retention)),
+            "DELETED" => (end, end + ChronoDuration::days(1)),
+            _ => (end + chrono_of(self.archive_after), end + chrono_of(self.retention)),
+        };
         self.recordings.insert(
             id.clone(),
             SimRecording {
+                archive_date,
+                delete_date,
+                parts: vec![size],
                 available_at: end + upload,
                 id: id.clone(),
                 conversation_id: conversation_id.to_owned(),
@@ -323,16 +420,20 @@ impl Catalog {
         self.conversations
             .iter()
             .filter(|c| !self.bad_listings.contains_key(&c.id) && !self.bad_rows.contains(&c.id))
-            .flat_map(|c| c.recordings.iter().map(|id| &self.recordings[id]))
-            .filter(|r| r.hostile.is_none())
-            .map(|r| CatalogEntry {
+            .flat_map(|c| c.recordings.iter().map(move |id| (c, &self.recordings[id])))
+            .filter(|(_, r)| r.hostile.is_none())
+            .map(|(c, r)| CatalogEntry {
+                analytics_from: c.visible_at,
+                stuck_uploading: r.available_at == DateTime::<Utc>::MAX_UTC,
                 conversation_id: r.conversation_id.clone(),
                 recording_id: r.id.clone(),
                 media: r.media.into(),
                 file_state: r.file_state.into(),
                 size: r.size,
+                parts: r.media(),
                 needs_transcode: r.needs_transcode,
                 start_time: r.start,
+                delete_date: r.delete_date,
             })
             .collect()
     }

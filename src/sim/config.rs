@@ -102,6 +102,30 @@ pub struct SimConfig {
     pub job_time: Duration,
     /// The analytics data lake is complete up to this long ago (`dataAvailabilityDate`).
     pub data_availability_lag: Duration,
+
+    /// Share of screen recordings served as several files (2 or 3 `mediaUris` entries,
+    /// one per monitor or segment; `../shared/genesys-api.md`, 2026-12).
+    pub multipart_share: f64,
+    /// How coarsely the analytics query matches its interval's bounds: both are
+    /// truncated to a multiple of this before matching (zero: to the millisecond). The
+    /// platform documents matching "conversations that started on a day touched by the
+    /// interval"; a coarser match than the client asked for is the case to survive.
+    pub interval_granularity: Duration,
+    /// Share of conversations that analytics shows only `late_by` after they started
+    /// (the analytics store lags, and reprocesses the last 48 hours nightly).
+    pub late_share: f64,
+    pub late_by: Duration,
+    /// Every recording's `deleteDate` is its end plus this (Genesys keeps screen
+    /// recordings a year at most); `archiveDate` its end plus `archive_after`. At
+    /// either date the recording's fileState becomes DELETED or ARCHIVED.
+    pub retention: Duration,
+    pub archive_after: Duration,
+    /// Share of screen recordings whose `deleteDate` is only `short_deadline` after
+    /// their end (a retention policy of days, or a backlog near the year's end).
+    pub short_deadline_share: f64,
+    pub short_deadline: Duration,
+    /// Share of screen recordings that stay `UPLOADING` for ever (stuck on the platform).
+    pub stuck_uploading_share: f64,
 }
 
 impl SimConfig {
@@ -185,6 +209,15 @@ impl Default for SimConfig {
             max_results: 10_000,
             job_time: Duration::from_secs(1),
             data_availability_lag: Duration::from_secs(86_400),
+            multipart_share: 0.0,
+            interval_granularity: Duration::ZERO,
+            late_share: 0.0,
+            late_by: Duration::ZERO,
+            retention: Duration::from_secs(365 * 86_400),
+            archive_after: Duration::from_secs(90 * 86_400),
+            short_deadline_share: 0.0,
+            short_deadline: Duration::from_secs(86_400),
+            stuck_uploading_share: 0.0,
         }
     }
 }

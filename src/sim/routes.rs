@@ -251,16 +251,14 @@ impl SimState {
             "fileState": state,
             "selfUri": format!("/api/v2/conversations/{}/recordings/{}", r.conversation_id, r.id),
         });
-        if r.file_state == "ARCHIVED" {
-            v["archiveDate"] = json!(r.end + chrono::Duration::days(30));
-        }
-        if r.file_state == "DELETED" {
-            v["deleteDate"] = json!(r.end + chrono::Duration::days(1));
-        }
+        // Every recording carries both deadlines (2026-12 facts).
+        v["archiveDate"] = json!(r.archive_date);
+        v["deleteDate"] = json!(r.delete_date);
         v
     }
 
-    fn media_url(&self, recording_id: &str) -> String {
+    /// A signed URL for one file of a recording: `part` (an index) when it has several.
+    fn media_url(&self, recording_id: &str, part: Option<usize>) -> String {
         let ttl = chrono::Duration::from_std(self.config.url_ttl).unwrap_or(chrono::Duration::hours(1));
         let ttl = if self.roll() < self.config.stale_url_share {
             -chrono::Duration::seconds(1)
@@ -268,9 +266,13 @@ impl SimState {
             ttl
         };
         let expires = (Utc::now() + ttl).timestamp_millis();
-        let sig = signature(&self.signing_secret, recording_id, expires);
+        let (name, part_query) = match part {
+            Some(i) => (format!("{recording_id}#{i}"), format!("&part={i}")),
+            None => (recording_id.to_owned(), String::new()),
+        };
+        let sig = signature(&self.signing_secret, &name, expires);
         format!(
-            "{}/media/{recording_id}?expires={expires}&signature={sig}",
+            "{}/media/{recording_id}?expires={expires}&signature={sig}{part_query}",
             self.base_url
         )
     }
@@ -324,6 +326,16 @@ fn parse_interval(interval: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
             DateTime::parse_from_rfc3339(b).ok()?.with_timezone(&Utc),
         ))
     })
+}
+
+/// `at` truncated to a multiple of `granularity` since the epoch (zero: as it is).
+fn coarse(at: DateTime<Utc>, granularity: std::time::Duration) -> DateTime<Utc> {
+    let step = granularity.as_millis() as i64;
+    if step <= 0 {
+        return at;
+    }
+    let ms = at.timestamp_millis();
+    DateTime::from_timestamp_millis(ms - ms.rem_euclid(step)).unwrap_or(at)
 }
 
 /// The values a conversation has for an analytics dimension at `now` (none: absent).
@@ -404,11 +416,16 @@ async fn analytics(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) -
     if skip >= sim.config.max_results {
         return bad(&format!("Pagination may not exceed {} results", sim.config.max_results));
     }
+    // A platform that matches the bounds more coarsely than asked (`interval_granularity`).
+    let (start, end) = (
+        coarse(start, sim.config.interval_granularity),
+        coarse(end, sim.config.interval_granularity),
+    );
     let catalog = sim.catalog.lock().unwrap();
     let matching: Vec<_> = catalog
         .conversations
         .iter()
-        .filter(|c| c.start >= start && c.start < end && c.start <= now)
+        .filter(|c| c.start >= start && c.start < end && c.start <= now && c.visible_at <= now)
         .filter(|c| matches_filters(&catalog, c, &query.segment_filters, now))
         .filter(|c| matches_filters(&catalog, c, &query.conversation_filters, now))
         .collect();
@@ -472,7 +489,7 @@ async fn submit_job(State(sim): State<Shared>, headers: HeaderMap, body: Bytes) 
         catalog
             .conversations
             .iter()
-            .filter(|c| c.start < end && c.end >= start && c.start < available)
+            .filter(|c| c.start < end && c.end >= start && c.start < available && c.visible_at <= now)
             .filter(|c| matches_filters(&catalog, c, &query.segment_filters, now))
             .filter(|c| matches_filters(&catalog, c, &query.conversation_filters, now))
             .map(|c| analytics_row(&catalog, c, now))
@@ -679,10 +696,17 @@ impl SimState {
                 Some(BadRecording::ForeignHost) => METADATA_URL.to_owned(),
                 Some(BadRecording::RedirectElsewhere) => format!("{}/redirect/{}", self.base_url, rec.id),
                 Some(BadRecording::PlainHttp) => "http://media.example.net/recordings/x.webm".to_owned(),
-                _ => self.media_url(&rec.id),
+                _ => self.media_url(&rec.id, None),
             };
             body["mediaUris"] = if rec.hostile == Some(BadRecording::EmptyMediaUris) {
                 json!({})
+            } else if rec.parts.len() > 1 {
+                // One entry per monitor or segment; the key names are the platform's
+                // (undocumented): the client must not rely on them.
+                (0..rec.parts.len())
+                    .map(|i| (i.to_string(), json!({"mediaUri": self.media_url(&rec.id, Some(i))})))
+                    .collect::<serde_json::Map<String, Value>>()
+                    .into()
             } else {
                 json!({"S": {"mediaUri": uri}})
             };
@@ -835,9 +859,17 @@ async fn media(
     let Some(expires) = expires else {
         return forbidden("Query-string authentication requires the expires parameter");
     };
-    if params.get("signature").map(String::as_str)
-        != Some(signature(&sim.signing_secret, &recording_id, expires).as_str())
-    {
+    let part: Option<usize> = match params.get("part") {
+        None => None,
+        Some(p) => match p.parse() {
+            Ok(i) => Some(i),
+            Err(_) => {
+                return forbidden("The request signature we calculated does not match the signature you provided.");
+            }
+        },
+    };
+    let name = part.map_or_else(|| recording_id.clone(), |i| format!("{recording_id}#{i}"));
+    if params.get("signature").map(String::as_str) != Some(signature(&sim.signing_secret, &name, expires).as_str()) {
         return forbidden("The request signature we calculated does not match the signature you provided.");
     }
     if Utc::now().timestamp_millis() > expires {
@@ -847,10 +879,14 @@ async fn media(
         return sim.finish("media", StatusCode::SERVICE_UNAVAILABLE.into_response());
     }
     let size = match sim.catalog.lock().unwrap().recordings.get(&recording_id) {
-        Some(r) if r.state_at(Utc::now()) == "AVAILABLE" => r.size,
+        Some(r) if r.state_at(Utc::now()) == "AVAILABLE" => match part {
+            None if r.parts.len() <= 1 => r.size,
+            Some(i) if r.parts.len() > 1 && i < r.parts.len() => r.parts[i],
+            _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
+        },
         _ => return sim.finish("media", StatusCode::NOT_FOUND.into_response()),
     };
-    let seed = seed_of(&recording_id);
+    let seed = seed_of(&name);
     let half = chunk_count(size) / 2;
     let (drop, truncate, unannounced, overrun) = (
         sim.roll() < sim.config.media_drop_share,
