@@ -179,6 +179,7 @@ async fn main() {
         urls: Arc::default(),
         lifecycle: poller.lifecycle(),
         mode: settings.first_org().discovery.fetch_mode,
+        upload_deadline: settings.first_org().discovery.upload_deadline,
         work: Arc::default(),
     });
     // Discovery as the daemon does it: the pass, then one listing per conversation,
@@ -267,6 +268,9 @@ async fn main() {
             parked: None,
             not_before: None,
             transcoding: false,
+            waiting: None,
+            archive_date: None,
+            delete_date: None,
         })
         .collect();
     let t = Instant::now();

@@ -28,6 +28,9 @@ async fn main() {
             parked: (i % 20 != 0).then(|| "finished".to_owned()),
             not_before: None,
             transcoding: false,
+            waiting: None,
+            archive_date: None,
+            delete_date: None,
         })
         .collect();
     for page in rows.chunks(1000) {

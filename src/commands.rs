@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::config::Settings;
 use crate::config::settings::LedgerSettings;
 use crate::ledger::store::{LedgerBackend, LedgerStore};
-use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, State, StatusReport};
+use crate::ledger::{ConversationState, Ledger, ListFilter, ParkedSelection, RecordingRow, State, StatusReport};
 use crate::pipeline::{Mode, Shutdown};
 use crate::ratelimit::LocalBudget;
 use chrono::{DateTime, Utc};
@@ -263,6 +263,24 @@ pub fn render_status(report: &StatusReport) -> String {
         }
         None => out.push_str("oldest unarchived: none\n"),
     }
+    if let Some((id, at)) = &report.soonest_deadline {
+        let left = *at - Utc::now();
+        let when = if left < chrono::Duration::zero() {
+            format!("passed {} ago", short_age((-left).to_std().unwrap_or_default()))
+        } else {
+            format!("in {}", short_age(left.to_std().unwrap_or_default()))
+        };
+        out.push_str(&format!(
+            "soonest deadline: {id} ({}, {when})\n",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    if let Some((id, at)) = &report.oldest_unsettled {
+        out.push_str(&format!(
+            "oldest unsettled conversation: {id} (ended {} ago)\n",
+            short_age((Utc::now() - *at).to_std().unwrap_or_default())
+        ));
+    }
     let conversations = |s| report.conversations_in(s);
     out.push_str(&format!(
         "conversations: {} active, {} ended not settled, {} settled, {} parked{}\n",
@@ -287,6 +305,15 @@ pub fn render_status(report: &StatusReport) -> String {
             report.parked_conversations.len()
         ));
         for (id, reason) in report.parked_conversations.iter().take(20) {
+            out.push_str(&format!("\n  {}: {}", id.escape_debug(), reason.escape_debug()));
+        }
+    }
+    if !report.failing_conversations.is_empty() {
+        out.push_str(&format!(
+            "\nconversations whose listing keeps failing (looked at again): {}",
+            report.failing_conversations.len()
+        ));
+        for (id, reason) in report.failing_conversations.iter().take(20) {
             out.push_str(&format!("\n  {}: {}", id.escape_debug(), reason.escape_debug()));
         }
     }
@@ -365,6 +392,20 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         .iter()
         .map(|(id, reason)| serde_json::json!({"conversation_id": id, "reason": reason}))
         .collect();
+    let failing: Vec<_> = report
+        .failing_conversations
+        .iter()
+        .map(|(id, reason)| serde_json::json!({"conversation_id": id, "reason": reason}))
+        .collect();
+    let mark = |mark: &Option<(String, chrono::DateTime<Utc>)>, id: &str| {
+        mark.as_ref().map(|(key, at)| {
+            serde_json::json!({
+                id: key,
+                "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "seconds_from_now": (*at - Utc::now()).num_seconds(),
+            })
+        })
+    };
     serde_json::json!({
         "recordings": report.counts,
         "conversations": report.conversations,
@@ -372,6 +413,9 @@ fn status_json(report: &StatusReport) -> serde_json::Value {
         "oldest_unarchived": oldest,
         "watermark": report.watermark.map(|w| w.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         "parked_conversations": parked,
+        "failing_conversations": failing,
+        "soonest_deadline": mark(&report.soonest_deadline, "recording_id"),
+        "oldest_unsettled": mark(&report.oldest_unsettled, "conversation_id"),
         "org_state": report.org_state,
     })
 }
@@ -438,6 +482,27 @@ pub async fn list(
         match view.list(filter, limit).await {
             Ok(found) => rows.extend(found.into_iter().map(|r| (org.clone(), r))),
             Err(e) => return failure(e),
+        }
+        // A conversation whose listing keeps failing waits too, with its recordings
+        // unknown: a row of its own, without a recording id.
+        if filter == ListFilter::Waiting {
+            match view.status().await {
+                Ok(report) => rows.extend(report.failing_conversations.into_iter().map(|(id, reason)| {
+                    let row = RecordingRow {
+                        recording_id: "-".into(),
+                        conversation_id: id,
+                        state: "listing".into(),
+                        reason: Some(reason),
+                        attempts: 0,
+                        start_time: None,
+                        discovered_at: Utc::now(),
+                        updated_at: Utc::now(),
+                        deadline: None,
+                    };
+                    (org.clone(), row)
+                })),
+                Err(e) => return failure(e),
+            }
         }
     }
     // Oldest first across orgs, as within one.

@@ -56,16 +56,7 @@ async fn scrape(State(ops): State<Ops>) -> Response {
     if let Ok(orgs) = ops.ledger.orgs().await {
         for org in orgs {
             if let Ok(report) = ops.ledger.for_org(&org).status().await {
-                gauges.push((
-                    org,
-                    LedgerGauges {
-                        by_state: report.counts,
-                        conversations: report.conversations,
-                        oldest_unarchived_age: report
-                            .oldest_unarchived
-                            .and_then(|(_, at)| (Utc::now() - at).to_std().ok()),
-                    },
-                ));
+                gauges.push((org, LedgerGauges::of(report, Utc::now())));
             }
         }
     }

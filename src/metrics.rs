@@ -98,6 +98,9 @@ pub struct Metrics {
     pub(crate) recordings_parked: PerOrg,
     pub(crate) recordings_failed: PerOrg,
     pub(crate) conversations_parked: PerOrg,
+    pub(crate) late_conversations: PerOrg,
+    pub(crate) conversations_unanswered: PerOrg,
+    pub(crate) conversations_without_screen_recording: PerOrg,
     pub(crate) org_up: Family<OrgLabel, Gauge>,
     pub(crate) org_start_failures: PerOrg,
     pub(crate) budget_shared_up: Family<OrgLabel, Gauge>,
@@ -126,6 +129,9 @@ impl Metrics {
             recordings_parked: Family::default(),
             recordings_failed: Family::default(),
             conversations_parked: Family::default(),
+            late_conversations: Family::default(),
+            conversations_unanswered: Family::default(),
+            conversations_without_screen_recording: Family::default(),
             org_up: Family::default(),
             org_start_failures: Family::default(),
             budget_shared_up: Family::default(),
@@ -205,6 +211,21 @@ impl Metrics {
             metrics.conversations_parked.clone(),
         );
         r.register(
+            "late_conversations",
+            "Conversations found by the sweep: analytics showed them only after the passes' overlap had passed",
+            metrics.late_conversations.clone(),
+        );
+        r.register(
+            "conversations_unanswered",
+            "Re-reads of an active conversation that the analytics query did not answer for (it lags, or matches coarsely)",
+            metrics.conversations_unanswered.clone(),
+        );
+        r.register(
+            "conversations_without_screen_recording",
+            "Conversations analytics flagged as screen recorded that settled with no screen recording listed",
+            metrics.conversations_without_screen_recording.clone(),
+        );
+        r.register(
             "recordings_failed",
             "Recordings that failed for good",
             metrics.recordings_failed.clone(),
@@ -269,6 +290,8 @@ mod tests {
                 by_state: BTreeMap::from([("archived".into(), 1)]),
                 conversations: BTreeMap::from([("active".into(), 3)]),
                 oldest_unarchived_age: None,
+                oldest_unsettled_age: Some(Duration::from_secs(30)),
+                soonest_deadline_in: Some(-5.0),
             },
         )]);
         for line in [
@@ -284,6 +307,8 @@ mod tests {
             "genesys_archiver_recordings{org=\"acme\",state=\"archived\"} 1",
             "genesys_archiver_conversations{org=\"acme\",state=\"active\"} 3",
             "genesys_archiver_oldest_unarchived_age_seconds{org=\"acme\"} 0.0",
+            "genesys_archiver_oldest_unsettled_conversation_age_seconds{org=\"acme\"} 30.0",
+            "genesys_archiver_soonest_deadline_seconds{org=\"acme\"} -5.0",
             "# TYPE genesys_archiver_rate_limited_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");

@@ -297,6 +297,9 @@ fn ledger_commands_take_an_org() {
             parked: None,
             not_before: None,
             transcoding: false,
+            waiting: None,
+            archive_date: None,
+            delete_date: None,
         };
         acme.insert(vec![new]).await.unwrap();
         let claimed = acme.claim_due(chrono::Utc::now()).await.unwrap().unwrap();

@@ -25,6 +25,7 @@ fn mixed_org() -> SimConfig {
         transcoding_share: 0.3,
         transcode_time: Duration::from_millis(300),
         media_size: (10_000, 300_000),
+        multipart_share: 0.3,
         token_limit: 10_000,
         endpoint_limits: Default::default(),
         ..SimConfig::default()
@@ -104,7 +105,7 @@ async fn recording_states_transcoding_archived_deleted_and_media_bytes() {
     let sim = common::start(mixed_org()).await;
     let client = common::client(&common::settings(&sim, ""));
     let screen: Vec<_> = sim.catalog().into_iter().filter(|e| e.media == "screen").collect();
-    let (mut ready, mut pending, mut parked) = (0, 0, 0);
+    let (mut ready, mut pending, mut parked, mut multipart) = (0, 0, 0, 0);
     for entry in &screen {
         let mut fetch = client
             .recording(&entry.conversation_id, &entry.recording_id)
@@ -123,20 +124,22 @@ async fn recording_states_transcoding_archived_deleted_and_media_bytes() {
                 .unwrap();
         }
         match fetch {
-            RecordingFetch::Ready { media_uri, recording } => {
+            RecordingFetch::Ready { parts, recording } => {
                 assert_eq!(entry.file_state, "AVAILABLE");
                 assert_eq!(recording.output_size_in_bytes, Some(entry.size));
-                let download = client.open_media(&media_uri).await.unwrap();
-                assert_eq!(download.content_length, Some(entry.size));
-                let mut hasher = Sha256::new();
-                let mut stream = download.stream;
-                while let Some(chunk) = stream.next().await {
-                    hasher.update(chunk.unwrap());
+                // Every entry of `mediaUris` is a part, in the simulator's order.
+                assert_eq!(parts.len(), entry.parts.len(), "{}", entry.recording_id);
+                multipart += usize::from(parts.len() > 1);
+                for (part, (name, size)) in parts.iter().zip(&entry.parts) {
+                    let download = client.open_media(&part.url).await.unwrap();
+                    assert_eq!(download.content_length, Some(*size));
+                    let mut hasher = Sha256::new();
+                    let mut stream = download.stream;
+                    while let Some(chunk) = stream.next().await {
+                        hasher.update(chunk.unwrap());
+                    }
+                    assert_eq!(hex(&hasher.finalize()), expected_sha256(name, *size));
                 }
-                assert_eq!(
-                    hex(&hasher.finalize()),
-                    expected_sha256(&entry.recording_id, entry.size)
-                );
                 ready += 1;
             }
             RecordingFetch::NotDownloadable { file_state } => {
@@ -148,8 +151,8 @@ async fn recording_states_transcoding_archived_deleted_and_media_bytes() {
         }
     }
     assert!(
-        ready > 0 && pending > 0 && parked > 0,
-        "ready {ready}, pending {pending}, parked {parked}"
+        ready > 0 && pending > 0 && parked > 0 && multipart > 0,
+        "ready {ready}, pending {pending}, parked {parked}, of several parts {multipart}"
     );
     assert_eq!(sim.stats().count("recording", "202"), pending);
 }
@@ -163,7 +166,7 @@ async fn an_expired_download_url_is_reported_as_such() {
     .await;
     let client = common::client(&common::settings(&sim, ""));
     let entry = &sim.catalog()[0];
-    let RecordingFetch::Ready { media_uri, .. } = client
+    let RecordingFetch::Ready { parts, .. } = client
         .recording(&entry.conversation_id, &entry.recording_id)
         .await
         .unwrap()
@@ -171,7 +174,10 @@ async fn an_expired_download_url_is_reported_as_such() {
         panic!("ready expected");
     };
     tokio::time::sleep(Duration::from_millis(20)).await;
-    assert!(matches!(client.open_media(&media_uri).await, Err(ApiError::UrlExpired)));
+    assert!(matches!(
+        client.open_media(&parts[0].url).await,
+        Err(ApiError::UrlExpired)
+    ));
     assert_eq!(sim.stats().count("media", "403"), 1);
 }
 

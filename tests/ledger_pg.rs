@@ -31,6 +31,9 @@ fn recording(id: &str) -> NewRecording {
         parked: None,
         not_before: None,
         transcoding: false,
+        waiting: None,
+        archive_date: None,
+        delete_date: None,
     }
 }
 
@@ -40,6 +43,7 @@ fn facts(id: &str) -> ArchiveFacts {
         size: 1,
         sha256: "00".into(),
         archived_at: Utc::now(),
+        parts: Vec::new(),
     }
 }
 
@@ -99,7 +103,9 @@ async fn a_claim_whose_lease_runs_out_is_taken_over_with_its_upload_and_the_late
     a.insert(vec![recording("r1")]).await.unwrap();
     let first = a.claim_due(Utc::now()).await.unwrap().expect("a claims r1");
     a.fix_key(first.claim(), "k/r1".into()).await.unwrap();
-    a.upload_opened(first.claim(), "upload-of-a".into()).await.unwrap();
+    a.upload_opened(first.claim(), "k/a".into(), "upload-of-a".into())
+        .await
+        .unwrap();
 
     // While a renews, b finds nothing to take.
     for _ in 0..4 {
@@ -125,7 +131,8 @@ async fn a_claim_whose_lease_runs_out_is_taken_over_with_its_upload_and_the_late
         Err(LedgerError::ClaimLost("r1".into()))
     );
     assert_eq!(
-        a.upload_opened(first.claim(), "second-upload-of-a".into()).await,
+        a.upload_opened(first.claim(), "k/a".into(), "second-upload-of-a".into())
+            .await,
         Err(LedgerError::ClaimLost("r1".into()))
     );
     b.upload_closed(second.claim()).await.unwrap();
@@ -218,7 +225,7 @@ async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_t
         let in_hand = claim("in-hand").await.unwrap().unwrap();
         globex.fix_key(in_hand.claim(), "k/in-hand".into()).await.unwrap();
         globex
-            .upload_opened(in_hand.claim(), "upload-of-the-file".into())
+            .upload_opened(in_hand.claim(), "k/file".into(), "upload-of-the-file".into())
             .await
             .unwrap();
         acme.set_watermark(Utc::now()).await.unwrap();

@@ -122,6 +122,7 @@ impl OrgApp {
             urls: urls.clone(),
             lifecycle: poller.lifecycle(),
             mode: self.settings.discovery.fetch_mode,
+            upload_deadline: self.settings.discovery.upload_deadline,
             work: work.clone(),
         });
         let worker = Arc::new(Worker {
@@ -131,6 +132,7 @@ impl OrgApp {
             layout: self.settings.sink.layout.clone(),
             format: self.settings.genesys.format_id,
             settings: workers.clone(),
+            upload_deadline: self.settings.discovery.upload_deadline,
             stats,
         });
         Pipeline {

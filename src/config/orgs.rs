@@ -270,6 +270,9 @@ fn overlay_discovery(shared: RawDiscovery, over: RawDiscovery) -> RawDiscovery {
         settle_after_end: over.settle_after_end.or(shared.settle_after_end),
         recheck_max: over.recheck_max.or(shared.recheck_max),
         max_results: over.max_results.or(shared.max_results),
+        sweep_lookback: over.sweep_lookback.or(shared.sweep_lookback),
+        sweep_interval: over.sweep_interval.or(shared.sweep_interval),
+        upload_deadline: over.upload_deadline.or(shared.upload_deadline),
     }
 }
 

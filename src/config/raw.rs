@@ -225,6 +225,14 @@ pub struct RawDiscovery {
     /// Most conversations the synchronous query returns for one interval; a window
     /// with more is split.
     pub max_results: Option<u64>,
+    /// How far back the sweep re-reads for conversations analytics showed late
+    /// (`"0s"` turns the sweep off).
+    pub sweep_lookback: Option<String>,
+    /// Time between two sweeps.
+    pub sweep_interval: Option<String>,
+    /// A screen recording listed as UPLOADING or RESTORING this long fails with that
+    /// reason instead of being waited for without end.
+    pub upload_deadline: Option<String>,
 }
 
 /// `[ledger]`: where the state of every recording is kept.

@@ -699,7 +699,43 @@ fn validate_discovery(raw: RawDiscovery) -> Result<DiscoverySettings, ConfigErro
             Duration::from_secs(600),
         )?,
         max_results: raw.max_results.unwrap_or(10_000),
+        sweep_lookback: duration_or(
+            "discovery.sweep_lookback",
+            raw.sweep_lookback.as_deref(),
+            Duration::from_secs(48 * 3600),
+        )?,
+        sweep_interval: duration_or(
+            "discovery.sweep_interval",
+            raw.sweep_interval.as_deref(),
+            Duration::from_secs(3600),
+        )?,
+        // A day: screen recordings are normally AVAILABLE minutes after the session, and
+        // a platform backlog after an incident clears within hours; a recording still
+        // UPLOADING after a day is stuck (a case for Genesys support), and it should
+        // show as failed the same day, far inside its retention.
+        upload_deadline: duration_or(
+            "discovery.upload_deadline",
+            raw.upload_deadline.as_deref(),
+            Duration::from_secs(24 * 3600),
+        )?,
     };
+    if settings.upload_deadline.is_zero() {
+        return Err(ConfigError::new("discovery.upload_deadline", "must be more than zero"));
+    }
+    if settings.sweep_lookback > Duration::from_secs(34 * 24 * 3600) {
+        // Beyond the synchronous query's 35-day reach the jobs API would be needed on
+        // every sweep; `backfill` covers older history.
+        return Err(ConfigError::new("discovery.sweep_lookback", "must be at most 34 days"));
+    }
+    if !settings.sweep_lookback.is_zero() && settings.sweep_lookback <= settings.overlap {
+        return Err(ConfigError::new(
+            "discovery.sweep_lookback",
+            "must be longer than discovery.overlap (or \"0s\" to turn the sweep off)",
+        ));
+    }
+    if settings.sweep_interval < Duration::from_secs(1) {
+        return Err(ConfigError::new("discovery.sweep_interval", "must be at least 1s"));
+    }
     if settings.settle_after_end > Duration::from_secs(7 * 24 * 3600) {
         return Err(ConfigError::new("discovery.settle_after_end", "must be at most 7 days"));
     }

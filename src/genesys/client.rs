@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
 use super::model::{
     AnalyticsPage, AnalyticsQuery, AsyncQuery, DataAvailability, FileState, JobCreated, JobResults, JobStatus,
-    LimitEntities, Media, Organization, Recording, RecordingFetch, RecordingMetadata,
+    LimitEntities, Media, MediaPart, Organization, Recording, RecordingFetch, RecordingMetadata,
 };
 use super::settings::GenesysSettings;
 use super::transport::{Transport, parse_json};
@@ -184,10 +184,13 @@ impl GenesysClient {
 
     /// What one entry of [`GenesysClient::conversation_recordings`] means for the pipeline.
     pub fn classify(&self, recording: Recording) -> Result<RecordingFetch, ApiError> {
+        // Ready when every entry (part) carries its URL: a recording some of whose parts
+        // have none yet is still being prepared (inferred; whichever way the platform
+        // does it, no part is archived before all of them can be).
         let ready = recording
             .media_uris
             .as_ref()
-            .is_some_and(|uris| uris.values().any(|m| m.media_uri.is_some()));
+            .is_some_and(|uris| !uris.is_empty() && uris.values().all(|m| m.media_uri.is_some()));
         let state = recording.metadata.file_state.clone().unwrap_or(FileState::Available);
         if state.is_downloadable() && !ready {
             // Listed but not transcoded yet: the per-recording call follows it.
@@ -311,19 +314,40 @@ impl GenesysClient {
         if !state.is_downloadable() {
             return Ok(RecordingFetch::NotDownloadable { file_state: state });
         }
-        let uri = recording
+        let entries: Vec<(&String, Option<&str>)> = recording
             .media_uris
-            .as_ref()
-            .and_then(|uris| uris.values().find_map(|m| m.media_uri.as_deref()))
-            .ok_or_else(|| ApiError::Payload {
+            .iter()
+            .flatten()
+            .map(|(name, m)| (name, m.media_uri.as_deref()))
+            .collect();
+        if entries.iter().all(|(_, uri)| uri.is_none()) {
+            return Err(ApiError::Payload {
                 endpoint: Endpoint::Recording,
                 path: "mediaUris".into(),
                 message: format!("no download URL in a recording whose fileState is {state}"),
-            })?;
-        let media_uri = self.media.policy().parse(uri)?;
+            });
+        }
+        if entries.iter().any(|(_, uri)| uri.is_none()) {
+            // Some parts ready, some not: wait for all of them (see `classify`).
+            let estimate = recording.estimated_transcode_time_ms.map(Duration::from_millis);
+            return Ok(RecordingFetch::Pending {
+                file_state: None,
+                estimate,
+            });
+        }
+        // Every entry is a part of the recording: never keep only the first.
+        let parts = entries
+            .into_iter()
+            .map(|(name, uri)| {
+                Ok(MediaPart {
+                    name: name.clone(),
+                    url: self.media.policy().parse(uri.expect("checked above"))?,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
         Ok(RecordingFetch::Ready {
             recording: Box::new(recording),
-            media_uri,
+            parts,
         })
     }
 

@@ -319,13 +319,35 @@ pub struct MediaResult {
     pub media_uri: Option<String>,
 }
 
+/// One file of a recording to download: its entry in `mediaUris` and its URL.
+///
+/// A screen recording can be served as several files (one per monitor or segment,
+/// `../shared/genesys-api.md` 2026-12): each is a part, archived as its own object. The
+/// name is the platform's map key as it came (untrusted: the key layout derives a safe
+/// label from it), the URL already checked against `media_hosts`.
+#[derive(Clone, PartialEq)]
+pub struct MediaPart {
+    pub name: String,
+    pub url: reqwest::Url,
+}
+
+impl fmt::Debug for MediaPart {
+    /// The URL is a credential (a pre-signed download): only its host is shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaPart")
+            .field("name", &self.name)
+            .field("host", &self.url.host_str())
+            .finish()
+    }
+}
+
 /// The answer to "give me this recording", as the pipeline branches on it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordingFetch {
-    /// Downloadable now, from `media_uri` (already checked against `media_hosts`).
+    /// Downloadable now: every entry of its `mediaUris`, in the map's order.
     Ready {
         recording: Box<Recording>,
-        media_uri: reqwest::Url,
+        parts: Vec<MediaPart>,
     },
     /// Not yet: transcoding (HTTP 202), uploading or being restored. Ask again after `estimate`.
     Pending {

@@ -118,6 +118,9 @@ pub struct ConversationRow {
     pub checks: u32,
     /// When it is looked at next (`None`: never, settled or parked).
     pub next_check_at: Option<DateTime<Utc>>,
+    /// Why its last listing failed (a 403 for a missing permission, the platform
+    /// down): shown by `status` and `list --state waiting` until a listing succeeds.
+    pub reason: Option<String>,
 }
 
 /// A recording found by discovery.
@@ -136,6 +139,23 @@ pub struct NewRecording {
     /// fallback should that not happen, e.g. after a restart).
     pub not_before: Option<DateTime<Utc>>,
     pub transcoding: bool,
+    /// Why a row that is not parked waits (`UPLOADING in Genesys`), for `list`.
+    pub waiting: Option<String>,
+    /// After `archiveDate` the recording needs a restore in Genesys; after `deleteDate`
+    /// it is gone. The nearer of the two orders the queue.
+    pub archive_date: Option<DateTime<Utc>>,
+    pub delete_date: Option<DateTime<Utc>>,
+}
+
+impl NewRecording {
+    /// When the recording stops being downloadable as it is: the nearer of its
+    /// `archiveDate` and `deleteDate`.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        match (self.archive_date, self.delete_date) {
+            (Some(a), Some(d)) => Some(a.min(d)),
+            (a, d) => a.or(d),
+        }
+    }
 }
 
 /// A recording a worker took.
@@ -148,9 +168,12 @@ pub struct Claimed {
     pub metadata: String,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// The id of a multipart upload an earlier attempt opened at `key` and could not
-    /// abort (the store was down): aborted before this attempt starts.
+    /// The id of a multipart upload an earlier attempt opened at `upload_key` and could
+    /// not abort (the store was down): aborted before this attempt starts.
     pub open_upload: Option<String>,
+    /// Where that upload was opened: one of the recording's part keys (`None` from rows
+    /// written before parts existed: then it is `key`).
+    pub upload_key: Option<String>,
     /// The object key fixed by the first attempt ([`Ledger::fix_key`]); later attempts
     /// use it as it is, so a retry in another hour cannot write a second object.
     pub key: Option<String>,
@@ -190,6 +213,8 @@ pub struct RecordingRow {
     pub start_time: Option<DateTime<Utc>>,
     pub discovered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The nearer of its `archiveDate` and `deleteDate`, when Genesys gave them.
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// Which recordings `list` shows.
@@ -225,13 +250,76 @@ pub struct OpenUpload {
     pub upload_id: String,
 }
 
+/// One archived file of a recording (a recording is one file or several parts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartFacts {
+    /// The part's label in its key (empty for a recording of one file).
+    pub part: String,
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
 /// The facts of a finished archive.
+///
+/// `key`, `size` and `sha256` describe the recording's one file; for a recording of
+/// several parts, `parts` lists each of them, and `key` is the first part's, `size` the
+/// sum and `sha256` empty (no single digest covers several objects).
 #[derive(Debug, Clone)]
 pub struct ArchiveFacts {
     pub key: String,
     pub size: u64,
     pub sha256: String,
     pub archived_at: DateTime<Utc>,
+    /// Every part when there are several; empty for a recording of one file.
+    pub parts: Vec<PartFacts>,
+}
+
+impl ArchiveFacts {
+    /// The facts of a recording archived as `parts` (at least one).
+    pub fn of_parts(mut parts: Vec<PartFacts>, archived_at: DateTime<Utc>) -> Self {
+        if parts.len() == 1 {
+            let one = parts.remove(0);
+            return Self {
+                key: one.key,
+                size: one.size,
+                sha256: one.sha256,
+                archived_at,
+                parts: Vec::new(),
+            };
+        }
+        Self {
+            key: parts.first().map(|p| p.key.clone()).unwrap_or_default(),
+            size: parts.iter().map(|p| p.size).sum(),
+            sha256: String::new(),
+            archived_at,
+            parts,
+        }
+    }
+
+    /// Every archived file: the one, or each part.
+    pub fn files(&self) -> Vec<PartFacts> {
+        if self.parts.is_empty() {
+            vec![PartFacts {
+                part: String::new(),
+                key: self.key.clone(),
+                size: self.size,
+                sha256: self.sha256.clone(),
+            }]
+        } else {
+            self.parts.clone()
+        }
+    }
+
+    /// The `parts` column: the parts as JSON, or none for a recording of one file.
+    pub fn parts_column(&self) -> Option<String> {
+        (!self.parts.is_empty()).then(|| serde_json::to_string(&self.parts).expect("parts serialize"))
+    }
+
+    /// The `sha256` column: none where no single digest applies.
+    pub fn sha256_column(&self) -> Option<String> {
+        (!self.sha256.is_empty()).then(|| self.sha256.clone())
+    }
 }
 
 /// `status`: counts per state, the oldest recording not yet archived, the watermark.
@@ -246,6 +334,13 @@ pub struct StatusReport {
     pub conversations: BTreeMap<String, u64>,
     /// What the daemon last recorded of the org (none: never recorded).
     pub org_state: Option<OrgState>,
+    /// The recording not yet archived (nor parked) whose source goes first: its id and
+    /// its deadline (the nearer of `archiveDate` and `deleteDate`).
+    pub soonest_deadline: Option<(String, DateTime<Utc>)>,
+    /// The conversation that ended longest ago and has not settled: its id and end.
+    pub oldest_unsettled: Option<(String, DateTime<Utc>)>,
+    /// Conversations whose last listing failed, with the reason (at most 1,000).
+    pub failing_conversations: Vec<(String, String)>,
 }
 
 impl StatusReport {
@@ -258,15 +353,15 @@ impl StatusReport {
         for (state, n) in other.conversations {
             *self.conversations.entry(state).or_default() += n;
         }
-        self.oldest_unarchived = match (self.oldest_unarchived.take(), other.oldest_unarchived) {
-            (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
-            (a, b) => a.or(b),
-        };
+        self.oldest_unarchived = earliest(self.oldest_unarchived.take(), other.oldest_unarchived);
         self.watermark = match (self.watermark, other.watermark) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        self.soonest_deadline = earliest(self.soonest_deadline.take(), other.soonest_deadline);
+        self.oldest_unsettled = earliest(self.oldest_unsettled.take(), other.oldest_unsettled);
         self.parked_conversations.extend(other.parked_conversations);
+        self.failing_conversations.extend(other.failing_conversations);
     }
 
     /// Recordings in `state`.
@@ -289,6 +384,14 @@ impl StatusReport {
         .into_iter()
         .map(|s| self.conversations_in(s))
         .sum()
+    }
+}
+
+/// The earlier of two `(id, time)` marks.
+fn earliest(a: Option<(String, DateTime<Utc>)>, b: Option<(String, DateTime<Utc>)>) -> Option<(String, DateTime<Utc>)> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if b.1 < a.1 { b } else { a }),
+        (a, b) => a.or(b),
     }
 }
 
@@ -363,8 +466,9 @@ pub trait Ledger: Send + Sync {
     /// the stored one. Called once per recording, at its first attempt.
     fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>>;
 
-    /// A multipart upload was opened for the recording (journalled before any part).
-    fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+    /// A multipart upload was opened at `key` (one of the recording's part keys) for the
+    /// recording, journalled before any byte is sent.
+    fn upload_opened(&self, claim: Claim, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// The recording's multipart upload was completed or aborted.
     fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>>;

@@ -17,7 +17,7 @@ mod schema;
 
 pub use import::Copied;
 
-use super::encoding::{DEFAULT_ORG, from_ms, ms, now_ms, org_state_key, watermark_key};
+use super::encoding::{DEFAULT_ORG, deadline_ms, from_deadline_ms, from_ms, ms, now_ms, org_state_key, watermark_key};
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
@@ -121,7 +121,7 @@ fn token() -> i64 {
 }
 
 /// Claim columns, in [`claimed`]'s order.
-const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at";
+const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at, upload_key";
 
 fn claimed(row: &Row) -> Claimed {
     Claimed {
@@ -135,10 +135,11 @@ fn claimed(row: &Row) -> Claimed {
         open_upload: row.get(7),
         token: row.get(8),
         discovered_at: from_ms(row.get(9)).unwrap_or_default(),
+        upload_key: row.get(10),
     }
 }
 
-const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at";
+const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at, reason";
 
 fn conversation(row: &Row) -> ConversationRow {
     ConversationRow {
@@ -148,6 +149,7 @@ fn conversation(row: &Row) -> ConversationRow {
         state: ConversationState::parse(row.get(3)),
         checks: row.get::<_, i32>(4).max(0) as u32,
         next_check_at: from_ms(row.get(5)),
+        reason: row.get(6),
     }
 }
 
@@ -161,6 +163,7 @@ fn recording_row(row: &Row) -> RecordingRow {
         start_time: from_ms(row.get(5)),
         discovered_at: from_ms(row.get(6)).unwrap_or_default(),
         updated_at: from_ms(row.get(7)).unwrap_or_default(),
+        deadline: from_deadline_ms(row.get(8)),
     }
 }
 
@@ -471,8 +474,9 @@ impl Ledger for PgLedger {
                 let stmt = tx
                     .prepare_cached(
                         "INSERT INTO recordings (recording_id, conversation_id, state, reason, next_attempt_at,
-                            start_time, end_time, metadata, discovered_at, updated_at, org)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
+                            start_time, end_time, metadata, discovered_at, updated_at, org,
+                            archive_date, delete_date, deadline)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
                          ON CONFLICT (recording_id) DO NOTHING",
                     )
                     .await?;
@@ -492,13 +496,16 @@ impl Ledger for PgLedger {
                                 &r.recording_id,
                                 &r.conversation_id,
                                 &state.as_str(),
-                                &r.parked,
+                                &r.parked.as_ref().or(r.waiting.as_ref()),
                                 &due,
                                 &r.start_time.map(ms),
                                 &r.end_time.map(ms),
                                 &r.metadata,
                                 &now,
                                 &l.org(),
+                                &r.archive_date.map(ms),
+                                &r.delete_date.map(ms),
+                                &deadline_ms(r.deadline()),
                             ],
                         )
                         .await?;
@@ -542,6 +549,7 @@ impl Ledger for PgLedger {
                         state: ConversationState::Parked,
                         checks: 0,
                         next_check_at: None,
+                        reason: None,
                     });
                 }
                 Ok(known)
@@ -556,12 +564,13 @@ impl Ledger for PgLedger {
                 let tx = c.transaction().await?;
                 let stmt = tx
                     .prepare_cached(
-                        "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                        "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org,
+                            reason)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                          ON CONFLICT (conversation_id) DO UPDATE SET start_time = excluded.start_time,
                             end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
                             next_check_at = excluded.next_check_at, updated_at = excluded.updated_at,
-                            claim_owner = NULL, lease_until = NULL",
+                            reason = excluded.reason, claim_owner = NULL, lease_until = NULL",
                     )
                     .await?;
                 let now = now_ms();
@@ -577,6 +586,7 @@ impl Ledger for PgLedger {
                             &r.next_check_at.map(ms),
                             &now,
                             &l.org(),
+                            &r.reason,
                         ],
                     )
                     .await?;
@@ -674,7 +684,7 @@ impl Ledger for PgLedger {
                      ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
                     "SELECT recording_id FROM recordings
                      WHERE org = $3 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= $1
-                     ORDER BY next_attempt_at, start_time LIMIT 1 FOR UPDATE SKIP LOCKED",
+                     ORDER BY deadline, next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
                 ] {
                     let statement = c
                         .prepare_typed_cached(
@@ -808,14 +818,15 @@ impl Ledger for PgLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'archived', object_key = $1, size = $2, sha256 = $3, archived_at = $4,
-                reason = NULL, next_attempt_at = NULL, upload_id = NULL, claim_token = NULL, claim_owner = NULL,
-                lease_until = NULL, updated_at = $5
-             WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
+                parts = $5, reason = NULL, next_attempt_at = NULL, upload_id = NULL, upload_key = NULL,
+                claim_token = NULL, claim_owner = NULL, lease_until = NULL, updated_at = $6
+             WHERE recording_id = $7 AND claim_token = $8 AND state = 'uploading'",
             vec![
-                Value::Text(Some(facts.key)),
+                Value::Text(Some(facts.key.clone())),
                 Value::Int(Some(facts.size as i64)),
-                Value::Text(Some(facts.sha256)),
+                Value::Text(facts.sha256_column()),
                 Value::Int(Some(ms(facts.archived_at))),
+                Value::Text(facts.parts_column()),
             ],
         )
     }
@@ -839,19 +850,19 @@ impl Ledger for PgLedger {
         Box::pin(async move { stored.await?.ok_or(LedgerError::ClaimLost(id)) })
     }
 
-    fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+    fn upload_opened(&self, claim: Claim, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
         self.claimed_change(
             claim,
-            "UPDATE recordings SET upload_id = $1, updated_at = $2
-             WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading' AND object_key IS NOT NULL",
-            vec![Value::Text(Some(upload_id))],
+            "UPDATE recordings SET upload_id = $1, upload_key = $2, updated_at = $3
+             WHERE recording_id = $4 AND claim_token = $5 AND state = 'uploading' AND object_key IS NOT NULL",
+            vec![Value::Text(Some(upload_id)), Value::Text(Some(key))],
         )
     }
 
     fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>> {
         self.claimed_change(
             claim,
-            "UPDATE recordings SET upload_id = NULL, updated_at = $1
+            "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = $1
              WHERE recording_id = $2 AND claim_token = $3 AND state = 'uploading'",
             vec![],
         )
@@ -862,7 +873,7 @@ impl Ledger for PgLedger {
             let id = recording_id.clone();
             Box::pin(async move {
                 c.execute(
-                    "UPDATE recordings SET upload_id = NULL, updated_at = $1 WHERE recording_id = $2",
+                    "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = $1 WHERE recording_id = $2",
                     &[&now_ms(), &id],
                 )
                 .await
@@ -937,6 +948,33 @@ impl Ledger for PgLedger {
                     )
                     .await?
                     .and_then(|r| Some((r.get(0), DateTime::from_timestamp_millis(r.get(1))?)));
+                report.soonest_deadline = c
+                    .query_opt(
+                        "SELECT recording_id, deadline FROM recordings
+                         WHERE org = $1 AND state NOT IN ('archived', 'parked') ORDER BY deadline LIMIT 1",
+                        &[&l.org()],
+                    )
+                    .await?
+                    .and_then(|r| Some((r.get(0), from_deadline_ms(r.get(1))?)));
+                report.oldest_unsettled = c
+                    .query_opt(
+                        "SELECT conversation_id, end_time FROM conversations
+                         WHERE org = $1 AND state IN ('ended', 'checking') AND end_time IS NOT NULL
+                         ORDER BY end_time LIMIT 1",
+                        &[&l.org()],
+                    )
+                    .await?
+                    .and_then(|r| Some((r.get(0), DateTime::from_timestamp_millis(r.get(1))?)));
+                for row in c
+                    .query(
+                        "SELECT conversation_id, reason FROM conversations
+                         WHERE org = $1 AND reason IS NOT NULL AND state IN ('active', 'ended', 'checking') LIMIT 1000",
+                        &[&l.org()],
+                    )
+                    .await?
+                {
+                    report.failing_conversations.push((row.get(0), row.get(1)));
+                }
                 report.watermark = read_meta(&*c, &watermark_key(l.org()))
                     .await?
                     .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
@@ -1026,7 +1064,7 @@ impl Ledger for PgLedger {
                     .query(
                         &format!(
                             "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at,
-                                updated_at
+                                updated_at, deadline
                              FROM recordings WHERE org = $1 AND state IN ({states})
                              ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT $2"
                         ),

@@ -6,7 +6,9 @@
 //! One connection behind a mutex: SQLite serializes writers anyway, and the daemon's
 //! write rate (a few per recording) is far below what one connection sustains.
 
-use super::encoding::{DEFAULT_ORG, from_ms, ms, now_ms, org_state_key, watermark_key};
+use super::encoding::{
+    DEFAULT_ORG, NO_DEADLINE, deadline_ms, from_deadline_ms, from_ms, ms, now_ms, org_state_key, watermark_key,
+};
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
     NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
@@ -188,9 +190,34 @@ const MIGRATIONS: &[M<'static>] = &[
             WHERE state NOT IN ('archived', 'parked');
         CREATE INDEX parked_conversations_org ON parked_conversations(org, parked_at);",
     ),
+    M::up(
+        "-- A screen recording can be several files (parts): each part's key, size and
+        -- SHA-256, as JSON, for a recording of several; NULL for one file (object_key,
+        -- size and sha256 say it all).
+        ALTER TABLE recordings ADD COLUMN parts TEXT;
+        -- Where the open multipart upload is: one of the part keys (NULL: object_key).
+        ALTER TABLE recordings ADD COLUMN upload_key TEXT;
+        -- Deadlines from the listing: after archive_date a restore is needed, after
+        -- delete_date the recording is gone. deadline is the nearer of the two (i64::MAX
+        -- when neither is known): the queue is claimed nearest deadline first.
+        ALTER TABLE recordings ADD COLUMN archive_date INTEGER;
+        ALTER TABLE recordings ADD COLUMN delete_date INTEGER;
+        ALTER TABLE recordings ADD COLUMN deadline INTEGER NOT NULL DEFAULT 9223372036854775807;
+        CREATE INDEX recordings_by_deadline ON recordings(org, deadline, next_attempt_at)
+            WHERE state IN ('discovered', 'transcoding', 'retrying');
+        -- The soonest deadline of what is not archived yet (status, /metrics) without a scan.
+        CREATE INDEX recordings_open_deadline ON recordings(org, deadline)
+            WHERE state NOT IN ('archived', 'parked');
+        -- Why a conversation's last listing failed (NULL once one succeeds).
+        ALTER TABLE conversations ADD COLUMN reason TEXT;
+        CREATE INDEX conversations_failing ON conversations(org) WHERE reason IS NOT NULL;
+        -- The oldest ended-but-unsettled conversation (status, /metrics) without a scan.
+        CREATE INDEX conversations_unsettled ON conversations(org, end_time)
+            WHERE state IN ('ended', 'checking');",
+    ),
 ];
 
-const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at";
+const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at, upload_key";
 
 fn claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
     Ok(Claimed {
@@ -204,10 +231,11 @@ fn claimed(row: &rusqlite::Row<'_>) -> rusqlite::Result<Claimed> {
         open_upload: row.get(7)?,
         token: row.get(8)?,
         discovered_at: from_ms(row.get(9)?).unwrap_or_default(),
+        upload_key: row.get(10)?,
     })
 }
 
-const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at";
+const CONVERSATION_COLUMNS: &str = "conversation_id, start_time, end_time, state, checks, next_check_at, reason";
 
 fn conversation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
     Ok(ConversationRow {
@@ -217,6 +245,7 @@ fn conversation(row: &rusqlite::Row<'_>) -> rusqlite::Result<ConversationRow> {
         state: ConversationState::parse(&row.get::<_, String>(3)?),
         checks: row.get(4)?,
         next_check_at: from_ms(row.get(5)?),
+        reason: row.get(6)?,
     })
 }
 
@@ -286,6 +315,12 @@ const OLDEST_UNARCHIVED: &str = "SELECT recording_id, COALESCE(end_time, start_t
      INDEXED BY recordings_unfinished
      WHERE org = ?1 AND state NOT IN ('archived', 'parked')
      ORDER BY COALESCE(end_time, start_time, discovered_at) LIMIT 1";
+const SOONEST_DEADLINE: &str = "SELECT recording_id, deadline FROM recordings INDEXED BY recordings_open_deadline
+     WHERE org = ?1 AND state NOT IN ('archived', 'parked') ORDER BY deadline LIMIT 1";
+const OLDEST_UNSETTLED: &str = "SELECT conversation_id, end_time FROM conversations INDEXED BY conversations_unsettled
+     WHERE org = ?1 AND state IN ('ended', 'checking') AND end_time IS NOT NULL ORDER BY end_time LIMIT 1";
+const FAILING_CONVERSATIONS: &str = "SELECT conversation_id, reason FROM conversations INDEXED BY conversations_failing
+     WHERE org = ?1 AND reason IS NOT NULL AND state IN ('active', 'ended', 'checking') LIMIT 1000";
 
 /// How many rows one prune transaction removes at most: the connection is shared with
 /// the workers' claims, so a first prune of a large ledger runs in short slices.
@@ -423,6 +458,7 @@ fn recording_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
         start_time: from_ms(row.get(5)?),
         discovered_at: from_ms(row.get(6)?).unwrap_or_default(),
         updated_at: from_ms(row.get(7)?).unwrap_or_default(),
+        deadline: from_deadline_ms(row.get(8)?),
     })
 }
 
@@ -435,8 +471,9 @@ impl Ledger for SqliteLedger {
             {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO recordings (recording_id, conversation_id, state, reason, next_attempt_at,
-                        start_time, end_time, metadata, discovered_at, updated_at, org)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
+                        start_time, end_time, metadata, discovered_at, updated_at, org,
+                        archive_date, delete_date, deadline)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT(recording_id) DO NOTHING",
                 )?;
                 let now = now_ms();
@@ -451,13 +488,16 @@ impl Ledger for SqliteLedger {
                         r.recording_id,
                         r.conversation_id,
                         state.as_str(),
-                        r.parked,
+                        r.parked.as_ref().or(r.waiting.as_ref()),
                         due,
                         r.start_time.map(ms),
                         r.end_time.map(ms),
                         r.metadata,
                         now,
-                        &org
+                        &org,
+                        r.archive_date.map(ms),
+                        r.delete_date.map(ms),
+                        deadline_ms(r.deadline()),
                     ])? as u64;
                 }
             }
@@ -487,6 +527,7 @@ impl Ledger for SqliteLedger {
                         state: ConversationState::Parked,
                         checks: 0,
                         next_check_at: None,
+                        reason: None,
                     };
                     known.insert(id, row);
                 }
@@ -501,11 +542,12 @@ impl Ledger for SqliteLedger {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT(conversation_id) DO UPDATE SET start_time = excluded.start_time,
                         end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
-                        next_check_at = excluded.next_check_at, updated_at = excluded.updated_at",
+                        next_check_at = excluded.next_check_at, updated_at = excluded.updated_at,
+                        reason = excluded.reason",
                 )?;
                 let now = now_ms();
                 for r in rows {
@@ -517,7 +559,8 @@ impl Ledger for SqliteLedger {
                         r.checks,
                         r.next_check_at.map(ms),
                         now,
-                        &org
+                        &org,
+                        r.reason
                     ])?;
                 }
             }
@@ -588,9 +631,9 @@ impl Ledger for SqliteLedger {
                 &format!(
                     "UPDATE recordings SET state = 'uploading', updated_at = ?2, claim_token = ?3
                  WHERE recording_id = (
-                     SELECT recording_id FROM recordings INDEXED BY recordings_queue
+                     SELECT recording_id FROM recordings INDEXED BY recordings_by_deadline
                      WHERE org = ?4 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= ?1
-                     ORDER BY next_attempt_at, start_time LIMIT 1)
+                     ORDER BY deadline, next_attempt_at LIMIT 1)
                  RETURNING {CLAIMED_COLUMNS}"
                 ),
                 params![ms(now), now_ms(), token(), org],
@@ -676,13 +719,15 @@ impl Ledger for SqliteLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'archived', object_key = ?1, size = ?2, sha256 = ?3, archived_at = ?4,
-                reason = NULL, next_attempt_at = NULL, upload_id = NULL, claim_token = NULL, updated_at = ?5
-             WHERE recording_id = ?6 AND claim_token = ?7 AND state = 'uploading'",
+                parts = ?5, reason = NULL, next_attempt_at = NULL, upload_id = NULL, upload_key = NULL,
+                claim_token = NULL, updated_at = ?6
+             WHERE recording_id = ?7 AND claim_token = ?8 AND state = 'uploading'",
             vec![
-                facts.key.into(),
+                facts.key.clone().into(),
                 (facts.size as i64).into(),
-                facts.sha256.into(),
+                facts.sha256_column().into(),
                 ms(facts.archived_at).into(),
+                facts.parts_column().into(),
             ],
         )
     }
@@ -702,19 +747,19 @@ impl Ledger for SqliteLedger {
         Box::pin(async move { stored.await?.ok_or(LedgerError::ClaimLost(id)) })
     }
 
-    fn upload_opened(&self, claim: Claim, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+    fn upload_opened(&self, claim: Claim, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
         self.claimed_change(
             claim,
-            "UPDATE recordings SET upload_id = ?1, updated_at = ?2
-             WHERE recording_id = ?3 AND claim_token = ?4 AND state = 'uploading' AND object_key IS NOT NULL",
-            vec![upload_id.into()],
+            "UPDATE recordings SET upload_id = ?1, upload_key = ?2, updated_at = ?3
+             WHERE recording_id = ?4 AND claim_token = ?5 AND state = 'uploading' AND object_key IS NOT NULL",
+            vec![upload_id.into(), key.into()],
         )
     }
 
     fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>> {
         self.claimed_change(
             claim,
-            "UPDATE recordings SET upload_id = NULL, updated_at = ?1
+            "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = ?1
              WHERE recording_id = ?2 AND claim_token = ?3 AND state = 'uploading'",
             vec![],
         )
@@ -723,7 +768,7 @@ impl Ledger for SqliteLedger {
     fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
         self.run(move |conn| {
             conn.execute(
-                "UPDATE recordings SET upload_id = NULL, updated_at = ?1 WHERE recording_id = ?2",
+                "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = ?1 WHERE recording_id = ?2",
                 params![now_ms(), recording_id],
             )?;
             Ok(())
@@ -753,8 +798,8 @@ impl Ledger for SqliteLedger {
             )?;
             let open = {
                 let mut stmt = tx.prepare(
-                    "SELECT recording_id, object_key, upload_id FROM recordings
-                     WHERE org = ?1 AND upload_id IS NOT NULL AND object_key IS NOT NULL",
+                    "SELECT recording_id, COALESCE(upload_key, object_key), upload_id FROM recordings
+                     WHERE org = ?1 AND upload_id IS NOT NULL AND COALESCE(upload_key, object_key) IS NOT NULL",
                 )?;
                 stmt.query_map([&org], |r| {
                     Ok(OpenUpload {
@@ -817,6 +862,23 @@ impl Ledger for SqliteLedger {
                 })
                 .optional()?
                 .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
+            report.soonest_deadline = conn
+                .query_row(SOONEST_DEADLINE, [&org], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?
+                .filter(|(_, t)| *t != NO_DEADLINE)
+                .and_then(|(id, t)| Some((id, from_deadline_ms(t)?)));
+            report.oldest_unsettled = conn
+                .query_row(OLDEST_UNSETTLED, [&org], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()?
+                .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
+            let mut stmt = conn.prepare_cached(FAILING_CONVERSATIONS)?;
+            for row in stmt.query_map([&org], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                report.failing_conversations.push(row?);
+            }
             report.watermark = read_watermark(conn, &org)?;
             report.org_state = read_org_state(conn, &org)?;
             let mut stmt = conn.prepare_cached(
@@ -879,7 +941,8 @@ impl Ledger for SqliteLedger {
                 ListFilter::Waiting => "'discovered', 'transcoding', 'retrying', 'uploading'",
             };
             let mut stmt = conn.prepare(&format!(
-                "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at, updated_at
+                "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at, updated_at,
+                    deadline
                  FROM recordings WHERE org = ?2 AND state IN ({states})
                  ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT ?1"
             ))?;
@@ -966,6 +1029,9 @@ mod tests {
             parked: parked.map(str::to_owned),
             not_before: None,
             transcoding: false,
+            waiting: None,
+            archive_date: None,
+            delete_date: None,
         }
     }
 
@@ -1000,7 +1066,10 @@ mod tests {
         let b = ledger.claim_due(now).await.unwrap().unwrap();
         assert_eq!((a.recording_id.as_str(), b.recording_id.as_str()), ("a", "b"));
         ledger.fix_key(a.claim(), "k/a".into()).await.unwrap();
-        ledger.upload_opened(a.claim(), "up-1".into()).await.unwrap();
+        ledger
+            .upload_opened(a.claim(), "k/a".into(), "up-1".into())
+            .await
+            .unwrap();
         ledger
             .archived(
                 b.claim(),
@@ -1009,6 +1078,7 @@ mod tests {
                     size: 3,
                     sha256: "x".into(),
                     archived_at: Utc::now(),
+                    parts: Vec::new(),
                 },
             )
             .await
@@ -1058,6 +1128,7 @@ mod tests {
             size: 1,
             sha256: "x".into(),
             archived_at: Utc::now(),
+            parts: Vec::new(),
         }
     }
 
@@ -1105,7 +1176,7 @@ mod tests {
             ledger
                 .reschedule(first.claim(), State::Retrying, Utc::now(), 1, None)
                 .await,
-            ledger.upload_opened(first.claim(), "u".into()).await,
+            ledger.upload_opened(first.claim(), "k".into(), "u".into()).await,
             ledger.upload_closed(first.claim()).await,
             ledger.fix_key(first.claim(), "k/a".into()).await.map(drop),
         ] {
@@ -1256,6 +1327,7 @@ mod tests {
             state,
             checks: 0,
             next_check_at: None,
+            reason: None,
         };
         ledger
             .save_conversations(vec![

@@ -19,6 +19,29 @@ pub struct LedgerGauges {
     /// Conversations by lifecycle state (active, ended, checking, settled, parked).
     pub conversations: BTreeMap<String, u64>,
     pub oldest_unarchived_age: Option<Duration>,
+    /// How long ago the oldest ended-but-unsettled conversation ended.
+    pub oldest_unsettled_age: Option<Duration>,
+    /// Seconds until the soonest deadline (`archiveDate` or `deleteDate`) of a
+    /// recording not yet archived; negative once it has passed. `None`: no deadline.
+    pub soonest_deadline_in: Option<f64>,
+}
+
+impl LedgerGauges {
+    /// The gauges of `report`, at `now`.
+    pub fn of(report: crate::ledger::StatusReport, now: chrono::DateTime<chrono::Utc>) -> Self {
+        let age =
+            |mark: Option<(String, chrono::DateTime<chrono::Utc>)>| mark.and_then(|(_, at)| (now - at).to_std().ok());
+        Self {
+            soonest_deadline_in: report
+                .soonest_deadline
+                .as_ref()
+                .map(|(_, at)| (*at - now).num_milliseconds() as f64 / 1000.0),
+            oldest_unarchived_age: age(report.oldest_unarchived),
+            oldest_unsettled_age: age(report.oldest_unsettled),
+            by_state: report.counts,
+            conversations: report.conversations,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,6 +56,8 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
     let recordings = Family::<StateLabels, Gauge>::default();
     let conversations = Family::<StateLabels, Gauge>::default();
     let oldest = Family::<OrgLabel, Gauge<f64, AtomicU64>>::default();
+    let unsettled = Family::<OrgLabel, Gauge<f64, AtomicU64>>::default();
+    let deadline = Family::<OrgLabel, Gauge<f64, AtomicU64>>::default();
     for (org, gauges) in ledgers {
         let labels = |state: &String| StateLabels {
             org: org.clone(),
@@ -47,6 +72,13 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
         oldest
             .get_or_create(&OrgLabel { org: org.clone() })
             .set(gauges.oldest_unarchived_age.map_or(0.0, |a| a.as_secs_f64()));
+        unsettled
+            .get_or_create(&OrgLabel { org: org.clone() })
+            .set(gauges.oldest_unsettled_age.map_or(0.0, |a| a.as_secs_f64()));
+        // No series without a deadline: a zero would read as "due now".
+        if let Some(seconds) = gauges.soonest_deadline_in {
+            deadline.get_or_create(&OrgLabel { org: org.clone() }).set(seconds);
+        }
     }
     let mut registry = Registry::with_prefix(PREFIX);
     registry.register("recordings", "Recordings in the ledger by org and state", recordings);
@@ -59,6 +91,16 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
         "oldest_unarchived_age_seconds",
         "Age of the oldest recording not yet archived, by org (0 if none)",
         oldest,
+    );
+    registry.register(
+        "oldest_unsettled_conversation_age_seconds",
+        "Time since the end of the oldest conversation whose recordings are not all listed yet, by org (0 if none)",
+        unsettled,
+    );
+    registry.register(
+        "soonest_deadline_seconds",
+        "Time until the soonest archiveDate or deleteDate of a recording not yet archived, by org (negative once passed; no series without one)",
+        deadline,
     );
     prometheus_client::encoding::prometheus_text::encode(out, &registry).expect("writing to a String does not fail");
 }

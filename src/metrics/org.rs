@@ -116,6 +116,24 @@ impl OrgMetrics {
         self.metrics.recordings_failed.get_or_create(&self.label()).inc();
     }
 
+    /// Conversations a sweep found that the passes had missed.
+    pub fn late_conversations(&self, n: u64) {
+        self.metrics.late_conversations.get_or_create(&self.label()).inc_by(n);
+    }
+
+    /// An active conversation a re-read did not answer for.
+    pub fn conversation_unanswered(&self) {
+        self.metrics.conversations_unanswered.get_or_create(&self.label()).inc();
+    }
+
+    /// A conversation flagged as screen recorded settled with none listed.
+    pub fn conversation_without_screen_recording(&self) {
+        self.metrics
+            .conversations_without_screen_recording
+            .get_or_create(&self.label())
+            .inc();
+    }
+
     pub fn conversation_parked(&self) {
         self.metrics.conversations_parked.get_or_create(&self.label()).inc();
     }

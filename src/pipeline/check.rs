@@ -14,10 +14,10 @@ use super::lifecycle::Lifecycle;
 use super::poller::park_conversation;
 use super::settings::FetchMode;
 use super::urls::UrlCache;
-use super::worker::park_reason;
-use crate::genesys::model::{FileState, Media, Recording, RecordingFetch, RecordingMetadata};
+use super::worker::{park_reason, uploading_reason};
+use crate::genesys::model::{FileState, Media, MediaPart, Recording, RecordingFetch, RecordingMetadata};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::ledger::{ConversationRow, Ledger, LedgerResult, NewRecording};
+use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerResult, NewRecording};
 use crate::sink::layout::is_safe_id;
 use chrono::Utc;
 use std::sync::Arc;
@@ -30,6 +30,9 @@ pub struct Checker {
     pub urls: Arc<UrlCache>,
     pub lifecycle: Lifecycle,
     pub mode: FetchMode,
+    /// How long a screen recording listed as `UPLOADING` or `RESTORING` is waited for
+    /// (`discovery.upload_deadline`).
+    pub upload_deadline: Duration,
     /// Woken when recordings were added.
     pub work: Arc<Notify>,
 }
@@ -39,9 +42,11 @@ pub struct Checker {
 pub struct Listing {
     pub recordings: Vec<NewRecording>,
     /// Download URLs of the ready ones: handed to the workers once their rows exist.
-    pub urls: Vec<(Box<Recording>, reqwest::Url)>,
+    pub urls: Vec<(Box<Recording>, Vec<MediaPart>)>,
     /// A screen recording was listed as not ready yet (UPLOADING, RESTORING).
     pub waiting: bool,
+    /// Screen recordings listed, whatever their state.
+    pub screen: usize,
 }
 
 impl Checker {
@@ -59,17 +64,20 @@ impl Checker {
                 .client
                 .recording_metadata(&cid)
                 .await
-                .map(|all| read_metadata(&cid, all)),
+                .map(|all| self.read_metadata(&cid, all)),
         };
         let now = Utc::now();
-        let listing = match listing {
+        let mut listing = match listing {
             Ok(listing) => listing,
             Err(error) if concerns_one_conversation(&error) => {
                 return park_conversation(self.ledger.as_ref(), self.client.metrics(), &cid, error.to_string()).await;
             }
             Err(error) => {
-                // The platform is down or refusing us after retries: look again later.
-                let next = self.lifecycle.after_listing(&row, true, now);
+                // The platform is down or refusing us after retries (a 403 for a
+                // missing permission): look again later, and say why in `status` and
+                // `list --state waiting` meanwhile.
+                let mut next = self.lifecycle.after_listing(&row, true, now);
+                next.reason = Some(format!("listing failed: {error}"));
                 tracing::warn!(
                     message = "Listing a conversation's recordings failed; will look again.",
                     conversation_id = %cid,
@@ -78,6 +86,13 @@ impl Checker {
                 return self.ledger.save_conversations(vec![next]).await;
             }
         };
+        // Recordings not ready in Genesys are waited for up to the deadline after the
+        // conversation's end; their rows then go to a worker, which fails them if they
+        // are still not ready, and the conversation settles.
+        let end = row.end.unwrap_or(now);
+        let patience = chrono::Duration::from_std(self.lifecycle.settle_after_end + self.upload_deadline)
+            .unwrap_or(chrono::Duration::MAX);
+        listing.waiting &= now < end + patience;
         tracing::debug!(
             message = "Conversation listed.",
             conversation_id = %cid,
@@ -90,18 +105,59 @@ impl Checker {
         for (recording, url) in listing.urls {
             self.urls.put(recording, url);
         }
-        self.ledger
-            .save_conversations(vec![self.lifecycle.after_listing(&row, listing.waiting, now)])
-            .await?;
+        let mut next = self.lifecycle.after_listing(&row, listing.waiting, now);
+        next.reason = None;
+        if next.state == ConversationState::Settled && listing.screen == 0 {
+            // Flagged `screenRecording` by analytics (the default filter), and nothing:
+            // the recording failed on the desktop, or was deleted before it was listed.
+            self.client.metrics().conversation_without_screen_recording();
+            tracing::info!(
+                message = "Conversation settled without any screen recording listed.",
+                conversation_id = %cid,
+            );
+        }
+        self.ledger.save_conversations(vec![next]).await?;
         if added > 0 || listed {
             self.work.notify_one();
         }
         Ok(())
     }
 
+    /// The row of a screen recording listed as `UPLOADING` or `RESTORING`: in the
+    /// ledger (visible, counted in the oldest unarchived) from the first listing on,
+    /// due to a worker only at the deadline; its conversation's listings hand it over
+    /// sooner once it is ready.
+    fn not_ready(&self, mut row: NewRecording, state: &FileState) -> NewRecording {
+        let deadline = chrono::Duration::from_std(self.upload_deadline).unwrap_or(chrono::Duration::MAX);
+        row.not_before = Some(Utc::now() + deadline);
+        row.transcoding = true;
+        row.waiting = Some(uploading_reason(state));
+        row
+    }
+
+    /// recordingmetadata: screen recordings go in as due (the recording call follows),
+    /// the rest parked; UPLOADING and RESTORING ones wait ([`Checker::not_ready`]).
+    fn read_metadata(&self, conversation_id: &str, all: Vec<RecordingMetadata>) -> Listing {
+        let mut listing = Listing::default();
+        for r in all {
+            listing.screen += usize::from(r.media == Media::Screen);
+            let parked = never_archived(conversation_id, &r);
+            let row = new_recording(conversation_id, &r, parked.clone());
+            match r.file_state.as_ref().filter(|s| s.is_transient()) {
+                Some(state) if parked.is_none() => {
+                    listing.waiting = true;
+                    listing.recordings.push(self.not_ready(row, state));
+                }
+                _ => listing.recordings.push(row),
+            }
+        }
+        listing
+    }
+
     fn read_list(&self, conversation_id: &str, all: Vec<Recording>) -> Listing {
         let mut listing = Listing::default();
         for recording in all {
+            listing.screen += usize::from(recording.metadata.media == Media::Screen);
             let mut described = recording.clone();
             described.media_uris = None;
             let metadata = serde_json::to_string(&described).expect("recordings serialize");
@@ -118,7 +174,7 @@ impl Checker {
             }
             let id = recording.metadata.id.clone();
             match self.client.classify(recording.clone()) {
-                Ok(RecordingFetch::Ready { recording, media_uri }) => {
+                Ok(RecordingFetch::Ready { recording, parts }) => {
                     // Claimed through its URL, whatever its due time; due only after the
                     // URL's useful life otherwise, so no worker takes it without the URL
                     // in the meantime, or, beside other replicas, once this one would be
@@ -130,11 +186,16 @@ impl Checker {
                     let fallback = Utc::now() + chrono::Duration::from_std(hold).unwrap_or_default();
                     listing.recordings.push(new(None, Some(fallback), false));
                     // On a re-listing the row exists and stays; the URL is what is new.
-                    listing.urls.push((recording, media_uri));
+                    listing.urls.push((recording, parts));
                 }
                 Ok(RecordingFetch::Pending {
-                    file_state: Some(_), ..
-                }) => listing.waiting = true,
+                    file_state: Some(state),
+                    ..
+                }) => {
+                    listing.waiting = true;
+                    let row = self.not_ready(new(None, None, false), &state);
+                    listing.recordings.push(row);
+                }
                 Ok(RecordingFetch::Pending {
                     file_state: None,
                     estimate,
@@ -158,21 +219,6 @@ impl Checker {
         }
         listing
     }
-}
-
-/// recordingmetadata: screen recordings go in as due (the recording call follows),
-/// the rest parked; UPLOADING and RESTORING ones wait for the next listing.
-fn read_metadata(conversation_id: &str, all: Vec<RecordingMetadata>) -> Listing {
-    let mut listing = Listing::default();
-    for r in all {
-        let parked = never_archived(conversation_id, &r);
-        if parked.is_none() && r.file_state.as_ref().is_some_and(FileState::is_transient) {
-            listing.waiting = true;
-            continue;
-        }
-        listing.recordings.push(new_recording(conversation_id, &r, parked));
-    }
-    listing
 }
 
 /// Why a listed recording can never be archived: unsafe ids (they shape API paths,
@@ -205,6 +251,9 @@ fn new_recording(conversation_id: &str, r: &RecordingMetadata, parked: Option<St
         parked,
         not_before: None,
         transcoding: false,
+        waiting: None,
+        archive_date: r.archive_date,
+        delete_date: r.delete_date,
     }
 }
 

@@ -54,6 +54,7 @@ impl Lifecycle {
             state: ConversationState::Ended,
             checks: 0,
             next_check_at: Some(self.first_listing(end)),
+            reason: None,
         }
     }
 
@@ -68,6 +69,7 @@ impl Lifecycle {
                 state: ConversationState::Active,
                 checks: 0,
                 next_check_at: Some(now + chrono(self.interval(0))),
+                reason: None,
             },
         }
     }

@@ -211,8 +211,11 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The daemon's discovery passes, one every poll interval until `stop`.
+    /// The daemon's discovery passes, one every poll interval until `stop`, and a sweep
+    /// after the pass every `sweep_interval` (the first right after the first pass: a
+    /// process that starts does not know when the last one swept).
     async fn passes(&self, stop: &CancellationToken) -> Result<(), RunError> {
+        let mut next_sweep = tokio::time::Instant::now();
         loop {
             // Passes start every poll_interval (not poll_interval after the last one
             // ended): a pass slowed by the budget does not push the next one back.
@@ -231,6 +234,16 @@ impl Pipeline {
                     result = self.discovery.scope(self.poller.poll_once(false)) => result,
                 },
                 false => Ok(Default::default()),
+            };
+            let result = match result {
+                Ok(_) if turn && tokio::time::Instant::now() >= next_sweep => {
+                    next_sweep = tokio::time::Instant::now() + self.poller.settings.sweep_interval;
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        result = self.discovery.scope(self.poller.sweep()) => result.map(|_| Default::default()),
+                    }
+                }
+                other => other,
             };
             self.discovery.tick();
             if let Err(error) = result {

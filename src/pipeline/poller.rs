@@ -38,6 +38,31 @@ pub const SYNC_REACH: chrono::Duration = chrono::Duration::days(35);
 const SYNC_MARGIN: chrono::Duration = chrono::Duration::hours(1);
 /// Active conversations re-read per pass at most (the rest wait for the next pass).
 const ACTIVE_PER_PASS: u32 = 10_000;
+/// An active conversation that re-reads have not answered for this long after its start
+/// is presumed ended and listed (a session does not last two days; the platform
+/// reprocesses the last 48 hours, so an answer would have come by then).
+pub const UNANSWERED_PRESUMED_ENDED: chrono::Duration = chrono::Duration::hours(48);
+/// How much wider than its conversations' starts a re-read's interval is on each side.
+/// The platform may match interval bounds more coarsely than a millisecond ("started
+/// on a day touched by the interval", `../shared/genesys-api.md` 2026-12): an interval
+/// exactly as wide as the starts may not return them at all. Whole minutes around
+/// them match under any reading down to the minute; the `conversationId` filter does
+/// the narrowing, so a wider interval costs nothing.
+const REREAD_PAD: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The interval a re-read of conversations started in `[first, last]` asks for: whole
+/// minutes, [`REREAD_PAD`] beyond them on each side.
+pub fn reread_interval(first: DateTime<Utc>, last: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    let minute = 60_000;
+    let floor = |t: DateTime<Utc>| {
+        let ms = t.timestamp_millis();
+        DateTime::from_timestamp_millis(ms - ms.rem_euclid(minute)).unwrap_or(t)
+    };
+    (
+        floor(first) - REREAD_PAD,
+        floor(last) + REREAD_PAD + chrono::Duration::minutes(1),
+    )
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -222,6 +247,39 @@ impl Poller {
         }
     }
 
+    /// The sweep: re-reads `[now - sweep_lookback, watermark - overlap)`, the part of
+    /// the last `sweep_lookback` that the passes' overlap no longer covers, for
+    /// conversations analytics showed only after the overlap had passed. Known
+    /// conversations cost nothing beyond their page; new ones start their life as if
+    /// a pass had found them. `None` when there is nothing to sweep (turned off, or no
+    /// pass has set the watermark yet).
+    pub async fn sweep(&self) -> Result<Option<PassReport>, PollError> {
+        if self.settings.sweep_lookback.is_zero() {
+            return Ok(None);
+        }
+        let Some(watermark) = self.ledger.watermark().await? else {
+            return Ok(None);
+        };
+        let from = Utc::now() - chrono(self.settings.sweep_lookback);
+        let to = watermark - chrono(self.settings.overlap);
+        if to <= from {
+            return Ok(None);
+        }
+        let report = PassReport::default();
+        with_progress(self.ledger.as_ref(), &report, from, to, self.read(from, to, &report)).await?;
+        let late = PassReport::get(&report.new_conversations);
+        self.client.metrics().late_conversations(late);
+        tracing::info!(
+            message = "Sweep done.",
+            from = %from.to_rfc3339(),
+            to = %to.to_rfc3339(),
+            conversations = PassReport::get(&report.conversations),
+            late_conversations = late,
+            analytics_calls = PassReport::get(&report.calls),
+        );
+        Ok(Some(report))
+    }
+
     /// Discovers every conversation that started in `[from, to)` (`backfill`): through
     /// the jobs API where the range is beyond the synchronous query's reach.
     pub async fn pass(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<PassReport, PollError> {
@@ -310,7 +368,7 @@ impl Poller {
                     break;
                 }
                 let full = answer.conversations.len() as u32 >= self.settings.page_size;
-                self.take_rows(answer.conversations, report).await?;
+                self.take_rows(answer.conversations, Some((from, to)), report).await?;
                 let read = u64::from(page) * u64::from(self.settings.page_size);
                 if !full || read >= self.settings.max_results {
                     break;
@@ -372,7 +430,7 @@ impl Poller {
             add(&report.calls, 1);
             pages += 1;
             let rows = results.conversations.len();
-            self.take_rows(results.conversations, report).await?;
+            self.take_rows(results.conversations, None, report).await?;
             tracing::info!(message = "Analytics job results read.", job_id = %job.job_id, pages, rows);
             match results.cursor.filter(|c| !c.is_empty()) {
                 Some(next) if rows > 0 => cursor = Some(next),
@@ -384,11 +442,19 @@ impl Poller {
 
     /// Reads rows one by one: a malformed row parks its conversation (when its id is
     /// readable), not the page; then every conversation's lifecycle row is written.
-    async fn take_rows(&self, rows: Vec<serde_json::Value>, report: &PassReport) -> Result<(), PollError> {
+    /// With `asked`, rows that started outside it are dropped: the platform may match an
+    /// interval more coarsely than it was asked (they belong to another window).
+    async fn take_rows(
+        &self,
+        rows: Vec<serde_json::Value>,
+        asked: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        report: &PassReport,
+    ) -> Result<(), PollError> {
         let mut seen = Vec::with_capacity(rows.len());
         for (index, row) in rows.iter().enumerate() {
             add(&report.conversations, 1);
             match ConversationSummary::from_row(row) {
+                Ok(c) if asked.is_some_and(|(from, to)| c.conversation_start < from || c.conversation_start >= to) => {}
                 Ok(c) if is_safe_id(&c.conversation_id) => seen.push(c),
                 // Never sent back to the API, never part of a key.
                 Ok(c) => {
@@ -472,7 +538,7 @@ impl Poller {
             match batches.last_mut() {
                 Some(batch)
                     if batch.len() < AnalyticsQuery::MAX_PAGE_SIZE as usize
-                        && row.start - batch[0].start < MAX_INTERVAL - chrono::Duration::seconds(1) =>
+                        && row.start - batch[0].start < MAX_INTERVAL - REREAD_PAD * 4 =>
                 {
                     batch.push(row)
                 }
@@ -481,8 +547,8 @@ impl Poller {
         }
         let answers = futures_util::stream::iter(batches.into_iter().map(|batch| async move {
             let ids: Vec<String> = batch.iter().map(|r| r.conversation_id.clone()).collect();
-            let (first, last) = (batch[0].start, batch[batch.len() - 1].start);
-            let query = AnalyticsQuery::conversations(&ids, first, last + chrono::Duration::milliseconds(1), 1);
+            let (from, to) = reread_interval(batch[0].start, batch[batch.len() - 1].start);
+            let query = AnalyticsQuery::conversations(&ids, from, to, 1);
             (batch, self.client.analytics_page(&query).await)
         }))
         .buffer_unordered(self.settings.concurrency);
@@ -501,8 +567,7 @@ impl Poller {
             for row in &batch {
                 let updated = match found.get(&row.conversation_id) {
                     Some(c) => lifecycle.seen_again(row, c, now),
-                    // Not answered for (the analytics store lags): look again later.
-                    None => Some(lifecycle.still_active(row, now)),
+                    None => Some(self.unanswered(row, now)),
                 };
                 if let Some(updated) = updated {
                     if updated.state == ConversationState::Ended {
@@ -518,6 +583,33 @@ impl Poller {
             self.save_reread(updates).await?;
         }
         Ok(())
+    }
+
+    /// An active conversation a re-read did not answer for. The analytics store lags,
+    /// so at first it is only looked at again later; each time is counted, a run of
+    /// them is logged, and once it started [`UNANSWERED_PRESUMED_ENDED`] ago it is
+    /// presumed ended and its recordings are listed: no session runs that long, and a
+    /// conversation the query never answers for must not wait for ever unseen.
+    fn unanswered(&self, row: &ConversationRow, now: DateTime<Utc>) -> ConversationRow {
+        self.client.metrics().conversation_unanswered();
+        let lifecycle = self.lifecycle();
+        if now - row.start >= UNANSWERED_PRESUMED_ENDED {
+            tracing::warn!(
+                message = "Analytics never answered for this active conversation; presumed ended, its recordings are listed now.",
+                conversation_id = %row.conversation_id,
+                start = %row.start.to_rfc3339(),
+            );
+            return lifecycle.presumed_ended(row, now);
+        }
+        if row.checks >= 3 {
+            tracing::warn!(
+                message = "Analytics did not answer for an active conversation again; looking later.",
+                conversation_id = %row.conversation_id,
+                start = %row.start.to_rfc3339(),
+                looks = row.checks + 1,
+            );
+        }
+        lifecycle.still_active(row, now)
     }
 
     /// Stores re-read conversations and wakes the dispatcher when one has ended.

@@ -46,6 +46,15 @@ pub struct DiscoverySettings {
     pub recheck_max: Duration,
     /// Most conversations one synchronous query interval may hold; more is split.
     pub max_results: u64,
+    /// The sweep re-reads `[now - sweep_lookback, now - overlap)` every `sweep_interval`,
+    /// for conversations that analytics showed only after the overlap had passed (the
+    /// store lags; the platform reprocesses the last 48 hours nightly). Zero: no sweep.
+    pub sweep_lookback: Duration,
+    pub sweep_interval: Duration,
+    /// A screen recording listed as `UPLOADING` or `RESTORING` this long after it was
+    /// first listed becomes `failed` with that reason (it is in the ledger, and visible,
+    /// from the first listing on).
+    pub upload_deadline: Duration,
 }
 
 /// How a conversation's recordings and their download URLs are fetched.

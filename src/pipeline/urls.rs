@@ -7,8 +7,7 @@
 //! the per-recording call instead). Kept out of the ledger on purpose: a signed URL is a
 //! credential, and after a restart it is stale anyway.
 
-use crate::genesys::model::Recording;
-use reqwest::Url;
+use crate::genesys::model::{MediaPart, Recording};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,7 +23,7 @@ struct Entry {
     recording_id: String,
     listed_at: Instant,
     recording: Box<Recording>,
-    url: Url,
+    parts: Vec<MediaPart>,
 }
 
 #[derive(Default)]
@@ -39,7 +38,7 @@ impl UrlCache {
         }
     }
 
-    pub fn put(&self, recording: Box<Recording>, url: Url) {
+    pub fn put(&self, recording: Box<Recording>, parts: Vec<MediaPart>) {
         let mut entries = self.entries.lock().unwrap();
         let recording_id = recording.metadata.id.clone();
         entries.retain(|e| e.recording_id != recording_id);
@@ -50,16 +49,16 @@ impl UrlCache {
             recording_id,
             listed_at: Instant::now(),
             recording,
-            url,
+            parts,
         });
     }
 
     /// Takes the oldest fresh URL, with its recording: the dispatcher claims that
     /// recording and hands the URL to the worker with it.
-    pub fn take_oldest(&self) -> Option<(Box<Recording>, Url)> {
+    pub fn take_oldest(&self) -> Option<(Box<Recording>, Vec<MediaPart>)> {
         let mut entries = self.entries.lock().unwrap();
         Self::forget_stale(&mut entries);
-        entries.pop_front().map(|e| (e.recording, e.url))
+        entries.pop_front().map(|e| (e.recording, e.parts))
     }
 
     /// Fresh URLs waiting for a worker.
@@ -85,7 +84,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn urls_are_handed_out_oldest_first_and_never_past_their_age() {
         let cache = UrlCache::default();
-        let url = Url::parse("https://media.example.com/x").unwrap();
+        let url = vec![MediaPart {
+            name: "S".into(),
+            url: reqwest::Url::parse("https://media.example.com/x").unwrap(),
+        }];
         cache.put(recording("a"), url.clone());
         tokio::time::advance(Duration::from_secs(30)).await;
         cache.put(recording("b"), url.clone());

@@ -14,12 +14,12 @@
 
 use super::settings::WorkerSettings;
 use super::stats::PipelineStats;
-use crate::genesys::model::{FileState, FormatId, Recording, RecordingFetch};
+use crate::genesys::model::{FileState, FormatId, MediaPart, Recording, RecordingFetch};
 use crate::genesys::pace::{self, paced};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::ledger::{ArchiveFacts, Claim, Claimed, Ledger, LedgerError, LedgerResult, State};
+use crate::ledger::{ArchiveFacts, Claim, Claimed, Ledger, LedgerError, LedgerResult, PartFacts, State};
 use crate::retry::backoff::full_jitter;
-use crate::sink::layout::{KeyLayout, RecordingKeys};
+use crate::sink::layout::{KeyLayout, RecordingKeys, part_label};
 use crate::sink::tally::tallied;
 use crate::sink::{Owner, PutRequest, Sink, SinkError, UploadJournal};
 use chrono::{DateTime, Utc};
@@ -61,7 +61,9 @@ enum Failure {
 
 enum Step {
     Done(ArchiveFacts, bool),
-    Pending(Option<Duration>),
+    /// Not ready: transcoding (no state) or `UPLOADING`/`RESTORING`, ask again after
+    /// the estimate.
+    Pending(Option<FileState>, Option<Duration>),
     Park(String),
 }
 
@@ -98,6 +100,11 @@ pub(super) fn park_reason(state: &FileState) -> String {
     }
 }
 
+/// Why a recording that Genesys lists as not ready yet (`UPLOADING`, `RESTORING`) waits.
+pub(super) fn uploading_reason(state: &FileState) -> String {
+    format!("{state} in Genesys (waited for up to discovery.upload_deadline)")
+}
+
 /// How many fresh download URLs one attempt may ask for when they keep expiring.
 const URL_ROUNDS: u32 = 3;
 
@@ -108,23 +115,28 @@ pub struct Worker {
     pub layout: KeyLayout,
     pub format: FormatId,
     pub settings: WorkerSettings,
+    /// A recording still `UPLOADING` or `RESTORING` in Genesys this long after it was
+    /// first listed fails with that reason (`discovery.upload_deadline`).
+    pub upload_deadline: Duration,
     pub stats: Arc<PipelineStats>,
 }
 
-/// A recording as a conversation listing described it, with its fresh download URL.
-pub type Listed = (Box<Recording>, reqwest::Url);
+/// A recording as a conversation listing described it, with its fresh download URLs.
+pub type Listed = (Box<Recording>, Vec<MediaPart>);
 
-/// Journals a recording's multipart upload in the ledger, under the worker's claim.
+/// Journals a recording's multipart upload at one of its keys in the ledger, under the
+/// worker's claim.
 struct LedgerJournal<'a> {
     ledger: &'a dyn Ledger,
     claim: Claim,
+    key: &'a str,
 }
 
 impl UploadJournal for LedgerJournal<'_> {
     fn opened<'a>(&'a self, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.ledger
-                .upload_opened(self.claim.clone(), upload_id.to_owned())
+                .upload_opened(self.claim.clone(), self.key.to_owned(), upload_id.to_owned())
                 .await
                 .map_err(|e| SinkError::store("journal", e))
         })
@@ -208,23 +220,36 @@ impl Worker {
                 );
                 Outcome::Archived { size, adopted }
             }
-            Ok(Step::Pending(_)) if self.waited_too_long(&claimed) => {
-                let error = format!(
-                    "not ready in Genesys (HTTP 202, transcoding) for more than workers.max_transcode_wait ({})",
-                    humantime::format_duration(self.settings.max_transcode_wait)
-                );
+            Ok(Step::Pending(state, _)) if waited(&claimed) > self.patience(state.as_ref()) => {
+                let error = match state {
+                    Some(state) => format!(
+                        "still {state} in Genesys after discovery.upload_deadline ({})",
+                        humantime::format_duration(self.upload_deadline)
+                    ),
+                    None => format!(
+                        "not ready in Genesys (HTTP 202, transcoding) for more than workers.max_transcode_wait ({})",
+                        humantime::format_duration(self.settings.max_transcode_wait)
+                    ),
+                };
                 self.fail_for_good(claim, claimed.attempts + 1, error).await?
             }
-            Ok(Step::Pending(estimate)) => {
-                // Looked at again after the platform's estimate, but not after the
-                // transcode deadline: a stuck recording fails on time.
+            Ok(Step::Pending(state, estimate)) => {
+                // Looked at again after the platform's estimate (an uploading one, whose
+                // conversation listing follows it too, after a minute at least), but not
+                // after its deadline: a stuck recording fails on time.
+                let floor = match state {
+                    Some(_) => Duration::from_secs(60),
+                    None => Duration::from_secs(1),
+                };
                 let wait = estimate
                     .unwrap_or(Duration::from_secs(5))
-                    .clamp(Duration::from_secs(1), Duration::from_secs(600))
-                    .min(self.settings.max_transcode_wait.saturating_sub(waited(&claimed)))
+                    .clamp(floor, Duration::from_secs(600))
+                    .min(self.patience(state.as_ref()).saturating_sub(waited(&claimed)))
                     .max(Duration::from_secs(1));
+                // `list --state waiting` says why it waits.
+                let why = state.map(|s| uploading_reason(&s));
                 self.ledger
-                    .reschedule(claim, State::Transcoding, later(wait), claimed.attempts, None)
+                    .reschedule(claim, State::Transcoding, later(wait), claimed.attempts, why)
                     .await?;
                 self.stats.bump(&self.stats.pending);
                 tracing::debug!(
@@ -271,15 +296,19 @@ impl Worker {
         Ok(Outcome::Failed(error))
     }
 
-    /// Whether a recording still not ready has waited past `max_transcode_wait` since
-    /// it was discovered.
-    fn waited_too_long(&self, claimed: &Claimed) -> bool {
-        waited(claimed) > self.settings.max_transcode_wait
+    /// How long a recording not ready in Genesys is waited for after its discovery:
+    /// `discovery.upload_deadline` while it is `UPLOADING` or `RESTORING`,
+    /// `workers.max_transcode_wait` while it is transcoding.
+    fn patience(&self, state: Option<&FileState>) -> Duration {
+        match state {
+            Some(_) => self.upload_deadline,
+            None => self.settings.max_transcode_wait,
+        }
     }
 
-    /// The recording's object key: the one its first attempt stored, or computed now
-    /// and stored before anything is written, so every later attempt (in another hour,
-    /// after a restart, on another replica) writes to the same key.
+    /// The recording's object keys: the pattern its first attempt stored, or computed
+    /// now and stored before anything is written, so every later attempt (in another
+    /// hour, after a restart, on another replica) writes each part to the same key.
     async fn key(&self, claimed: &Claimed, recording: &Recording) -> Result<RecordingKeys, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
         if let Some(key) = &claimed.key {
@@ -298,7 +327,7 @@ impl Worker {
             .map_err(Failure::Permanent)?;
         let stored = self
             .ledger
-            .fix_key(claimed.claim(), keys.media.clone())
+            .fix_key(claimed.claim(), keys.pattern.clone())
             .await
             .map_err(|e| match e {
                 LedgerError::ClaimLost(_) => Failure::ClaimLost,
@@ -314,7 +343,8 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Result<Step, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
-        if let (Some(key), Some(upload_id)) = (&claimed.key, &claimed.open_upload) {
+        let left_open = claimed.upload_key.as_ref().or(claimed.key.as_ref());
+        if let (Some(key), Some(upload_id)) = (left_open, &claimed.open_upload) {
             // Left by an attempt that could not abort it (the store was down): abort it
             // now, or this attempt waits for the store like the abort does.
             self.sink.abort_upload(key, upload_id).await?;
@@ -324,49 +354,116 @@ impl Worker {
                 .map_err(|e| SinkError::store("journal", e))?;
             tracing::info!(message = "Aborted a multipart upload an earlier attempt left open.", key = %key);
         }
-        // The URL the conversation listing handed out, if any: no call at all.
         // Fixed (a ledger write on a first attempt) once, not again for each fresh URL.
         let mut fixed: Option<RecordingKeys> = None;
+        // Parts archived by an earlier round of this attempt (a URL that expired halfway
+        // through a recording of several files costs only the parts not yet written).
+        let mut done: Vec<(PartFacts, bool)> = Vec::new();
         for _round in 0..URL_ROUNDS {
+            // The URLs the conversation listing handed out, if any: no call at all.
             let fetch = match listed.take() {
-                Some((recording, media_uri)) => RecordingFetch::Ready { recording, media_uri },
+                Some((recording, parts)) => RecordingFetch::Ready { recording, parts },
                 None => tokio::select! {
                     _ = cancel.cancelled() => return Err(Failure::Cancelled),
                     fetch = self.client.recording(cid, rid) => fetch?,
                 },
             };
-            let (recording, media_uri) = match fetch {
-                RecordingFetch::Ready { recording, media_uri } => (recording, media_uri),
-                RecordingFetch::Pending { estimate, .. } => return Ok(Step::Pending(estimate)),
+            let (recording, parts) = match fetch {
+                RecordingFetch::Ready { recording, parts } => (recording, parts),
+                RecordingFetch::Pending { estimate, file_state } => return Ok(Step::Pending(file_state, estimate)),
                 RecordingFetch::NotDownloadable { file_state } => return Ok(Step::Park(park_reason(&file_state))),
             };
             if fixed.is_none() {
                 fixed = Some(self.key(claimed, &recording).await?);
             }
             let keys = fixed.as_ref().expect("fixed just above");
-
-            if let Some(existing) = self.sink.head(&keys.media).await? {
-                return self.adopt(&recording, keys, existing).await;
-            }
-
-            let download = match self.client.open_media(&media_uri).await {
-                Err(ApiError::UrlExpired) => {
-                    self.client.metrics().url_refreshed();
-                    tracing::info!(message = "Download URL expired; fetching a fresh one.");
+            let count = parts.len();
+            let mut expired = false;
+            for part in &parts {
+                let label = part_label(&part.name);
+                let key = keys.part(&label, count);
+                if done.iter().any(|(facts, _)| facts.key == key) {
                     continue;
                 }
+                let target = PartTarget {
+                    label: &label,
+                    key: &key,
+                    url: &part.url,
+                    // Only a recording of one file may be checked against the size it
+                    // declares: whether `outputSizeInBytes` is the sum of the parts or
+                    // something else is not documented, so parts are held to their
+                    // hosts' Content-Length alone.
+                    declared: if count == 1 {
+                        recording.output_size_in_bytes
+                    } else {
+                        None
+                    },
+                };
+                match self.archive_part(claimed, &target, cancel).await? {
+                    PartStep::Done(facts, adopted) => done.push((facts, adopted)),
+                    PartStep::Expired => {
+                        expired = true;
+                        break;
+                    }
+                    PartStep::Park(reason) => return Ok(Step::Park(reason)),
+                }
+            }
+            if expired {
+                self.client.metrics().url_refreshed();
+                tracing::info!(message = "Download URL expired; fetching a fresh one.");
+                continue;
+            }
+            // Every part of this listing is in the sink; the facts in the listing's order.
+            let adopted = done.iter().all(|(_, adopted)| *adopted);
+            let files: Vec<PartFacts> = parts
+                .iter()
+                .filter_map(|p| {
+                    let key = keys.part(&part_label(&p.name), count);
+                    done.iter().find(|(f, _)| f.key == key).map(|(f, _)| f.clone())
+                })
+                .collect();
+            let facts = ArchiveFacts::of_parts(files, Utc::now());
+            self.write_sidecar(&recording, keys, &facts).await?;
+            if adopted {
+                tracing::info!(
+                    message = "Objects already in the sink from an earlier attempt; adopted after reading them back."
+                );
+            }
+            return Ok(Step::Done(facts, adopted));
+        }
+        Err(Failure::Transient(format!(
+            "download URL expired {URL_ROUNDS} times in a row"
+        )))
+    }
+
+    /// One file of the recording into the sink, exactly once: adopted when an earlier
+    /// attempt wrote it, else streamed from its URL and confirmed.
+    async fn archive_part(
+        &self,
+        claimed: &Claimed,
+        target: &PartTarget<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<PartStep, Failure> {
+        let rid = claimed.recording_id.as_str();
+        // Twice at most: a key taken between the check and the write is looked at again.
+        for _ in 0..2 {
+            if let Some(existing) = self.sink.head(target.key).await? {
+                return self.adopt(rid, target, existing).await;
+            }
+            let download = match self.client.open_media(target.url).await {
+                Err(ApiError::UrlExpired) => return Ok(PartStep::Expired),
                 other => other?,
             };
             // The body must end exactly at the announced length, or at the size the
             // recording declares when the host announced none: short or long, the
             // stream fails and the sink aborts.
-            let expected = download.content_length.or(recording.output_size_in_bytes);
+            let expected = download.content_length.or(target.declared);
             let stream = paced(download.stream, self.settings.min_download_rate, pace::WINDOW);
             let (body, tally) = tallied(stream, expected);
             let request = PutRequest {
-                key: &keys.media,
+                key: target.key,
                 recording_id: rid,
-                conversation_id: cid,
+                conversation_id: &claimed.conversation_id,
                 content_type: content_type(self.format),
                 // A single streamed PutObject commits exactly the length it declares,
                 // before an overrun could be seen: only the host's own Content-Length
@@ -377,10 +474,10 @@ impl Worker {
             let journal = LedgerJournal {
                 ledger: self.ledger.as_ref(),
                 claim: claimed.claim(),
+                key: target.key,
             };
             match self.sink.put_stream(request, body, &journal, cancel).await {
                 Ok(()) => {}
-                // Taken between the check and the write: look again (adopt or park).
                 Err(SinkError::Exists) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -388,60 +485,58 @@ impl Worker {
                 let t = tally.lock().unwrap();
                 (t.bytes, t.sha256())
             };
-            let stored = self.sink.head(&keys.media).await?;
-            match stored {
-                Some(info) if info.size == size => {}
-                Some(info) => {
-                    return Ok(Step::Park(format!(
-                        "object at {} has {} bytes after uploading {size}",
-                        keys.media, info.size
-                    )));
-                }
-                None => return Err(Failure::Transient("object not found right after its upload".into())),
-            }
-            let facts = ArchiveFacts {
-                key: keys.media.clone(),
-                size,
-                sha256,
-                archived_at: Utc::now(),
+            return match self.sink.head(target.key).await? {
+                Some(info) if info.size == size => Ok(PartStep::Done(
+                    PartFacts {
+                        part: target.label.to_owned(),
+                        key: target.key.to_owned(),
+                        size,
+                        sha256,
+                    },
+                    false,
+                )),
+                Some(info) => Ok(PartStep::Park(format!(
+                    "object at {} has {} bytes after uploading {size}",
+                    target.key, info.size
+                ))),
+                None => Err(Failure::Transient("object not found right after its upload".into())),
             };
-            self.write_sidecar(&recording, keys, &facts).await?;
-            return Ok(Step::Done(facts, false));
         }
         Err(Failure::Transient(format!(
-            "download URL expired {URL_ROUNDS} times in a row"
+            "the key {} was taken and freed again while writing",
+            target.key
         )))
     }
 
-    /// An object is already at the key: adopt it if it is this recording's, else park.
+    /// An object is already at the part's key: adopt it if it is this recording's, else park.
     async fn adopt(
         &self,
-        recording: &Recording,
-        keys: &RecordingKeys,
+        recording_id: &str,
+        target: &PartTarget<'_>,
         existing: crate::sink::ObjectInfo,
-    ) -> Result<Step, Failure> {
+    ) -> Result<PartStep, Failure> {
         let ours = match &existing.owner {
-            Owner::Recording(id) => *id == recording.metadata.id,
+            Owner::Recording(id) => id == recording_id,
             Owner::Unknown => true,
             Owner::Foreign => false,
         };
-        let size_fits = recording.output_size_in_bytes.is_none_or(|s| s == existing.size);
+        let size_fits = target.declared.is_none_or(|s| s == existing.size);
         if !ours || !size_fits {
-            return Ok(Step::Park(format!(
+            return Ok(PartStep::Park(format!(
                 "an object already exists at {} and is not this recording's; it is never overwritten",
-                keys.media
+                target.key
             )));
         }
-        let (size, sha256) = self.sink.read_checksum(&keys.media).await?;
-        let facts = ArchiveFacts {
-            key: keys.media.clone(),
-            size,
-            sha256,
-            archived_at: Utc::now(),
-        };
-        self.write_sidecar(recording, keys, &facts).await?;
-        tracing::info!(message = "Object already in the sink from an earlier attempt; adopted after reading it back.");
-        Ok(Step::Done(facts, true))
+        let (size, sha256) = self.sink.read_checksum(target.key).await?;
+        Ok(PartStep::Done(
+            PartFacts {
+                part: target.label.to_owned(),
+                key: target.key.to_owned(),
+                size,
+                sha256,
+            },
+            true,
+        ))
     }
 
     async fn write_sidecar(
@@ -456,6 +551,24 @@ impl Worker {
             .await?;
         Ok(())
     }
+}
+
+/// One file of a recording to archive.
+struct PartTarget<'a> {
+    label: &'a str,
+    key: &'a str,
+    url: &'a reqwest::Url,
+    /// The size the recording declares for this file, when that is known to apply.
+    declared: Option<u64>,
+}
+
+/// What became of one file.
+enum PartStep {
+    /// In the sink with these facts; `true` when an earlier attempt had written it.
+    Done(PartFacts, bool),
+    /// Its URL expired: the recording is fetched again for fresh ones.
+    Expired,
+    Park(String),
 }
 
 /// How long ago the recording was discovered.
@@ -478,22 +591,29 @@ fn content_type(format: FormatId) -> &'static str {
 }
 
 /// The `{recordingId}_metadata.json` sidecar: the recording as Genesys described it
-/// (without its download URLs, which are credentials) and the archive's own facts.
+/// (without its download URLs, which are credentials) and the archive's own facts,
+/// every part listed with its key, size and SHA-256.
 pub fn sidecar(recording: &Recording, format: FormatId, facts: &ArchiveFacts) -> Vec<u8> {
     let mut described = recording.clone();
     described.media_uris = None;
-    let doc = serde_json::json!({
-        "recording": described,
-        "archive": {
-            "recordingId": recording.metadata.id,
-            "conversationId": recording.metadata.conversation_id,
-            "key": facts.key,
-            "format": format.as_str(),
-            "sizeBytes": facts.size,
-            "sha256": facts.sha256,
-            "archivedAt": facts.archived_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "archiver": concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")),
-        }
+    let parts: Vec<serde_json::Value> = facts
+        .files()
+        .iter()
+        .map(|p| serde_json::json!({"part": p.part, "key": p.key, "sizeBytes": p.size, "sha256": p.sha256}))
+        .collect();
+    let mut archive = serde_json::json!({
+        "recordingId": recording.metadata.id,
+        "conversationId": recording.metadata.conversation_id,
+        "key": facts.key,
+        "format": format.as_str(),
+        "sizeBytes": facts.size,
+        "parts": parts,
+        "archivedAt": facts.archived_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "archiver": concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")),
     });
+    if !facts.sha256.is_empty() {
+        archive["sha256"] = facts.sha256.clone().into();
+    }
+    let doc = serde_json::json!({ "recording": described, "archive": archive });
     serde_json::to_vec_pretty(&doc).expect("JSON values serialize")
 }

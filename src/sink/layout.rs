@@ -3,6 +3,14 @@
 //! The default follows Genesys's own S3 export, so Athena tables built on it keep
 //! working: `{prefix}year=YYYY/month=MM/day=DD/hour=HH/conversation_id={id}/{recordingId}.{ext}`,
 //! by the recording's UTC start time, plus `{recordingId}_metadata.json` beside it.
+//!
+//! A screen recording can be several files (parts, one per monitor or segment). A
+//! recording of one file keeps the key above; each part of several gets the key with
+//! `{part}` rendered as `.part-{label}` (`r-1.part-0.webm`, `r-1.part-1.webm`), and its
+//! one sidecar lists them all. A template without `{part}` gets it before its `.{ext}`.
+//! The label is the part's name in `mediaUris` when that is a safe id, else a digest
+//! of it ([`part_label`]).
+//!
 //! Ids come from API payloads: only `[A-Za-z0-9._-]` ids (not `.` or `..`) may shape a
 //! key; anything else is refused, so a hostile id can neither climb out of the prefix
 //! nor collide with another recording's key.
@@ -17,8 +25,12 @@ pub struct KeyLayout {
 /// The keys of one recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordingKeys {
+    /// The key of a recording of one file.
     pub media: String,
     pub sidecar: String,
+    /// The media key with `{part}` still in it: what the ledger fixes at the first
+    /// attempt, before the number of parts is known ([`RecordingKeys::part`]).
+    pub pattern: String,
 }
 
 const PLACEHOLDERS: &[&str] = &[
@@ -32,7 +44,11 @@ const PLACEHOLDERS: &[&str] = &[
     "ext",
     "orgId",
     "org",
+    "part",
 ];
+
+/// Where `{part}` goes in a template that does not place it: before `.{ext}`.
+const PART: &str = "{part}";
 
 /// Whether an id may be used in a key or a path.
 pub fn is_safe_id(id: &str) -> bool {
@@ -46,8 +62,7 @@ pub fn is_safe_id(id: &str) -> bool {
 }
 
 impl KeyLayout {
-    pub const DEFAULT: &'static str =
-        "{prefix}year={year}/month={month}/day={day}/hour={hour}/conversation_id={conversationId}/{recordingId}.{ext}";
+    pub const DEFAULT: &'static str = "{prefix}year={year}/month={month}/day={day}/hour={hour}/conversation_id={conversationId}/{recordingId}{part}.{ext}";
 
     pub fn parse(template: &str) -> Result<Self, String> {
         let mut rest = template;
@@ -65,18 +80,31 @@ impl KeyLayout {
         if !template.contains("{recordingId}") {
             return Err("must contain {recordingId}, or recordings would overwrite each other".into());
         }
-        if !template.ends_with(".{ext}") && !template.ends_with("{recordingId}") {
-            return Err("must end with {recordingId} or {recordingId}.{ext}".into());
+        let bare = template.replace(PART, "");
+        if !bare.ends_with(".{ext}") && !bare.ends_with("{recordingId}") {
+            return Err("must end with {recordingId} or {recordingId}.{ext} (a {part} may stand between)".into());
+        }
+        if template.matches(PART).count() > 1
+            || (template.contains(PART) && !template.split('/').next_back().is_some_and(|f| f.contains(PART)))
+        {
+            return Err("{part} may stand once, in the file name".into());
         }
         if template.starts_with('/') || template.split('/').any(|s| s == "..") {
             return Err("must not start with `/` or contain `..`".into());
         }
-        Ok(Self {
-            template: template.to_owned(),
-        })
+        // Parts get their own keys even from a template written before parts existed.
+        let template = if template.contains(PART) {
+            template.to_owned()
+        } else if let Some(stem) = template.strip_suffix(".{ext}") {
+            format!("{stem}{PART}.{{ext}}")
+        } else {
+            format!("{template}{PART}")
+        };
+        Ok(Self { template })
     }
 
-    /// The keys of a recording; `Err` names an id that may not shape a key.
+    /// The keys of a recording (its pattern keeps `{part}`, filled in per part by
+    /// [`RecordingKeys::part`] once the number of parts is known). `Err` names an id that may not shape a key.
     pub fn keys(
         &self,
         prefix: &str,
@@ -135,17 +163,60 @@ impl KeyLayout {
     }
 
     /// The keys of a recording whose media key was fixed earlier (stored in the
-    /// ledger): the sidecar sits beside it.
-    pub fn fixed(media: impl Into<String>, recording_id: &str) -> RecordingKeys {
-        let media = media.into();
+    /// ledger, `{part}` in it unless fixed before parts existed): the sidecar sits
+    /// beside it.
+    pub fn fixed(pattern: impl Into<String>, recording_id: &str) -> RecordingKeys {
+        let pattern = pattern.into();
+        let media = pattern.replacen(PART, "", 1);
         let dir = media.rsplit_once('/').map_or("", |(dir, _)| dir);
         let sidecar = if dir.is_empty() {
             format!("{recording_id}_metadata.json")
         } else {
             format!("{dir}/{recording_id}_metadata.json")
         };
-        RecordingKeys { media, sidecar }
+        RecordingKeys {
+            media,
+            sidecar,
+            pattern,
+        }
     }
+}
+
+impl RecordingKeys {
+    /// The key of a part labelled `label` of a recording of `parts` files: the fixed
+    /// key with `{part}` empty for one file, `.part-{label}` for each of several. A key
+    /// fixed before parts existed has no `{part}`: the part goes before its extension.
+    pub fn part(&self, label: &str, parts: usize) -> String {
+        let fill = if parts <= 1 {
+            String::new()
+        } else {
+            format!(".part-{label}")
+        };
+        let p = &self.pattern;
+        if p.contains(PART) {
+            return p.replacen(PART, &fill, 1);
+        }
+        let name_at = p.rfind('/').map_or(0, |i| i + 1);
+        match p[name_at..].rfind('.') {
+            Some(dot) if dot > 0 => {
+                let at = name_at + dot;
+                format!("{}{fill}{}", &p[..at], &p[at..])
+            }
+            _ => format!("{p}{fill}"),
+        }
+    }
+}
+
+/// A part's label in its key: its name in `mediaUris` when that is a short safe id,
+/// else the first 16 hex digits of its SHA-256 after a `p` (an untrusted string never
+/// shapes a key, and two names never share a label).
+pub fn part_label(name: &str) -> String {
+    if is_safe_id(name) && name.len() <= 32 {
+        return name.to_owned();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("p{}", &crate::hex::hex(&digest)[..16])
 }
 
 #[cfg(test)]
@@ -195,7 +266,46 @@ mod tests {
     }
 
     #[test]
+    fn parts_of_several_get_their_own_keys_and_one_file_keeps_the_old_key() {
+        let layout = KeyLayout::parse(KeyLayout::DEFAULT).unwrap();
+        let start = "2026-03-04T05:06:07Z".parse().unwrap();
+        let keys = layout.keys("org1/", "c-1", "r-1", start, "webm").unwrap();
+        let dir = "org1/year=2026/month=03/day=04/hour=05/conversation_id=c-1";
+        assert_eq!(keys.part("S", 1), format!("{dir}/r-1.webm"));
+        assert_eq!(keys.part("0", 2), format!("{dir}/r-1.part-0.webm"));
+        assert_eq!(keys.part("1", 2), format!("{dir}/r-1.part-1.webm"));
+        assert_eq!(keys.sidecar, format!("{dir}/r-1_metadata.json"));
+        // A key fixed by a version before parts (no `{part}` in it).
+        let old = KeyLayout::fixed(format!("{dir}/r-1.webm"), "r-1");
+        assert_eq!(old.part("S", 1), format!("{dir}/r-1.webm"));
+        assert_eq!(old.part("1", 3), format!("{dir}/r-1.part-1.webm"));
+        // A custom template without `{part}` gets it before the extension.
+        let custom = KeyLayout::parse("{prefix}{recordingId}.{ext}").unwrap();
+        let k = custom.keys("p/", "c", "r", start, "webm").unwrap();
+        assert_eq!(
+            (k.part("a", 1), k.part("a", 2)),
+            ("p/r.webm".into(), "p/r.part-a.webm".into())
+        );
+    }
+
+    #[test]
+    fn untrusted_part_names_never_shape_a_key() {
+        assert_eq!(part_label("0"), "0");
+        for bad in ["../x", "a/b", "", "é", "x\u{0}", &"a".repeat(200)] {
+            let label = part_label(bad);
+            assert!(
+                is_safe_id(&label) && label.starts_with('p') && label.len() == 17,
+                "{bad:?} -> {label}"
+            );
+        }
+        assert_ne!(part_label("a/b"), part_label("a/c"));
+    }
+
+    #[test]
     fn templates_are_checked() {
+        assert!(KeyLayout::parse("{prefix}{recordingId}{part}.{ext}").is_ok());
+        assert!(KeyLayout::parse("{prefix}{part}/{recordingId}.{ext}").is_err());
+        assert!(KeyLayout::parse("{prefix}{recordingId}{part}{part}.{ext}").is_err());
         assert!(KeyLayout::parse("{prefix}{conversationId}/{recordingId}.{ext}").is_ok());
         assert!(KeyLayout::parse("{prefix}{conversationId}.{ext}").is_err());
         assert!(KeyLayout::parse("{prefix}{bogus}/{recordingId}.{ext}").is_err());

@@ -332,15 +332,30 @@ pub async fn assert_bucket_holds_exactly(h: &Harness, expected: &[CatalogEntry])
     assert_bucket_holds(&h.s3, &h.bucket, &under).await;
 }
 
-/// `bucket` holds each `(prefix, recording)` once, with the simulator's bytes and its
-/// sidecar, and nothing else; no multipart upload is left open.
+/// The keys of `entry`'s files under `prefix`, with their media names and sizes: its
+/// one key, or one per part.
+pub fn part_keys(prefix: &str, entry: &CatalogEntry) -> Vec<(String, String, u64)> {
+    let k = keys_under(prefix, entry);
+    let n = entry.parts.len();
+    entry
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, (name, size))| (k.part(&i.to_string(), n), name.clone(), *size))
+        .collect()
+}
+
+/// `bucket` holds each `(prefix, recording)` once (every part of it), with the
+/// simulator's bytes and its sidecar listing every part, and nothing else; no
+/// multipart upload is left open.
 pub async fn assert_bucket_holds(s3: &Client, bucket: &str, expected: &[(String, CatalogEntry)]) {
     let objects = list_objects(s3, bucket).await;
     let wanted: BTreeSet<String> = expected
         .iter()
         .flat_map(|(prefix, e)| {
-            let k = keys_under(prefix, e);
-            [k.media, k.sidecar]
+            let mut all: Vec<String> = part_keys(prefix, e).into_iter().map(|(key, ..)| key).collect();
+            all.push(keys_under(prefix, e).sidecar);
+            all
         })
         .collect();
     assert_eq!(
@@ -350,16 +365,27 @@ pub async fn assert_bucket_holds(s3: &Client, bucket: &str, expected: &[(String,
     );
     for (prefix, entry) in expected {
         let k = keys_under(prefix, entry);
-        let sha = expected_sha256(&entry.recording_id, entry.size);
-        assert_eq!(objects[&k.media], entry.size, "{}", k.media);
-        assert_eq!(
-            hex(&Sha256::digest(get_object(s3, bucket, &k.media).await)),
-            sha,
-            "{}",
-            k.media
-        );
         let sidecar: serde_json::Value = serde_json::from_slice(&get_object(s3, bucket, &k.sidecar).await).unwrap();
-        assert_eq!(sidecar["archive"]["sha256"], sha);
+        let parts = part_keys(prefix, entry);
+        for (i, (key, name, size)) in parts.iter().enumerate() {
+            let sha = expected_sha256(name, *size);
+            assert_eq!(objects[key], *size, "{key}");
+            assert_eq!(hex(&Sha256::digest(get_object(s3, bucket, key).await)), sha, "{key}");
+            let listed = &sidecar["archive"]["parts"][i];
+            assert_eq!(
+                (
+                    listed["key"].as_str(),
+                    listed["sha256"].as_str(),
+                    listed["sizeBytes"].as_u64()
+                ),
+                (Some(key.as_str()), Some(sha.as_str()), Some(*size)),
+                "the sidecar lists the part"
+            );
+        }
+        assert_eq!(sidecar["archive"]["parts"].as_array().map(Vec::len), Some(parts.len()));
+        if let [(_, name, size)] = parts.as_slice() {
+            assert_eq!(sidecar["archive"]["sha256"], expected_sha256(name, *size));
+        }
         assert_eq!(sidecar["archive"]["sizeBytes"], entry.size);
         assert_eq!(sidecar["recording"]["id"], entry.recording_id.as_str());
         let text = sidecar.to_string();

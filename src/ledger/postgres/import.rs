@@ -68,6 +68,11 @@ const TABLES: &[Table] = &[
             ("archived_at", Kind::Int8),
             ("updated_at", Kind::Int8),
             ("claim_token", Kind::Int8),
+            ("parts", Kind::Text),
+            ("upload_key", Kind::Text),
+            ("archive_date", Kind::Int8),
+            ("delete_date", Kind::Int8),
+            ("deadline", Kind::Int8),
         ],
     },
     Table {
@@ -82,6 +87,7 @@ const TABLES: &[Table] = &[
             ("checks", Kind::Int4),
             ("next_check_at", Kind::Int8),
             ("updated_at", Kind::Int8),
+            ("reason", Kind::Text),
         ],
     },
     Table {

@@ -92,6 +92,26 @@ pub const STEPS: &[&str] = &[
     -- (measured: 5.7 ms per discovered recording with 10,000 listed at once).
     CREATE INDEX conversations_leased ON conversations (org, lease_until) WHERE state = 'checking';
 ",
+    r"
+    -- A screen recording can be several files (parts): each part's key, size and SHA-256,
+    -- as JSON, for a recording of several; NULL for one file. Where the open multipart
+    -- upload is: one of the part keys (NULL: object_key). As SQLite's step 5.
+    ALTER TABLE recordings ADD COLUMN parts TEXT;
+    ALTER TABLE recordings ADD COLUMN upload_key TEXT;
+    -- Deadlines from the listing (after archive_date a restore is needed, after delete_date
+    -- the recording is gone); deadline is the nearer (i64::MAX when neither is known), and
+    -- the queue is claimed nearest deadline first.
+    ALTER TABLE recordings ADD COLUMN archive_date BIGINT;
+    ALTER TABLE recordings ADD COLUMN delete_date BIGINT;
+    ALTER TABLE recordings ADD COLUMN deadline BIGINT NOT NULL DEFAULT 9223372036854775807;
+    CREATE INDEX recordings_by_deadline ON recordings (org, deadline, next_attempt_at)
+        WHERE state IN ('discovered', 'transcoding', 'retrying');
+    CREATE INDEX recordings_open_deadline ON recordings (org, deadline) WHERE state NOT IN ('archived', 'parked');
+    -- Why a conversation's last listing failed (NULL once one succeeds).
+    ALTER TABLE conversations ADD COLUMN reason TEXT;
+    CREATE INDEX conversations_failing ON conversations (org) WHERE reason IS NOT NULL;
+    CREATE INDEX conversations_unsettled ON conversations (org, end_time) WHERE state IN ('ended', 'checking');
+",
 ];
 
 /// Brings the schema to this build's version. A database whose schema is newer than

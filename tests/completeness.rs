@@ -1,0 +1,344 @@
+//! Every screen recording, end to end (simulator + moto + the daemon binary, run as a
+//! daemon): recordings of several files, conversations analytics shows late, a platform
+//! that matches interval bounds coarsely. Assertions read the bucket and the ledger;
+//! waits are bounded and poll state, never assert on time.
+
+mod common;
+
+use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org};
+use genesys_archiver::sim::SimConfig;
+use std::time::{Duration, Instant};
+
+/// The daemon (`run`) with its output in a file of the test's directory.
+struct Daemon {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(h: &Harness, name: &str) -> Self {
+        let log = h.dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = h
+            .daemon(&["run"])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("daemon starts");
+        Self { child, log }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, and the exit within 30 s with `code` (0; 3 when recordings failed).
+    async fn stop_with(mut self, code: i32) -> String {
+        let pid = self.child.id().expect("running") as i32;
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the daemon stops within 30 s")
+            .unwrap();
+        let logs = self.logs();
+        assert_eq!(status.code(), Some(code), "{status:?}\n{logs}");
+        logs
+    }
+
+    async fn stop(self) -> String {
+        self.stop_with(0).await
+    }
+}
+
+fn archived_count(h: &Harness) -> usize {
+    h.ledger().values().filter(|row| row.0 == "archived").count()
+}
+
+/// Waits until `expected` recordings are archived, for at most `secs`.
+async fn until_archived(h: &Harness, daemon: &Daemon, expected: usize, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while archived_count(h) < expected {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {expected} archived\n{}",
+            archived_count(h),
+            daemon.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// (a) A fifth of the screen recordings are served as 2–3 files: every part is archived
+/// once, byte for byte, under its own key, and the sidecar lists them all; URLs that
+/// expire halfway through a recording cost only the parts not yet written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_part_of_a_screen_recording_of_several_files_is_archived_once() {
+    let sim = SimConfig {
+        multipart_share: 0.2,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        stale_url_share: 0.2,
+        media_size: (50_000, 400_000),
+        ..fast_org(60)
+    };
+    let h = Harness::start(sim, "").await;
+    let expected = available(&h);
+    let several = expected.iter().filter(|e| e.parts.len() > 1).count();
+    assert!(
+        several >= 5 && several < expected.len(),
+        "a meaningful share of several parts: {several} of {}",
+        expected.len()
+    );
+    let daemon = Daemon::start(&h, "parts");
+    until_archived(&h, &daemon, expected.len(), 90).await;
+    daemon.stop().await;
+    assert_bucket_holds_exactly(&h, &expected).await;
+
+    // The ledger holds each part's key, size and digest for the recordings of several.
+    let conn = rusqlite::Connection::open(h.dir.join("ledger.sqlite")).unwrap();
+    for entry in expected.iter().filter(|e| e.parts.len() > 1) {
+        let parts: String = conn
+            .query_row(
+                "SELECT parts FROM recordings WHERE recording_id = ?1",
+                [&entry.recording_id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let parts: Vec<serde_json::Value> = serde_json::from_str(&parts).unwrap();
+        let listed: Vec<(String, u64)> = parts
+            .iter()
+            .map(|p| (p["sha256"].as_str().unwrap().to_owned(), p["size"].as_u64().unwrap()))
+            .collect();
+        let want: Vec<(String, u64)> = entry
+            .parts
+            .iter()
+            .map(|(name, size)| (genesys_archiver::sim::media::expected_sha256(name, *size), *size))
+            .collect();
+        assert_eq!(listed, want, "{}", entry.recording_id);
+    }
+    let stats = h.sim.stats();
+    assert!(stats.count("media", "403") > 0, "some URLs expired: {stats:?}");
+}
+
+/// (b) Conversations that analytics shows only after the passes' overlap has passed
+/// are found by the sweep, and their recordings archived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_analytics_shows_late_are_found_by_the_sweep() {
+    let sim = SimConfig {
+        history: Duration::from_secs(150),
+        session_length: (Duration::from_secs(5), Duration::from_secs(20)),
+        late_share: 0.5,
+        late_by: Duration::from_secs(40),
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        no_recording_share: 0.0,
+        ..fast_org(40)
+    };
+    let h = Harness::start(sim, "").await;
+    let config = std::fs::read_to_string(&h.config).unwrap().replace(
+        "overlap = \"10m\"\n",
+        "overlap = \"2s\"\nsweep_lookback = \"1h\"\nsweep_interval = \"3s\"\n",
+    );
+    std::fs::write(&h.config, config).unwrap();
+    let now = chrono::Utc::now();
+    let expected = available(&h);
+    let late: Vec<_> = expected
+        .iter()
+        .filter(|e| e.analytics_from > now + chrono::Duration::seconds(5))
+        .collect();
+    assert!(late.len() >= 3, "a meaningful number shown late: {}", late.len());
+
+    let daemon = Daemon::start(&h, "late");
+    until_archived(&h, &daemon, expected.len(), 120).await;
+    let logs = daemon.stop().await;
+    assert_bucket_holds_exactly(&h, &expected).await;
+    let found_late: u64 = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "Sweep done.")
+        .filter_map(|l| l["late_conversations"].as_u64())
+        .sum();
+    let late_conversations: std::collections::BTreeSet<_> = late.iter().map(|e| &e.conversation_id).collect();
+    assert!(
+        found_late >= late_conversations.len() as u64,
+        "the sweep found the {} late conversations: {found_late}\n{logs}",
+        late_conversations.len()
+    );
+}
+
+/// (c) A platform that matches interval bounds to the whole second: re-reads of the
+/// conversations still going on (started long before the overlap) still see every end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rereads_see_every_end_when_the_platform_matches_intervals_to_the_second() {
+    let sim = SimConfig {
+        ongoing: 30,
+        ongoing_started_ago: Duration::from_secs(90 * 60),
+        ongoing_end_within: Duration::from_secs(8),
+        upload_time: (Duration::from_millis(200), Duration::from_millis(500)),
+        interval_granularity: Duration::from_secs(1),
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        no_recording_share: 0.0,
+        ..fast_org(4)
+    };
+    let h = Harness::start(sim, "").await;
+    let expected = available(&h);
+    let daemon = Daemon::start(&h, "coarse");
+    until_archived(&h, &daemon, expected.len(), 90).await;
+    daemon.stop().await;
+    assert_bucket_holds_exactly(&h, &expected).await;
+}
+
+/// (d) A screen recording that stays `UPLOADING` is in the ledger, and counted by the
+/// oldest-unarchived gauge, from its first listing; after `discovery.upload_deadline`
+/// it fails with that reason, and its conversation settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_stuck_uploading_shows_meanwhile_and_fails_after_the_deadline() {
+    let port = common::harness::free_port();
+    let sim = SimConfig {
+        stuck_uploading_share: 0.3,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        no_recording_share: 0.0,
+        ..fast_org(16)
+    };
+    let h = Harness::start(sim, &format!("[telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n")).await;
+    let config = std::fs::read_to_string(&h.config).unwrap().replace(
+        "recheck_max = \"2s\"\n",
+        "recheck_max = \"2s\"\nupload_deadline = \"12s\"\n",
+    );
+    std::fs::write(&h.config, config).unwrap();
+    let stuck: Vec<String> = h
+        .sim
+        .catalog()
+        .iter()
+        .filter(|e| e.media == "screen" && e.stuck_uploading)
+        .map(|e| e.recording_id.clone())
+        .collect();
+    let expected: Vec<_> = available(&h)
+        .into_iter()
+        .filter(|e| !stuck.contains(&e.recording_id))
+        .collect();
+    assert!(!stuck.is_empty() && !expected.is_empty(), "{} stuck", stuck.len());
+
+    let daemon = Daemon::start(&h, "stuck");
+    until_archived(&h, &daemon, expected.len(), 60).await;
+    // Meanwhile: in the ledger, waiting with the reason, and seen by the gauge.
+    let ledger = h.ledger();
+    for id in &stuck {
+        let (state, reason, ..) = &ledger[id];
+        assert_eq!(state, "transcoding", "{id}");
+        assert!(
+            reason.as_deref().unwrap_or("").starts_with("UPLOADING in Genesys"),
+            "{reason:?}"
+        );
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("genesys_archiver_{name}{{org=\"default\"}}")))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    // Before, a recording UPLOADING stayed out of the recordings table and this said 0.
+    assert!(gauge("oldest_unarchived_age_seconds") > 0.0, "{metrics}");
+
+    // After the deadline: failed with the reason, every conversation settled.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ledger = h.ledger();
+        if stuck.iter().all(|id| ledger[id].0 == "failed") {
+            for id in &stuck {
+                let reason = ledger[id].1.clone().unwrap_or_default();
+                assert!(
+                    reason.contains("still UPLOADING in Genesys after discovery.upload_deadline"),
+                    "{reason}"
+                );
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "{ledger:?}\n{}", daemon.logs());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let out = h.daemon(&["status", "--json"]).output().await.unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // Recordings failed: exit 3, as for any run that leaves failed recordings.
+    daemon.stop_with(3).await;
+    assert_eq!(status["recordings"]["failed"], stuck.len(), "{status}");
+    assert_eq!(
+        status["conversations_waiting"], 0,
+        "every conversation settled: {status}"
+    );
+    assert_bucket_holds_exactly(&h, &expected).await;
+}
+
+/// (e) A backlog larger than the budget can list before the oldest recordings' delete
+/// dates (the simulator deletes them then): listed oldest first and claimed nearest
+/// deadline first, none of them is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_near_its_delete_dates_loses_nothing() {
+    // 60 conversations 10 s apart, the oldest ending 10 min ago; each is deleted 615 s
+    // after its end: the oldest ~20 s after the simulator starts, the next 10 s later,
+    // and so on. Listing all 60 at the budget (3 calls per 2 s) takes 40 s or more.
+    let sim = SimConfig {
+        history: Duration::from_secs(600),
+        session_length: (Duration::from_secs(5), Duration::from_secs(5)),
+        upload_time: (Duration::ZERO, Duration::ZERO),
+        retention: Duration::from_secs(615),
+        token_limit: 3,
+        window: Duration::from_secs(2),
+        ..common::harness::screen_only(60, (10_000, 20_000))
+    };
+    // The simulator's configuration for the daemon paces it at that budget.
+    let h = Harness::start(sim, "").await;
+    let expected = available(&h);
+    let now = chrono::Utc::now();
+    let soon = expected
+        .iter()
+        .filter(|e| e.delete_date < now + chrono::Duration::seconds(45))
+        .count();
+    assert!(
+        soon >= 2,
+        "some are deleted before the whole backlog could be listed: {soon}"
+    );
+
+    let daemon = Daemon::start(&h, "deadlines");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while archived_count(&h) < expected.len() {
+        let ledger = h.ledger();
+        let lost: Vec<_> = ledger.iter().filter(|(_, row)| row.0 == "parked").collect();
+        assert!(
+            lost.is_empty(),
+            "lost to their delete date: {lost:?}\n{}",
+            daemon.logs()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} archived",
+            archived_count(&h),
+            expected.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.stop().await;
+    assert_bucket_holds_exactly(&h, &expected).await;
+    let conn = rusqlite::Connection::open(h.dir.join("ledger.sqlite")).unwrap();
+    let with_deadline: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM recordings WHERE delete_date IS NOT NULL AND deadline < 9223372036854775807",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        with_deadline as usize,
+        expected.len(),
+        "the ledger keeps every deadline"
+    );
+}
