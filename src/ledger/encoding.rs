@@ -48,3 +48,39 @@ pub fn watermark_key(org: &str) -> String {
 pub fn org_state_key(org: &str) -> String {
     format!("org_state:{org}")
 }
+
+/// The `meta` key of an org's note `name` ([`super::Ledger::note`]).
+pub fn note_key(name: &str, org: &str) -> String {
+    format!("{name}:{org}")
+}
+
+/// [`super::Ledger::records`]: the recordings of the conversations that started in a
+/// range, through the conversations' start index. The same text on both backends
+/// (`?N` placeholders become `$N` for PostgreSQL with [`numbered`]).
+pub const RECORDS: &str = "SELECT r.recording_id, r.conversation_id, r.state, r.reason, c.start_time, r.object_key,
+        r.size, r.sha256, r.parts
+     FROM conversations c JOIN recordings r ON r.conversation_id = c.conversation_id
+     WHERE c.org = ?1 AND c.start_time >= ?2 AND c.start_time < ?3
+     ORDER BY c.start_time, r.recording_id";
+
+/// [`super::Ledger::unsettled_between`].
+pub const UNSETTLED_BETWEEN: &str = "SELECT
+        (SELECT COUNT(*) FROM conversations
+         WHERE org = ?1 AND start_time >= ?2 AND start_time < ?3 AND state IN ('active', 'ended', 'checking'))
+      + (SELECT COUNT(*) FROM conversations c JOIN recordings r ON r.conversation_id = c.conversation_id
+         WHERE c.org = ?1 AND c.start_time >= ?2 AND c.start_time < ?3
+           AND r.state IN ('discovered', 'transcoding', 'retrying', 'uploading'))";
+
+/// `sql` with SQLite's `?N` placeholders as PostgreSQL's `$N`.
+pub fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '?' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('$');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -217,6 +217,47 @@ pub struct RecordingRow {
     pub deadline: Option<DateTime<Utc>>,
 }
 
+/// A recording as `reconcile` and the daily manifests read it: its state, and for an
+/// archived one every file it was archived as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerRecord {
+    pub recording_id: String,
+    pub conversation_id: String,
+    pub state: String,
+    pub reason: Option<String>,
+    /// Its conversation's start (the day it belongs to).
+    pub conversation_start: DateTime<Utc>,
+    /// The key fixed at its first attempt (a pattern with `{part}` until archived).
+    pub key: Option<String>,
+    /// Archived: its one file, or each part; otherwise empty.
+    pub files: Vec<PartFacts>,
+}
+
+/// The `files` of a row: the `parts` column when there are several, else the one file.
+pub(crate) fn record_files(
+    state: &str,
+    key: Option<&str>,
+    size: Option<i64>,
+    sha256: Option<&str>,
+    parts: Option<&str>,
+) -> Vec<PartFacts> {
+    if state != State::Archived.as_str() {
+        return Vec::new();
+    }
+    if let Some(parts) = parts.and_then(|p| serde_json::from_str::<Vec<PartFacts>>(p).ok()) {
+        return parts;
+    }
+    match key {
+        Some(key) => vec![PartFacts {
+            part: String::new(),
+            key: key.to_owned(),
+            size: size.unwrap_or(0).max(0) as u64,
+            sha256: sha256.unwrap_or_default().to_owned(),
+        }],
+        None => Vec::new(),
+    }
+}
+
 /// Which recordings `list` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListFilter {
@@ -515,6 +556,25 @@ pub trait Ledger: Send + Sync {
     /// once, the others when discovery reads their window (`backfill` over it, or the
     /// overlap); returns how many.
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// The recordings of the conversations that started in `[from, to)`, oldest first
+    /// (`reconcile`, the daily manifests). Read through the conversations, so a
+    /// recording whose conversation row was pruned is not among them (pruning removes
+    /// both by the same start).
+    fn records(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Vec<LedgerRecord>>>;
+
+    /// What of the conversations that started in `[from, to)` is not final yet:
+    /// conversations not settled (nor parked) and their recordings still waiting. Zero
+    /// means the range is complete as far as the ledger knows.
+    fn unsettled_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<u64>>;
+
+    /// The start of the org's oldest conversation in the ledger.
+    fn first_start(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>>;
+
+    /// A small value the daemon keeps per org (the manifest chain's head), by name.
+    fn note(&self, name: &'static str) -> BoxFuture<'_, LedgerResult<Option<String>>>;
+
+    fn set_note(&self, name: &'static str, value: String) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// How long a recording listed with a download URL that only this process holds (in
     /// memory) may be kept from the other claimers of the ledger. `None` with one owner

@@ -17,10 +17,14 @@ mod schema;
 
 pub use import::Copied;
 
-use super::encoding::{DEFAULT_ORG, deadline_ms, from_deadline_ms, from_ms, ms, now_ms, org_state_key, watermark_key};
+use super::encoding::{
+    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, deadline_ms, from_deadline_ms, from_ms, ms, note_key, now_ms, numbered,
+    org_state_key, watermark_key,
+};
 use super::{
-    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
-    NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
+    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
+    ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State,
+    StatusReport, record_files,
 };
 use crate::retry::backoff;
 use crate::retry::settings::RetrySettings;
@@ -1142,6 +1146,66 @@ impl Ledger for PgLedger {
                 .await?;
                 tx.commit().await
             })
+        })
+    }
+
+    fn records(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Vec<LedgerRecord>>> {
+        self.run(move |c, l| {
+            Box::pin(async move {
+                let rows = c.query(&numbered(RECORDS), &[&l.org(), &ms(from), &ms(to)]).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| {
+                        let state: String = r.get(2);
+                        let key: Option<String> = r.get(5);
+                        let sha256: Option<String> = r.get(7);
+                        let parts: Option<String> = r.get(8);
+                        let files = record_files(&state, key.as_deref(), r.get(6), sha256.as_deref(), parts.as_deref());
+                        LedgerRecord {
+                            recording_id: r.get(0),
+                            conversation_id: r.get(1),
+                            state,
+                            reason: r.get(3),
+                            conversation_start: from_ms(r.get(4)).unwrap_or_default(),
+                            key,
+                            files,
+                        }
+                    })
+                    .collect())
+            })
+        })
+    }
+
+    fn unsettled_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<u64>> {
+        self.run(move |c, l| {
+            Box::pin(async move {
+                let row = c
+                    .query_one(&numbered(UNSETTLED_BETWEEN), &[&l.org(), &ms(from), &ms(to)])
+                    .await?;
+                Ok(row.get::<_, i64>(0).max(0) as u64)
+            })
+        })
+    }
+
+    fn first_start(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        self.run(move |c, l| {
+            Box::pin(async move {
+                let row = c
+                    .query_one("SELECT MIN(start_time) FROM conversations WHERE org = $1", &[&l.org()])
+                    .await?;
+                Ok(from_ms(row.get(0)))
+            })
+        })
+    }
+
+    fn note(&self, name: &'static str) -> BoxFuture<'_, LedgerResult<Option<String>>> {
+        self.run(move |c, l| Box::pin(async move { read_meta(&*c, &note_key(name, l.org())).await }))
+    }
+
+    fn set_note(&self, name: &'static str, value: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.run(move |c, l| {
+            let value = value.clone();
+            Box::pin(async move { write_meta(&*c, &note_key(name, l.org()), &value).await })
         })
     }
 

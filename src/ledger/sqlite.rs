@@ -7,11 +7,13 @@
 //! write rate (a few per recording) is far below what one connection sustains.
 
 use super::encoding::{
-    DEFAULT_ORG, NO_DEADLINE, deadline_ms, from_deadline_ms, from_ms, ms, now_ms, org_state_key, watermark_key,
+    DEFAULT_ORG, NO_DEADLINE, RECORDS, UNSETTLED_BETWEEN, deadline_ms, from_deadline_ms, from_ms, ms, note_key, now_ms,
+    org_state_key, watermark_key,
 };
 use super::{
-    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, ListFilter,
-    NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State, StatusReport,
+    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
+    ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State,
+    StatusReport, record_files,
 };
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -993,6 +995,70 @@ impl Ledger for SqliteLedger {
         })
     }
 
+    fn records(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Vec<LedgerRecord>>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(RECORDS)?;
+            stmt.query_map(params![org, ms(from), ms(to)], |r| {
+                let state: String = r.get(2)?;
+                let key: Option<String> = r.get(5)?;
+                let sha256: Option<String> = r.get(7)?;
+                let parts: Option<String> = r.get(8)?;
+                let files = record_files(&state, key.as_deref(), r.get(6)?, sha256.as_deref(), parts.as_deref());
+                Ok(LedgerRecord {
+                    recording_id: r.get(0)?,
+                    conversation_id: r.get(1)?,
+                    state,
+                    reason: r.get(3)?,
+                    conversation_start: from_ms(r.get(4)?).unwrap_or_default(),
+                    key,
+                    files,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    fn unsettled_between(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<u64>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            conn.query_row(UNSETTLED_BETWEEN, params![org, ms(from), ms(to)], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+        })
+    }
+
+    fn first_start(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            let at: Option<i64> =
+                conn.query_row("SELECT MIN(start_time) FROM conversations WHERE org = ?1", [org], |r| {
+                    r.get(0)
+                })?;
+            Ok(from_ms(at))
+        })
+    }
+
+    fn note(&self, name: &'static str) -> BoxFuture<'_, LedgerResult<Option<String>>> {
+        let key = note_key(name, &self.org);
+        self.run(move |conn| {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    fn set_note(&self, name: &'static str, value: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let key = note_key(name, &self.org);
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+            Ok(())
+        })
+    }
+
     fn retry_conversations(&self) -> BoxFuture<'_, LedgerResult<u64>> {
         let org = self.org.to_string();
         self.run(move |conn| {
@@ -1033,28 +1099,6 @@ mod tests {
             archive_date: None,
             delete_date: None,
         }
-    }
-
-    #[tokio::test]
-    async fn duplicates_are_dropped_and_work_is_claimed_once() {
-        let (ledger, dir) = temp_ledger();
-        assert_eq!(
-            ledger
-                .insert(vec![new("a", None), new("b", None), new("x", Some("deleted"))])
-                .await
-                .unwrap(),
-            3
-        );
-        assert_eq!(ledger.insert(vec![new("a", None), new("c", None)]).await.unwrap(), 1);
-        let now = Utc::now() + chrono::Duration::seconds(1);
-        let mut claimed = Vec::new();
-        while let Some(c) = ledger.claim_due(now).await.unwrap() {
-            claimed.push(c.recording_id);
-        }
-        claimed.sort();
-        assert_eq!(claimed, ["a", "b", "c"], "parked ones are not work");
-        assert_eq!(ledger.unfinished().await.unwrap(), 3);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]

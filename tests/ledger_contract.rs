@@ -1,0 +1,333 @@
+//! One suite for every ledger backend: each case runs against the SQLite ledger and
+//! against the PostgreSQL ledger (a real throw-away server, a database per case), so a
+//! behaviour cannot hold on one backend and silently not on the other. Backend-specific
+//! behaviour (leases, SKIP LOCKED, outages, the SQLite file's lock) is tested beside its
+//! backend (`ledger_pg.rs`, the SQLite ledger's own tests).
+
+mod common;
+
+use chrono::{DateTime, Duration as Span, Utc};
+use common::servers::Postgres;
+use futures_util::future::BoxFuture;
+use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
+use genesys_archiver::ledger::sqlite::SqliteLedger;
+use genesys_archiver::ledger::{
+    ArchiveFacts, ConversationRow, ConversationState, Ledger, ListFilter, NewRecording, PartFacts, State,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+type Case = fn(Arc<dyn Ledger>) -> BoxFuture<'static, ()>;
+
+/// Every case, by name.
+const CASES: &[(&str, Case)] = &[
+    ("duplicates_are_dropped_and_work_is_claimed_once", |l| {
+        Box::pin(duplicates_are_dropped_and_work_is_claimed_once(l))
+    }),
+    ("claims_go_nearest_deadline_first", |l| Box::pin(claims_go_nearest_deadline_first(l))),
+    ("every_part_is_kept_with_the_archive", |l| {
+        Box::pin(every_part_is_kept_with_the_archive(l))
+    }),
+    ("an_upload_left_open_at_a_part_key_is_handed_to_the_next_attempt", |l| {
+        Box::pin(an_upload_left_open_at_a_part_key_is_handed_to_the_next_attempt(l))
+    }),
+    ("a_waiting_recording_keeps_its_reason_and_its_time", |l| {
+        Box::pin(a_waiting_recording_keeps_its_reason_and_its_time(l))
+    }),
+    ("status_shows_deadlines_unsettled_conversations_and_failing_listings", |l| {
+        Box::pin(status_shows_deadlines_unsettled_conversations_and_failing_listings(l))
+    }),
+    ("a_range_is_complete_only_when_everything_in_it_is_final", |l| {
+        Box::pin(a_range_is_complete_only_when_everything_in_it_is_final(l))
+    }),
+    ("notes_are_kept_per_org", |l| Box::pin(notes_are_kept_per_org(l))),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("ga-contract-{}", std::process::id()));
+    for (i, (name, case)) in CASES.iter().enumerate() {
+        let ledger = SqliteLedger::open(&dir.join(format!("{i}.sqlite"))).unwrap();
+        eprintln!("sqlite: {name}");
+        case(Arc::new(ledger.for_org("acme"))).await;
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_case_on_postgres() {
+    let pg = Postgres::start("contract");
+    let (admin, connection) = deadpool_postgres::tokio_postgres::connect(&pg.url, deadpool_postgres::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for (i, (name, case)) in CASES.iter().enumerate() {
+        admin.batch_execute(&format!("CREATE DATABASE case{i}")).await.unwrap();
+        let settings = PgSettings {
+            url: pg.url.replace("/postgres", &format!("/case{i}")).into(),
+            pool_size: 4,
+            lease: Duration::from_secs(60),
+            outage_patience: Duration::from_secs(30),
+        };
+        let ledger = PgLedger::connect(&settings).await.unwrap();
+        eprintln!("postgres: {name}");
+        case(Arc::new(ledger.for_org("acme"))).await;
+    }
+}
+
+fn recording(id: &str, conversation: &str) -> NewRecording {
+    NewRecording {
+        recording_id: id.into(),
+        conversation_id: conversation.into(),
+        start_time: Some(Utc::now()),
+        end_time: Some(Utc::now()),
+        metadata: "{}".into(),
+        parked: None,
+        not_before: None,
+        transcoding: false,
+        waiting: None,
+        archive_date: None,
+        delete_date: None,
+    }
+}
+
+fn conversation(id: &str, start: DateTime<Utc>, state: ConversationState) -> ConversationRow {
+    ConversationRow {
+        conversation_id: id.into(),
+        start,
+        end: Some(start + Span::minutes(5)),
+        state,
+        checks: 0,
+        next_check_at: (state == ConversationState::Ended).then(Utc::now),
+        reason: None,
+    }
+}
+
+fn later() -> DateTime<Utc> {
+    Utc::now() + Span::seconds(1)
+}
+
+fn one_file(key: &str) -> ArchiveFacts {
+    ArchiveFacts::of_parts(
+        vec![PartFacts {
+            part: String::new(),
+            key: key.into(),
+            size: 7,
+            sha256: "aa".into(),
+        }],
+        Utc::now(),
+    )
+}
+
+async fn duplicates_are_dropped_and_work_is_claimed_once(ledger: Arc<dyn Ledger>) {
+    let mut parked = recording("x", "c");
+    parked.parked = Some("deleted".into());
+    let added = ledger
+        .insert(vec![recording("a", "c"), recording("b", "c"), parked])
+        .await
+        .unwrap();
+    assert_eq!(added, 3);
+    assert_eq!(ledger.insert(vec![recording("a", "c"), recording("c", "c")]).await.unwrap(), 1);
+    let mut claimed = Vec::new();
+    while let Some(c) = ledger.claim_due(later()).await.unwrap() {
+        claimed.push(c.recording_id);
+    }
+    claimed.sort();
+    assert_eq!(claimed, ["a", "b", "c"], "parked ones are not work");
+    assert_eq!(ledger.unfinished().await.unwrap(), 3);
+}
+
+async fn claims_go_nearest_deadline_first(ledger: Arc<dyn Ledger>) {
+    let now = Utc::now();
+    let with = |id: &str, archive: Option<i64>, delete: Option<i64>| {
+        let mut r = recording(id, "c");
+        r.archive_date = archive.map(|d| now + Span::days(d));
+        r.delete_date = delete.map(|d| now + Span::days(d));
+        r
+    };
+    ledger
+        .insert(vec![
+            with("unknown", None, None),
+            with("far", None, Some(300)),
+            with("archive-soon", Some(2), Some(365)),
+            with("delete-soon", None, Some(5)),
+        ])
+        .await
+        .unwrap();
+    let mut order = Vec::new();
+    while let Some(c) = ledger.claim_due(later()).await.unwrap() {
+        order.push(c.recording_id);
+    }
+    assert_eq!(
+        order,
+        ["archive-soon", "delete-soon", "far", "unknown"],
+        "the nearer of archiveDate and deleteDate first, recordings without either last"
+    );
+    let listed = ledger.list(ListFilter::Waiting, 10).await.unwrap();
+    let far = listed.iter().find(|r| r.recording_id == "far").unwrap();
+    assert_eq!(far.deadline.map(|d| d.timestamp_millis()), Some((now + Span::days(300)).timestamp_millis()));
+}
+
+async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
+    let start = Utc::now() - Span::hours(2);
+    ledger
+        .save_conversations(vec![conversation("c", start, ConversationState::Settled)])
+        .await
+        .unwrap();
+    ledger
+        .insert(vec![recording("several", "c"), recording("one", "c")])
+        .await
+        .unwrap();
+    let parts: Vec<PartFacts> = (0..3)
+        .map(|i| PartFacts {
+            part: i.to_string(),
+            key: format!("k/several.part-{i}.webm"),
+            size: 10 + i,
+            sha256: format!("{i:02}"),
+        })
+        .collect();
+    let a = ledger.claim_recording("several".into()).await.unwrap().unwrap();
+    ledger
+        .archived(a.claim(), ArchiveFacts::of_parts(parts.clone(), Utc::now()))
+        .await
+        .unwrap();
+    let b = ledger.claim_recording("one".into()).await.unwrap().unwrap();
+    ledger.archived(b.claim(), one_file("k/one.webm")).await.unwrap();
+
+    let records = ledger.records(start, start + Span::seconds(1)).await.unwrap();
+    let files = |id: &str| records.iter().find(|r| r.recording_id == id).unwrap().files.clone();
+    assert_eq!(files("several"), parts, "every part, with its key, size and digest");
+    assert_eq!(
+        files("one"),
+        vec![PartFacts {
+            part: String::new(),
+            key: "k/one.webm".into(),
+            size: 7,
+            sha256: "aa".into()
+        }]
+    );
+    assert!(records.iter().all(|r| r.state == "archived" && r.conversation_start.timestamp_millis() == start.timestamp_millis()));
+    assert!(ledger.records(start + Span::seconds(1), Utc::now()).await.unwrap().is_empty(), "by its conversation's start");
+}
+
+async fn an_upload_left_open_at_a_part_key_is_handed_to_the_next_attempt(ledger: Arc<dyn Ledger>) {
+    ledger.insert(vec![recording("r", "c")]).await.unwrap();
+    let first = ledger.claim_due(later()).await.unwrap().unwrap();
+    let pattern = ledger.fix_key(first.claim(), "k/r{part}.webm".into()).await.unwrap();
+    assert_eq!(pattern, "k/r{part}.webm");
+    ledger
+        .upload_opened(first.claim(), "k/r.part-1.webm".into(), "upload-1".into())
+        .await
+        .unwrap();
+    // The attempt fails without being able to abort (the store is down).
+    ledger
+        .reschedule(first.claim(), State::Retrying, Utc::now(), 1, Some("store down".into()))
+        .await
+        .unwrap();
+    let second = ledger.claim_due(later()).await.unwrap().unwrap();
+    assert_eq!(second.open_upload.as_deref(), Some("upload-1"));
+    assert_eq!(second.upload_key.as_deref(), Some("k/r.part-1.webm"), "where it was opened");
+    assert_eq!(second.key.as_deref(), Some("k/r{part}.webm"), "the pattern stays");
+    ledger.upload_closed(second.claim()).await.unwrap();
+    ledger
+        .reschedule(second.claim(), State::Retrying, Utc::now(), 2, None)
+        .await
+        .unwrap();
+    let third = ledger.claim_due(later()).await.unwrap().unwrap();
+    assert_eq!((third.open_upload, third.upload_key), (None, None));
+}
+
+async fn a_waiting_recording_keeps_its_reason_and_its_time(ledger: Arc<dyn Ledger>) {
+    let mut uploading = recording("u", "c");
+    uploading.transcoding = true;
+    uploading.not_before = Some(Utc::now() + Span::hours(24));
+    uploading.waiting = Some("UPLOADING in Genesys".into());
+    ledger.insert(vec![uploading]).await.unwrap();
+    assert!(ledger.claim_due(later()).await.unwrap().is_none(), "not due before its deadline");
+    let waiting = ledger.list(ListFilter::Waiting, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!((waiting[0].state.as_str(), waiting[0].reason.as_deref()), ("transcoding", Some("UPLOADING in Genesys")));
+    let status = ledger.status().await.unwrap();
+    assert_eq!(status.oldest_unarchived.map(|(id, _)| id).as_deref(), Some("u"), "counted as unarchived");
+    // Its conversation's listing hands over a URL: it is claimed whatever its due time.
+    assert!(ledger.claim_recording("u".into()).await.unwrap().is_some());
+}
+
+async fn status_shows_deadlines_unsettled_conversations_and_failing_listings(ledger: Arc<dyn Ledger>) {
+    let now = Utc::now();
+    let empty = ledger.status().await.unwrap();
+    assert_eq!((empty.soonest_deadline, empty.oldest_unsettled), (None, None));
+    assert!(empty.failing_conversations.is_empty());
+
+    let mut soon = recording("soon", "c1");
+    soon.delete_date = Some(now + Span::hours(3));
+    let mut later_one = recording("later", "c1");
+    later_one.delete_date = Some(now + Span::days(3));
+    let mut archived = recording("done", "c1");
+    archived.delete_date = Some(now + Span::hours(1));
+    ledger.insert(vec![soon, later_one, archived]).await.unwrap();
+    let done = ledger.claim_recording("done".into()).await.unwrap().unwrap();
+    ledger.archived(done.claim(), one_file("k/done")).await.unwrap();
+
+    let old = conversation("old", now - Span::hours(3), ConversationState::Ended);
+    let mut failing = conversation("failing", now - Span::hours(2), ConversationState::Ended);
+    failing.reason = Some("listing failed: HTTP 403".into());
+    let settled = conversation("settled", now - Span::hours(9), ConversationState::Settled);
+    ledger.save_conversations(vec![old, failing.clone(), settled]).await.unwrap();
+
+    let status = ledger.status().await.unwrap();
+    let (id, at) = status.soonest_deadline.clone().unwrap();
+    assert_eq!(id, "soon", "the archived one no longer counts");
+    assert_eq!(at.timestamp_millis(), (now + Span::hours(3)).timestamp_millis());
+    let (id, end) = status.oldest_unsettled.clone().unwrap();
+    assert_eq!(id, "old", "settled ones do not count");
+    assert_eq!(end.timestamp_millis(), (now - Span::hours(3) + Span::minutes(5)).timestamp_millis());
+    assert_eq!(status.failing_conversations, vec![("failing".to_owned(), "listing failed: HTTP 403".to_owned())]);
+
+    // A listing that succeeds clears the reason.
+    failing.reason = None;
+    failing.state = ConversationState::Settled;
+    ledger.save_conversations(vec![failing]).await.unwrap();
+    assert!(ledger.status().await.unwrap().failing_conversations.is_empty());
+    let known = ledger.conversations(vec!["old".into()]).await.unwrap();
+    assert_eq!(known["old"].reason, None);
+}
+
+async fn a_range_is_complete_only_when_everything_in_it_is_final(ledger: Arc<dyn Ledger>) {
+    let day: DateTime<Utc> = "2026-11-02T00:00:00Z".parse().unwrap();
+    let next = day + Span::days(1);
+    assert_eq!(ledger.first_start().await.unwrap(), None);
+    ledger
+        .save_conversations(vec![
+            conversation("c1", day + Span::hours(1), ConversationState::Settled),
+            conversation("c2", day + Span::hours(2), ConversationState::Ended),
+            conversation("c3", next + Span::hours(1), ConversationState::Active),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ledger.first_start().await.unwrap(), Some(day + Span::hours(1)));
+    assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 1, "c2 not settled");
+    ledger
+        .save_conversations(vec![conversation("c2", day + Span::hours(2), ConversationState::Settled)])
+        .await
+        .unwrap();
+    assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 0);
+    // A recording of a settled conversation still waiting keeps the range open.
+    ledger.insert(vec![recording("r1", "c1")]).await.unwrap();
+    assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 1);
+    let r = ledger.claim_recording("r1".into()).await.unwrap().unwrap();
+    ledger.fail(r.claim(), 4, "gave up".into()).await.unwrap();
+    assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 0, "failed is final here");
+    let records = ledger.records(day, next).await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].state.as_str(), records[0].reason.as_deref()), ("failed", Some("gave up")));
+    assert!(records[0].files.is_empty());
+    assert_eq!(ledger.unsettled_between(next, next + Span::days(1)).await.unwrap(), 1, "c3 is active");
+}
+
+async fn notes_are_kept_per_org(ledger: Arc<dyn Ledger>) {
+    assert_eq!(ledger.note("manifest").await.unwrap(), None);
+    ledger.set_note("manifest", "one".into()).await.unwrap();
+    ledger.set_note("manifest", "two".into()).await.unwrap();
+    assert_eq!(ledger.note("manifest").await.unwrap().as_deref(), Some("two"));
+}
