@@ -471,9 +471,9 @@ async fn report_org(ledger: &LedgerStore, metrics: &Arc<Metrics>, name: &str, co
 /// Fills in `{orgId}` (key template, S3 prefix) from `GET /api/v2/organizations/me`
 /// when the layout uses it: keys are fixed at a recording's first attempt, so they must
 /// never be made without it. Unreadable: the run does not start.
-async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Result<OrgSettings, BuildError> {
+pub(crate) async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Result<OrgSettings, BuildError> {
     let prefix_needs = matches!(&settings.sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{orgId}"));
-    if !settings.sink.layout.needs_org_id() && !prefix_needs {
+    if !settings.sink.layout.needs_org_id() && !prefix_needs && !settings.sink.manifest_key.needs_org_id() {
         return Ok(settings);
     }
     let org = client
@@ -481,6 +481,7 @@ async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Resul
         .await
         .map_err(|e| BuildError::OrgId(format!("cannot read the org id: {e}")))?;
     settings.sink.layout = settings.sink.layout.with_org_id(&org.id).map_err(BuildError::OrgId)?;
+    settings.sink.manifest_key = settings.sink.manifest_key.with_org_id(&org.id);
     if let SinkKind::S3(s3) = &mut settings.sink.kind {
         s3.prefix = s3.prefix.replace("{orgId}", &org.id);
     }

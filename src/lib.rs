@@ -12,8 +12,10 @@
 //! - [`genesys`]: the client (auth, one method per endpoint, media downloads), its
 //!   payload models and the media host policy.
 //! - [`ledger`]: the durable state of every recording (SQLite), and the work queue.
+//! - [`manifest`]: the daily manifests that prove an org's archive complete, chained.
 //! - [`sink`]: S3 (streaming multipart) and file sinks, the key layout, the byte tally.
 //! - [`pipeline`]: poller (discovery), dispatcher (worker slots), worker (one recording).
+//! - [`reconcile`]: Genesys, the ledger and the bucket compared for a range.
 //! - [`app`]: wiring and crash recovery; [`commands`] and [`demo`]: what the CLI runs.
 //! - [`sim`]: a Genesys Cloud simulator for the demo, the load test and the tests.
 
@@ -30,10 +32,12 @@ pub mod hex;
 pub mod http;
 pub mod ledger;
 pub mod loadtest;
+pub mod manifest;
 pub mod metrics;
 pub mod pipeline;
 pub mod progress;
 pub mod ratelimit;
+pub mod reconcile;
 pub mod retry;
 pub mod sim;
 pub mod sink;

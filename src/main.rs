@@ -50,6 +50,34 @@ enum Command {
         #[arg(long)]
         to: chrono::DateTime<chrono::Utc>,
     },
+    /// Prove a range complete: what Genesys lists, what the ledger says and what the
+    /// bucket holds, compared; one line per recording, object or manifest that is not
+    /// archived and verified, then a summary. Exit 0: complete; 5: not; 1: could not
+    /// compare.
+    Reconcile {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        org: OrgArg,
+        /// Start of the range of conversation starts (RFC 3339), inclusive.
+        #[arg(long)]
+        from: chrono::DateTime<chrono::Utc>,
+        /// End of the range (RFC 3339), exclusive.
+        #[arg(long)]
+        to: chrono::DateTime<chrono::Utc>,
+        /// JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// Read every archived object back and check its SHA-256 (a GET per object).
+        #[arg(long)]
+        bytes: bool,
+        /// Compare the ledger and the bucket only; no API call.
+        #[arg(long)]
+        offline: bool,
+        /// Most API calls a minute it spends (its own token; a running daemon keeps the rest).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+        rpm: u32,
+    },
     /// Counts per state, the oldest unarchived recording and its age, the watermark.
     Status {
         #[command(flatten)]
@@ -385,6 +413,7 @@ async fn run_cli() -> ExitCode {
         cli.command,
         Command::Run { .. }
             | Command::Backfill { .. }
+            | Command::Reconcile { .. }
             | Command::Status { .. }
             | Command::List { .. }
             | Command::Retry { .. }
@@ -432,6 +461,30 @@ async fn run_cli() -> ExitCode {
         },
         Command::Backfill { config, from, to } => match settings(&config) {
             Ok(s) => commands::backfill(s, from, to).await,
+            Err(e) => config_failure(e),
+        },
+        Command::Reconcile {
+            config,
+            org,
+            from,
+            to,
+            json,
+            bytes,
+            offline,
+            rpm,
+        } => match settings(&config) {
+            Ok(s) => {
+                let args = commands::ReconcileArgs {
+                    from,
+                    to,
+                    org: org.org,
+                    json,
+                    bytes,
+                    offline,
+                    rpm,
+                };
+                commands::reconcile(s, args).await
+            }
             Err(e) => config_failure(e),
         },
         Command::Status { config, org, json } => match ledger_part(&config) {

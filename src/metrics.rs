@@ -101,6 +101,7 @@ pub struct Metrics {
     pub(crate) late_conversations: PerOrg,
     pub(crate) conversations_unanswered: PerOrg,
     pub(crate) conversations_without_screen_recording: PerOrg,
+    pub(crate) manifests_written: PerOrg,
     pub(crate) org_up: Family<OrgLabel, Gauge>,
     pub(crate) org_start_failures: PerOrg,
     pub(crate) budget_shared_up: Family<OrgLabel, Gauge>,
@@ -132,6 +133,7 @@ impl Metrics {
             late_conversations: Family::default(),
             conversations_unanswered: Family::default(),
             conversations_without_screen_recording: Family::default(),
+            manifests_written: Family::default(),
             org_up: Family::default(),
             org_start_failures: Family::default(),
             budget_shared_up: Family::default(),
@@ -224,6 +226,11 @@ impl Metrics {
             "conversations_without_screen_recording",
             "Conversations analytics flagged as screen recorded that settled with no screen recording listed",
             metrics.conversations_without_screen_recording.clone(),
+        );
+        r.register(
+            "manifests_written",
+            "Daily manifests written (one per org and final UTC day)",
+            metrics.manifests_written.clone(),
         );
         r.register(
             "recordings_failed",

@@ -342,3 +342,186 @@ async fn a_backlog_near_its_delete_dates_loses_nothing() {
         "the ledger keeps every deadline"
     );
 }
+
+/// `reconcile` with its output as JSON: the exit code and the report.
+async fn reconcile(
+    h: &Harness,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value) {
+    let (from, to) = (from.to_rfc3339(), to.to_rfc3339());
+    let mut args = vec!["reconcile", "--from", &from, "--to", &to, "--json"];
+    args.extend_from_slice(extra);
+    let out = h.daemon(&args).output().await.expect("reconcile runs");
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report)
+}
+
+/// The findings of a report as `(code, key or recording)`.
+fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
+    report["orgs"]["default"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let what = f["key"].as_str().or(f["recording_id"].as_str()).unwrap_or("-");
+            (f["code"].as_str().unwrap().to_owned(), what.to_owned())
+        })
+        .collect()
+}
+
+/// (f) `reconcile` proves an intact archive complete (exit 0); after one object is
+/// deleted behind the daemon's back and a stray one put in, it reports exactly those
+/// two and exits non-zero; `--offline` and `--bytes` agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_reports_exactly_a_deleted_object_and_a_stray_one() {
+    let sim = SimConfig {
+        multipart_share: 0.2,
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        ..fast_org(20)
+    };
+    let h = Harness::start(sim, "").await;
+    let expected = available(&h);
+    let daemon = Daemon::start(&h, "reconcile");
+    until_archived(&h, &daemon, expected.len(), 90).await;
+    daemon.stop().await;
+    let (from, to) = (chrono::Utc::now() - chrono::Duration::hours(3), chrono::Utc::now());
+
+    let (code, report) = reconcile(&h, from, to, &[]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["orgs"]["default"]["genesys_recordings"], expected.len());
+    assert!(findings(&report).is_empty(), "{report}");
+
+    // One recording's object deleted, a stray object put under the same day's keys.
+    let gone = common::harness::part_keys("org/", &expected[0])[0].0.clone();
+    h.s3.delete_object().bucket(&h.bucket).key(&gone).send().await.unwrap();
+    let stray = format!("{}/stray.webm", gone.rsplit_once('/').unwrap().0);
+    h.s3.put_object()
+        .bucket(&h.bucket)
+        .key(&stray)
+        .body(b"not ours".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    for extra in [&[][..], &["--offline"], &["--bytes"]] {
+        let (code, report) = reconcile(&h, from, to, extra).await;
+        assert_eq!(code, Some(5), "{extra:?}: {report}");
+        assert_eq!(report["complete"], false);
+        let mut found = findings(&report);
+        found.sort();
+        assert_eq!(
+            found,
+            vec![
+                ("missing".to_owned(), gone.clone()),
+                ("unknown".to_owned(), stray.clone())
+            ],
+            "{extra:?}: exactly those two"
+        );
+    }
+}
+
+/// (g) `backfill` of past days writes one manifest per day listing every archived part
+/// of the day's conversations, chained; `reconcile` verifies them; a manifest edited
+/// by hand makes it fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_writes_a_chained_manifest_per_day_and_an_edited_one_fails_reconcile() {
+    let sim = SimConfig {
+        history: Duration::from_secs(5 * 86_400),
+        multipart_share: 0.3,
+        audio_share: 0.0,
+        archived_share: 0.0,
+        deleted_share: 0.0,
+        no_recording_share: 0.0,
+        ..fast_org(40)
+    };
+    let h = Harness::start(sim, "").await;
+    let today = chrono::Utc::now().date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let (from, to) = (today - chrono::Duration::days(5), today - chrono::Duration::days(2));
+    let (from_s, to_s) = (from.to_rfc3339(), to.to_rfc3339());
+    let out = h
+        .daemon(&["backfill", "--from", &from_s, "--to", &to_s])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let objects = h.objects().await;
+    let manifests: Vec<&String> = objects.keys().filter(|k| k.starts_with("org/manifests/")).collect();
+    assert_eq!(manifests.len(), 3, "one per whole day: {manifests:?}");
+    let mut previous: Option<(String, String)> = None;
+    for (i, key) in manifests.iter().enumerate() {
+        let day = (from + chrono::Duration::days(i as i64)).date_naive();
+        assert_eq!(**key, format!("org/manifests/{}.jsonl", day.format("%Y/%m/%d")));
+        let bytes = h.get(key).await;
+        let manifest = genesys_archiver::manifest::Manifest::parse(&bytes).unwrap();
+        let (start, end) = (
+            from + chrono::Duration::days(i as i64),
+            from + chrono::Duration::days(i as i64 + 1),
+        );
+        let mut want: Vec<(String, u64, String)> = available(&h)
+            .iter()
+            .filter(|e| e.start_time >= start && e.start_time < end)
+            .flat_map(|e| common::harness::part_keys("org/", e))
+            .map(|(key, name, size)| (key, size, genesys_archiver::sim::media::expected_sha256(&name, size)))
+            .collect();
+        let mut listed: Vec<(String, u64, String)> = manifest
+            .lines
+            .iter()
+            .map(|l| (l.key.clone(), l.size, l.sha256.clone()))
+            .collect();
+        want.sort();
+        listed.sort();
+        assert!(!want.is_empty(), "day {day} has recordings");
+        assert_eq!(listed, want, "day {day}: every archived part");
+        assert_eq!(
+            manifest.trailer.previous.map(|l| (l.key, l.sha256)),
+            previous.clone(),
+            "chained to the day before"
+        );
+        previous = Some(((*key).clone(), genesys_archiver::manifest::digest(&bytes)));
+    }
+
+    let (code, report) = reconcile(&h, from, to, &["--bytes"]).await;
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["orgs"]["default"]["manifests"], 3);
+
+    // The middle day's manifest edited by hand: a line's size changed.
+    let edited_key = manifests[1].clone();
+    let text = String::from_utf8(h.get(&edited_key).await).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    let edited = text.replacen(
+        &format!("\"size\":{}", first["size"]),
+        &format!("\"size\":{}", first["size"].as_u64().unwrap() + 1),
+        1,
+    );
+    assert_ne!(edited, text);
+    h.s3.put_object()
+        .bucket(&h.bucket)
+        .key(&edited_key)
+        .body(edited.into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let (code, report) = reconcile(&h, from, to, &["--offline"]).await;
+    assert_eq!(code, Some(5), "{report}");
+    let found = findings(&report);
+    assert!(
+        found.contains(&("manifest_chain".to_owned(), edited_key.clone())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("manifest_wrong".to_owned(), edited_key.clone())),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "nothing else: {found:?}");
+}

@@ -274,6 +274,16 @@ async fn a_backfill_older_than_35_days_goes_through_the_jobs_api() {
     let logs = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{:?}\n{logs}", out.status);
     assert_bucket_holds_exactly(&h, &expected).await;
+    let manifests = h
+        .objects()
+        .await
+        .into_keys()
+        .filter(|k| k.starts_with("org/manifests/"))
+        .count();
+    assert_eq!(
+        manifests, 3,
+        "one manifest per whole day of the window (days 39 to 37 back)"
+    );
     let stats = h.sim.stats();
     assert!(
         stats.calls("analytics_jobs") >= 4,

@@ -24,7 +24,9 @@ const CASES: &[(&str, Case)] = &[
     ("duplicates_are_dropped_and_work_is_claimed_once", |l| {
         Box::pin(duplicates_are_dropped_and_work_is_claimed_once(l))
     }),
-    ("claims_go_nearest_deadline_first", |l| Box::pin(claims_go_nearest_deadline_first(l))),
+    ("claims_go_nearest_deadline_first", |l| {
+        Box::pin(claims_go_nearest_deadline_first(l))
+    }),
     ("every_part_is_kept_with_the_archive", |l| {
         Box::pin(every_part_is_kept_with_the_archive(l))
     }),
@@ -34,9 +36,10 @@ const CASES: &[(&str, Case)] = &[
     ("a_waiting_recording_keeps_its_reason_and_its_time", |l| {
         Box::pin(a_waiting_recording_keeps_its_reason_and_its_time(l))
     }),
-    ("status_shows_deadlines_unsettled_conversations_and_failing_listings", |l| {
-        Box::pin(status_shows_deadlines_unsettled_conversations_and_failing_listings(l))
-    }),
+    (
+        "status_shows_deadlines_unsettled_conversations_and_failing_listings",
+        |l| Box::pin(status_shows_deadlines_unsettled_conversations_and_failing_listings(l)),
+    ),
     ("a_range_is_complete_only_when_everything_in_it_is_final", |l| {
         Box::pin(a_range_is_complete_only_when_everything_in_it_is_final(l))
     }),
@@ -57,9 +60,10 @@ async fn every_case_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_on_postgres() {
     let pg = Postgres::start("contract");
-    let (admin, connection) = deadpool_postgres::tokio_postgres::connect(&pg.url, deadpool_postgres::tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (admin, connection) =
+        deadpool_postgres::tokio_postgres::connect(&pg.url, deadpool_postgres::tokio_postgres::NoTls)
+            .await
+            .unwrap();
     tokio::spawn(connection);
     for (i, (name, case)) in CASES.iter().enumerate() {
         admin.batch_execute(&format!("CREATE DATABASE case{i}")).await.unwrap();
@@ -127,7 +131,13 @@ async fn duplicates_are_dropped_and_work_is_claimed_once(ledger: Arc<dyn Ledger>
         .await
         .unwrap();
     assert_eq!(added, 3);
-    assert_eq!(ledger.insert(vec![recording("a", "c"), recording("c", "c")]).await.unwrap(), 1);
+    assert_eq!(
+        ledger
+            .insert(vec![recording("a", "c"), recording("c", "c")])
+            .await
+            .unwrap(),
+        1
+    );
     let mut claimed = Vec::new();
     while let Some(c) = ledger.claim_due(later()).await.unwrap() {
         claimed.push(c.recording_id);
@@ -165,7 +175,10 @@ async fn claims_go_nearest_deadline_first(ledger: Arc<dyn Ledger>) {
     );
     let listed = ledger.list(ListFilter::Waiting, 10).await.unwrap();
     let far = listed.iter().find(|r| r.recording_id == "far").unwrap();
-    assert_eq!(far.deadline.map(|d| d.timestamp_millis()), Some((now + Span::days(300)).timestamp_millis()));
+    assert_eq!(
+        far.deadline.map(|d| d.timestamp_millis()),
+        Some((now + Span::days(300)).timestamp_millis())
+    );
 }
 
 async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
@@ -206,8 +219,19 @@ async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
             sha256: "aa".into()
         }]
     );
-    assert!(records.iter().all(|r| r.state == "archived" && r.conversation_start.timestamp_millis() == start.timestamp_millis()));
-    assert!(ledger.records(start + Span::seconds(1), Utc::now()).await.unwrap().is_empty(), "by its conversation's start");
+    assert!(
+        records
+            .iter()
+            .all(|r| r.state == "archived" && r.conversation_start.timestamp_millis() == start.timestamp_millis())
+    );
+    assert!(
+        ledger
+            .records(start + Span::seconds(1), Utc::now())
+            .await
+            .unwrap()
+            .is_empty(),
+        "by its conversation's start"
+    );
 }
 
 async fn an_upload_left_open_at_a_part_key_is_handed_to_the_next_attempt(ledger: Arc<dyn Ledger>) {
@@ -226,7 +250,11 @@ async fn an_upload_left_open_at_a_part_key_is_handed_to_the_next_attempt(ledger:
         .unwrap();
     let second = ledger.claim_due(later()).await.unwrap().unwrap();
     assert_eq!(second.open_upload.as_deref(), Some("upload-1"));
-    assert_eq!(second.upload_key.as_deref(), Some("k/r.part-1.webm"), "where it was opened");
+    assert_eq!(
+        second.upload_key.as_deref(),
+        Some("k/r.part-1.webm"),
+        "where it was opened"
+    );
     assert_eq!(second.key.as_deref(), Some("k/r{part}.webm"), "the pattern stays");
     ledger.upload_closed(second.claim()).await.unwrap();
     ledger
@@ -243,12 +271,22 @@ async fn a_waiting_recording_keeps_its_reason_and_its_time(ledger: Arc<dyn Ledge
     uploading.not_before = Some(Utc::now() + Span::hours(24));
     uploading.waiting = Some("UPLOADING in Genesys".into());
     ledger.insert(vec![uploading]).await.unwrap();
-    assert!(ledger.claim_due(later()).await.unwrap().is_none(), "not due before its deadline");
+    assert!(
+        ledger.claim_due(later()).await.unwrap().is_none(),
+        "not due before its deadline"
+    );
     let waiting = ledger.list(ListFilter::Waiting, 10).await.unwrap();
     assert_eq!(waiting.len(), 1);
-    assert_eq!((waiting[0].state.as_str(), waiting[0].reason.as_deref()), ("transcoding", Some("UPLOADING in Genesys")));
+    assert_eq!(
+        (waiting[0].state.as_str(), waiting[0].reason.as_deref()),
+        ("transcoding", Some("UPLOADING in Genesys"))
+    );
     let status = ledger.status().await.unwrap();
-    assert_eq!(status.oldest_unarchived.map(|(id, _)| id).as_deref(), Some("u"), "counted as unarchived");
+    assert_eq!(
+        status.oldest_unarchived.map(|(id, _)| id).as_deref(),
+        Some("u"),
+        "counted as unarchived"
+    );
     // Its conversation's listing hands over a URL: it is claimed whatever its due time.
     assert!(ledger.claim_recording("u".into()).await.unwrap().is_some());
 }
@@ -273,7 +311,10 @@ async fn status_shows_deadlines_unsettled_conversations_and_failing_listings(led
     let mut failing = conversation("failing", now - Span::hours(2), ConversationState::Ended);
     failing.reason = Some("listing failed: HTTP 403".into());
     let settled = conversation("settled", now - Span::hours(9), ConversationState::Settled);
-    ledger.save_conversations(vec![old, failing.clone(), settled]).await.unwrap();
+    ledger
+        .save_conversations(vec![old, failing.clone(), settled])
+        .await
+        .unwrap();
 
     let status = ledger.status().await.unwrap();
     let (id, at) = status.soonest_deadline.clone().unwrap();
@@ -281,8 +322,14 @@ async fn status_shows_deadlines_unsettled_conversations_and_failing_listings(led
     assert_eq!(at.timestamp_millis(), (now + Span::hours(3)).timestamp_millis());
     let (id, end) = status.oldest_unsettled.clone().unwrap();
     assert_eq!(id, "old", "settled ones do not count");
-    assert_eq!(end.timestamp_millis(), (now - Span::hours(3) + Span::minutes(5)).timestamp_millis());
-    assert_eq!(status.failing_conversations, vec![("failing".to_owned(), "listing failed: HTTP 403".to_owned())]);
+    assert_eq!(
+        end.timestamp_millis(),
+        (now - Span::hours(3) + Span::minutes(5)).timestamp_millis()
+    );
+    assert_eq!(
+        status.failing_conversations,
+        vec![("failing".to_owned(), "listing failed: HTTP 403".to_owned())]
+    );
 
     // A listing that succeeds clears the reason.
     failing.reason = None;
@@ -308,7 +355,11 @@ async fn a_range_is_complete_only_when_everything_in_it_is_final(ledger: Arc<dyn
     assert_eq!(ledger.first_start().await.unwrap(), Some(day + Span::hours(1)));
     assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 1, "c2 not settled");
     ledger
-        .save_conversations(vec![conversation("c2", day + Span::hours(2), ConversationState::Settled)])
+        .save_conversations(vec![conversation(
+            "c2",
+            day + Span::hours(2),
+            ConversationState::Settled,
+        )])
         .await
         .unwrap();
     assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 0);
@@ -317,12 +368,23 @@ async fn a_range_is_complete_only_when_everything_in_it_is_final(ledger: Arc<dyn
     assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 1);
     let r = ledger.claim_recording("r1".into()).await.unwrap().unwrap();
     ledger.fail(r.claim(), 4, "gave up".into()).await.unwrap();
-    assert_eq!(ledger.unsettled_between(day, next).await.unwrap(), 0, "failed is final here");
+    assert_eq!(
+        ledger.unsettled_between(day, next).await.unwrap(),
+        0,
+        "failed is final here"
+    );
     let records = ledger.records(day, next).await.unwrap();
     assert_eq!(records.len(), 1);
-    assert_eq!((records[0].state.as_str(), records[0].reason.as_deref()), ("failed", Some("gave up")));
+    assert_eq!(
+        (records[0].state.as_str(), records[0].reason.as_deref()),
+        ("failed", Some("gave up"))
+    );
     assert!(records[0].files.is_empty());
-    assert_eq!(ledger.unsettled_between(next, next + Span::days(1)).await.unwrap(), 1, "c3 is active");
+    assert_eq!(
+        ledger.unsettled_between(next, next + Span::days(1)).await.unwrap(),
+        1,
+        "c3 is active"
+    );
 }
 
 async fn notes_are_kept_per_org(ledger: Arc<dyn Ledger>) {

@@ -135,7 +135,19 @@ impl OrgApp {
             upload_deadline: self.settings.discovery.upload_deadline,
             stats,
         });
+        let discovery = &self.settings.discovery;
+        let manifests = Arc::new(crate::manifest::writer::Manifests {
+            org: self.settings.name.clone(),
+            ledger: self.ledger.clone(),
+            sink: self.sink.clone(),
+            key: self.settings.sink.manifest_key.clone(),
+            // Nothing can add to a day once the sweep no longer reaches it (or, without
+            // a sweep, the overlap), nor before discovery's settle delay.
+            horizon: discovery.sweep_lookback.max(discovery.overlap) + discovery.settle_delay,
+            metrics: self.client.metrics().clone(),
+        });
         Pipeline {
+            manifests,
             discovery: health.poller(&self.settings.name),
             health,
             poller,

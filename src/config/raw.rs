@@ -269,6 +269,8 @@ pub struct RawSink {
     pub directory: Option<String>,
     /// Object key template.
     pub key_template: Option<String>,
+    /// Key template of the daily manifests.
+    pub manifest_key_template: Option<String>,
 }
 
 /// `[s3]`: the bucket.

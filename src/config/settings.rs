@@ -160,6 +160,7 @@ pub fn validate_org_parts(name: &str, sections: super::orgs::OrgSections) -> Res
         matches!(&sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{org}") || s3.prefix.contains("{orgId}"));
     let keys_by_org = sink.layout.names_org() || prefix_names_org;
     sink.layout = sink.layout.with_org(name);
+    sink.manifest_key = sink.manifest_key.with_org(name);
     if let SinkKind::S3(s3) = &mut sink.kind {
         s3.prefix = s3.prefix.replace("{org}", name);
     }
@@ -194,6 +195,8 @@ pub struct LedgerSettings {
 pub struct SinkSettings {
     pub kind: SinkKind,
     pub layout: KeyLayout,
+    /// Where the daily manifests go.
+    pub manifest_key: crate::manifest::key::ManifestKey,
 }
 
 #[derive(Debug, Clone)]
@@ -969,7 +972,17 @@ fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {
             ));
         }
     };
-    Ok(SinkSettings { kind, layout })
+    let manifest_key = crate::manifest::key::ManifestKey::parse(
+        raw.manifest_key_template
+            .as_deref()
+            .unwrap_or(crate::manifest::key::ManifestKey::DEFAULT),
+    )
+    .map_err(|m| ConfigError::new("sink.manifest_key_template", m))?;
+    Ok(SinkSettings {
+        kind,
+        layout,
+        manifest_key,
+    })
 }
 
 fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {

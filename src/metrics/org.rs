@@ -134,6 +134,10 @@ impl OrgMetrics {
             .inc();
     }
 
+    pub fn manifest_written(&self) {
+        self.metrics.manifests_written.get_or_create(&self.label()).inc();
+    }
+
     pub fn conversation_parked(&self) {
         self.metrics.conversations_parked.get_or_create(&self.label()).inc();
     }

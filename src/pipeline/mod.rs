@@ -105,6 +105,8 @@ pub struct Pipeline {
     pub slots: slots::OrgSlots,
     pub poll_interval: Duration,
     pub work: Arc<Notify>,
+    /// The org's daily manifests, written once their days are final.
+    pub manifests: Arc<crate::manifest::writer::Manifests>,
 }
 
 /// One unit of work for a worker slot.
@@ -163,9 +165,28 @@ impl Pipeline {
             stop.cancel();
         };
         tokio::join!(discover, dispatch, watch);
-        match fatal_error.into_inner().unwrap() {
-            Some(error) => Err(error),
-            None => Ok(()),
+        if let Some(error) = fatal_error.into_inner().unwrap() {
+            return Err(error);
+        }
+        // A run that finished its work (not one a shutdown cut short) writes the
+        // manifests of the days it completed; the daemon writes them after its passes.
+        if !shutdown.drain.is_cancelled() {
+            match mode {
+                Mode::Backfill { from, to } => {
+                    self.manifests_written(self.manifests.write_range(from, to, Utc::now()).await)
+                }
+                Mode::Once => self.manifests_written(self.manifests.write_due(Utc::now()).await),
+                Mode::Daemon => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs a manifest walk's failure: the archive is intact, the manifests are written
+    /// at the next walk.
+    fn manifests_written(&self, result: Result<u32, crate::manifest::writer::ManifestError>) {
+        if let Err(error) = result {
+            tracing::error!(message = "Writing the daily manifests failed; tried again after the next pass.", %error);
         }
     }
 
@@ -245,6 +266,9 @@ impl Pipeline {
                 }
                 other => other,
             };
+            if turn && result.is_ok() {
+                self.manifests_written(self.manifests.write_due(Utc::now()).await);
+            }
             self.discovery.tick();
             if let Err(error) = result {
                 match error {

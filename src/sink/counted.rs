@@ -66,6 +66,14 @@ impl Sink for Counted {
         Box::pin(async move { self.count(self.inner.read_checksum(key).await) })
     }
 
+    fn get_bytes<'a>(&'a self, key: &'a str, max: u64) -> BoxFuture<'a, Result<Option<Bytes>, SinkError>> {
+        Box::pin(async move { self.count(self.inner.get_bytes(key, max).await) })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, SinkError>> {
+        Box::pin(async move { self.count(self.inner.list(prefix).await) })
+    }
+
     fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move { self.count(self.inner.abort_upload(key, upload_id).await) })
     }

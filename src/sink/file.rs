@@ -174,6 +174,65 @@ impl Sink for FileSink {
         })
     }
 
+    fn get_bytes<'a>(&'a self, key: &'a str, max: u64) -> BoxFuture<'a, Result<Option<Bytes>, SinkError>> {
+        Box::pin(async move {
+            let path = self.path(key)?;
+            match tokio::fs::metadata(&path).await {
+                Ok(meta) if meta.len() > max => {
+                    Err(SinkError::store("read", format!("{key} is larger than {max} bytes")))
+                }
+                Ok(_) => Ok(Some(Bytes::from(tokio::fs::read(&path).await.map_err(io("read"))?))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(SinkError::store("stat", e)),
+            }
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, SinkError>> {
+        Box::pin(async move {
+            // Walk from the deepest directory the prefix names; keys use `/`.
+            let dir = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let start = if dir.is_empty() {
+                self.root.clone()
+            } else {
+                self.path(dir)?
+            };
+            let (root, prefix) = (self.root.clone(), prefix.to_owned());
+            tokio::task::spawn_blocking(move || {
+                let mut all = Vec::new();
+                let mut pending = vec![start];
+                while let Some(dir) = pending.pop() {
+                    let entries = match std::fs::read_dir(&dir) {
+                        Ok(entries) => entries,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(SinkError::store("list", e)),
+                    };
+                    for entry in entries {
+                        let entry = entry.map_err(io("list"))?;
+                        let meta = entry.metadata().map_err(io("list"))?;
+                        let path = entry.path();
+                        if meta.is_dir() {
+                            pending.push(path);
+                            continue;
+                        }
+                        let Ok(relative) = path.strip_prefix(&root) else {
+                            continue;
+                        };
+                        let key = relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+                        // The sink's own temporary files are not objects.
+                        if key.starts_with(&prefix) && !key.starts_with(PARTIAL) {
+                            all.push((key, meta.len()));
+                        }
+                    }
+                }
+                all.sort();
+                Ok(all)
+            })
+            .await
+            .map_err(|e| SinkError::store("list", e))?
+        })
+    }
+
     fn abort_upload<'a>(&'a self, _key: &'a str, _upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async { Ok(()) })
     }

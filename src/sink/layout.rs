@@ -134,6 +134,32 @@ impl KeyLayout {
         Ok(Self::fixed(media, recording_id))
     }
 
+    /// The key prefix every recording of `day` starts with under `prefix`: the template
+    /// rendered up to its first placeholder that is not a date's (with the default
+    /// layout, `PREFIX/year=2026/month=12/day=06/hour=`). `reconcile` lists it to find
+    /// objects the ledger does not know; a layout without a date lists the whole prefix.
+    pub fn day_prefix(&self, prefix: &str, day: chrono::NaiveDate) -> String {
+        let mut cut = self.template.len();
+        let mut at = 0;
+        while let Some(open) = self.template[at..].find('{') {
+            let open = at + open;
+            let close = self.template[open..]
+                .find('}')
+                .map_or(self.template.len(), |c| open + c);
+            let name = &self.template[open + 1..close];
+            if !["prefix", "year", "month", "day"].contains(&name) {
+                cut = open;
+                break;
+            }
+            at = close + 1;
+        }
+        self.template[..cut]
+            .replace("{prefix}", prefix)
+            .replace("{year}", &format!("{:04}", day.year()))
+            .replace("{month}", &format!("{:02}", day.month()))
+            .replace("{day}", &format!("{:02}", day.day()))
+    }
+
     /// Whether keys differ by org (`{org}` or `{orgId}`).
     pub fn names_org(&self) -> bool {
         self.template.contains("{org}") || self.template.contains("{orgId}")
@@ -286,6 +312,15 @@ mod tests {
             (k.part("a", 1), k.part("a", 2)),
             ("p/r.webm".into(), "p/r.part-a.webm".into())
         );
+    }
+
+    #[test]
+    fn a_day_lists_under_the_prefix_of_its_date() {
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let layout = KeyLayout::parse(KeyLayout::DEFAULT).unwrap();
+        assert_eq!(layout.day_prefix("acme/", day), "acme/year=2026/month=12/day=06/hour=");
+        let flat = KeyLayout::parse("{prefix}{conversationId}/{recordingId}.{ext}").unwrap();
+        assert_eq!(flat.day_prefix("acme/", day), "acme/");
     }
 
     #[test]

@@ -121,6 +121,14 @@ pub trait Sink: Send + Sync {
     /// just before a crash).
     fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>>;
 
+    /// Reads a small object whole (a manifest), `None` when there is none; one larger
+    /// than `max` bytes is refused rather than held in memory.
+    fn get_bytes<'a>(&'a self, key: &'a str, max: u64) -> BoxFuture<'a, Result<Option<Bytes>, SinkError>>;
+
+    /// Every object whose key starts with `prefix`, with its size, in key order
+    /// (`reconcile` looks for objects the ledger does not know).
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, SinkError>>;
+
     /// Aborts a multipart upload left open by a crash (no-op where there are none);
     /// with [`UPLOAD_PENDING`], every upload open at `key`.
     fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>>;

@@ -521,6 +521,63 @@ impl Sink for S3Sink {
         })
     }
 
+    fn get_bytes<'a>(&'a self, key: &'a str, max: u64) -> BoxFuture<'a, Result<Option<Bytes>, SinkError>> {
+        Box::pin(async move {
+            let object = match self
+                .client
+                .get_object()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .send()
+                .await
+            {
+                Ok(object) => object,
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+                Err(e) => return Err(failed("GetObject")(e)),
+            };
+            if object.content_length().unwrap_or(0).max(0) as u64 > max {
+                return Err(SinkError::store(
+                    "GetObject",
+                    format!("{key} is larger than {max} bytes"),
+                ));
+            }
+            let mut body = object.body;
+            let mut all = Vec::new();
+            while let Some(chunk) = body.try_next().await.map_err(|e| SinkError::store("GetObject", e))? {
+                all.extend_from_slice(&chunk);
+                if all.len() as u64 > max {
+                    return Err(SinkError::store(
+                        "GetObject",
+                        format!("{key} is larger than {max} bytes"),
+                    ));
+                }
+            }
+            Ok(Some(Bytes::from(all)))
+        })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, SinkError>> {
+        Box::pin(async move {
+            let mut all = Vec::new();
+            let mut pages = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.settings.bucket)
+                .prefix(prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(failed("ListObjectsV2"))?;
+                for object in page.contents() {
+                    if let Some(key) = object.key() {
+                        all.push((key.to_owned(), object.size().unwrap_or(0).max(0) as u64));
+                    }
+                }
+            }
+            Ok(all)
+        })
+    }
+
     fn abort_upload<'a>(&'a self, key: &'a str, upload_id: &'a str) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(self.abort(key, upload_id))
     }

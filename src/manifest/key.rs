@@ -1,0 +1,85 @@
+//! Where an org's daily manifests go: a key template (`[sink] manifest_key_template`),
+//! by default `{prefix}manifests/{year}/{month}/{day}.jsonl`, beside the org's
+//! recordings and apart from them (the recordings' key layout never starts with
+//! `manifests/`, so no recording key can take a manifest's).
+
+use chrono::{Datelike, NaiveDate};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestKey {
+    template: String,
+}
+
+const PLACEHOLDERS: &[&str] = &["prefix", "year", "month", "day", "org", "orgId"];
+
+impl ManifestKey {
+    pub const DEFAULT: &'static str = "{prefix}manifests/{year}/{month}/{day}.jsonl";
+
+    pub fn parse(template: &str) -> Result<Self, String> {
+        let mut rest = template;
+        while let Some(open) = rest.find('{') {
+            let close = rest[open..].find('}').ok_or("has an unclosed `{`")? + open;
+            let name = &rest[open + 1..close];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(format!(
+                    "unknown placeholder {{{name}}} (known: {})",
+                    PLACEHOLDERS.join(", ")
+                ));
+            }
+            rest = &rest[close + 1..];
+        }
+        for needed in ["{year}", "{month}", "{day}"] {
+            if !template.contains(needed) {
+                return Err(format!("must contain {needed}: one manifest per day"));
+            }
+        }
+        if template.starts_with('/') || template.split('/').any(|s| s == "..") {
+            return Err("must not start with `/` or contain `..`".into());
+        }
+        Ok(Self {
+            template: template.to_owned(),
+        })
+    }
+
+    /// With `{org}` filled in.
+    pub fn with_org(&self, name: &str) -> Self {
+        Self {
+            template: self.template.replace("{org}", name),
+        }
+    }
+
+    /// With `{orgId}` filled in (read at start, as for the recordings' keys).
+    pub fn with_org_id(&self, org_id: &str) -> Self {
+        Self {
+            template: self.template.replace("{orgId}", org_id),
+        }
+    }
+
+    pub fn needs_org_id(&self) -> bool {
+        self.template.contains("{orgId}")
+    }
+
+    /// The key of `day`'s manifest under `prefix`.
+    pub fn render(&self, prefix: &str, day: NaiveDate) -> String {
+        self.template
+            .replace("{prefix}", prefix)
+            .replace("{year}", &format!("{:04}", day.year()))
+            .replace("{month}", &format!("{:02}", day.month()))
+            .replace("{day}", &format!("{:02}", day.day()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_key_per_day_under_the_org_prefix() {
+        let key = ManifestKey::parse(ManifestKey::DEFAULT).unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
+        assert_eq!(key.render("acme/", day), "acme/manifests/2026/03/04.jsonl");
+        assert!(ManifestKey::parse("{prefix}manifests/{year}-{month}.jsonl").is_err());
+        assert!(ManifestKey::parse("{prefix}{bogus}/{year}{month}{day}").is_err());
+        assert!(ManifestKey::parse("../{year}{month}{day}").is_err());
+    }
+}
