@@ -465,7 +465,7 @@ pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) ->
 }
 
 /// `list --state failed|parked|waiting [--json] [--limit N]`: one line per recording
-/// (id, conversation, state, attempts, age, reason), oldest first.
+/// (id, conversation, state, attempts, age, time to its deadline, reason), oldest first.
 pub async fn list(
     settings: &LedgerSettings,
     org: Option<&str>,
@@ -521,20 +521,29 @@ pub async fn list(
         return ExitCode::SUCCESS;
     }
     println!(
-        "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8}  reason",
-        "org", "recording", "conversation", "state", "attempts", "age"
+        "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8} {:>9}  reason",
+        "org", "recording", "conversation", "state", "attempts", "age", "deadline"
     );
     for (org, row) in &rows {
         let since = row.start_time.unwrap_or(row.discovered_at);
         let age = (Utc::now() - since).to_std().unwrap_or_default();
+        // Time left before the source needs a restore or is deleted ("-" when unknown,
+        // "passed" once it has).
+        let deadline = row
+            .deadline
+            .map_or("-".to_owned(), |at| match (at - Utc::now()).to_std() {
+                Ok(left) => short_age(left),
+                Err(_) => "passed".to_owned(),
+            });
         println!(
-            "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8}  {}",
+            "{:<16} {:<38} {:<38} {:<11} {:>8} {:>8} {:>9}  {}",
             org,
             row.recording_id.escape_debug(),
             row.conversation_id.escape_debug(),
             row.state,
             row.attempts,
             short_age(age),
+            deadline,
             row.reason.as_deref().unwrap_or("").escape_debug()
         );
     }

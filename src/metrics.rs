@@ -90,6 +90,7 @@ pub struct Metrics {
     pub(crate) cooldowns: Family<ScopeLabels, Counter>,
     pub(crate) uploaded_bytes: PerOrg,
     pub(crate) uploaded_objects: PerOrg,
+    pub(crate) archived_files: PerOrg,
     pub(crate) upload_duration: DurationFamily,
     pub(crate) archive_lag: DurationFamily,
     pub(crate) token_refreshes: PerOrg,
@@ -122,6 +123,7 @@ impl Metrics {
             cooldowns: Family::default(),
             uploaded_bytes: Family::default(),
             uploaded_objects: Family::default(),
+            archived_files: Family::default(),
             upload_duration: histograms(),
             archive_lag: histograms(),
             token_refreshes: Family::default(),
@@ -213,6 +215,11 @@ impl Metrics {
             metrics.conversations_parked.clone(),
         );
         r.register(
+            "archived_files",
+            "Files archived: one per recording, one per part for a screen recording of several",
+            metrics.archived_files.clone(),
+        );
+        r.register(
             "late_conversations",
             "Conversations found by the sweep: analytics showed them only after the passes' overlap had passed",
             metrics.late_conversations.clone(),
@@ -288,7 +295,7 @@ mod tests {
         acme.answered(crate::genesys::Endpoint::Recording, "200");
         acme.answered(crate::genesys::Endpoint::Recording, "200");
         globex.answered(crate::genesys::Endpoint::Recording, "429");
-        acme.uploaded(10, Duration::from_millis(700), Some(Duration::from_secs(90)));
+        acme.uploaded(10, 3, Duration::from_millis(700), Some(Duration::from_secs(90)));
         globex.waited(Duration::from_millis(1500));
         globex.cannot_start();
         let text = metrics.render(&[(
@@ -305,6 +312,7 @@ mod tests {
             "genesys_archiver_api_requests_total{org=\"acme\",endpoint=\"recording\",status=\"200\"} 2",
             "genesys_archiver_api_requests_total{org=\"globex\",endpoint=\"recording\",status=\"429\"} 1",
             "genesys_archiver_uploaded_objects_total{org=\"acme\"} 1",
+            "genesys_archiver_archived_files_total{org=\"acme\"} 3",
             "genesys_archiver_upload_duration_seconds_bucket{org=\"acme\",le=\"1\"} 1",
             "genesys_archiver_archive_lag_seconds_bucket{org=\"acme\",le=\"60\"} 0",
             "genesys_archiver_archive_lag_seconds_bucket{org=\"acme\",le=\"300\"} 1",

@@ -79,10 +79,13 @@ impl OrgMetrics {
     }
 
     /// A recording archived: its size, how long it took, and how long after its end.
-    pub fn uploaded(&self, bytes: u64, took: Duration, lag: Option<Duration>) {
+    /// A recording archived: its bytes, the files it was archived as (several for a
+    /// screen recording of several parts), how long it took and how long after its end.
+    pub fn uploaded(&self, bytes: u64, files: u64, took: Duration, lag: Option<Duration>) {
         let org = self.label();
         self.metrics.uploaded_bytes.get_or_create(&org).inc_by(bytes);
         self.metrics.uploaded_objects.get_or_create(&org).inc();
+        self.metrics.archived_files.get_or_create(&org).inc_by(files);
         self.metrics
             .upload_duration
             .get_or_create(&org)

@@ -207,13 +207,15 @@ impl Worker {
             Ok(Step::Done(facts, adopted)) => {
                 let size = facts.size;
                 let key = facts.key.clone();
+                let files = facts.files().len() as u64;
                 self.ledger.archived(claim, facts).await?;
                 self.stats.archived(size, claimed.end_time, started.elapsed());
                 let lag = claimed.end_time.and_then(|end| (Utc::now() - end).to_std().ok());
-                self.client.metrics().uploaded(size, started.elapsed(), lag);
+                self.client.metrics().uploaded(size, files, started.elapsed(), lag);
                 tracing::info!(
                     message = "Recording archived.",
                     size_bytes = size,
+                    files,
                     duration_ms = started.elapsed().as_millis() as u64,
                     key = %key,
                     adopted,
