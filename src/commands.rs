@@ -743,6 +743,9 @@ pub async fn reconcile(settings: Settings, args: ReconcileArgs) -> ExitCode {
                     counts.join(", ")
                 }
             );
+            for note in &r.notes {
+                println!("org {org}: note: {note}");
+            }
         }
     }
     if complete {
@@ -808,6 +811,8 @@ async fn reconcile_org(
         to: args.to,
         bytes: args.bytes,
         platform,
+        retained_since: Utc::now()
+            - chrono::Duration::from_std(settings.ledger.retain).unwrap_or(chrono::Duration::MAX),
     };
     scope.run().await
 }

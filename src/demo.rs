@@ -72,6 +72,8 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
     let sim_config = SimConfig {
         conversations: options.conversations,
         transcode_time: Duration::from_secs(2),
+        // A screen recording can be several files (one per monitor or segment).
+        multipart_share: 0.2,
         ..SimConfig::default()
     };
     let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().expect("literal address"))
@@ -127,15 +129,17 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
                 format.extension(),
             )
             .map_err(anyhow::Error::msg)?;
-        let bytes = std::fs::read(archive.join(&keys.media)).unwrap_or_default();
-        let sidecar = archive.join(&keys.sidecar).is_file();
-        if sidecar
-            && crate::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes))
-                == expected_sha256(&entry.recording_id, entry.size)
-        {
+        // Every file of the recording (the simulator names the parts of several 0, 1, 2).
+        let n = entry.parts.len();
+        let whole = entry.parts.iter().enumerate().all(|(i, (name, size))| {
+            let bytes = std::fs::read(archive.join(keys.part(&i.to_string(), n))).unwrap_or_default();
+            crate::hex::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes)) == expected_sha256(name, *size)
+        });
+        if whole && archive.join(&keys.sidecar).is_file() {
             verified += 1;
         }
     }
+    let several = expected.iter().filter(|e| e.parts.len() > 1).count();
 
     let stats = sim.stats();
     let budget = app.first().budget.stats();
@@ -157,7 +161,7 @@ pub async fn run(options: DemoOptions, shutdown: Shutdown) -> anyhow::Result<Dem
         (
             "archived".into(),
             format!(
-                "{} ({} verified against the simulator's SHA-256)",
+                "{} ({} verified against the simulator's SHA-256, {several} of them as several files)",
                 count(State::Archived),
                 verified
             ),

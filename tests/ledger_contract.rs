@@ -43,7 +43,10 @@ const CASES: &[(&str, Case)] = &[
     ("a_range_is_complete_only_when_everything_in_it_is_final", |l| {
         Box::pin(a_range_is_complete_only_when_everything_in_it_is_final(l))
     }),
-    ("notes_are_kept_per_org", |l| Box::pin(notes_are_kept_per_org(l))),
+    ("a_newer_listing_moves_a_waiting_recording_on", |l| {
+        Box::pin(a_newer_listing_moves_a_waiting_recording_on(l))
+    }),
+    ("notes_are_kept", |l| Box::pin(notes_are_kept(l))),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +390,52 @@ async fn a_range_is_complete_only_when_everything_in_it_is_final(ledger: Arc<dyn
     );
 }
 
-async fn notes_are_kept_per_org(ledger: Arc<dyn Ledger>) {
+async fn a_newer_listing_moves_a_waiting_recording_on(ledger: Arc<dyn Ledger>) {
+    let uploading = |id: &str| {
+        let mut r = recording(id, "c");
+        r.transcoding = true;
+        r.not_before = Some(Utc::now() + Span::hours(24));
+        r.waiting = Some("UPLOADING in Genesys".into());
+        r
+    };
+    ledger
+        .insert(vec![uploading("ready"), uploading("gone"), recording("due", "c")])
+        .await
+        .unwrap();
+    // The next listing: one is ready now (with its dates), one was deleted; listing
+    // the due one as uploading again changes nothing.
+    let delete = Utc::now() + Span::days(30);
+    let mut ready = recording("ready", "c");
+    ready.delete_date = Some(delete);
+    let mut gone = recording("gone", "c");
+    gone.parked = Some("deleted in Genesys".into());
+    assert_eq!(ledger.insert(vec![ready, gone, uploading("due")]).await.unwrap(), 2);
+    let waiting = ledger.list(ListFilter::Waiting, 10).await.unwrap();
+    let ready = waiting.iter().find(|r| r.recording_id == "ready").unwrap();
+    assert_eq!((ready.state.as_str(), ready.reason.as_deref()), ("discovered", None));
+    assert_eq!(
+        ready.deadline.map(|d| d.timestamp_millis()),
+        Some(delete.timestamp_millis())
+    );
+    let parked = ledger.list(ListFilter::Parked, 10).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(
+        (parked[0].recording_id.as_str(), parked[0].reason.as_deref()),
+        ("gone", Some("deleted in Genesys"))
+    );
+    let mut claimed = Vec::new();
+    while let Some(c) = ledger.claim_due(later()).await.unwrap() {
+        claimed.push(c.recording_id);
+    }
+    claimed.sort();
+    assert_eq!(
+        claimed,
+        ["due", "ready"],
+        "ready is due now, not in 24 hours; due stayed due"
+    );
+}
+
+async fn notes_are_kept(ledger: Arc<dyn Ledger>) {
     assert_eq!(ledger.note("manifest").await.unwrap(), None);
     ledger.set_note("manifest", "one".into()).await.unwrap();
     ledger.set_note("manifest", "two".into()).await.unwrap();

@@ -145,6 +145,7 @@ impl OrgApp {
             // a sweep, the overlap), nor before discovery's settle delay.
             horizon: discovery.sweep_lookback.max(discovery.overlap) + discovery.settle_delay,
             metrics: self.client.metrics().clone(),
+            blocked: Default::default(),
         });
         Pipeline {
             manifests,

@@ -159,6 +159,12 @@ pub fn validate_org_parts(name: &str, sections: super::orgs::OrgSections) -> Res
     let prefix_names_org =
         matches!(&sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{org}") || s3.prefix.contains("{orgId}"));
     let keys_by_org = sink.layout.names_org() || prefix_names_org;
+    if sink.layout.names_org() && !prefix_names_org && !sink.manifest_key.names_org() {
+        // The recordings' keys differ by org, the prefix does not: the daily manifests
+        // go under the org too, or orgs sharing a bucket would share them.
+        let placeholder = if sink.layout.needs_org_id() { "{orgId}" } else { "{org}" };
+        sink.manifest_key = sink.manifest_key.under(placeholder);
+    }
     sink.layout = sink.layout.with_org(name);
     sink.manifest_key = sink.manifest_key.with_org(name);
     if let SinkKind::S3(s3) = &mut sink.kind {

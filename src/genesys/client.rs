@@ -9,7 +9,7 @@ use super::error::ApiError;
 use super::media::{MediaClient, MediaDownload};
 use super::model::{
     AnalyticsPage, AnalyticsQuery, AsyncQuery, DataAvailability, FileState, JobCreated, JobResults, JobStatus,
-    LimitEntities, Media, MediaPart, Organization, Recording, RecordingFetch, RecordingMetadata,
+    LimitEntities, MediaPart, Organization, Recording, RecordingFetch, RecordingMetadata,
 };
 use super::settings::GenesysSettings;
 use super::transport::{Transport, parse_json};
@@ -276,7 +276,7 @@ impl GenesysClient {
     /// The screen recordings of a conversation.
     pub async fn screen_recordings(&self, conversation_id: &str) -> Result<Vec<RecordingMetadata>, ApiError> {
         let mut all = self.recording_metadata(conversation_id).await?;
-        all.retain(|r| r.media == Media::Screen);
+        all.retain(RecordingMetadata::is_screen);
         Ok(all)
     }
 
@@ -302,7 +302,7 @@ impl GenesysClient {
         self.decide(recording)
     }
 
-    fn decide(&self, recording: Recording) -> Result<RecordingFetch, ApiError> {
+    fn decide(&self, mut recording: Recording) -> Result<RecordingFetch, ApiError> {
         let state = recording.metadata.file_state.clone().unwrap_or(FileState::Available);
         if state.is_transient() {
             let estimate = recording.estimated_transcode_time_ms.map(Duration::from_millis);
@@ -345,6 +345,9 @@ impl GenesysClient {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
+        // The URLs live on in `parts` only: the recording is described, logged and
+        // stored without them.
+        recording.media_uris = None;
         Ok(RecordingFetch::Ready {
             recording: Box::new(recording),
             parts,

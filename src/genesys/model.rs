@@ -284,6 +284,10 @@ pub struct RecordingMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<DateTime<Utc>>,
     pub media: Media,
+    /// Trunk, Station, Consult, Screen or Snippet; `Screen` marks a screen recording
+    /// too (2026-12 facts), whatever `media` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_subtype: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_state: Option<FileState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -292,6 +296,18 @@ pub struct RecordingMetadata {
     pub delete_date: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_date: Option<DateTime<Utc>>,
+}
+
+impl RecordingMetadata {
+    /// A screen recording: `media` is `screen`, or `mediaSubtype` is `Screen` (either
+    /// reading of the facts marks one).
+    pub fn is_screen(&self) -> bool {
+        self.media == Media::Screen
+            || self
+                .media_subtype
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("screen"))
+    }
 }
 
 /// `GET` of one recording: the metadata plus download URLs and transcoding facts.
@@ -312,11 +328,20 @@ pub struct Recording {
     pub output_size_in_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_uri: Option<String>,
+}
+
+impl fmt::Debug for MediaResult {
+    /// The URL is a credential (a pre-signed download): never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MediaResult")
+            .field("media_uri", &self.media_uri.as_ref().map(|_| "[signed URL]"))
+            .finish()
+    }
 }
 
 /// One file of a recording to download: its entry in `mediaUris` and its URL.
@@ -517,6 +542,26 @@ impl FromStr for FormatId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_screen_recording_is_known_by_its_media_or_its_subtype() {
+        let json = r#"[{"id":"a","media":"screen"},{"id":"b","media":"video","mediaSubtype":"Screen"},{"id":"c","media":"audio","mediaSubtype":"Trunk"}]"#;
+        let list: Vec<RecordingMetadata> = serde_json::from_str(json).unwrap();
+        let screen: Vec<bool> = list.iter().map(RecordingMetadata::is_screen).collect();
+        assert_eq!(screen, [true, true, false]);
+    }
+
+    #[test]
+    fn a_signed_url_never_reaches_a_debug_line() {
+        let json =
+            r#"{"id":"r","media":"screen","mediaUris":{"S":{"mediaUri":"https://m.example/x?X-Amz-Signature=abc"}}}"#;
+        let recording: Recording = serde_json::from_str(json).unwrap();
+        let shown = format!("{recording:?}");
+        assert!(
+            !shown.contains("Signature") && shown.contains("[signed URL]"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn unknown_fields_are_ignored_and_unknown_values_kept() {

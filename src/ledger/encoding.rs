@@ -19,21 +19,6 @@ pub fn now_ms() -> i64 {
     ms(Utc::now())
 }
 
-/// The `deadline` of a recording whose `archiveDate` and `deleteDate` are unknown: an
-/// order by deadline puts it after every known one on both backends (SQLite sorts NULL
-/// first, PostgreSQL last, so NULL is not used).
-pub const NO_DEADLINE: i64 = i64::MAX;
-
-/// The `deadline` column's value.
-pub fn deadline_ms(t: Option<DateTime<Utc>>) -> i64 {
-    t.map_or(NO_DEADLINE, ms)
-}
-
-/// A `deadline` column read back.
-pub fn from_deadline_ms(v: i64) -> Option<DateTime<Utc>> {
-    (v != NO_DEADLINE).then(|| from_ms(Some(v))).flatten()
-}
-
 /// The `meta` key of an org's watermark (`watermark` for the default org: the key
 /// ledgers have had since before orgs).
 pub fn watermark_key(org: &str) -> String {

@@ -147,13 +147,18 @@ pub struct NewRecording {
     pub delete_date: Option<DateTime<Utc>>,
 }
 
+/// How long Genesys keeps a screen recording at most (`../shared/genesys-api.md`): the
+/// deadline of one whose `archiveDate` and `deleteDate` are not known, counted from its
+/// start, so it still takes its place in the deadline order by age.
+pub const KEPT_AT_MOST: chrono::Duration = chrono::Duration::days(365);
+
 impl NewRecording {
     /// When the recording stops being downloadable as it is: the nearer of its
-    /// `archiveDate` and `deleteDate`.
-    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+    /// `archiveDate` and `deleteDate`, else a year after its start (or `now`).
+    pub fn deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         match (self.archive_date, self.delete_date) {
-            (Some(a), Some(d)) => Some(a.min(d)),
-            (a, d) => a.or(d),
+            (Some(a), Some(d)) => a.min(d),
+            (a, d) => a.or(d).unwrap_or_else(|| self.start_time.unwrap_or(now) + KEPT_AT_MOST),
         }
     }
 }
@@ -213,7 +218,8 @@ pub struct RecordingRow {
     pub start_time: Option<DateTime<Utc>>,
     pub discovered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// The nearer of its `archiveDate` and `deleteDate`, when Genesys gave them.
+    /// The nearer of its `archiveDate` and `deleteDate` (a year after its start when
+    /// Genesys gave neither).
     pub deadline: Option<DateTime<Utc>>,
 }
 
@@ -449,8 +455,11 @@ pub enum LedgerError {
 pub type LedgerResult<T> = Result<T, LedgerError>;
 
 pub trait Ledger: Send + Sync {
-    /// Adds recordings not seen before; returns how many were new. Known ids are left
-    /// untouched: this is where discovery's duplicates are dropped.
+    /// Adds recordings not seen before; returns how many were new (or moved on). Known
+    /// ids are left untouched (this is where discovery's duplicates are dropped), but for
+    /// one still waiting in Genesys (`transcoding`, e.g. listed `UPLOADING`): a newer
+    /// listing moves it on (ready: due now; deleted: parked), keeps the earlier due
+    /// time, and fills in dates it lacked.
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>>;
 
     /// The lifecycle rows of those of `conversation_ids` the ledger knows (a parked

@@ -18,8 +18,7 @@ mod schema;
 pub use import::Copied;
 
 use super::encoding::{
-    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, deadline_ms, from_deadline_ms, from_ms, ms, note_key, now_ms, numbered,
-    org_state_key, watermark_key,
+    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, from_ms, ms, note_key, now_ms, numbered, org_state_key, watermark_key,
 };
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
@@ -167,7 +166,7 @@ fn recording_row(row: &Row) -> RecordingRow {
         start_time: from_ms(row.get(5)),
         discovered_at: from_ms(row.get(6)).unwrap_or_default(),
         updated_at: from_ms(row.get(7)).unwrap_or_default(),
-        deadline: from_deadline_ms(row.get(8)),
+        deadline: from_ms(row.get(8)),
     }
 }
 
@@ -481,7 +480,14 @@ impl Ledger for PgLedger {
                             start_time, end_time, metadata, discovered_at, updated_at, org,
                             archive_date, delete_date, deadline)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
-                         ON CONFLICT (recording_id) DO NOTHING",
+                         ON CONFLICT (recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                            next_attempt_at = CASE WHEN excluded.state = 'parked' THEN NULL
+                                ELSE LEAST(recordings.next_attempt_at, excluded.next_attempt_at) END,
+                            archive_date = COALESCE(excluded.archive_date, recordings.archive_date),
+                            delete_date = COALESCE(excluded.delete_date, recordings.delete_date),
+                            deadline = LEAST(recordings.deadline, excluded.deadline),
+                            metadata = excluded.metadata, updated_at = excluded.updated_at
+                         WHERE recordings.state = 'transcoding'",
                     )
                     .await?;
                 let now = now_ms();
@@ -509,7 +515,7 @@ impl Ledger for PgLedger {
                                 &l.org(),
                                 &r.archive_date.map(ms),
                                 &r.delete_date.map(ms),
-                                &deadline_ms(r.deadline()),
+                                &ms(r.deadline(Utc::now())),
                             ],
                         )
                         .await?;
@@ -959,7 +965,7 @@ impl Ledger for PgLedger {
                         &[&l.org()],
                     )
                     .await?
-                    .and_then(|r| Some((r.get(0), from_deadline_ms(r.get(1))?)));
+                    .and_then(|r| Some((r.get(0), DateTime::from_timestamp_millis(r.get(1))?)));
                 report.oldest_unsettled = c
                     .query_opt(
                         "SELECT conversation_id, end_time FROM conversations

@@ -7,8 +7,7 @@
 //! write rate (a few per recording) is far below what one connection sustains.
 
 use super::encoding::{
-    DEFAULT_ORG, NO_DEADLINE, RECORDS, UNSETTLED_BETWEEN, deadline_ms, from_deadline_ms, from_ms, ms, note_key, now_ms,
-    org_state_key, watermark_key,
+    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, from_ms, ms, note_key, now_ms, org_state_key, watermark_key,
 };
 use super::{
     ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
@@ -200,11 +199,14 @@ const MIGRATIONS: &[M<'static>] = &[
         -- Where the open multipart upload is: one of the part keys (NULL: object_key).
         ALTER TABLE recordings ADD COLUMN upload_key TEXT;
         -- Deadlines from the listing: after archive_date a restore is needed, after
-        -- delete_date the recording is gone. deadline is the nearer of the two (i64::MAX
-        -- when neither is known): the queue is claimed nearest deadline first.
+        -- delete_date the recording is gone. deadline is the nearer of the two (a year
+        -- after the start when neither is known): the queue is claimed nearest deadline first.
         ALTER TABLE recordings ADD COLUMN archive_date INTEGER;
         ALTER TABLE recordings ADD COLUMN delete_date INTEGER;
-        ALTER TABLE recordings ADD COLUMN deadline INTEGER NOT NULL DEFAULT 9223372036854775807;
+        ALTER TABLE recordings ADD COLUMN deadline INTEGER NOT NULL DEFAULT 0;
+        -- Rows from before: a year after their start (Genesys keeps recordings a year at
+        -- most), so the backlog keeps its place by age.
+        UPDATE recordings SET deadline = COALESCE(start_time, discovered_at) + 31536000000;
         CREATE INDEX recordings_by_deadline ON recordings(org, deadline, next_attempt_at)
             WHERE state IN ('discovered', 'transcoding', 'retrying');
         -- The soonest deadline of what is not archived yet (status, /metrics) without a scan.
@@ -460,7 +462,7 @@ fn recording_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
         start_time: from_ms(row.get(5)?),
         discovered_at: from_ms(row.get(6)?).unwrap_or_default(),
         updated_at: from_ms(row.get(7)?).unwrap_or_default(),
-        deadline: from_deadline_ms(row.get(8)?),
+        deadline: from_ms(row.get(8)?),
     })
 }
 
@@ -476,7 +478,14 @@ impl Ledger for SqliteLedger {
                         start_time, end_time, metadata, discovered_at, updated_at, org,
                         archive_date, delete_date, deadline)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)
-                     ON CONFLICT(recording_id) DO NOTHING",
+                     ON CONFLICT(recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                        next_attempt_at = CASE WHEN excluded.state = 'parked' THEN NULL
+                            ELSE MIN(recordings.next_attempt_at, excluded.next_attempt_at) END,
+                        archive_date = COALESCE(excluded.archive_date, recordings.archive_date),
+                        delete_date = COALESCE(excluded.delete_date, recordings.delete_date),
+                        deadline = MIN(recordings.deadline, excluded.deadline),
+                        metadata = excluded.metadata, updated_at = excluded.updated_at
+                     WHERE recordings.state = 'transcoding'",
                 )?;
                 let now = now_ms();
                 for r in recordings {
@@ -499,7 +508,7 @@ impl Ledger for SqliteLedger {
                         &org,
                         r.archive_date.map(ms),
                         r.delete_date.map(ms),
-                        deadline_ms(r.deadline()),
+                        ms(r.deadline(Utc::now())),
                     ])? as u64;
                 }
             }
@@ -869,8 +878,7 @@ impl Ledger for SqliteLedger {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
                 })
                 .optional()?
-                .filter(|(_, t)| *t != NO_DEADLINE)
-                .and_then(|(id, t)| Some((id, from_deadline_ms(t)?)));
+                .and_then(|(id, t)| Some((id, DateTime::from_timestamp_millis(t)?)));
             report.oldest_unsettled = conn
                 .query_row(OLDEST_UNSETTLED, [&org], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))

@@ -41,6 +41,22 @@ impl ManifestKey {
         })
     }
 
+    /// Whether keys differ by org (`{org}` or `{orgId}`).
+    pub fn names_org(&self) -> bool {
+        self.template.contains("{org}") || self.template.contains("{orgId}")
+    }
+
+    /// The template with `placeholder` (`{org}` or `{orgId}`) as the first folder
+    /// after the prefix: for orgs whose recordings' keys differ by org while their
+    /// prefix does not, so that their manifests do not share keys either.
+    pub fn under(&self, placeholder: &str) -> Self {
+        let template = match self.template.strip_prefix("{prefix}") {
+            Some(rest) => format!("{{prefix}}{placeholder}/{rest}"),
+            None => format!("{placeholder}/{}", self.template),
+        };
+        Self { template }
+    }
+
     /// With `{org}` filled in.
     pub fn with_org(&self, name: &str) -> Self {
         Self {
@@ -57,6 +73,17 @@ impl ManifestKey {
 
     pub fn needs_org_id(&self) -> bool {
         self.template.contains("{orgId}")
+    }
+
+    /// The part of every manifest key before its date, under `prefix` (with the
+    /// default, `PREFIX/manifests/`): what sets manifests apart from recordings.
+    pub fn dir_prefix(&self, prefix: &str) -> String {
+        let cut = ["{year}", "{month}", "{day}"]
+            .iter()
+            .filter_map(|p| self.template.find(p))
+            .min()
+            .unwrap_or(self.template.len());
+        self.template[..cut].replace("{prefix}", prefix)
     }
 
     /// The key of `day`'s manifest under `prefix`.
@@ -78,6 +105,11 @@ mod tests {
         let key = ManifestKey::parse(ManifestKey::DEFAULT).unwrap();
         let day = NaiveDate::from_ymd_opt(2026, 3, 4).unwrap();
         assert_eq!(key.render("acme/", day), "acme/manifests/2026/03/04.jsonl");
+        assert_eq!(key.dir_prefix("acme/"), "acme/manifests/");
+        assert_eq!(
+            key.under("{org}").with_org("acme").render("all/", day),
+            "all/acme/manifests/2026/03/04.jsonl"
+        );
         assert!(ManifestKey::parse("{prefix}manifests/{year}-{month}.jsonl").is_err());
         assert!(ManifestKey::parse("{prefix}{bogus}/{year}{month}{day}").is_err());
         assert!(ManifestKey::parse("../{year}{month}{day}").is_err());

@@ -174,7 +174,6 @@ mod tests {
         let back = Manifest::parse(&bytes).unwrap();
         assert_eq!(back, m);
         assert_eq!(back.trailer.previous, Some(previous));
-        assert_eq!(digest(&bytes), digest(&m.to_bytes()), "the same bytes every time");
         // A line removed by hand no longer matches the count.
         let text = String::from_utf8(bytes).unwrap();
         let edited: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();

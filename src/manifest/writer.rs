@@ -48,6 +48,11 @@ pub enum Day {
     NotFinal,
 }
 
+/// The org's chain head, as the ledger keeps it: the manifest written last.
+pub async fn head(ledger: &dyn Ledger) -> Result<Option<Link>, LedgerError> {
+    Ok(ledger.note(CHAIN).await?.and_then(|v| serde_json::from_str(&v).ok()))
+}
+
 pub struct Manifests {
     /// The org's name in this configuration (written into each manifest).
     pub org: String,
@@ -57,9 +62,13 @@ pub struct Manifests {
     /// How long after a day's end it may still change (see the module doc).
     pub horizon: Duration,
     pub metrics: OrgMetrics,
+    /// The day the walk last found not final long after it should have been (logged
+    /// once per day, not once per pass).
+    pub blocked: std::sync::Mutex<Option<NaiveDate>>,
 }
 
-fn bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+/// A UTC day's `[start, end)`.
+pub fn bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
     (start, start + chrono::Duration::days(1))
 }
@@ -86,7 +95,10 @@ impl Manifests {
                 break;
             }
             match self.write_day(day).await? {
-                Day::NotFinal => break,
+                Day::NotFinal => {
+                    self.say_blocked(day, now);
+                    break;
+                }
                 Day::Written(_) => written += 1,
                 Day::Exists => {}
             }
@@ -94,6 +106,23 @@ impl Manifests {
             day = day.succ_opt().expect("days go on");
         }
         Ok(written)
+    }
+
+    /// Logs, once per day, a walk that a day holds up a day longer than it should: a
+    /// conversation that does not settle (a listing that keeps failing, a recording
+    /// waiting in Genesys) keeps every later manifest back, and `status` says which.
+    fn say_blocked(&self, day: NaiveDate, now: DateTime<Utc>) {
+        let late = bounds(day).1
+            + chrono::Duration::from_std(self.horizon).unwrap_or(chrono::Duration::MAX)
+            + chrono::Duration::days(1);
+        let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
+        if now > late && *blocked != Some(day) {
+            *blocked = Some(day);
+            tracing::warn!(
+                message = "Daily manifests are held back: a day is not final a day after it should be (see `status`: conversations not settled, recordings waiting).",
+                day = %day,
+            );
+        }
     }
 
     /// `backfill`'s: every whole day of `[from, to)` that is final, in order.
@@ -136,11 +165,7 @@ impl Manifests {
 
     /// The chain's head: the manifest written last.
     pub async fn head(&self) -> Result<Option<Link>, ManifestError> {
-        Ok(self
-            .ledger
-            .note(CHAIN)
-            .await?
-            .and_then(|v| serde_json::from_str(&v).ok()))
+        Ok(head(self.ledger.as_ref()).await?)
     }
 
     /// `day`'s manifest, if the day is final and has none yet.

@@ -15,7 +15,7 @@ use super::poller::park_conversation;
 use super::settings::FetchMode;
 use super::urls::UrlCache;
 use super::worker::{park_reason, uploading_reason};
-use crate::genesys::model::{FileState, Media, MediaPart, Recording, RecordingFetch, RecordingMetadata};
+use crate::genesys::model::{FileState, MediaPart, Recording, RecordingFetch, RecordingMetadata};
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerResult, NewRecording};
 use crate::sink::layout::is_safe_id;
@@ -140,7 +140,7 @@ impl Checker {
     fn read_metadata(&self, conversation_id: &str, all: Vec<RecordingMetadata>) -> Listing {
         let mut listing = Listing::default();
         for r in all {
-            listing.screen += usize::from(r.media == Media::Screen);
+            listing.screen += usize::from(r.is_screen());
             let parked = never_archived(conversation_id, &r);
             let row = new_recording(conversation_id, &r, parked.clone());
             match r.file_state.as_ref().filter(|s| s.is_transient()) {
@@ -157,7 +157,7 @@ impl Checker {
     fn read_list(&self, conversation_id: &str, all: Vec<Recording>) -> Listing {
         let mut listing = Listing::default();
         for recording in all {
-            listing.screen += usize::from(recording.metadata.media == Media::Screen);
+            listing.screen += usize::from(recording.metadata.is_screen());
             let mut described = recording.clone();
             described.media_uris = None;
             let metadata = serde_json::to_string(&described).expect("recordings serialize");
@@ -231,12 +231,12 @@ fn never_archived(conversation_id: &str, r: &RecordingMetadata) -> Option<String
     if !is_safe_id(conversation_id) {
         return Some(format!("unsafe conversation id {conversation_id:?}"));
     }
-    match (&r.media, &r.file_state) {
-        (Media::Screen, Some(state @ (FileState::Deleted | FileState::Archived))) => Some(park_reason(state)),
-        (Media::Screen, _) => None,
-        (other, _) => Some(format!(
+    match (r.is_screen(), &r.file_state) {
+        (true, Some(state @ (FileState::Deleted | FileState::Archived))) => Some(park_reason(state)),
+        (true, _) => None,
+        (false, _) => Some(format!(
             "not a screen recording (media {})",
-            String::from(other.clone())
+            String::from(r.media.clone())
         )),
     }
 }

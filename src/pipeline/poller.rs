@@ -430,7 +430,9 @@ impl Poller {
             add(&report.calls, 1);
             pages += 1;
             let rows = results.conversations.len();
-            self.take_rows(results.conversations, None, report).await?;
+            // The jobs API matches conversations with activity in the interval: those
+            // that started before it belong to an earlier window.
+            self.take_rows(results.conversations, Some((from, end)), report).await?;
             tracing::info!(message = "Analytics job results read.", job_id = %job.job_id, pages, rows);
             match results.cursor.filter(|c| !c.is_empty()) {
                 Some(next) if rows > 0 => cursor = Some(next),

@@ -424,6 +424,17 @@ impl Worker {
                     done.iter().find(|(f, _)| f.key == key).map(|(f, _)| f.clone())
                 })
                 .collect();
+            if files.len() < done.len() {
+                // A part written by an earlier round is not in this listing: the
+                // recording's files changed between two listings. Parked, so that no
+                // part is lost or left behind silently.
+                return Ok(Step::Park(format!(
+                    "the recording's files changed between two listings ({} written, {} listed now); \
+                     look at it in Genesys, then `retry --parked --id`",
+                    done.len(),
+                    files.len()
+                )));
+            }
             let facts = ArchiveFacts::of_parts(files, Utc::now());
             self.write_sidecar(&recording, keys, &facts).await?;
             if adopted {

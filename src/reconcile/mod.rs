@@ -13,8 +13,8 @@ pub mod platform;
 
 use crate::ledger::{Ledger, LedgerRecord};
 use crate::manifest::key::ManifestKey;
-use crate::manifest::writer::{CHAIN, MAX_BYTES};
-use crate::manifest::{Link, Manifest, digest};
+use crate::manifest::writer::{MAX_BYTES, bounds as day_bounds, head};
+use crate::manifest::{Manifest, digest};
 use crate::sink::Sink;
 use crate::sink::layout::KeyLayout;
 use chrono::{DateTime, Days, NaiveDate, Utc};
@@ -37,6 +37,9 @@ pub enum Code {
     NotListed,
     /// Its conversation is still going on: its recordings cannot be listed yet.
     Active,
+    /// Conversations of the range the ledger has not settled yet (their recordings not
+    /// all listed, or the listing failing).
+    Unsettled,
     /// Genesys would not list the conversation's recordings.
     ListingFailed,
     /// Archived in the ledger, no object at its key.
@@ -69,6 +72,7 @@ impl Code {
             Code::Waiting => "waiting",
             Code::NotListed => "not_listed",
             Code::Active => "active",
+            Code::Unsettled => "unsettled",
             Code::ListingFailed => "listing_failed",
             Code::Missing => "missing",
             Code::WrongSize => "wrong_size",
@@ -128,6 +132,8 @@ pub struct Report {
     pub genesys_recordings: Option<u64>,
     /// Manifests checked.
     pub manifests: u64,
+    /// What was not compared, and why.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -159,6 +165,9 @@ pub struct Scope {
     pub bytes: bool,
     /// What Genesys lists for the range, unless `--offline`.
     pub platform: Option<platform::Survey>,
+    /// The ledger keeps rows that started since then (`ledger.retain`): older ones are
+    /// checked against their manifests only.
+    pub retained_since: DateTime<Utc>,
 }
 
 /// HEADs (or reads) in flight at once.
@@ -174,7 +183,16 @@ impl Scope {
             .map_err(|e| e.to_string())?;
         report.recordings = records.len() as u64;
         self.judge_records(&records, &mut report).await?;
-        self.find_unknown(&mut report).await?;
+        self.find_unsettled(&records, &mut report).await?;
+        if self.from < self.retained_since {
+            report.notes.push(format!(
+                "the ledger keeps rows since {} (ledger.retain): older objects were checked against their \
+                 manifests, not looked for among unknown ones",
+                self.retained_since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        } else {
+            self.find_unknown(&mut report).await?;
+        }
         if let Some(survey) = &self.platform {
             compare_with_platform(survey, &records, &mut report);
         }
@@ -248,30 +266,81 @@ impl Scope {
         Ok(())
     }
 
+    /// Conversations of the range the ledger has not settled: their recordings may not
+    /// all be known yet (the waiting recordings themselves have lines of their own).
+    async fn find_unsettled(&self, records: &[LedgerRecord], report: &mut Report) -> Result<(), String> {
+        let pending = self
+            .ledger
+            .unsettled_between(self.from, self.to)
+            .await
+            .map_err(|e| e.to_string())?;
+        let waiting = records
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.state.as_str(),
+                    "discovered" | "transcoding" | "retrying" | "uploading"
+                )
+            })
+            .count() as u64;
+        let conversations = pending.saturating_sub(waiting);
+        if conversations > 0 {
+            report.findings.push(Finding {
+                code: Code::Unsettled,
+                recording_id: None,
+                conversation_id: None,
+                key: None,
+                detail: format!(
+                    "{conversations} conversations of the range are not settled yet (`status` and `list --state waiting` say why)"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Objects under the range's key prefixes that the ledger does not know (its
     /// records of a day more on each side count as known: a recording's key is by its
     /// own start, its day by its conversation's).
     async fn find_unknown(&self, report: &mut Report) -> Result<(), String> {
-        let wider = self
-            .ledger
-            .records(
+        let prefix = self.sink.prefix();
+        let dated = self.layout.day_prefix(prefix, self.from.date_naive())
+            != self
+                .layout
+                .day_prefix(prefix, (self.from + chrono::Duration::days(40)).date_naive());
+        // A layout without a date lists the whole prefix: every record is needed to
+        // know what is there.
+        let (since, until) = if dated {
+            (
                 self.from - chrono::Duration::days(1),
                 self.to + chrono::Duration::days(1),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+        } else {
+            (self.retained_since, Utc::now() + chrono::Duration::days(1))
+        };
+        let wider = self.ledger.records(since, until).await.map_err(|e| e.to_string())?;
         let mut known: BTreeSet<String> = BTreeSet::new();
+        // Parts a recording not archived yet (waiting, failed) has written so far: its
+        // record is reported; its objects are not strays.
+        let mut in_hand: Vec<String> = Vec::new();
         for r in &wider {
             known.extend(r.files.iter().map(|f| f.key.clone()));
             if let Some(key) = r.files.first().map(|f| f.key.as_str()).or(r.key.as_deref()) {
                 known.insert(KeyLayout::fixed(key, &r.recording_id).sidecar);
             }
+            if r.files.is_empty()
+                && let Some(pattern) = &r.key
+            {
+                let keys = KeyLayout::fixed(pattern.as_str(), &r.recording_id);
+                known.insert(keys.media.clone());
+                if let Some((stem, _)) = pattern.split_once("{part}") {
+                    in_hand.push(format!("{stem}.part-"));
+                }
+            }
         }
         let prefixes: BTreeSet<String> = days(self.from, self.to)
-            .map(|day| self.layout.day_prefix(self.sink.prefix(), day))
+            .map(|day| self.layout.day_prefix(prefix, day))
             .collect();
-        let manifests = self.manifest_key.render(self.sink.prefix(), NaiveDate::MIN);
-        let manifest_dir = manifests.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
+        let manifest_dir = self.manifest_key.dir_prefix(prefix);
         for prefix in prefixes {
             for (key, _) in self
                 .sink
@@ -280,7 +349,8 @@ impl Scope {
                 .map_err(|e| format!("sink {}: {e}", self.sink.describe()))?
             {
                 let is_manifest = !manifest_dir.is_empty() && key.starts_with(&manifest_dir);
-                if !known.contains(&key) && !is_manifest {
+                let is_in_hand = in_hand.iter().any(|stem| key.starts_with(stem.as_str()));
+                if !known.contains(&key) && !is_manifest && !is_in_hand {
                     report.findings.push(Finding::object(
                         Code::Unknown,
                         &key,
@@ -297,6 +367,10 @@ impl Scope {
     /// chain intact from the ledger's head back past the range.
     async fn check_manifests(&self, records: &[LedgerRecord], report: &mut Report) -> Result<(), String> {
         let sink_error = |e: crate::sink::SinkError| format!("sink {}: {e}", self.sink.describe());
+        let mut in_range = Vec::new();
+        // Final days without a manifest, and the latest day that has one: a day is
+        // missing its manifest once a later day has one (the walk writes days in order).
+        let (mut missing, mut latest) = (Vec::new(), self.head_day().await?);
         for day in whole_days(self.from, self.to) {
             let key = self.manifest_key.render(self.sink.prefix(), day);
             let Some(bytes) = self.sink.get_bytes(&key, MAX_BYTES).await.map_err(sink_error)? else {
@@ -306,17 +380,17 @@ impl Scope {
                     .unsettled_between(start, end)
                     .await
                     .map_err(|e| e.to_string())?;
-                let written_after = self.is_behind_head(day).await?;
-                if pending == 0 && written_after {
-                    report.findings.push(Finding::object(
-                        Code::ManifestMissing,
-                        &key,
-                        format!("no manifest for {day}, and later days have one"),
-                    ));
+                // The daemon's first manifest is for the day after its oldest
+                // conversation's (that day may have begun before its lookback).
+                let first = self.ledger.first_start().await.map_err(|e| e.to_string())?;
+                if pending == 0 && first.is_some_and(|t| day > t.date_naive()) {
+                    missing.push((day, key));
                 }
                 continue;
             };
             report.manifests += 1;
+            in_range.push(key.clone());
+            latest = latest.max(Some(day));
             let manifest = match Manifest::parse(&bytes) {
                 Ok(m) => m,
                 Err(e) => {
@@ -328,28 +402,27 @@ impl Scope {
             };
             self.check_lines(&key, day, &manifest, records, report).await?;
         }
-        self.check_chain(report).await
+        for (day, key) in missing.into_iter().filter(|(day, _)| latest.is_some_and(|l| l > *day)) {
+            report.findings.push(Finding::object(
+                Code::ManifestMissing,
+                &key,
+                format!("no manifest for {day}, and a later day has one"),
+            ));
+        }
+        self.check_chain(&in_range, report).await
     }
 
-    /// Whether the chain's head is a manifest of a later day than `day` (so `day`'s
-    /// manifest is due, not merely not written yet).
-    async fn is_behind_head(&self, day: NaiveDate) -> Result<bool, String> {
-        let head: Option<Link> = self
-            .ledger
-            .note(CHAIN)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|v| serde_json::from_str(&v).ok());
-        let Some(head) = head else { return Ok(false) };
-        let Some(bytes) = self
+    /// The day of the chain's head (the manifest written last), if it can be read.
+    async fn head_day(&self) -> Result<Option<NaiveDate>, String> {
+        let Some(head) = head(self.ledger.as_ref()).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let bytes = self
             .sink
             .get_bytes(&head.key, MAX_BYTES)
             .await
-            .map_err(|e| e.to_string())?
-        else {
-            return Ok(true);
-        };
-        Ok(Manifest::parse(&bytes).is_ok_and(|m| m.trailer.day > day))
+            .map_err(|e| e.to_string())?;
+        Ok(bytes.and_then(|b| Manifest::parse(&b).ok()).map(|m| m.trailer.day))
     }
 
     async fn check_lines(
@@ -405,20 +478,15 @@ impl Scope {
         Ok(())
     }
 
-    /// Walks the chain from the ledger's head back to the first manifest before the
-    /// range: each manifest's bytes must hash to what the next one (or the head) names.
-    async fn check_chain(&self, report: &mut Report) -> Result<(), String> {
-        let head: Option<Link> = self
-            .ledger
-            .note(CHAIN)
-            .await
-            .map_err(|e| e.to_string())?
-            .and_then(|v| serde_json::from_str(&v).ok());
-        let mut next = head;
-        let first_day = self.from.date_naive();
-        let mut seen = BTreeSet::new();
+    /// Walks the whole chain from the ledger's head back to its first manifest: each
+    /// manifest's bytes must hash to what the next one (or the head) names, and every
+    /// manifest of the range must be on it (the chain follows the order manifests were
+    /// written in, which `backfill` of older days makes different from the days' order).
+    async fn check_chain(&self, in_range: &[String], report: &mut Report) -> Result<(), String> {
+        let mut next = head(self.ledger.as_ref()).await.map_err(|e| e.to_string())?;
+        let mut on_chain = BTreeSet::new();
         while let Some(link) = next.take() {
-            if !seen.insert(link.key.clone()) {
+            if on_chain.len() >= MAX_CHAIN || !on_chain.insert(link.key.clone()) {
                 report
                     .findings
                     .push(Finding::object(Code::ManifestChain, &link.key, "the chain loops"));
@@ -444,14 +512,21 @@ impl Scope {
                     "its bytes are not the ones the chain names (edited or replaced after it was written)",
                 ));
             }
-            match Manifest::parse(&bytes) {
-                Ok(m) if m.trailer.day >= first_day => next = m.trailer.previous,
-                _ => break,
-            }
+            next = Manifest::parse(&bytes).ok().and_then(|m| m.trailer.previous);
+        }
+        for key in in_range.iter().filter(|k| !on_chain.contains(*k)) {
+            report.findings.push(Finding::object(
+                Code::ManifestChain,
+                key,
+                "not on the org's chain of manifests",
+            ));
         }
         Ok(())
     }
 }
+
+/// Links followed at most (a manifest a day: centuries).
+const MAX_CHAIN: usize = 100_000;
 
 /// Findings from what Genesys lists that the ledger's records do not cover.
 fn compare_with_platform(survey: &platform::Survey, records: &[LedgerRecord], report: &mut Report) {
@@ -480,11 +555,6 @@ fn compare_with_platform(survey: &platform::Survey, records: &[LedgerRecord], re
             detail: detail.clone(),
         });
     }
-}
-
-fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
-    let start = day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
-    (start, start + chrono::Duration::days(1))
 }
 
 /// Every UTC day `[from, to)` touches.

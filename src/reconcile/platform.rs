@@ -6,7 +6,6 @@
 
 use super::Code;
 use crate::genesys::GenesysClient;
-use crate::genesys::model::Media;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{ConversationState, Ledger};
 use crate::pipeline::poller::Poller;
@@ -74,17 +73,13 @@ pub async fn survey(
             FetchMode::Recording => client.recording_metadata(&cid).await,
         };
         match listed {
-            Ok(all) => {
-                survey.recordings.extend(
-                    all.into_iter()
-                        .filter(|r| r.media == Media::Screen)
-                        .map(|r| SeenRecording {
-                            recording_id: r.id,
-                            conversation_id: r.conversation_id.unwrap_or_else(|| cid.clone()),
-                            file_state: r.file_state.map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
-                        }),
-                )
-            }
+            Ok(all) => survey
+                .recordings
+                .extend(all.into_iter().filter(|r| r.is_screen()).map(|r| SeenRecording {
+                    recording_id: r.id,
+                    conversation_id: r.conversation_id.unwrap_or_else(|| cid.clone()),
+                    file_state: r.file_state.map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+                })),
             Err(error) => survey
                 .conversations
                 .push((cid, format!("listing refused: {error}"), Code::ListingFailed)),

@@ -248,6 +248,7 @@ impl SimState {
             "startTime": r.start,
             "endTime": r.end,
             "media": r.media,
+            "mediaSubtype": if r.media == "screen" { "Screen" } else { "Trunk" },
             "fileState": state,
             "selfUri": format!("/api/v2/conversations/{}/recordings/{}", r.conversation_id, r.id),
         });

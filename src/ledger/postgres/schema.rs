@@ -99,11 +99,13 @@ pub const STEPS: &[&str] = &[
     ALTER TABLE recordings ADD COLUMN parts TEXT;
     ALTER TABLE recordings ADD COLUMN upload_key TEXT;
     -- Deadlines from the listing (after archive_date a restore is needed, after delete_date
-    -- the recording is gone); deadline is the nearer (i64::MAX when neither is known), and
-    -- the queue is claimed nearest deadline first.
+    -- the recording is gone); deadline is the nearer (a year after the start when neither
+    -- is known: Genesys keeps recordings a year at most), and the queue is claimed nearest
+    -- deadline first.
     ALTER TABLE recordings ADD COLUMN archive_date BIGINT;
     ALTER TABLE recordings ADD COLUMN delete_date BIGINT;
-    ALTER TABLE recordings ADD COLUMN deadline BIGINT NOT NULL DEFAULT 9223372036854775807;
+    ALTER TABLE recordings ADD COLUMN deadline BIGINT NOT NULL DEFAULT 0;
+    UPDATE recordings SET deadline = COALESCE(start_time, discovered_at) + 31536000000;
     CREATE INDEX recordings_by_deadline ON recordings (org, deadline, next_attempt_at)
         WHERE state IN ('discovered', 'transcoding', 'retrying');
     CREATE INDEX recordings_open_deadline ON recordings (org, deadline) WHERE state NOT IN ('archived', 'parked');
