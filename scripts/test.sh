@@ -10,12 +10,14 @@ cd "$(dirname "$0")/.."
 # 5.1.18: moto 5.2.x answers CompleteMultipartUpload with the wrong XML root element.
 MOTO_VERSION=5.1.18
 venv="${CARGO_TARGET_DIR:-target}/test-venv"
+# CARGO_TARGET_DIR may be absolute: the tests need an absolute path either way.
+case "$venv" in /*) ;; *) venv="$PWD/$venv" ;; esac
 if [[ ! -x "$venv/bin/moto_server" ]] || ! "$venv/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
   echo "installing moto[server]==$MOTO_VERSION into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
-export MOTO_SERVER="$PWD/$venv/bin/moto_server"
+export MOTO_SERVER="$venv/bin/moto_server"
 
 # PostgreSQL (initdb and pg_ctl of the newest installed major) and redis-server.
 source scripts/lib/servers.sh
