@@ -4,13 +4,17 @@
 # (kubernetes-validate from PyPI, which ships the schemas; installed into target/test-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="${CARGO_TARGET_DIR:-target}/test-venv"
+target="${CARGO_TARGET_DIR:-target}"
+# An absolute CARGO_TARGET_DIR (a clone that shares a target directory) works too.
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+venv="$target/test-venv"
+bin="$target/debug/genesys-archiver"
 
 if command -v systemd-analyze >/dev/null; then
   # verify needs ExecStart's binary to exist: point it at the one just built.
   cargo build --quiet --locked --bin genesys-archiver
   unit_dir=$(mktemp -d)
-  sed "s|ExecStart=/usr/local/bin/genesys-archiver|ExecStart=$PWD/target/debug/genesys-archiver|" \
+  sed "s|ExecStart=/usr/local/bin/genesys-archiver|ExecStart=$bin|" \
     deploy/systemd/genesys-archiver.service > "$unit_dir/genesys-archiver.service"
   systemd-analyze verify "$unit_dir/genesys-archiver.service"
   echo "systemd-analyze verify: ok"
@@ -40,7 +44,7 @@ config = config.replace('"/etc/genesys-archiver-orgs.d"', '"%s"' % (out / "orgs.
 for name, text in yaml.safe_load(open("deploy/kubernetes/vendor/secret-orgs.yaml"))["stringData"].items():
     (out / "orgs.d" / name).write_text(text)
 PY
-target/debug/genesys-archiver check-config --config "$vendor_dir/archiver.toml"
+"$bin" check-config --config "$vendor_dir/archiver.toml"
 # The replicas' configuration with the Secret's URLs as the environment that carries them.
 "$venv/bin/python" - "$vendor_dir" <<'PY'
 import pathlib, sys, yaml
@@ -51,7 +55,7 @@ config = config.replace('"/etc/genesys-archiver-orgs.d"', '"%s"' % (out / "orgs.
 env = yaml.safe_load(open("deploy/kubernetes/replicas/secret-shared.yaml"))["stringData"]
 (out / "replicas.env").write_text("".join("export %s=%r\n" % kv for kv in env.items()))
 PY
-(set -a; . "$vendor_dir/replicas.env"; target/debug/genesys-archiver check-config --config "$vendor_dir/replicas.toml")
+(set -a; . "$vendor_dir/replicas.env"; "$bin" check-config --config "$vendor_dir/replicas.toml")
 rm -rf "$vendor_dir"
 python3 -m json.tool deploy/aws/iam-policy.json > /dev/null
 python3 -m json.tool deploy/aws/bucket-lifecycle.json > /dev/null
