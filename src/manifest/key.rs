@@ -16,18 +16,7 @@ impl ManifestKey {
     pub const DEFAULT: &'static str = "{prefix}manifests/{year}/{month}/{day}.jsonl";
 
     pub fn parse(template: &str) -> Result<Self, String> {
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').ok_or("has an unclosed `{`")? + open;
-            let name = &rest[open + 1..close];
-            if !PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}} (known: {})",
-                    PLACEHOLDERS.join(", ")
-                ));
-            }
-            rest = &rest[close + 1..];
-        }
+        crate::sink::layout::check_placeholders(template, PLACEHOLDERS)?;
         for needed in ["{year}", "{month}", "{day}"] {
             if !template.contains(needed) {
                 return Err(format!("must contain {needed}: one manifest per day"));

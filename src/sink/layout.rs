@@ -61,22 +61,26 @@ pub fn is_safe_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
+/// Every `{name}` in `template` is one of `known`, and every `{` is closed (the key
+/// layout's and the manifests' templates alike).
+pub fn check_placeholders(template: &str, known: &[&str]) -> Result<(), String> {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("has an unclosed `{`")? + open;
+        let name = &rest[open + 1..close];
+        if !known.contains(&name) {
+            return Err(format!("unknown placeholder {{{name}}} (known: {})", known.join(", ")));
+        }
+        rest = &rest[close + 1..];
+    }
+    Ok(())
+}
+
 impl KeyLayout {
     pub const DEFAULT: &'static str = "{prefix}year={year}/month={month}/day={day}/hour={hour}/conversation_id={conversationId}/{recordingId}{part}.{ext}";
 
     pub fn parse(template: &str) -> Result<Self, String> {
-        let mut rest = template;
-        while let Some(open) = rest.find('{') {
-            let close = rest[open..].find('}').ok_or("has an unclosed `{`")? + open;
-            let name = &rest[open + 1..close];
-            if !PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}} (known: {})",
-                    PLACEHOLDERS.join(", ")
-                ));
-            }
-            rest = &rest[close + 1..];
-        }
+        check_placeholders(template, PLACEHOLDERS)?;
         if !template.contains("{recordingId}") {
             return Err("must contain {recordingId}, or recordings would overwrite each other".into());
         }
