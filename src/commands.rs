@@ -138,15 +138,18 @@ pub async fn backfill(settings: Settings, from: DateTime<Utc>, to: DateTime<Utc>
     finish(result, true)
 }
 
-/// The exit code: failed recordings first (3), then, for a run that was meant to
-/// finish (`once`), conversations left for a later run (4).
+/// The exit code of a run that ended without an error. For a run that was meant to
+/// finish (`--once`, `backfill`): failed recordings first (3), then conversations left
+/// for a later run (4). The daemon stopped by a signal exits 0 whatever the ledger
+/// holds: failed recordings are an operator's matter (`status`, the metrics), not a
+/// failed stop that systemd or Kubernetes should report.
 fn finish(result: Result<StatusReport, crate::pipeline::RunError>, once: bool) -> ExitCode {
     match result {
         Ok(report) => {
             let failed = report.recordings_in(State::Failed);
             let waiting = report.conversations_waiting();
             report_summary(&report);
-            if failed > 0 {
+            if once && failed > 0 {
                 ExitCode::from(EXIT_FAILED_RECORDINGS)
             } else if once && waiting > 0 {
                 let count = |s| report.conversations_in(s);

@@ -32,8 +32,8 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// SIGTERM, and the exit within 30 s with `code` (0; 3 when recordings failed).
-    async fn stop_with(mut self, code: i32) -> String {
+    /// SIGTERM, and an exit 0 within 30 s.
+    async fn stop(mut self) -> String {
         let pid = self.child.id().expect("running") as i32;
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
@@ -41,12 +41,8 @@ impl Daemon {
             .expect("the daemon stops within 30 s")
             .unwrap();
         let logs = self.logs();
-        assert_eq!(status.code(), Some(code), "{status:?}\n{logs}");
+        assert_eq!(status.code(), Some(0), "{status:?}\n{logs}");
         logs
-    }
-
-    async fn stop(self) -> String {
-        self.stop_with(0).await
     }
 }
 
@@ -269,8 +265,9 @@ async fn a_recording_stuck_uploading_shows_meanwhile_and_fails_after_the_deadlin
     }
     let out = h.daemon(&["status", "--json"]).output().await.unwrap();
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // Recordings failed: exit 3, as for any run that leaves failed recordings.
-    daemon.stop_with(3).await;
+    // A daemon stopped by SIGTERM exits 0 even with failed recordings in the ledger
+    // (exit 3 is for `run --once` and `backfill`).
+    daemon.stop().await;
     assert_eq!(status["recordings"]["failed"], stuck.len(), "{status}");
     assert_eq!(
         status["conversations_waiting"], 0,
