@@ -260,6 +260,38 @@ async fn not_found_is_final_and_spends_one_call() {
     assert_eq!(sim.stats().calls("recording"), 1);
 }
 
+/// An id that is a dot segment would make the URL parser climb to another endpoint
+/// (`/conversations/%2E%2E/recordings` resolves like `/conversations/../recordings`):
+/// refused before any call, on every endpoint an id shapes. Other ids are encoded
+/// (`%2e%2e` is sent as `%252e%252e`, an id the platform does not know).
+#[tokio::test]
+async fn ids_that_would_climb_the_path_are_refused_before_any_call() {
+    let sim = common::start(common::flat_org(1)).await;
+    let client = common::client(&common::settings(&sim, ""));
+    for id in ["..", "."] {
+        for error in [
+            client.recording(id, "r").await.unwrap_err(),
+            client.recording("c", id).await.unwrap_err(),
+            client.conversation_recordings(id).await.unwrap_err(),
+            client.recording_metadata(id).await.unwrap_err(),
+            client.job_status(id).await.unwrap_err(),
+        ] {
+            assert!(
+                matches!(&error, ApiError::Payload { path, .. } if path == "id"),
+                "{id:?}: {error:?}"
+            );
+        }
+    }
+    let stats = sim.stats();
+    assert_eq!(
+        stats.api_calls() - stats.calls("token"),
+        0,
+        "nothing was sent: {stats:?}"
+    );
+    let encoded = client.recording("%2e%2e", "r").await.unwrap_err();
+    assert!(matches!(encoded, ApiError::Status { status: 404, .. }), "{encoded:?}");
+}
+
 #[tokio::test]
 async fn server_errors_and_dropped_connections_are_retried() {
     let sim = common::start(SimConfig {

@@ -80,4 +80,30 @@ async fn hostile_answers_are_parked_with_their_reason_and_the_rest_is_archived()
     assert_eq!(stats.count("media", "200") as usize, available(&h).len());
     // The control characters never reached a log line raw.
     assert!(!logs.contains('\u{1b}'), "an escape sequence reached the logs");
+
+    // An operator puts the unsafe ids back: they are parked again before any API call.
+    let out = h
+        .daemon(&["retry", "--parked", "--reason", "unsafe"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let recording_calls = h.sim.stats().calls("recording");
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    assert_eq!(
+        h.sim.stats().calls("recording"),
+        recording_calls,
+        "no call with an unsafe id"
+    );
+    let ledger = h.ledger();
+    for case in cases.iter().filter(|c| c.case.ends_with("Id")) {
+        let Some(id) = case.recording_id.as_ref() else { continue };
+        let (state, reason, ..) = &ledger[id];
+        assert_eq!(state, "parked", "{}", case.case);
+        assert!(
+            reason.as_deref().unwrap_or("").starts_with("unsafe recording id"),
+            "{reason:?}"
+        );
+    }
 }

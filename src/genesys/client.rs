@@ -91,13 +91,24 @@ impl GenesysClient {
         self.auth.get().await.map(|_| ())
     }
 
-    fn api(&self, path: &str) -> Url {
+    /// The API URL of `path` (built from templates and encoded ids), refused before any
+    /// call when the URL parser would make it another path: `set_path` keeps `%2F` as
+    /// is, but resolves `.`, `..`, `%2E` and `%2E%2E` segments, so an id of `..` (from a
+    /// hostile answer, or requeued by `retry --parked`) would climb to another endpoint.
+    fn api(&self, endpoint: Endpoint, path: &str) -> Result<Url, ApiError> {
         let mut url = self.settings.api_url.clone();
-        // Paths are built from templates and encoded ids; set_path keeps `%2F` as is.
         // A base URL with a path (a gateway, the multi-org simulator) prefixes it.
         let prefix = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{prefix}{path}"));
-        url
+        let wanted = format!("{prefix}{path}");
+        url.set_path(&wanted);
+        if url.path() != wanted {
+            return Err(ApiError::Payload {
+                endpoint,
+                path: "id".into(),
+                message: "an id that would change the request path (a `.` or `..` segment); never sent".into(),
+            });
+        }
+        Ok(url)
     }
 
     /// `GET path?query` on the API, through the budget; the raw answer.
@@ -107,7 +118,7 @@ impl GenesysClient {
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<super::transport::ApiResponse, ApiError> {
-        let url = self.api(path);
+        let url = self.api(endpoint, path)?;
         let make = |http: &reqwest::Client, token: Option<&str>| {
             http.get(url.clone())
                 .query(query)
@@ -123,7 +134,7 @@ impl GenesysClient {
         path: &str,
         body: &B,
     ) -> Result<super::transport::ApiResponse, ApiError> {
-        let url = self.api(path);
+        let url = self.api(endpoint, path)?;
         let make = |http: &reqwest::Client, token: Option<&str>| {
             http.post(url.clone()).bearer_auth(token.unwrap_or_default()).json(body)
         };

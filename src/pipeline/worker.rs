@@ -345,6 +345,16 @@ impl Worker {
         cancel: &CancellationToken,
     ) -> Result<Step, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
+        // Ids shape API paths and keys: one that discovery parked and an operator put back
+        // (`retry --parked`) is parked again here, before any call.
+        for (what, id) in [("conversation", cid), ("recording", rid)] {
+            if !crate::sink::layout::is_safe_id(id) {
+                return Err(Failure::Permanent(format!(
+                    "unsafe {what} id {:?}",
+                    id.escape_debug().to_string()
+                )));
+            }
+        }
         let left_open = claimed.upload_key.as_ref().or(claimed.key.as_ref());
         if let (Some(key), Some(upload_id)) = (left_open, &claimed.open_upload) {
             // Left by an attempt that could not abort it (the store was down): abort it
