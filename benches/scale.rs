@@ -259,19 +259,7 @@ async fn main() {
     let offered: Vec<NewRecording> = sim
         .catalog()
         .into_iter()
-        .map(|e| NewRecording {
-            recording_id: e.recording_id,
-            conversation_id: e.conversation_id,
-            start_time: None,
-            end_time: None,
-            metadata: "{}".into(),
-            parked: None,
-            not_before: None,
-            transcoding: false,
-            waiting: None,
-            archive_date: None,
-            delete_date: None,
-        })
+        .map(|e| NewRecording::due(&e.recording_id, &e.conversation_id, None))
         .collect();
     let t = Instant::now();
     let mut added = 0;

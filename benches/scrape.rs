@@ -20,17 +20,13 @@ async fn main() {
     let t = Instant::now();
     let rows: Vec<NewRecording> = (0..n)
         .map(|i| NewRecording {
-            recording_id: format!("rec-{i:08}"),
-            conversation_id: format!("conv-{i:08}"),
-            start_time: Some(start + ChronoDuration::seconds(i as i64)),
             end_time: Some(start + ChronoDuration::seconds(i as i64 + 300)),
-            metadata: "{}".into(),
             parked: (i % 20 != 0).then(|| "finished".to_owned()),
-            not_before: None,
-            transcoding: false,
-            waiting: None,
-            archive_date: None,
-            delete_date: None,
+            ..NewRecording::due(
+                &format!("rec-{i:08}"),
+                &format!("conv-{i:08}"),
+                Some(start + ChronoDuration::seconds(i as i64)),
+            )
         })
         .collect();
     for page in rows.chunks(1000) {

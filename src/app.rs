@@ -472,8 +472,7 @@ async fn report_org(ledger: &LedgerStore, metrics: &Arc<Metrics>, name: &str, co
 /// when the layout uses it: keys are fixed at a recording's first attempt, so they must
 /// never be made without it. Unreadable: the run does not start.
 pub(crate) async fn with_org_id(mut settings: OrgSettings, client: &GenesysClient) -> Result<OrgSettings, BuildError> {
-    let prefix_needs = matches!(&settings.sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{orgId}"));
-    if !settings.sink.layout.needs_org_id() && !prefix_needs && !settings.sink.manifest_key.needs_org_id() {
+    if !settings.needs_org_id() {
         return Ok(settings);
     }
     let org = client

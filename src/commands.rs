@@ -766,9 +766,7 @@ async fn reconcile_org(
 ) -> Result<crate::reconcile::Report, String> {
     let metrics = crate::metrics::OrgMetrics::unregistered(&org.name);
     let mut org = org.clone();
-    let needs_org_id = org.sink.layout.needs_org_id()
-        || org.sink.manifest_key.needs_org_id()
-        || matches!(&org.sink.kind, crate::config::settings::SinkKind::S3(s3) if s3.prefix.contains("{orgId}"));
+    let needs_org_id = org.needs_org_id();
     let platform = if args.offline {
         if needs_org_id {
             return Err("the keys name {orgId}, which only Genesys can tell: run without --offline".into());

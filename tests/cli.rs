@@ -288,19 +288,11 @@ fn ledger_commands_take_an_org() {
     let path = dir.join("ledger.sqlite");
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let acme = SqliteLedger::open(&path).unwrap().for_org("acme");
-        let new = NewRecording {
-            recording_id: "acme-r1".into(),
-            conversation_id: "acme-c1".into(),
-            start_time: Some(chrono::Utc::now() - chrono::Duration::hours(3)),
-            end_time: None,
-            metadata: "{}".into(),
-            parked: None,
-            not_before: None,
-            transcoding: false,
-            waiting: None,
-            archive_date: None,
-            delete_date: None,
-        };
+        let new = NewRecording::due(
+            "acme-r1",
+            "acme-c1",
+            Some(chrono::Utc::now() - chrono::Duration::hours(3)),
+        );
         acme.insert(vec![new]).await.unwrap();
         let claimed = acme.claim_due(chrono::Utc::now()).await.unwrap().unwrap();
         acme.fail(claimed.claim(), 8, "boom".into()).await.unwrap();

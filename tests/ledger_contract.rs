@@ -84,17 +84,8 @@ async fn every_case_on_postgres() {
 
 fn recording(id: &str, conversation: &str) -> NewRecording {
     NewRecording {
-        recording_id: id.into(),
-        conversation_id: conversation.into(),
-        start_time: Some(Utc::now()),
         end_time: Some(Utc::now()),
-        metadata: "{}".into(),
-        parked: None,
-        not_before: None,
-        transcoding: false,
-        waiting: None,
-        archive_date: None,
-        delete_date: None,
+        ..NewRecording::due(id, conversation, Some(Utc::now()))
     }
 }
 

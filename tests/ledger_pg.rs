@@ -23,17 +23,8 @@ fn settings(pg: &Postgres, lease: Duration) -> PgSettings {
 
 fn recording(id: &str) -> NewRecording {
     NewRecording {
-        recording_id: id.into(),
-        conversation_id: format!("c-{id}"),
-        start_time: Some(Utc::now()),
         end_time: Some(Utc::now()),
-        metadata: "{}".into(),
-        parked: None,
-        not_before: None,
-        transcoding: false,
-        waiting: None,
-        archive_date: None,
-        delete_date: None,
+        ..NewRecording::due(id, &format!("c-{id}"), Some(Utc::now()))
     }
 }
 

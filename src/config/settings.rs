@@ -196,6 +196,16 @@ pub struct LedgerSettings {
     pub retain: Duration,
 }
 
+impl OrgSettings {
+    /// Whether a key, the prefix or the manifests' template names `{orgId}`, which only
+    /// Genesys can tell (`GET /api/v2/organizations/me`).
+    pub fn needs_org_id(&self) -> bool {
+        self.sink.layout.needs_org_id()
+            || self.sink.manifest_key.needs_org_id()
+            || matches!(&self.sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{orgId}"))
+    }
+}
+
 /// Where recordings go, and under which keys.
 #[derive(Debug, Clone)]
 pub struct SinkSettings {

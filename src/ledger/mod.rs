@@ -153,6 +153,24 @@ pub struct NewRecording {
 pub const KEPT_AT_MOST: chrono::Duration = chrono::Duration::days(365);
 
 impl NewRecording {
+    /// A recording due now that nothing more is known of: what the other fields say
+    /// (parked, waiting, dates, metadata) is set on top of it.
+    pub fn due(recording_id: &str, conversation_id: &str, start_time: Option<DateTime<Utc>>) -> Self {
+        Self {
+            recording_id: recording_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+            start_time,
+            end_time: None,
+            metadata: "{}".into(),
+            parked: None,
+            not_before: None,
+            transcoding: false,
+            waiting: None,
+            archive_date: None,
+            delete_date: None,
+        }
+    }
+
     /// When the recording stops being downloadable as it is: the nearer of its
     /// `archiveDate` and `deleteDate`, else a year after its start (or `now`).
     pub fn deadline(&self, now: DateTime<Utc>) -> DateTime<Utc> {

@@ -1095,17 +1095,8 @@ mod tests {
 
     fn new(id: &str, parked: Option<&str>) -> NewRecording {
         NewRecording {
-            recording_id: id.into(),
-            conversation_id: "c".into(),
-            start_time: Some(Utc::now()),
-            end_time: None,
-            metadata: "{}".into(),
             parked: parked.map(str::to_owned),
-            not_before: None,
-            transcoding: false,
-            waiting: None,
-            archive_date: None,
-            delete_date: None,
+            ..NewRecording::due(id, "c", Some(Utc::now()))
         }
     }
 

@@ -242,18 +242,14 @@ fn never_archived(conversation_id: &str, r: &RecordingMetadata) -> Option<String
 }
 
 fn new_recording(conversation_id: &str, r: &RecordingMetadata, parked: Option<String>) -> NewRecording {
+    let conversation_id = r.conversation_id.as_deref().unwrap_or(conversation_id);
     NewRecording {
-        recording_id: r.id.clone(),
-        conversation_id: r.conversation_id.clone().unwrap_or_else(|| conversation_id.to_owned()),
-        start_time: r.start_time,
         end_time: r.end_time,
         metadata: serde_json::to_string(r).expect("metadata serializes"),
         parked,
-        not_before: None,
-        transcoding: false,
-        waiting: None,
         archive_date: r.archive_date,
         delete_date: r.delete_date,
+        ..NewRecording::due(&r.id, conversation_id, r.start_time)
     }
 }
 
