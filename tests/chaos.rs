@@ -42,9 +42,24 @@ async fn three_hundred_recordings_survive_twenty_sigkills() {
             .stderr(log)
             .spawn()
             .unwrap();
-        // A random moment: right at start-up (recovery, token), or mid-transfer.
-        sleep(Duration::from_millis(rng.u64(100..1000))).await;
-        if daemon.try_wait().unwrap().is_some() {
+        // A random moment: right at start-up (recovery, token), or mid-transfer. A life
+        // also ends once it has archived a few objects, so that a fast machine cannot
+        // finish all 300 before the 20th kill: 20 lives of at most ~12 objects leave work.
+        let deadline = Instant::now() + Duration::from_millis(rng.u64(100..1000));
+        let before = archived_objects(&h).await;
+        let budget = rng.usize(1..=RECORDINGS / (KILLS * 2));
+        let mut finished = false;
+        loop {
+            sleep(Duration::from_millis(40)).await;
+            if daemon.try_wait().unwrap().is_some() {
+                finished = true;
+                break;
+            }
+            if Instant::now() >= deadline || archived_objects(&h).await >= before + budget {
+                break;
+            }
+        }
+        if finished {
             // It finished everything before this kill: the remaining kills have nothing to hit.
             break;
         }
