@@ -43,3 +43,4 @@ pub mod sim;
 pub mod sink;
 pub mod systemd;
 pub mod telemetry;
+pub mod untrusted;

@@ -47,6 +47,9 @@ const CASES: &[(&str, Case)] = &[
         Box::pin(a_newer_listing_moves_a_waiting_recording_on(l))
     }),
     ("notes_are_kept", |l| Box::pin(notes_are_kept(l))),
+    ("untrusted_values_are_kept_safely", |l| {
+        Box::pin(untrusted_values_are_kept_safely(l))
+    }),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,4 +434,53 @@ async fn notes_are_kept(ledger: Arc<dyn Ledger>) {
     ledger.set_note("manifest", "one".into()).await.unwrap();
     ledger.set_note("manifest", "two".into()).await.unwrap();
     assert_eq!(ledger.note("manifest").await.unwrap().as_deref(), Some("two"));
+}
+
+/// Values straight from an API answer (a NUL byte, an id of 8,000 bytes, an escape
+/// sequence) are kept on every backend: ids under their derived key, reasons through
+/// the sanitizer. PostgreSQL refused both raw (22021, 54000) and the org stopped.
+async fn untrusted_values_are_kept_safely(ledger: Arc<dyn Ledger>) {
+    use genesys_archiver::untrusted::ledger_key;
+    let (nul, huge) = ("r\u{0}\u{1b}[2J".to_owned(), "9".repeat(8000));
+    let mut parked = recording(&nul, &format!("c{huge}"));
+    parked.parked = Some(format!("fileState QUAR\u{0}ANTINED {}", "x".repeat(5000)));
+    let mut waiting = recording(&huge, "c1");
+    waiting.transcoding = true;
+    waiting.waiting = Some("UPLOADING\u{0} in Genesys".into());
+    waiting.not_before = Some(later());
+    assert_eq!(ledger.insert(vec![parked, waiting]).await.unwrap(), 2);
+    // Listed again: the same derived keys, no second row.
+    assert_eq!(ledger.insert(vec![recording(&nul, "c2")]).await.unwrap(), 0);
+
+    ledger
+        .park_conversation(format!("c\u{0}{huge}"), "unsafe conversation id \u{0}".into())
+        .await
+        .unwrap();
+    let status = ledger.status().await.unwrap();
+    let (id, reason) = &status.parked_conversations[0];
+    assert_eq!(id, &ledger_key(&format!("c\u{0}{huge}")));
+    assert!(!reason.contains('\u{0}'), "{reason:?}");
+
+    let rows = ledger.list(ListFilter::Parked, 10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].recording_id, ledger_key(&nul));
+    assert_eq!(rows[0].conversation_id, ledger_key(&format!("c{huge}")));
+    let reason = rows[0].reason.as_deref().unwrap();
+    assert!(
+        reason.starts_with(r"fileState QUAR\u{0}ANTINED") && reason.len() <= 512,
+        "{reason:?}"
+    );
+    let rows = ledger.list(ListFilter::Waiting, 10).await.unwrap();
+    assert_eq!(rows[0].recording_id, ledger_key(&huge));
+    assert!(!rows[0].reason.as_deref().unwrap().contains('\u{0}'));
+
+    // A reason handed to a claimed row's change is sanitized too.
+    ledger.insert(vec![recording("r-ok", "c3")]).await.unwrap();
+    let claimed = ledger.claim_due(Utc::now()).await.unwrap().expect("due");
+    ledger
+        .fail(claimed.claim(), 1, format!("HTTP 500: \u{0}{}", "e".repeat(100_000)))
+        .await
+        .unwrap();
+    let failed = ledger.list(ListFilter::Failed, 10).await.unwrap();
+    assert!(failed[0].reason.as_deref().unwrap().len() <= 512);
 }

@@ -18,6 +18,7 @@ pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
+use crate::untrusted;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
@@ -123,6 +124,17 @@ pub struct ConversationRow {
     pub reason: Option<String>,
 }
 
+impl ConversationRow {
+    /// As the ledger keeps it (see [`NewRecording::sanitized`]).
+    pub fn sanitized(self) -> Self {
+        Self {
+            conversation_id: untrusted::ledger_key(&self.conversation_id),
+            reason: self.reason.as_deref().map(untrusted::reason),
+            ..self
+        }
+    }
+}
+
 /// A recording found by discovery.
 #[derive(Debug, Clone)]
 pub struct NewRecording {
@@ -153,6 +165,18 @@ pub struct NewRecording {
 pub const KEPT_AT_MOST: chrono::Duration = chrono::Duration::days(365);
 
 impl NewRecording {
+    /// As the ledger keeps it: ids under [`untrusted::ledger_key`], reasons through the
+    /// one sanitizer (discovery does so already; this holds for every other caller).
+    pub fn sanitized(self) -> Self {
+        Self {
+            recording_id: untrusted::ledger_key(&self.recording_id),
+            conversation_id: untrusted::ledger_key(&self.conversation_id),
+            parked: self.parked.as_deref().map(untrusted::reason),
+            waiting: self.waiting.as_deref().map(untrusted::reason),
+            ..self
+        }
+    }
+
     /// A recording due now that nothing more is known of: what the other fields say
     /// (parked, waiting, dates, metadata) is set on top of it.
     pub fn due(recording_id: &str, conversation_id: &str, start_time: Option<DateTime<Utc>>) -> Self {
@@ -464,6 +488,12 @@ fn earliest(a: Option<(String, DateTime<Utc>)>, b: Option<(String, DateTime<Utc>
 pub enum LedgerError {
     #[error("ledger: {0}")]
     Store(String),
+    /// The ledger refused a value of one row (PostgreSQL's data exceptions, class 22,
+    /// and program limits, class 54: a NUL byte, a key too large for an index page).
+    /// Waiting does not change it and the rest of the ledger works: the row is parked
+    /// (or its conversation), the org goes on.
+    #[error("ledger refused a value: {0}")]
+    Data(String),
     /// The recording is no longer held by this claim: another owner recovered it. Not
     /// a fault of the ledger; the worker drops the recording without touching it.
     #[error("ledger: the claim on recording {0} was taken over; this worker leaves it alone")]

@@ -38,6 +38,12 @@ impl OrgState {
     /// the time it began (with the latest reason), so `status` says how long an org has
     /// been down, not when it was last tried.
     pub fn then(previous: Option<&OrgState>, next: OrgCondition) -> Self {
+        let next = match next {
+            OrgCondition::Failing { reason } => OrgCondition::Failing {
+                reason: crate::untrusted::reason(&reason),
+            },
+            other => other,
+        };
         match (previous, &next) {
             (
                 Some(OrgState {

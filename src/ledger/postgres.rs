@@ -27,6 +27,7 @@ use super::{
 };
 use crate::retry::backoff;
 use crate::retry::settings::RetrySettings;
+use crate::untrusted;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::tokio_postgres::types::{ToSql, Type};
 use deadpool_postgres::tokio_postgres::{self, NoTls, Row};
@@ -104,6 +105,18 @@ impl Failure {
                 code.starts_with("08") || code.starts_with("57P") || code == "40001" || code == "40P01"
             }
         }
+    }
+}
+
+impl Failure {
+    /// Whether the server refused a value of the statement (data exception, class 22;
+    /// program limit exceeded, class 54, e.g. an index row too large): about the row,
+    /// not the ledger. Untrusted strings are sanitized before they get here; this
+    /// keeps anything that slips through from being taken for an outage.
+    fn about_one_row(&self) -> bool {
+        let Failure::Sql(e) = self else { return false };
+        e.as_db_error()
+            .is_some_and(|db| matches!(&db.code().code()[..2], "22" | "54"))
     }
 }
 
@@ -386,6 +399,9 @@ impl PgLedger {
                     }
                     Err(failure) => failure,
                 };
+                if failure.about_one_row() {
+                    return Err(LedgerError::Data(failure.to_string()));
+                }
                 if !failure.transient() || started.elapsed() >= self.store.patience {
                     return Err(LedgerError::Store(failure.to_string()));
                 }
@@ -470,6 +486,7 @@ fn hostname() -> String {
 
 impl Ledger for PgLedger {
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>> {
+        let recordings: Vec<NewRecording> = recordings.into_iter().map(NewRecording::sanitized).collect();
         self.run(move |c, l| {
             let recordings = recordings.clone();
             Box::pin(async move {
@@ -568,6 +585,7 @@ impl Ledger for PgLedger {
     }
 
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
+        let rows: Vec<ConversationRow> = rows.into_iter().map(ConversationRow::sanitized).collect();
         self.run(move |c, l| {
             let rows = rows.clone();
             Box::pin(async move {
@@ -783,6 +801,7 @@ impl Ledger for PgLedger {
         attempts: u32,
         error: Option<String>,
     ) -> BoxFuture<'_, LedgerResult<()>> {
+        let error = error.as_deref().map(untrusted::reason);
         debug_assert!(matches!(
             state,
             State::Transcoding | State::Retrying | State::Discovered
@@ -802,6 +821,7 @@ impl Ledger for PgLedger {
     }
 
     fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let reason = untrusted::reason(&reason);
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'parked', reason = $1, next_attempt_at = NULL, claim_token = NULL,
@@ -812,6 +832,7 @@ impl Ledger for PgLedger {
     }
 
     fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let error = untrusted::reason(&error);
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'failed', attempts = $1, reason = $2, next_attempt_at = NULL,
@@ -1132,6 +1153,7 @@ impl Ledger for PgLedger {
     }
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let (conversation_id, reason) = (untrusted::ledger_key(&conversation_id), untrusted::reason(&reason));
         self.run(move |c, l| {
             let (id, reason) = (conversation_id.clone(), reason.clone());
             Box::pin(async move {

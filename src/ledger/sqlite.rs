@@ -14,6 +14,7 @@ use super::{
     ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State,
     StatusReport, record_files,
 };
+use crate::untrusted;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -468,6 +469,7 @@ fn recording_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
 
 impl Ledger for SqliteLedger {
     fn insert(&self, recordings: Vec<NewRecording>) -> BoxFuture<'_, LedgerResult<u64>> {
+        let recordings: Vec<NewRecording> = recordings.into_iter().map(NewRecording::sanitized).collect();
         let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -548,6 +550,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
+        let rows: Vec<ConversationRow> = rows.into_iter().map(ConversationRow::sanitized).collect();
         let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -688,6 +691,7 @@ impl Ledger for SqliteLedger {
         attempts: u32,
         error: Option<String>,
     ) -> BoxFuture<'_, LedgerResult<()>> {
+        let error = error.as_deref().map(untrusted::reason);
         debug_assert!(matches!(
             state,
             State::Transcoding | State::Retrying | State::Discovered
@@ -707,6 +711,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let reason = untrusted::reason(&reason);
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'parked', reason = ?1, next_attempt_at = NULL, claim_token = NULL,
@@ -717,6 +722,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let error = untrusted::reason(&error);
         self.claimed_change(
             claim,
             "UPDATE recordings SET state = 'failed', attempts = ?1, reason = ?2, next_attempt_at = NULL,
@@ -987,6 +993,7 @@ impl Ledger for SqliteLedger {
     }
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let (conversation_id, reason) = (untrusted::ledger_key(&conversation_id), untrusted::reason(&reason));
         let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;

@@ -17,8 +17,8 @@ use super::urls::UrlCache;
 use super::worker::{park_reason, uploading_reason};
 use crate::genesys::model::{FileState, MediaPart, Recording, RecordingFetch, RecordingMetadata};
 use crate::genesys::{ApiError, GenesysClient};
-use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerResult, NewRecording};
-use crate::sink::layout::is_safe_id;
+use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerError, LedgerResult, NewRecording};
+use crate::untrusted::{self, is_safe_id};
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +99,16 @@ impl Checker {
             recordings = listing.recordings.len(),
             waiting = listing.waiting,
         );
-        let added = self.ledger.insert(listing.recordings).await?;
+        let added = match self.ledger.insert(listing.recordings).await {
+            Ok(added) => added,
+            // A value of one of its rows was refused (what slipped past the sanitizer):
+            // this conversation is parked, visible with the reason; the org goes on.
+            Err(LedgerError::Data(why)) => {
+                let reason = format!("the ledger refused its recordings: {why}");
+                return park_conversation(self.ledger.as_ref(), self.client.metrics(), &cid, reason).await;
+            }
+            Err(other) => return Err(other),
+        };
         // After the rows exist: a worker that finds a URL must find its row too.
         let listed = !listing.urls.is_empty();
         for (recording, url) in listing.urls {
@@ -212,7 +221,7 @@ impl Checker {
                         .push(new(Some(park_reason(&file_state)), None, false))
                 }
                 Err(error) => {
-                    tracing::warn!(message = "Listed recording cannot be used.", recording_id = %id.escape_debug(), %error);
+                    tracing::warn!(message = "Listed recording cannot be used.", recording_id = %untrusted::shown(&id), %error);
                     listing.recordings.push(new(Some(error.to_string()), None, false));
                 }
             }
@@ -226,10 +235,10 @@ impl Checker {
 fn never_archived(conversation_id: &str, r: &RecordingMetadata) -> Option<String> {
     let conversation_id = r.conversation_id.as_deref().unwrap_or(conversation_id);
     if !is_safe_id(&r.id) {
-        return Some(format!("unsafe recording id {:?}", r.id));
+        return Some(format!("unsafe recording id {}", untrusted::shown(&r.id)));
     }
     if !is_safe_id(conversation_id) {
-        return Some(format!("unsafe conversation id {conversation_id:?}"));
+        return Some(format!("unsafe conversation id {}", untrusted::shown(conversation_id)));
     }
     match (r.is_screen(), &r.file_state) {
         (true, Some(state @ (FileState::Deleted | FileState::Archived))) => Some(park_reason(state)),
@@ -249,7 +258,13 @@ fn new_recording(conversation_id: &str, r: &RecordingMetadata, parked: Option<St
         parked,
         archive_date: r.archive_date,
         delete_date: r.delete_date,
-        ..NewRecording::due(&r.id, conversation_id, r.start_time)
+        // Unsafe ids are kept under a derived key (never raw: NUL bytes and huge ids are
+        // refused by PostgreSQL); such a row is parked by `never_archived`.
+        ..NewRecording::due(
+            &untrusted::ledger_key(&r.id),
+            &untrusted::ledger_key(conversation_id),
+            r.start_time,
+        )
     }
 }
 

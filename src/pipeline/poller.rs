@@ -21,7 +21,7 @@ use crate::genesys::model::{AnalyticsQuery, AsyncQuery, ConversationSummary, for
 use crate::genesys::{ApiError, GenesysClient};
 use crate::ledger::{ConversationRow, ConversationState, Ledger, LedgerError};
 use crate::metrics::OrgMetrics;
-use crate::sink::layout::is_safe_id;
+use crate::untrusted::{self, is_safe_id};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -459,12 +459,15 @@ impl Poller {
                 Ok(c) if asked.is_some_and(|(from, to)| c.conversation_start < from || c.conversation_start >= to) => {}
                 Ok(c) if is_safe_id(&c.conversation_id) => seen.push(c),
                 // Never sent back to the API, never part of a key.
+                // Kept under a derived key: a raw NUL byte or a huge id is refused by
+                // PostgreSQL and would stop the org on this row at every pass.
                 Ok(c) => {
-                    self.park(&c.conversation_id, "unsafe conversation id".into(), report)
+                    let why = format!("unsafe conversation id {}", untrusted::shown(&c.conversation_id));
+                    self.park(&untrusted::ledger_key(&c.conversation_id), why, report)
                         .await?
                 }
-                Err(bad) => match bad.conversation_id.filter(|id| is_safe_id(id)) {
-                    Some(id) => self.park(&id, bad.error, report).await?,
+                Err(bad) => match bad.conversation_id {
+                    Some(id) => self.park(&untrusted::ledger_key(&id), bad.error, report).await?,
                     None => {
                         add(&report.unreadable_rows, 1);
                         tracing::error!(
@@ -641,6 +644,7 @@ pub async fn park_conversation(
     conversation_id: &str,
     reason: String,
 ) -> Result<(), LedgerError> {
+    let reason = untrusted::reason(&reason);
     tracing::error!(
         message = "Conversation parked: its data cannot be used.",
         conversation_id = %conversation_id.escape_debug(),

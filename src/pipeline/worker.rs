@@ -178,7 +178,16 @@ impl Worker {
         );
         tracing::Instrument::instrument(
             async move {
+                let claim = claimed.claim();
                 match self.settle(claimed, listed, cancel).await {
+                    // The ledger refused a value of this row: parked with why (a
+                    // reason is sanitized, so this write is accepted), not an outage.
+                    Err(LedgerError::Data(why)) => {
+                        let reason = format!("the ledger refused a value of this recording: {why}");
+                        tracing::error!(message = "Recording parked: the ledger refused a value of it.", %reason);
+                        self.ledger.park(claim, reason.clone()).await?;
+                        Ok(Outcome::Parked(reason))
+                    }
                     Err(LedgerError::ClaimLost(_)) => {
                         tracing::warn!(
                             message = "Recording taken over by another owner of the ledger; left to it untouched."
@@ -348,10 +357,10 @@ impl Worker {
         // Ids shape API paths and keys: one that discovery parked and an operator put back
         // (`retry --parked`) is parked again here, before any call.
         for (what, id) in [("conversation", cid), ("recording", rid)] {
-            if !crate::sink::layout::is_safe_id(id) {
+            if !crate::untrusted::is_safe_id(id) {
                 return Err(Failure::Permanent(format!(
-                    "unsafe {what} id {:?}",
-                    id.escape_debug().to_string()
+                    "unsafe {what} id {}",
+                    crate::untrusted::shown(id)
                 )));
             }
         }

@@ -87,6 +87,8 @@ pub struct Catalog {
     pub bad_listings: HashMap<String, BadListing>,
     /// Conversations whose analytics row is malformed (hostile orgs).
     pub bad_rows: std::collections::HashSet<String>,
+    /// Conversations whose id is unsafe (NUL byte, escape sequence): hostile orgs.
+    pub unsafe_conversations: std::collections::HashSet<String>,
     rng: fastrand::Rng,
 }
 
@@ -143,6 +145,7 @@ impl Catalog {
             recordings: HashMap::new(),
             bad_listings: HashMap::new(),
             bad_rows: Default::default(),
+            unsafe_conversations: Default::default(),
             upload: config.upload_time,
             archive_after: config.archive_after,
             retention: config.retention,
@@ -174,10 +177,13 @@ impl Catalog {
             let id = catalog.uuid();
             catalog.add_hostile(&id, start, "screen", "AVAILABLE", None);
             catalog.bad_rows.insert(id);
+            let id = super::hostile::unsafe_conversation_id(&catalog.uuid());
+            catalog.add_hostile(&id, start, "screen", "AVAILABLE", None);
+            catalog.unsafe_conversations.insert(id);
             for case in BadRecording::ALL {
                 let id = catalog.uuid();
                 let state = if case == BadRecording::UnknownFileState {
-                    "QUARANTINED"
+                    "QUARANTINED\u{0}"
                 } else {
                     "AVAILABLE"
                 };
@@ -224,6 +230,11 @@ impl Catalog {
             })
             .chain(self.bad_rows.iter().map(|conversation| HostileCase {
                 case: "MalformedAnalyticsRow".into(),
+                conversation_id: conversation.clone(),
+                recording_id: None,
+            }))
+            .chain(self.unsafe_conversations.iter().map(|conversation| HostileCase {
+                case: "UnsafeConversationId".into(),
                 conversation_id: conversation.clone(),
                 recording_id: None,
             }))
@@ -419,7 +430,11 @@ impl Catalog {
     pub fn entries(&self) -> Vec<CatalogEntry> {
         self.conversations
             .iter()
-            .filter(|c| !self.bad_listings.contains_key(&c.id) && !self.bad_rows.contains(&c.id))
+            .filter(|c| {
+                !self.bad_listings.contains_key(&c.id)
+                    && !self.bad_rows.contains(&c.id)
+                    && !self.unsafe_conversations.contains(&c.id)
+            })
             .flat_map(|c| c.recordings.iter().map(move |id| (c, &self.recordings[id])))
             .filter(|(_, r)| r.hostile.is_none())
             .map(|(c, r)| CatalogEntry {

@@ -25,9 +25,12 @@ pub enum BadRecording {
     SlashId,
     /// The id `..`.
     DotDotId,
-    /// An id with control characters (log and key injection).
+    /// An id with control characters (log and key injection) and a NUL byte, which
+    /// PostgreSQL refuses in `TEXT`.
     ControlId,
-    /// A `fileState` the API documents nowhere.
+    /// An id of 8,000 bytes: beyond any key a btree index page takes.
+    HugeId,
+    /// A `fileState` the API documents nowhere, with a NUL byte in it.
     UnknownFileState,
     /// AVAILABLE, but `mediaUris` is empty.
     EmptyMediaUris,
@@ -67,10 +70,11 @@ impl BadListing {
 }
 
 impl BadRecording {
-    pub const ALL: [BadRecording; 8] = [
+    pub const ALL: [BadRecording; 9] = [
         BadRecording::SlashId,
         BadRecording::DotDotId,
         BadRecording::ControlId,
+        BadRecording::HugeId,
         BadRecording::UnknownFileState,
         BadRecording::EmptyMediaUris,
         BadRecording::ForeignHost,
@@ -84,9 +88,16 @@ impl BadRecording {
             BadRecording::SlashId => format!("{normal}/../../../etc/passwd"),
             BadRecording::DotDotId => "..".into(),
             BadRecording::ControlId => format!("{normal}\u{1b}[31m\n\r\u{0}"),
+            BadRecording::HugeId => format!("{normal}{}", "9".repeat(8000)),
             _ => normal,
         }
     }
+}
+
+/// The conversation id of the hostile case whose analytics row names an unsafe
+/// conversation id (a NUL byte and an escape sequence after a normal id).
+pub fn unsafe_conversation_id(normal: &str) -> String {
+    format!("{normal}\u{0}\u{1b}[2J")
 }
 
 /// Where instance metadata lives on every cloud: the classic SSRF target.

@@ -50,16 +50,7 @@ const PLACEHOLDERS: &[&str] = &[
 /// Where `{part}` goes in a template that does not place it: before `.{ext}`.
 const PART: &str = "{part}";
 
-/// Whether an id may be used in a key or a path.
-pub fn is_safe_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id != "."
-        && id != ".."
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
+use crate::untrusted::is_safe_id;
 
 /// Every `{name}` in `template` is one of `known`, and every `{` is closed (the key
 /// layout's and the manifests' templates alike).
