@@ -7,6 +7,7 @@ mod common;
 
 use chrono::Utc;
 use common::servers::Postgres;
+use deadpool_postgres::tokio_postgres;
 use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
 use genesys_archiver::ledger::{ArchiveFacts, Ledger, LedgerError, NewRecording, State};
 use std::collections::BTreeSet;
@@ -178,6 +179,110 @@ async fn an_outage_pauses_a_claim_until_the_database_is_back() {
     assert_eq!(claimed.recording_id, "r1");
     ledger.archived(claimed.claim(), facts("r1")).await.unwrap();
     assert_eq!(ledger.status().await.unwrap().recordings_in(State::Archived), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_whose_reply_was_lost_is_picked_up_on_retry_and_a_replayed_write_is_a_success() {
+    use genesys_archiver::ledger::postgres::REPLAYED_WRITES;
+    use std::sync::atomic::Ordering::Relaxed;
+    let pg = Postgres::start("lost-reply");
+    let a = PgLedger::connect(&settings(&pg, Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .for_org("acme");
+    a.insert(vec![recording("r1"), recording("r2"), recording("r3")])
+        .await
+        .unwrap();
+    // The claim commits, its reply is lost, the call is tried again: the same row comes
+    // back, and no second row is left claimed by nobody.
+    a.lose_replies(1);
+    let first = a.claim_due(Utc::now()).await.unwrap().expect("claimed");
+    assert_eq!(a.status().await.unwrap().recordings_in(State::Uploading), 1);
+    a.lose_replies(1);
+    let listed = a.claim_recording("r3".into()).await.unwrap().expect("claimed");
+    assert_eq!(listed.recording_id, "r3");
+    assert_eq!(a.status().await.unwrap().recordings_in(State::Uploading), 2);
+    // The archive commits, its reply is lost, it is replayed: a success, counted.
+    let replayed = REPLAYED_WRITES.load(Relaxed);
+    a.lose_replies(1);
+    a.archived(first.claim(), facts(&first.recording_id)).await.unwrap();
+    assert_eq!(REPLAYED_WRITES.load(Relaxed), replayed + 1);
+    a.lose_replies(1);
+    a.park(listed.claim(), "gone".into()).await.unwrap();
+    assert_eq!(REPLAYED_WRITES.load(Relaxed), replayed + 2);
+    let status = a.status().await.unwrap();
+    assert_eq!(
+        (
+            status.recordings_in(State::Archived),
+            status.recordings_in(State::Parked),
+            status.recordings_in(State::Uploading)
+        ),
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_claims_a_replica_knows_it_holds_are_renewed() {
+    let pg = Postgres::start("renew-held");
+    let lease = Duration::from_millis(600);
+    let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    let b = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    a.insert(vec![recording("r1"), recording("r2")]).await.unwrap();
+    let held = a.claim_due(Utc::now()).await.unwrap().expect("a claims one");
+    // The other row claimed under a's name, as a claim whose reply was lost for good
+    // leaves it: committed, never handed to a worker of a.
+    let (client, connection) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let orphan = if held.recording_id == "r1" { "r2" } else { "r1" };
+    client
+        .execute(
+            "UPDATE recordings SET state = 'uploading', claim_token = 42,
+                claim_owner = (SELECT claim_owner FROM recordings WHERE recording_id = $1),
+                lease_until = (extract(epoch from clock_timestamp()) * 1000)::int8 + 600
+             WHERE recording_id = $2",
+            &[&held.recording_id, &orphan],
+        )
+        .await
+        .unwrap();
+    // a renews as it lives; after the lease b takes the orphan, never a's live claim.
+    let mut taken = None;
+    for _ in 0..12 {
+        tokio::time::sleep(lease / 3).await;
+        a.renew_leases().await.unwrap();
+        if let Some(claimed) = b.claim_due(Utc::now()).await.unwrap() {
+            taken = Some(claimed.recording_id);
+            break;
+        }
+    }
+    assert_eq!(
+        taken.as_deref(),
+        Some(orphan),
+        "the orphan is taken over after its lease"
+    );
+    a.renew_leases().await.unwrap();
+    assert!(
+        b.claim_due(Utc::now()).await.unwrap().is_none(),
+        "a's live claim is not"
+    );
+    a.archived(held.claim(), facts(&held.recording_id)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_gap_longer_than_the_lease_a_replica_renews_before_it_claims_again() {
+    let pg = Postgres::start("renew-gap");
+    let lease = Duration::from_millis(600);
+    let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    a.insert(vec![recording("r1"), recording("r2")]).await.unwrap();
+    let first = a.claim_due(Utc::now()).await.unwrap().expect("claimed");
+    // No renewal for two leases (the database was away): a's own live claim looks run
+    // out, and would be handed to a second worker of a without the renewal first.
+    pg.stop();
+    tokio::time::sleep(lease * 2).await;
+    pg.resume();
+    let second = a.claim_due(Utc::now()).await.unwrap().expect("the other one");
+    assert_ne!(second.recording_id, first.recording_id);
+    a.archived(first.claim(), facts(&first.recording_id)).await.unwrap();
+    a.archived(second.claim(), facts(&second.recording_id)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,6 +201,71 @@ async fn three_replicas_archive_two_orgs_once_through_twenty_sigkills() {
     );
 }
 
+/// One replica's wall clock runs 90 s ahead (30 leases of 3 s): leases are set and read
+/// on the database's clock, so it takes no live claim of the others, and with nothing
+/// killed every recording is downloaded exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_clock_runs_90_s_ahead_takes_no_live_claim() {
+    let pg = Postgres::start("skew");
+    let redis = Redis::start();
+    let (fleet, env) = fleet(two_orgs(60, 6 * 1024 * 1024, 60), &pg, &redis).await;
+    let expected = fleet.expected();
+    let mut replicas: Vec<Child> = (0..REPLICAS - 1).map(|r| spawn(&fleet, &env, r, 0)).collect();
+    replicas.push(fleet.spawn_ahead("+90s", &env, "replica-ahead.log"));
+    until_archived(
+        &fleet,
+        &pg.url,
+        expected.len(),
+        expected.len(),
+        Duration::from_secs(180),
+    )
+    .await;
+    for replica in &mut replicas {
+        assert!(
+            replica.try_wait().unwrap().is_none(),
+            "a replica exited (logs in {})",
+            fleet.dir.display()
+        );
+        replica.kill().await.unwrap();
+    }
+    assert_exactly_once(&fleet, &pg.url, &expected).await;
+    // Downloaded once each: no claim was taken from a live replica mid-transfer.
+    let downloads = fleet.sim.total_stats().count("media", "200");
+    let mut taken_over = 0;
+    for entry in std::fs::read_dir(&fleet.dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "log") {
+            taken_over += std::fs::read_to_string(&path).unwrap().matches("taken over").count();
+        }
+    }
+    let ahead_log = std::fs::read_to_string(fleet.dir.join("replica-ahead.log")).unwrap();
+    let by_ahead = ahead_log.matches("Recording archived.").count();
+    // Its log lines carry its own (skewed) time: the clock did run ahead.
+    let stamp = ahead_log
+        .split("\"timestamp\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a timestamped log line");
+    assert!(
+        stamp.with_timezone(&chrono::Utc) > chrono::Utc::now() + chrono::Duration::seconds(60),
+        "the replica's clock runs ahead: {stamp}"
+    );
+    assert!(by_ahead > 0, "the replica ahead archived nothing");
+    println!(
+        "clock skew: {} recordings archived by 3 replicas ({by_ahead} by the one 90 s ahead), {downloads} \
+         downloads, {taken_over} claims taken over",
+        expected.len()
+    );
+    assert_eq!(
+        taken_over,
+        0,
+        "a live claim was taken over (logs in {})",
+        fleet.dir.display()
+    );
+    assert_eq!(downloads as usize, expected.len(), "every recording downloaded once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishes() {
     const OUTAGE: Duration = Duration::from_secs(30);

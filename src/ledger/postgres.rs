@@ -2,8 +2,12 @@
 //!
 //! The same [`Ledger`] interface and the same rules as the SQLite ledger, with what
 //! several owners need on top:
-//! - a claim names its owner (this process) and a lease; the owner renews its leases
-//!   while it works ([`PgStore::renew_leases`]); a claim whose lease ran out is taken
+//! - a claim names its owner (this process) and a lease, set and compared on the
+//!   server's clock (`clock_timestamp()`: a replica whose clock runs ahead cannot take
+//!   live claims); the owner renews the claims it knows it holds while it works
+//!   ([`PgLedger::renew_leases`]), and renews before claiming after a gap longer than
+//!   the lease; a claim's token is made once, so a try whose reply was lost is picked
+//!   up by the next try, not claimed twice; a claim whose lease ran out is taken
 //!   over by the next claim of any replica, with the multipart upload it had open
 //!   (aborted by the new owner before it starts, `Claimed::open_upload`). Every later
 //!   change names the claim token, so a late owner's writes change nothing and say so;
@@ -73,7 +77,37 @@ struct PgStore {
     owner: String,
     lease: Duration,
     patience: Duration,
+    /// What this process knows it holds, and so renews: the tokens of its recording
+    /// claims and the conversations it is listing. Never "everything under my name": a
+    /// claim whose reply was lost (committed, never handed to a worker) is not renewed,
+    /// so its lease runs out and another claim takes it.
+    held: std::sync::Mutex<Held>,
+    /// Replies to drop after their commit ([`PgLedger::lose_replies`], tests only).
+    lost_replies: std::sync::atomic::AtomicU32,
 }
+
+#[derive(Default)]
+struct Held {
+    claims: std::collections::HashSet<i64>,
+    /// (org, conversation id).
+    listings: std::collections::HashSet<(String, String)>,
+    /// When the leases were last renewed; `None` before any claim. A claim after a gap
+    /// longer than the lease (a PostgreSQL outage) renews first: this process's own
+    /// claims would otherwise look run out to it and be handed to a second worker.
+    renewed: Option<tokio::time::Instant>,
+}
+
+/// Now on the database server's clock, in milliseconds: every lease is set and read
+/// on it, so a replica whose clock is ahead cannot take over live claims.
+macro_rules! db_now {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::int8"
+    };
+}
+
+/// Writes replayed after a lost reply that found their row already as intended:
+/// successes, not claims taken over (`ledger_writes_replayed_total`).
+pub static REPLAYED_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One org's view of the PostgreSQL ledger.
 #[derive(Clone)]
@@ -134,6 +168,49 @@ impl std::fmt::Display for Failure {
 
 fn token() -> i64 {
     fastrand::i64(..)
+}
+
+/// Renews the leases `store` knows it holds, on the server's clock.
+async fn renew(c: &Object, store: &PgStore) -> PgResult<u64> {
+    let (claims, orgs, conversations): (Vec<i64>, Vec<String>, Vec<String>) = {
+        let mut held = store.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.renewed = Some(tokio::time::Instant::now());
+        let (orgs, ids) = held.listings.iter().cloned().unzip();
+        (held.claims.iter().copied().collect(), orgs, ids)
+    };
+    let lease = store.lease.as_millis() as i64;
+    let mut n = c
+        .execute(
+            concat!(
+                "UPDATE recordings SET lease_until = ",
+                db_now!(),
+                " + $1 WHERE claim_owner = $2 AND state = 'uploading' AND claim_token = ANY($3)"
+            ),
+            &[&lease, &store.owner, &claims],
+        )
+        .await?;
+    n += c
+        .execute(
+            concat!(
+                "UPDATE conversations SET lease_until = ",
+                db_now!(),
+                " + $1 WHERE claim_owner = $2 AND state = 'checking'
+                 AND (org, conversation_id) IN (SELECT * FROM unnest($3::text[], $4::text[]))"
+            ),
+            &[&lease, &store.owner, &orgs, &conversations],
+        )
+        .await?;
+    n += c
+        .execute(
+            concat!(
+                "UPDATE discovery_leases SET lease_until = ",
+                db_now!(),
+                " + $1 WHERE owner = $2"
+            ),
+            &[&lease, &store.owner],
+        )
+        .await?;
+    Ok(n)
 }
 
 /// Claim columns, in [`claimed`]'s order.
@@ -260,6 +337,8 @@ impl PgLedger {
                 owner,
                 lease: settings.lease,
                 patience: settings.outage_patience,
+                held: Default::default(),
+                lost_replies: Default::default(),
             }),
             org: DEFAULT_ORG.into(),
         })
@@ -327,33 +406,81 @@ impl PgLedger {
         })
     }
 
-    /// Extends every lease this process holds (claims, conversations being listed,
-    /// discovery turns); called every third of a lease while the process lives.
+    /// Extends every lease this process holds (its claims and the conversations it is
+    /// listing, by what it knows it holds; its discovery turns); called every third of
+    /// a lease while the process lives.
     pub fn renew_leases(&self) -> BoxFuture<'_, LedgerResult<u64>> {
-        self.run(move |c, l| {
-            Box::pin(async move {
-                let until = now_ms() + l.lease_ms();
-                let mut n = c
-                    .execute(
-                        "UPDATE recordings SET lease_until = $1 WHERE claim_owner = $2 AND state = 'uploading'",
-                        &[&until, &l.store.owner],
-                    )
-                    .await?;
-                n += c
-                    .execute(
-                        "UPDATE conversations SET lease_until = $1 WHERE claim_owner = $2 AND state = 'checking'",
-                        &[&until, &l.store.owner],
-                    )
-                    .await?;
-                n += c
-                    .execute(
-                        "UPDATE discovery_leases SET lease_until = $1 WHERE owner = $2",
-                        &[&until, &l.store.owner],
-                    )
-                    .await?;
-                Ok(n)
-            })
+        self.run(move |c, l| Box::pin(async move { renew(c, &l.store).await }))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.store.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The row this process claimed under `token`, if a try committed it (its reply
+    /// lost). Walks the org's claimed rows only (`recordings_leased`).
+    async fn claimed_by(c: &Object, org: &str, token: i64) -> PgResult<Option<Claimed>> {
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT {CLAIMED_COLUMNS} FROM recordings
+                     WHERE org = $1 AND state = 'uploading' AND claim_token = $2"
+                ),
+                &[&org, &token],
+            )
+            .await?;
+        if row.is_some() {
+            tracing::info!(message = "A claim committed before its reply was lost is picked up, not made twice.");
+        }
+        Ok(row.as_ref().map(claimed))
+    }
+
+    /// Once `write` succeeded, the conversations in `listed` are no longer renewed.
+    fn release_listings<'a>(
+        &'a self,
+        write: BoxFuture<'a, LedgerResult<()>>,
+        listed: Vec<(String, String)>,
+    ) -> BoxFuture<'a, LedgerResult<()>> {
+        Box::pin(async move {
+            write.await?;
+            let mut held = self.held();
+            for key in &listed {
+                held.listings.remove(key);
+            }
+            Ok(())
         })
+    }
+
+    /// Keeps the token of a claim handed out, so it is renewed until it settles.
+    fn hold<'a>(
+        &'a self,
+        claimed: BoxFuture<'a, LedgerResult<Option<Claimed>>>,
+    ) -> BoxFuture<'a, LedgerResult<Option<Claimed>>> {
+        Box::pin(async move {
+            let claimed = claimed.await?;
+            if let Some(row) = &claimed {
+                let mut held = self.held();
+                held.claims.insert(row.token);
+                held.renewed.get_or_insert_with(tokio::time::Instant::now);
+            }
+            Ok(claimed)
+        })
+    }
+
+    /// Before a claim: renews first when the last renewal is older than the lease.
+    async fn renew_if_stale(c: &Object, store: &PgStore) -> PgResult<()> {
+        let stale = {
+            let held = store.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.renewed.is_some_and(|at| at.elapsed() >= store.lease)
+        };
+        if stale {
+            let n = renew(c, store).await?;
+            tracing::info!(
+                message = "Leases renewed before claiming again, after a gap longer than the lease.",
+                renewed = n
+            );
+        }
+        Ok(())
     }
 
     /// Lets go of this org's discovery turn (the org stops here), so another replica
@@ -369,6 +496,13 @@ impl PgLedger {
                 .map(|_| ())
             })
         })
+    }
+
+    /// Fault injection for tests: the next `n` operations commit, then lose their
+    /// reply (as a connection cut after the commit would) and are tried again.
+    #[doc(hidden)]
+    pub fn lose_replies(&self, n: u32) {
+        self.store.lost_replies.store(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs `f` on a pooled connection, handing it this view (its org, this process's
@@ -390,7 +524,19 @@ impl PgLedger {
                     f(&mut client, self).await.map_err(Failure::Sql)
                 }
                 .await;
+                let lose = || {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    self.store
+                        .lost_replies
+                        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                        .is_ok()
+                };
                 let failure = match attempt {
+                    Ok(_) if lose() => {
+                        tracing::warn!(message = "Reply dropped after its commit (test fault); trying again.");
+                        failures += 1;
+                        continue;
+                    }
                     Ok(value) => {
                         if failures > 0 {
                             tracing::info!(message = "Ledger reachable again.", tries = failures + 1);
@@ -415,26 +561,61 @@ impl PgLedger {
         })
     }
 
-    /// Runs a state change of a claimed recording (`sql`'s last three parameters are
-    /// `updated_at`, the recording id and the claim token) and checks that it changed
-    /// the row: a claim taken over changes nothing and says so.
-    fn claimed_change(&self, claim: Claim, sql: &'static str, values: Vec<Value>) -> BoxFuture<'_, LedgerResult<()>> {
-        let id = claim.recording_id.clone();
-        let changed = self.run(move |c, _| {
+    /// Runs a state change of a claimed recording (`sql`'s last four parameters are
+    /// `updated_at`, the recording id, the claim token and the org) and checks that it changed
+    /// the row: a claim taken over changes nothing and says so. `settles`: the state a
+    /// change that ends the claim leaves (then the token is no longer renewed); a try
+    /// replayed after a lost reply that finds the row already there, unclaimed, is a
+    /// success, counted in [`REPLAYED_WRITES`].
+    fn claimed_change(
+        &self,
+        claim: Claim,
+        sql: &'static str,
+        values: Vec<Value>,
+        settles: Option<&'static str>,
+    ) -> BoxFuture<'_, LedgerResult<()>> {
+        let (id, token) = (claim.recording_id.clone(), claim.token);
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let changed = self.run(move |c, l| {
+            let retry = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
             let mut all = values.clone();
             all.push(Value::Int(Some(now_ms())));
             all.push(Value::Text(Some(claim.recording_id.clone())));
             all.push(Value::Int(Some(claim.token)));
+            all.push(Value::Text(Some(l.org().to_owned())));
+            let id = claim.recording_id.clone();
             Box::pin(async move {
                 let params: Vec<&(dyn ToSql + Sync)> = all.iter().map(Value::as_sql).collect();
-                c.execute(sql, &params).await
+                let n = c.execute(sql, &params).await?;
+                let (Some(intended), true, 0) = (settles, retry, n) else {
+                    return Ok(n);
+                };
+                let row = c
+                    .query_opt(
+                        "SELECT state FROM recordings WHERE org = $1 AND recording_id = $2 AND claim_token IS NULL",
+                        &[&l.org(), &id],
+                    )
+                    .await?;
+                if row.is_some_and(|r| r.get::<_, String>(0) == intended) {
+                    REPLAYED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(
+                        message = "A write replayed after a lost reply found its row as intended.",
+                        state = intended
+                    );
+                    return Ok(1);
+                }
+                Ok(0)
             })
         });
         Box::pin(async move {
-            match changed.await? {
+            let result = match changed.await? {
                 0 => Err(LedgerError::ClaimLost(id)),
                 _ => Ok(()),
+            };
+            if settles.is_some() || result.is_err() {
+                self.held().claims.remove(&token);
             }
+            result
         })
     }
 }
@@ -586,7 +767,11 @@ impl Ledger for PgLedger {
 
     fn save_conversations(&self, rows: Vec<ConversationRow>) -> BoxFuture<'_, LedgerResult<()>> {
         let rows: Vec<ConversationRow> = rows.into_iter().map(ConversationRow::sanitized).collect();
-        self.run(move |c, l| {
+        let listed: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (self.org.to_string(), r.conversation_id.clone()))
+            .collect();
+        let saved = self.run(move |c, l| {
             let rows = rows.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -621,7 +806,9 @@ impl Ledger for PgLedger {
                 }
                 tx.commit().await
             })
-        })
+        });
+        // Saved, the conversation's listing (if this process held it) is over.
+        self.release_listings(saved, listed)
     }
 
     fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
@@ -642,18 +829,23 @@ impl Ledger for PgLedger {
     }
 
     fn claim_conversation(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<ConversationRow>>> {
-        self.run(move |c, l| {
+        let claimed = self.run(move |c, l| {
             Box::pin(async move {
+                Self::renew_if_stale(c, &l.store).await?;
                 let at = now_ms();
                 // A `checking` one whose lister stopped renewing it first, then the due
                 // `ended` ones by their time: two picks, each an ordered walk of its own
                 // index (one statement with OR would fetch and sort every due row on
-                // every claim). Both take the same parameters, typed here.
+                // every claim). Both take the same parameters, typed here. Leases are
+                // set and compared on the server's clock.
                 let types = [Type::INT8, Type::INT8, Type::TEXT, Type::TEXT, Type::INT8];
                 for pick in [
-                    "SELECT conversation_id FROM conversations
-                     WHERE org = $3 AND state = 'checking' AND lease_until < $2
-                     ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    concat!(
+                        "SELECT conversation_id FROM conversations
+                         WHERE org = $3 AND state = 'checking' AND lease_until < ",
+                        db_now!(),
+                        " ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    ),
                     "SELECT conversation_id FROM conversations
                      WHERE org = $3 AND state = 'ended' AND next_check_at <= $1
                      ORDER BY next_check_at LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -662,18 +854,16 @@ impl Ledger for PgLedger {
                         .prepare_typed_cached(
                             &format!(
                                 "UPDATE conversations SET state = 'checking', updated_at = $2, claim_owner = $4,
-                                    lease_until = $5
-                                 WHERE conversation_id = ({pick})
-                                 RETURNING {CONVERSATION_COLUMNS}"
+                                    lease_until = {} + $5
+                                 WHERE org = $3 AND conversation_id = ({pick})
+                                 RETURNING {CONVERSATION_COLUMNS}",
+                                db_now!()
                             ),
                             &types,
                         )
                         .await?;
                     let row = c
-                        .query_opt(
-                            &statement,
-                            &[&ms(now), &at, &l.org(), &l.store.owner, &(at + l.lease_ms())],
-                        )
+                        .query_opt(&statement, &[&ms(now), &at, &l.org(), &l.store.owner, &l.lease_ms()])
                         .await?;
                     if let Some(row) = row {
                         return Ok(Some(conversation(&row)));
@@ -681,6 +871,15 @@ impl Ledger for PgLedger {
                 }
                 Ok(None)
             })
+        });
+        Box::pin(async move {
+            let claimed = claimed.await?;
+            if let Some(row) = &claimed {
+                self.held()
+                    .listings
+                    .insert((self.org.to_string(), row.conversation_id.clone()));
+            }
+            Ok(claimed)
         })
     }
 
@@ -699,17 +898,31 @@ impl Ledger for PgLedger {
     }
 
     fn claim_due(&self, now: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
-        self.run(move |c, l| {
+        // One token for every try: a try whose commit succeeded but whose reply was
+        // lost left a row claimed under it, which the next try picks up instead of
+        // claiming another.
+        let token = token();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let claimed = self.run(move |c, l| {
+            let retry = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
             Box::pin(async move {
+                if retry && let Some(row) = Self::claimed_by(c, l.org(), token).await? {
+                    return Ok(Some(row));
+                }
+                Self::renew_if_stale(c, &l.store).await?;
                 let at = now_ms();
                 // A claim whose owner stopped renewing it first (it has waited longest),
                 // then the queue in its order. Both statements take the same parameters,
                 // typed here: the first has no use for $1 (the server could not infer it).
+                // Leases are set and compared on the server's clock.
                 let types = [Type::INT8, Type::INT8, Type::TEXT, Type::INT8, Type::TEXT, Type::INT8];
                 for pick in [
-                    "SELECT recording_id FROM recordings
-                     WHERE org = $3 AND state = 'uploading' AND lease_until < $2
-                     ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED",
+                    concat!(
+                        "SELECT recording_id FROM recordings
+                         WHERE org = $3 AND state = 'uploading' AND lease_until < ",
+                        db_now!(),
+                        " ORDER BY lease_until LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    ),
                     "SELECT recording_id FROM recordings
                      WHERE org = $3 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= $1
                      ORDER BY deadline, next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
@@ -718,9 +931,10 @@ impl Ledger for PgLedger {
                         .prepare_typed_cached(
                             &format!(
                                 "UPDATE recordings SET state = 'uploading', updated_at = $2, claim_token = $4,
-                                    claim_owner = $5, lease_until = $6
-                                 WHERE recording_id = ({pick})
-                                 RETURNING {CLAIMED_COLUMNS}"
+                                    claim_owner = $5, lease_until = {} + $6
+                                 WHERE org = $3 AND recording_id = ({pick})
+                                 RETURNING {CLAIMED_COLUMNS}",
+                                db_now!()
                             ),
                             &types,
                         )
@@ -728,7 +942,7 @@ impl Ledger for PgLedger {
                     let row = c
                         .query_opt(
                             &statement,
-                            &[&ms(now), &at, &l.org(), &token(), &l.store.owner, &(at + l.lease_ms())],
+                            &[&ms(now), &at, &l.org(), &token, &l.store.owner, &l.lease_ms()],
                         )
                         .await?;
                     if let Some(row) = row {
@@ -737,41 +951,56 @@ impl Ledger for PgLedger {
                 }
                 Ok(None)
             })
-        })
+        });
+        self.hold(claimed)
     }
 
     fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
-        self.run(move |c, l| {
+        let token = token();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let claimed = self.run(move |c, l| {
             let id = recording_id.clone();
+            let retry = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0;
             Box::pin(async move {
-                let at = now_ms();
+                if retry && let Some(row) = Self::claimed_by(c, l.org(), token).await? {
+                    return Ok(Some(row));
+                }
+                Self::renew_if_stale(c, &l.store).await?;
                 let row = c
                     .query_opt(
                         &format!(
                             "UPDATE recordings SET state = 'uploading', updated_at = $2, claim_token = $3,
-                                claim_owner = $4, lease_until = $5
-                             WHERE recording_id = $1 AND state IN ('discovered', 'transcoding', 'retrying')
-                             RETURNING {CLAIMED_COLUMNS}"
+                                claim_owner = $4, lease_until = {} + $5
+                             WHERE org = $6 AND recording_id = $1 AND state IN ('discovered', 'transcoding', 'retrying')
+                             RETURNING {CLAIMED_COLUMNS}",
+                            db_now!()
                         ),
-                        &[&id, &at, &token(), &l.store.owner, &(at + l.lease_ms())],
+                        &[&id, &now_ms(), &token, &l.store.owner, &l.lease_ms(), &l.org()],
                     )
                     .await?;
                 Ok(row.as_ref().map(claimed))
             })
-        })
+        });
+        self.hold(claimed)
     }
 
     fn next_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                // A lease running out makes a recording due too (taken over then).
+                // A lease running out makes a recording due too (taken over then); it
+                // runs out on the server's clock, told here on this process's clock.
                 let row = c
                     .query_one(
-                        "SELECT LEAST(
+                        concat!(
+                            "SELECT LEAST(
                             (SELECT MIN(next_attempt_at) FROM recordings
                              WHERE org = $1 AND state IN ('discovered', 'transcoding', 'retrying')),
-                            (SELECT MIN(lease_until) FROM recordings WHERE org = $1 AND state = 'uploading'))",
-                        &[&l.org()],
+                            (SELECT MIN(lease_until) FROM recordings WHERE org = $1 AND state = 'uploading')
+                                - ",
+                            db_now!(),
+                            " + $2)"
+                        ),
+                        &[&l.org(), &now_ms()],
                     )
                     .await?;
                 Ok(from_ms(row.get(0)))
@@ -810,13 +1039,14 @@ impl Ledger for PgLedger {
             claim,
             "UPDATE recordings SET state = $1, next_attempt_at = $2, attempts = $3, reason = $4, claim_token = NULL,
                 claim_owner = NULL, lease_until = NULL, updated_at = $5
-             WHERE recording_id = $6 AND claim_token = $7 AND state = 'uploading'",
+             WHERE recording_id = $6 AND claim_token = $7 AND org = $8 AND state = 'uploading'",
             vec![
                 Value::Text(Some(state.as_str().to_owned())),
                 Value::Int(Some(ms(at))),
                 Value::Int4(Some(attempts.min(i32::MAX as u32) as i32)),
                 Value::Text(error),
             ],
+            Some(state.as_str()),
         )
     }
 
@@ -826,8 +1056,9 @@ impl Ledger for PgLedger {
             claim,
             "UPDATE recordings SET state = 'parked', reason = $1, next_attempt_at = NULL, claim_token = NULL,
                 claim_owner = NULL, lease_until = NULL, updated_at = $2
-             WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading'",
+             WHERE recording_id = $3 AND claim_token = $4 AND org = $5 AND state = 'uploading'",
             vec![Value::Text(Some(reason))],
+            Some("parked"),
         )
     }
 
@@ -837,11 +1068,12 @@ impl Ledger for PgLedger {
             claim,
             "UPDATE recordings SET state = 'failed', attempts = $1, reason = $2, next_attempt_at = NULL,
                 claim_token = NULL, claim_owner = NULL, lease_until = NULL, updated_at = $3
-             WHERE recording_id = $4 AND claim_token = $5 AND state = 'uploading'",
+             WHERE recording_id = $4 AND claim_token = $5 AND org = $6 AND state = 'uploading'",
             vec![
                 Value::Int4(Some(attempts.min(i32::MAX as u32) as i32)),
                 Value::Text(Some(error)),
             ],
+            Some("failed"),
         )
     }
 
@@ -851,7 +1083,7 @@ impl Ledger for PgLedger {
             "UPDATE recordings SET state = 'archived', object_key = $1, size = $2, sha256 = $3, archived_at = $4,
                 parts = $5, reason = NULL, next_attempt_at = NULL, upload_id = NULL, upload_key = NULL,
                 claim_token = NULL, claim_owner = NULL, lease_until = NULL, updated_at = $6
-             WHERE recording_id = $7 AND claim_token = $8 AND state = 'uploading'",
+             WHERE recording_id = $7 AND claim_token = $8 AND org = $9 AND state = 'uploading'",
             vec![
                 Value::Text(Some(facts.key.clone())),
                 Value::Int(Some(facts.size as i64)),
@@ -859,20 +1091,21 @@ impl Ledger for PgLedger {
                 Value::Int(Some(ms(facts.archived_at))),
                 Value::Text(facts.parts_column()),
             ],
+            Some("archived"),
         )
     }
 
     fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>> {
         let id = claim.recording_id.clone();
-        let stored = self.run(move |c, _| {
+        let stored = self.run(move |c, l| {
             let (claim, key) = (claim.clone(), key.clone());
             Box::pin(async move {
                 let row = c
                     .query_opt(
                         "UPDATE recordings SET object_key = COALESCE(object_key, $1), updated_at = $2
-                         WHERE recording_id = $3 AND claim_token = $4 AND state = 'uploading'
+                         WHERE recording_id = $3 AND claim_token = $4 AND org = $5 AND state = 'uploading'
                          RETURNING object_key",
-                        &[&key, &now_ms(), &claim.recording_id, &claim.token],
+                        &[&key, &now_ms(), &claim.recording_id, &claim.token, &l.org()],
                     )
                     .await?;
                 Ok(row.map(|r| r.get::<_, String>(0)))
@@ -885,8 +1118,9 @@ impl Ledger for PgLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET upload_id = $1, upload_key = $2, updated_at = $3
-             WHERE recording_id = $4 AND claim_token = $5 AND state = 'uploading' AND object_key IS NOT NULL",
+             WHERE recording_id = $4 AND claim_token = $5 AND org = $6 AND state = 'uploading' AND object_key IS NOT NULL",
             vec![Value::Text(Some(upload_id)), Value::Text(Some(key))],
+            None,
         )
     }
 
@@ -894,8 +1128,9 @@ impl Ledger for PgLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = $1
-             WHERE recording_id = $2 AND claim_token = $3 AND state = 'uploading'",
+             WHERE recording_id = $2 AND claim_token = $3 AND org = $4 AND state = 'uploading'",
             vec![],
+            None,
         )
     }
 
@@ -1154,7 +1389,8 @@ impl Ledger for PgLedger {
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
         let (conversation_id, reason) = (untrusted::ledger_key(&conversation_id), untrusted::reason(&reason));
-        self.run(move |c, l| {
+        let listed = vec![(self.org.to_string(), conversation_id.clone())];
+        let parked = self.run(move |c, l| {
             let (id, reason) = (conversation_id.clone(), reason.clone());
             Box::pin(async move {
                 let tx = c.transaction().await?;
@@ -1168,13 +1404,14 @@ impl Ledger for PgLedger {
                 tx.execute(
                     "UPDATE conversations SET state = 'parked', next_check_at = NULL, claim_owner = NULL,
                         lease_until = NULL, updated_at = $2
-                     WHERE conversation_id = $1",
-                    &[&id, &now],
+                     WHERE org = $3 AND conversation_id = $1",
+                    &[&id, &now, &l.org()],
                 )
                 .await?;
                 tx.commit().await
             })
-        })
+        });
+        self.release_listings(parked, listed)
     }
 
     fn records(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Vec<LedgerRecord>>> {
@@ -1264,16 +1501,20 @@ impl Ledger for PgLedger {
     fn hold_discovery(&self) -> BoxFuture<'_, LedgerResult<bool>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                let at = now_ms();
                 // Taken when free or run out, kept (renewed) when ours; never taken
-                // from a live holder.
+                // from a live holder. On the server's clock.
                 let held = c
                     .query_opt(
-                        "INSERT INTO discovery_leases (org, owner, lease_until) VALUES ($1, $2, $3)
+                        concat!(
+                            "INSERT INTO discovery_leases (org, owner, lease_until) VALUES ($1, $2, ",
+                            db_now!(),
+                            " + $3)
                          ON CONFLICT (org) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until
-                         WHERE discovery_leases.owner = excluded.owner OR discovery_leases.lease_until < $4
-                         RETURNING owner",
-                        &[&l.org(), &l.store.owner, &(at + l.lease_ms()), &at],
+                         WHERE discovery_leases.owner = excluded.owner OR discovery_leases.lease_until < ",
+                            db_now!(),
+                            " RETURNING owner"
+                        ),
+                        &[&l.org(), &l.store.owner, &l.lease_ms()],
                     )
                     .await?;
                 Ok(held.is_some())

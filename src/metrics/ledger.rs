@@ -80,7 +80,14 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
             deadline.get_or_create(&OrgLabel { org: org.clone() }).set(seconds);
         }
     }
+    let replayed = prometheus_client::metrics::counter::Counter::<u64>::default();
+    replayed.inc_by(crate::ledger::postgres::REPLAYED_WRITES.load(std::sync::atomic::Ordering::Relaxed));
     let mut registry = Registry::with_prefix(PREFIX);
+    registry.register(
+        "ledger_writes_replayed",
+        "Ledger writes tried again after a lost reply that found their row already as intended (PostgreSQL)",
+        replayed,
+    );
     registry.register("recordings", "Recordings in the ledger by org and state", recordings);
     registry.register(
         "conversations",

@@ -65,6 +65,27 @@ impl Fleet {
             .expect("daemon starts")
     }
 
+    /// As [`Fleet::spawn`], with the daemon's wall clock `ahead` of the machine's
+    /// (libfaketime preloaded, `GENESYS_TEST_FAKETIME_LIB`; the monotonic clock, which
+    /// timers use, is left alone, as NTP would leave it).
+    pub fn spawn_ahead(&self, ahead: &str, env: &[(&str, String)], log_name: &str) -> tokio::process::Child {
+        let lib = std::env::var("GENESYS_TEST_FAKETIME_LIB").unwrap_or_else(|_| {
+            panic!("GENESYS_TEST_FAKETIME_LIB is not set: run `bash scripts/test.sh`, which installs faketime")
+        });
+        let log = std::fs::File::create(self.dir.join(log_name)).unwrap();
+        daemon_command(&["run"], &self.config)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("LD_PRELOAD", lib)
+            .env("FAKETIME", ahead)
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_NO_CACHE", "1")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("daemon starts")
+    }
+
     /// Every screen recording the orgs can hand out, with its org's prefix.
     pub fn expected(&self) -> Vec<(String, CatalogEntry)> {
         self.sim
