@@ -13,9 +13,14 @@
 //!   window's reset, or full-jitter backoff on a shared refusal streak); the script
 //!   makes every replica wait it out. A spent window reported by the headers does the
 //!   same.
-//! - **Learned limits**: `inin-ratelimit-allowed` and the count a refusal proved are
-//!   kept as the scope's cap; the script paces every replica by it. A refusal's cap
-//!   lapses after a few clean windows, in case someone else had spent the window.
+//! - **Learned limits**: `inin-ratelimit-allowed` (the header cap, written again every
+//!   third of its life) and the count a credible refusal proved (the taught cap) are two
+//!   keys, so neither overwrites the other; the script paces every replica by the
+//!   smaller. A taught cap lapses after a few clean windows, in case someone else had
+//!   spent the window.
+//! - **Keys** carry one hash tag per budget (`{org:client}`), so under Redis Cluster a
+//!   script's keys share a slot. Redis 5.0 or later (effects replication of scripts
+//!   that call `TIME`).
 //!
 //! If Redis cannot be reached, this replica paces on a local budget of `1/replicas` of
 //! the org's limits (it has learned from every answer all along), says so in a log line
@@ -36,22 +41,25 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Lets a request through when every scope named has room; else answers how many
-/// microseconds to wait. KEYS: per scope its arrival time, cooldown, cap and
-/// window-count keys. ARGV: per scope the configured limit (0: none), then the window
-/// in microseconds and the target utilization.
+/// microseconds to wait. KEYS: per scope its arrival time, cooldown, header cap, taught
+/// cap and window-count keys. ARGV: per scope the configured limit (0: none), then the
+/// window in microseconds and the target utilization. The pace takes the smallest of
+/// the configured limit and the two caps.
 const ACQUIRE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[#ARGV - 1])
 local utilization = tonumber(ARGV[#ARGV])
-local scopes = #KEYS / 4
+local scopes = #KEYS / 5
 local wait = 0
 local intervals = {}
 for i = 1, scopes do
-  local base = 4 * (i - 1)
+  local base = 5 * (i - 1)
   local limit = tonumber(ARGV[i])
-  local cap = tonumber(redis.call('GET', KEYS[base + 3]) or '0')
-  if cap > 0 and (limit == 0 or cap < limit) then limit = cap end
+  for k = 3, 4 do
+    local cap = tonumber(redis.call('GET', KEYS[base + k]) or '0')
+    if cap > 0 and (limit == 0 or cap < limit) then limit = cap end
+  end
   local interval = 0
   if limit > 0 then interval = math.ceil(window / (limit * utilization)) end
   intervals[i] = interval
@@ -64,37 +72,48 @@ for i = 1, scopes do
 end
 if wait > 0 then return wait end
 for i = 1, scopes do
-  local base = 4 * (i - 1)
+  local base = 5 * (i - 1)
   if intervals[i] > 0 then
     local tat = math.max(tonumber(redis.call('GET', KEYS[base + 1]) or '0'), now) + intervals[i]
     redis.call('SET', KEYS[base + 1], tat, 'PX', math.ceil((tat - now) / 1000) + 1000)
   end
-  if redis.call('INCR', KEYS[base + 4]) == 1 then
-    redis.call('PEXPIRE', KEYS[base + 4], math.ceil(window / 1000))
+  if redis.call('INCR', KEYS[base + 5]) == 1 then
+    redis.call('PEXPIRE', KEYS[base + 5], math.ceil(window / 1000))
   end
 end
 return 0
 ";
 
-/// A 429 of one scope. KEYS: cooldown, cap, window count, refusal streak. ARGV: the
-/// platform's wait in ms (-1: none said), the backoff base and cap in ms, a random
-/// fraction for full jitter, the window in ms, the fewest accepted requests from which a
-/// refusal teaches a cap, and how long a taught cap lasts in ms. Returns the cooldown
-/// set in ms and 1 if it started a cooldown (0 if one was running).
+/// A 429 of one scope. KEYS: cooldown, header cap, taught cap, window count, refusal
+/// streak. ARGV: the platform's wait in ms (-1: none said), the backoff base and cap in
+/// ms, a random fraction for full jitter, the window in ms, the fewest accepted
+/// requests from which a refusal teaches a cap, how long a taught cap lasts in ms, and
+/// the scope's configured limit (0: none). Returns the cooldown set in ms and 1 if it
+/// started a cooldown (0 if one was running).
+///
+/// The credibility rule is the local budget's: a refusal teaches a cap only when the
+/// window's count is at least a tenth of the ceiling (configured limit or header cap)
+/// and at least the fewest; fewer means someone else spent the window, and the
+/// cooldown alone is the answer. The taught cap is kept apart from the header cap (the
+/// pace takes the smaller), lowered only, and lives on while refusals come.
 const REFUSE: &str = r"
-local streak = redis.call('INCR', KEYS[4])
-redis.call('PEXPIRE', KEYS[4], tonumber(ARGV[5]) * 2)
+local streak = redis.call('INCR', KEYS[5])
+redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[5]) * 2)
 local wait = tonumber(ARGV[1])
 if wait < 0 then
-  local ceiling = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(streak - 1, 30))
-  wait = math.floor(tonumber(ARGV[4]) * ceiling)
+  local backoff = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ math.min(streak - 1, 30))
+  wait = math.floor(tonumber(ARGV[4]) * backoff)
 end
-local proven = tonumber(redis.call('GET', KEYS[3]) or '0')
-if proven >= tonumber(ARGV[6]) then
-  local cap = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if cap == 0 or proven < cap then
-    redis.call('SET', KEYS[2], proven, 'PX', tonumber(ARGV[7]))
-  end
+local ceiling = tonumber(ARGV[8])
+local header = tonumber(redis.call('GET', KEYS[2]) or '0')
+if header > 0 and (ceiling == 0 or header < ceiling) then ceiling = header end
+local proven = tonumber(redis.call('GET', KEYS[4]) or '0')
+local taught = tonumber(redis.call('GET', KEYS[3]) or '0')
+if proven >= math.max(math.floor(ceiling / 10), tonumber(ARGV[6])) and (ceiling == 0 or proven < ceiling)
+    and (taught == 0 or proven < taught) then
+  redis.call('SET', KEYS[3], proven, 'PX', tonumber(ARGV[7]))
+elseif taught > 0 then
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[7]))
 end
 local running = redis.call('PTTL', KEYS[1])
 if wait > 0 and wait > running then
@@ -109,6 +128,9 @@ return {wait, 1}
 const MIN_PROVEN: u32 = 10;
 /// A cap taught by a refusal lasts this many windows after the last refusal.
 const TAUGHT_CAP_WINDOWS: u32 = 5;
+/// A header cap lasts this many windows unless written again (it is, every third of it,
+/// while answers carry it).
+const HEADER_CAP_WINDOWS: u32 = 60;
 /// How long a replica paces on its local share before it asks Redis again.
 const RECHECK: Duration = Duration::from_secs(5);
 /// Longest wait for Redis to connect or to answer one call: past it, the local share
@@ -125,7 +147,11 @@ struct Keys {
     name: String,
     arrival: String,
     cooldown: String,
-    cap: String,
+    /// The cap `inin-ratelimit-allowed` reported (token scope only), republished
+    /// before it expires.
+    header_cap: String,
+    /// The cap a credible refusal proved.
+    taught_cap: String,
     count: String,
     streak: String,
 }
@@ -137,7 +163,8 @@ impl Keys {
             name,
             arrival: key("tat"),
             cooldown: key("cooldown"),
-            cap: key("cap"),
+            header_cap: key("cap:header"),
+            taught_cap: key("cap:taught"),
             count: key("count"),
             streak: key("streak"),
         }
@@ -172,8 +199,9 @@ struct Inner {
     /// Whether Redis answered the last call ([`UNKNOWN`] until it was first asked): the
     /// log line and the gauge change with it.
     reachable: AtomicU8,
-    /// The per-token `allowed` last written as the token scope's cap: written on change.
-    published_cap: Mutex<Option<u32>>,
+    /// The per-token `allowed` last written as the token scope's header cap, and when:
+    /// written on change, and again before it expires.
+    published_cap: Mutex<Option<(u32, Instant)>>,
     /// Taken before Redis is asked, one per endpoint: this replica's callers of an
     /// endpoint ask in arrival order, one at a time, instead of all waking at the same
     /// arrival time and racing (a herd of script calls per grant). Endpoints do not
@@ -206,7 +234,9 @@ impl SharedBudget {
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1);
         let redis = ConnectionManager::new_lazy_with_config(client, config)?;
-        let prefix = format!("genesys-archiver:budget:{key}");
+        // `{…}` is a Redis Cluster hash tag: every key of one budget lands in one slot,
+        // as the scripts (which touch several scopes at once) require there.
+        let prefix = format!("genesys-archiver:budget:{{{key}}}");
         let local = LocalBudget::new(&share(limits, shared.replicas), retry, metrics.clone());
         let inner = Inner {
             redis,
@@ -284,7 +314,8 @@ impl Inner {
             invocation
                 .key(&keys.arrival)
                 .key(&keys.cooldown)
-                .key(&keys.cap)
+                .key(&keys.header_cap)
+                .key(&keys.taught_cap)
                 .key(&keys.count);
         }
         for (_, limit) in &scopes {
@@ -307,9 +338,13 @@ impl Inner {
 
     /// Publishes a 429 of `endpoint`: the refusing scope's cooldown and what it proved.
     async fn refuse(&self, endpoint: Endpoint, refusal: Refusal) {
-        let keys = match refusal.spent {
-            Spent::Endpoint => &self.endpoints[endpoint.index()],
-            Spent::Token => &self.token,
+        let (keys, configured) = match refusal.spent {
+            Spent::Endpoint => (
+                &self.endpoints[endpoint.index()],
+                self.endpoint_limits[endpoint.index()].unwrap_or(0),
+            ),
+            // The header cap lives on the token scope's keys.
+            Spent::Token => (&self.token, self.token_limit.load(Ordering::Relaxed)),
         };
         let fraction = self.rng.lock().unwrap().f64();
         let window_ms = self.window.as_millis() as u64;
@@ -317,7 +352,8 @@ impl Inner {
         let result = self
             .refuse_script
             .key(&keys.cooldown)
-            .key(&keys.cap)
+            .key(&self.token.header_cap)
+            .key(&keys.taught_cap)
             .key(&keys.count)
             .key(&keys.streak)
             .arg(refusal.hint.map_or(-1, |(d, _)| d.as_millis() as i64))
@@ -327,6 +363,7 @@ impl Inner {
             .arg(window_ms)
             .arg(MIN_PROVEN)
             .arg(window_ms * u64::from(TAUGHT_CAP_WINDOWS))
+            .arg(configured)
             .invoke_async::<(u64, u8)>(&mut redis)
             .await;
         // The local budget counts and logs this replica's own refusal; this line says
@@ -345,19 +382,32 @@ impl Inner {
         }
     }
 
-    /// Whether `allowed` differs from the cap last written (and takes it as written).
-    fn cap_changed(&self, allowed: u32) -> bool {
-        self.published_cap.lock().unwrap().replace(allowed) != Some(allowed)
+    /// Whether `allowed` must be written: it differs from the cap last written, or
+    /// that write is a third of its life old (so the key never lapses while answers
+    /// carry it). Takes it as written.
+    fn cap_due(&self, allowed: u32) -> bool {
+        let mut published = self.published_cap.lock().unwrap();
+        let now = Instant::now();
+        let due = published.is_none_or(|(cap, at)| cap != allowed || now - at >= self.cap_life() / 3);
+        if due {
+            *published = Some((allowed, now));
+        }
+        due
     }
 
-    /// Writes the per-token limit the headers reported as the token scope's cap.
+    /// How long a published header cap lasts without being written again.
+    fn cap_life(&self) -> Duration {
+        self.window * HEADER_CAP_WINDOWS
+    }
+
+    /// Writes the per-token limit the headers reported as the token scope's header cap.
     async fn publish_cap(&self, allowed: u32) {
         let mut redis = self.redis.clone();
         let set: Result<(), _> = redis::cmd("SET")
-            .arg(&self.token.cap)
+            .arg(&self.token.header_cap)
             .arg(allowed)
             .arg("PX")
-            .arg(self.window.as_millis() as u64 * 60)
+            .arg(self.cap_life().as_millis() as u64)
             .query_async(&mut redis)
             .await;
         if let Err(error) = set {
@@ -461,7 +511,7 @@ impl Budget for SharedBudget {
         let ends_streak = accepted && inner.streak_open.swap(false, Ordering::Relaxed);
         let cap = token_headers
             .map(|h| h.allowed)
-            .filter(|allowed| *allowed > 0 && inner.cap_changed(*allowed));
+            .filter(|allowed| *allowed > 0 && inner.cap_due(*allowed));
         let pause = token_headers
             .filter(|h| accepted && h.exhausted() && !h.reset.is_zero())
             .map(|h| h.reset);
