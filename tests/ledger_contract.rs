@@ -60,6 +60,9 @@ async fn every_case_on_sqlite() {
         eprintln!("sqlite: {name}");
         case(Arc::new(ledger.for_org("acme"))).await;
     }
+    let ledger = SqliteLedger::open(&dir.join("two-orgs.sqlite")).unwrap();
+    eprintln!("sqlite: one_org_cannot_touch_another_s_rows");
+    one_org_cannot_touch_another_s_rows(Arc::new(ledger.for_org("acme")), Arc::new(ledger.for_org("globex"))).await;
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -83,6 +86,16 @@ async fn every_case_on_postgres() {
         eprintln!("postgres: {name}");
         case(Arc::new(ledger.for_org("acme"))).await;
     }
+    admin.batch_execute("CREATE DATABASE two_orgs").await.unwrap();
+    let settings = PgSettings {
+        url: pg.url.replace("/postgres", "/two_orgs").into(),
+        pool_size: 4,
+        lease: Duration::from_secs(60),
+        outage_patience: Duration::from_secs(30),
+    };
+    let ledger = PgLedger::connect(&settings).await.unwrap();
+    eprintln!("postgres: one_org_cannot_touch_another_s_rows");
+    one_org_cannot_touch_another_s_rows(Arc::new(ledger.for_org("acme")), Arc::new(ledger.for_org("globex"))).await;
 }
 
 fn recording(id: &str, conversation: &str) -> NewRecording {
@@ -483,4 +496,55 @@ async fn untrusted_values_are_kept_safely(ledger: Arc<dyn Ledger>) {
         .unwrap();
     let failed = ledger.list(ListFilter::Failed, 10).await.unwrap();
     assert!(failed[0].reason.as_deref().unwrap().len() <= 512);
+}
+
+/// Two orgs whose API answers carry the same ids (one Genesys org configured twice, a
+/// hostile `api_url`): each has rows of its own, and nothing one does reaches the
+/// other's, on every backend. Ids used to be global keys: the second org's listing was
+/// dropped as a duplicate, and it could claim, park or re-key the first's rows.
+async fn one_org_cannot_touch_another_s_rows(acme: Arc<dyn Ledger>, globex: Arc<dyn Ledger>) {
+    assert_eq!(acme.insert(vec![recording("r1", "c1")]).await.unwrap(), 1);
+    assert_eq!(
+        globex.insert(vec![recording("r1", "c1")]).await.unwrap(),
+        1,
+        "a row of its own"
+    );
+    let start = Utc::now() - Span::hours(1);
+    acme.save_conversations(vec![conversation("c1", start, ConversationState::Ended)])
+        .await
+        .unwrap();
+    globex
+        .save_conversations(vec![conversation("c1", start, ConversationState::Settled)])
+        .await
+        .unwrap();
+    assert_eq!(
+        acme.conversations(vec!["c1".into()]).await.unwrap()["c1"].state,
+        ConversationState::Ended,
+        "globex's save did not overwrite acme's conversation"
+    );
+
+    // globex claims r1 through a listed URL: its own row, not acme's.
+    let claimed = globex.claim_recording("r1".into()).await.unwrap().expect("globex's r1");
+    globex.archived(claimed.claim(), one_file("globex/r1")).await.unwrap();
+    assert_eq!(acme.status().await.unwrap().recordings_in(State::Archived), 0);
+    assert_eq!(globex.status().await.unwrap().recordings_in(State::Archived), 1);
+    // A claim token taken to the other org's view changes nothing there.
+    let acme_claim = acme.claim_due(Utc::now()).await.unwrap().expect("acme's r1");
+    assert!(globex.fail(acme_claim.claim(), 1, "not yours".into()).await.is_err());
+    acme.archived(acme_claim.claim(), one_file("acme/r1")).await.unwrap();
+
+    // globex parks c1: acme's conversation is not parked.
+    globex.park_conversation("c1".into(), "malformed".into()).await.unwrap();
+    assert_eq!(
+        acme.conversations(vec!["c1".into()]).await.unwrap()["c1"].state,
+        ConversationState::Ended
+    );
+    assert!(acme.status().await.unwrap().parked_conversations.is_empty());
+    assert_eq!(globex.status().await.unwrap().parked_conversations.len(), 1);
+    let records = acme.records(start - Span::hours(1), Utc::now()).await.unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "acme's range reads its own recordings only: {records:?}"
+    );
 }

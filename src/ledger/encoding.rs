@@ -44,7 +44,7 @@ pub fn note_key(name: &str, org: &str) -> String {
 /// (`?N` placeholders become `$N` for PostgreSQL with [`numbered`]).
 pub const RECORDS: &str = "SELECT r.recording_id, r.conversation_id, r.state, r.reason, c.start_time, r.object_key,
         r.size, r.sha256, r.parts
-     FROM conversations c JOIN recordings r ON r.conversation_id = c.conversation_id
+     FROM conversations c JOIN recordings r ON r.org = c.org AND r.conversation_id = c.conversation_id
      WHERE c.org = ?1 AND c.start_time >= ?2 AND c.start_time < ?3
      ORDER BY c.start_time, r.recording_id";
 
@@ -52,7 +52,7 @@ pub const RECORDS: &str = "SELECT r.recording_id, r.conversation_id, r.state, r.
 pub const UNSETTLED_BETWEEN: &str = "SELECT
         (SELECT COUNT(*) FROM conversations
          WHERE org = ?1 AND start_time >= ?2 AND start_time < ?3 AND state IN ('active', 'ended', 'checking'))
-      + (SELECT COUNT(*) FROM conversations c JOIN recordings r ON r.conversation_id = c.conversation_id
+      + (SELECT COUNT(*) FROM conversations c JOIN recordings r ON r.org = c.org AND r.conversation_id = c.conversation_id
          WHERE c.org = ?1 AND c.start_time >= ?2 AND c.start_time < ?3
            AND r.state IN ('discovered', 'transcoding', 'retrying', 'uploading'))";
 

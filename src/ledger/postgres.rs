@@ -678,7 +678,7 @@ impl Ledger for PgLedger {
                             start_time, end_time, metadata, discovered_at, updated_at, org,
                             archive_date, delete_date, deadline)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)
-                         ON CONFLICT (recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                         ON CONFLICT (org, recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
                             next_attempt_at = CASE WHEN excluded.state = 'parked' THEN NULL
                                 ELSE LEAST(recordings.next_attempt_at, excluded.next_attempt_at) END,
                             archive_date = COALESCE(excluded.archive_date, recordings.archive_date),
@@ -728,14 +728,16 @@ impl Ledger for PgLedger {
         &self,
         conversation_ids: Vec<String>,
     ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
-        self.run(move |c, _| {
+        self.run(move |c, l| {
             let ids = conversation_ids.clone();
             Box::pin(async move {
                 let mut known = std::collections::HashMap::new();
                 for row in c
                     .query(
-                        &format!("SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ANY($1)"),
-                        &[&ids],
+                        &format!(
+                            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE org = $2 AND conversation_id = ANY($1)"
+                        ),
+                        &[&ids, &l.org()],
                     )
                     .await?
                 {
@@ -744,8 +746,8 @@ impl Ledger for PgLedger {
                 }
                 for row in c
                     .query(
-                        "SELECT conversation_id FROM parked_conversations WHERE conversation_id = ANY($1)",
-                        &[&ids],
+                        "SELECT conversation_id FROM parked_conversations WHERE org = $2 AND conversation_id = ANY($1)",
+                        &[&ids, &l.org()],
                     )
                     .await?
                 {
@@ -780,7 +782,7 @@ impl Ledger for PgLedger {
                         "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org,
                             reason)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                         ON CONFLICT (conversation_id) DO UPDATE SET start_time = excluded.start_time,
+                         ON CONFLICT (org, conversation_id) DO UPDATE SET start_time = excluded.start_time,
                             end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
                             next_check_at = excluded.next_check_at, updated_at = excluded.updated_at,
                             reason = excluded.reason, claim_owner = NULL, lease_until = NULL",
@@ -1135,12 +1137,13 @@ impl Ledger for PgLedger {
     }
 
     fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
-        self.run(move |c, _| {
+        self.run(move |c, l| {
             let id = recording_id.clone();
             Box::pin(async move {
                 c.execute(
-                    "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = $1 WHERE recording_id = $2",
-                    &[&now_ms(), &id],
+                    "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = $1
+                     WHERE org = $3 AND recording_id = $2",
+                    &[&now_ms(), &id, &l.org()],
                 )
                 .await
                 .map(|_| ())
@@ -1353,8 +1356,8 @@ impl Ledger for PgLedger {
                             let tx = c.transaction().await?;
                             let recordings = tx
                                 .execute(
-                                    "DELETE FROM recordings WHERE recording_id IN (
-                                         SELECT recording_id FROM recordings
+                                    "DELETE FROM recordings WHERE (org, recording_id) IN (
+                                         SELECT org, recording_id FROM recordings
                                          WHERE state IN ('archived', 'parked') AND COALESCE(start_time, discovered_at) < $1
                                          LIMIT $2)",
                                     &[&cutoff, &PRUNE_BATCH],
@@ -1362,8 +1365,8 @@ impl Ledger for PgLedger {
                                 .await?;
                             let conversations = tx
                                 .execute(
-                                    "DELETE FROM conversations WHERE conversation_id IN (
-                                         SELECT conversation_id FROM conversations
+                                    "DELETE FROM conversations WHERE (org, conversation_id) IN (
+                                         SELECT org, conversation_id FROM conversations
                                          WHERE start_time < $1 AND state IN ('settled', 'parked') LIMIT $2)",
                                     &[&cutoff, &PRUNE_BATCH],
                                 )
@@ -1397,7 +1400,7 @@ impl Ledger for PgLedger {
                 let now = now_ms();
                 tx.execute(
                     "INSERT INTO parked_conversations (conversation_id, reason, parked_at, org) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
+                     ON CONFLICT (org, conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
                     &[&id, &reason, &now, &l.org()],
                 )
                 .await?;

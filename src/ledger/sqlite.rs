@@ -220,6 +220,123 @@ const MIGRATIONS: &[M<'static>] = &[
         CREATE INDEX conversations_unsettled ON conversations(org, end_time)
             WHERE state IN ('ended', 'checking');",
     ),
+    M::up(
+        "-- Rows keyed by (org, id): an org whose API answers with another org's ids (the
+        -- same Genesys org configured twice, a hostile api_url) gets rows of its own and
+        -- can never claim, park or re-key the other's. SQLite changes a primary key by
+        -- rebuilding the table; its indexes and triggers are made again as they were.
+        CREATE TABLE recordings_by_org (
+            recording_id    TEXT NOT NULL,
+            conversation_id TEXT NOT NULL,
+            state           TEXT NOT NULL,
+            reason          TEXT,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            start_time      INTEGER,
+            end_time        INTEGER,
+            metadata        TEXT NOT NULL,
+            object_key      TEXT,
+            size            INTEGER,
+            sha256          TEXT,
+            upload_id       TEXT,
+            discovered_at   INTEGER NOT NULL,
+            archived_at     INTEGER,
+            updated_at      INTEGER NOT NULL,
+            claim_token     INTEGER,
+            org             TEXT NOT NULL DEFAULT 'default',
+            parts           TEXT,
+            upload_key      TEXT,
+            archive_date    INTEGER,
+            delete_date     INTEGER,
+            deadline        INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (org, recording_id)
+        );
+        INSERT INTO recordings_by_org (recording_id, conversation_id, state, reason, attempts, next_attempt_at,
+            start_time, end_time, metadata, object_key, size, sha256, upload_id, discovered_at, archived_at,
+            updated_at, claim_token, org, parts, upload_key, archive_date, delete_date, deadline)
+        SELECT recording_id, conversation_id, state, reason, attempts, next_attempt_at,
+            start_time, end_time, metadata, object_key, size, sha256, upload_id, discovered_at, archived_at,
+            updated_at, claim_token, org, parts, upload_key, archive_date, delete_date, deadline
+        FROM recordings;
+        DROP TABLE recordings;
+        ALTER TABLE recordings_by_org RENAME TO recordings;
+        CREATE INDEX recordings_due ON recordings(state, next_attempt_at);
+        CREATE INDEX recordings_conversation ON recordings(org, conversation_id);
+        CREATE INDEX recordings_queue ON recordings(org, next_attempt_at, start_time)
+            WHERE state IN ('discovered', 'transcoding', 'retrying');
+        CREATE INDEX recordings_unfinished ON recordings(org, COALESCE(end_time, start_time, discovered_at))
+            WHERE state NOT IN ('archived', 'parked');
+        CREATE INDEX recordings_finished ON recordings(COALESCE(start_time, discovered_at))
+            WHERE state IN ('archived', 'parked');
+        CREATE INDEX recordings_by_deadline ON recordings(org, deadline, next_attempt_at)
+            WHERE state IN ('discovered', 'transcoding', 'retrying');
+        CREATE INDEX recordings_open_deadline ON recordings(org, deadline)
+            WHERE state NOT IN ('archived', 'parked');
+        CREATE TRIGGER recordings_counted_in AFTER INSERT ON recordings BEGIN
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'recording', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER recordings_counted_out AFTER DELETE ON recordings BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'recording' AND state = OLD.state;
+        END;
+        CREATE TRIGGER recordings_counted_moved AFTER UPDATE OF state ON recordings
+            WHEN OLD.state <> NEW.state BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'recording' AND state = OLD.state;
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'recording', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+
+        CREATE TABLE conversations_by_org (
+            conversation_id TEXT NOT NULL,
+            start_time      INTEGER NOT NULL,
+            end_time        INTEGER,
+            state           TEXT NOT NULL,
+            checks          INTEGER NOT NULL DEFAULT 0,
+            next_check_at   INTEGER,
+            updated_at      INTEGER NOT NULL,
+            org             TEXT NOT NULL DEFAULT 'default',
+            reason          TEXT,
+            PRIMARY KEY (org, conversation_id)
+        );
+        INSERT INTO conversations_by_org (conversation_id, start_time, end_time, state, checks, next_check_at,
+            updated_at, org, reason)
+        SELECT conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org, reason
+        FROM conversations;
+        DROP TABLE conversations;
+        ALTER TABLE conversations_by_org RENAME TO conversations;
+        CREATE INDEX conversations_due ON conversations(org, state, next_check_at);
+        CREATE INDEX conversations_start ON conversations(start_time);
+        CREATE INDEX conversations_failing ON conversations(org) WHERE reason IS NOT NULL;
+        CREATE INDEX conversations_unsettled ON conversations(org, end_time)
+            WHERE state IN ('ended', 'checking');
+        CREATE TRIGGER conversations_counted_in AFTER INSERT ON conversations BEGIN
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'conversation', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER conversations_counted_out AFTER DELETE ON conversations BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'conversation' AND state = OLD.state;
+        END;
+        CREATE TRIGGER conversations_counted_moved AFTER UPDATE OF state ON conversations
+            WHEN OLD.state <> NEW.state BEGIN
+            UPDATE counts SET n = n - 1 WHERE org = OLD.org AND kind = 'conversation' AND state = OLD.state;
+            INSERT INTO counts (org, kind, state, n) VALUES (NEW.org, 'conversation', NEW.state, 1)
+                ON CONFLICT (org, kind, state) DO UPDATE SET n = n + 1;
+        END;
+
+        CREATE TABLE parked_conversations_by_org (
+            conversation_id TEXT NOT NULL,
+            reason          TEXT NOT NULL,
+            parked_at       INTEGER NOT NULL,
+            org             TEXT NOT NULL DEFAULT 'default',
+            PRIMARY KEY (org, conversation_id)
+        );
+        INSERT INTO parked_conversations_by_org (conversation_id, reason, parked_at, org)
+        SELECT conversation_id, reason, parked_at, org FROM parked_conversations;
+        DROP TABLE parked_conversations;
+        ALTER TABLE parked_conversations_by_org RENAME TO parked_conversations;
+        CREATE INDEX parked_conversations_at ON parked_conversations(parked_at);
+        CREATE INDEX parked_conversations_org ON parked_conversations(org, parked_at);",
+    ),
 ];
 
 const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at, upload_key";
@@ -402,7 +519,7 @@ impl SqliteLedger {
     }
 
     /// Runs `sql` (state change of a claimed recording; its last two parameters are the
-    /// recording id and the claim token, after `updated_at`) and checks that it changed
+    /// recording id, the claim token and the org, after `updated_at`) and checks that it changed
     /// the row: a claim taken over changes nothing and says so.
     fn claimed_change(
         &self,
@@ -410,12 +527,13 @@ impl SqliteLedger {
         sql: &'static str,
         values: Vec<rusqlite::types::Value>,
     ) -> BoxFuture<'_, LedgerResult<()>> {
-        let id = claim.recording_id.clone();
+        let (id, org) = (claim.recording_id.clone(), self.org.to_string());
         let changed = self.run(move |conn| {
             let mut all = values;
             all.push(now_ms().into());
             all.push(claim.recording_id.into());
             all.push(claim.token.into());
+            all.push(org.into());
             conn.execute(sql, rusqlite::params_from_iter(all))
         });
         Box::pin(async move {
@@ -480,7 +598,7 @@ impl Ledger for SqliteLedger {
                         start_time, end_time, metadata, discovered_at, updated_at, org,
                         archive_date, delete_date, deadline)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)
-                     ON CONFLICT(recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
+                     ON CONFLICT(org, recording_id) DO UPDATE SET state = excluded.state, reason = excluded.reason,
                         next_attempt_at = CASE WHEN excluded.state = 'parked' THEN NULL
                             ELSE MIN(recordings.next_attempt_at, excluded.next_attempt_at) END,
                         archive_date = COALESCE(excluded.archive_date, recordings.archive_date),
@@ -523,16 +641,18 @@ impl Ledger for SqliteLedger {
         &self,
         conversation_ids: Vec<String>,
     ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE conversation_id = ?1"
+                "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE org = ?2 AND conversation_id = ?1"
             ))?;
-            let mut parked = conn.prepare_cached("SELECT 1 FROM parked_conversations WHERE conversation_id = ?1")?;
+            let mut parked =
+                conn.prepare_cached("SELECT 1 FROM parked_conversations WHERE org = ?2 AND conversation_id = ?1")?;
             let mut known = std::collections::HashMap::new();
             for id in conversation_ids {
-                if let Some(row) = stmt.query_row([&id], conversation).optional()? {
+                if let Some(row) = stmt.query_row([&id, &org], conversation).optional()? {
                     known.insert(id, row);
-                } else if parked.exists([&id])? {
+                } else if parked.exists([&id, &org])? {
                     let row = ConversationRow {
                         conversation_id: id.clone(),
                         start: DateTime::default(),
@@ -558,7 +678,7 @@ impl Ledger for SqliteLedger {
                 let mut stmt = tx.prepare_cached(
                     "INSERT INTO conversations (conversation_id, start_time, end_time, state, checks, next_check_at, updated_at, org, reason)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT(conversation_id) DO UPDATE SET start_time = excluded.start_time,
+                     ON CONFLICT(org, conversation_id) DO UPDATE SET start_time = excluded.start_time,
                         end_time = excluded.end_time, state = excluded.state, checks = excluded.checks,
                         next_check_at = excluded.next_check_at, updated_at = excluded.updated_at,
                         reason = excluded.reason",
@@ -599,7 +719,7 @@ impl Ledger for SqliteLedger {
             conn.query_row(
                 &format!(
                     "UPDATE conversations SET state = 'checking', updated_at = ?2
-                     WHERE conversation_id = (
+                     WHERE org = ?3 AND conversation_id = (
                          SELECT conversation_id FROM conversations INDEXED BY conversations_due
                          WHERE org = ?3 AND state = 'ended' AND next_check_at <= ?1 ORDER BY next_check_at LIMIT 1)
                      RETURNING {CONVERSATION_COLUMNS}"
@@ -624,14 +744,15 @@ impl Ledger for SqliteLedger {
     }
 
     fn claim_recording(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<Option<Claimed>>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             conn.query_row(
                 &format!(
                     "UPDATE recordings SET state = 'uploading', updated_at = ?2, claim_token = ?3
-                     WHERE recording_id = ?1 AND state IN ('discovered', 'transcoding', 'retrying')
+                     WHERE org = ?4 AND recording_id = ?1 AND state IN ('discovered', 'transcoding', 'retrying')
                      RETURNING {CLAIMED_COLUMNS}"
                 ),
-                params![recording_id, now_ms(), token()],
+                params![recording_id, now_ms(), token(), org],
                 claimed,
             )
             .optional()
@@ -644,7 +765,7 @@ impl Ledger for SqliteLedger {
             conn.query_row(
                 &format!(
                     "UPDATE recordings SET state = 'uploading', updated_at = ?2, claim_token = ?3
-                 WHERE recording_id = (
+                 WHERE org = ?4 AND recording_id = (
                      SELECT recording_id FROM recordings INDEXED BY recordings_by_deadline
                      WHERE org = ?4 AND state IN ('discovered', 'transcoding', 'retrying') AND next_attempt_at <= ?1
                      ORDER BY deadline, next_attempt_at LIMIT 1)
@@ -700,7 +821,7 @@ impl Ledger for SqliteLedger {
             claim,
             "UPDATE recordings SET state = ?1, next_attempt_at = ?2, attempts = ?3, reason = ?4, claim_token = NULL,
                 updated_at = ?5
-             WHERE recording_id = ?6 AND claim_token = ?7 AND state = 'uploading'",
+             WHERE recording_id = ?6 AND claim_token = ?7 AND org = ?8 AND state = 'uploading'",
             vec![
                 state.as_str().to_owned().into(),
                 ms(at).into(),
@@ -716,7 +837,7 @@ impl Ledger for SqliteLedger {
             claim,
             "UPDATE recordings SET state = 'parked', reason = ?1, next_attempt_at = NULL, claim_token = NULL,
                 updated_at = ?2
-             WHERE recording_id = ?3 AND claim_token = ?4 AND state = 'uploading'",
+             WHERE recording_id = ?3 AND claim_token = ?4 AND org = ?5 AND state = 'uploading'",
             vec![reason.into()],
         )
     }
@@ -727,7 +848,7 @@ impl Ledger for SqliteLedger {
             claim,
             "UPDATE recordings SET state = 'failed', attempts = ?1, reason = ?2, next_attempt_at = NULL,
                 claim_token = NULL, updated_at = ?3
-             WHERE recording_id = ?4 AND claim_token = ?5 AND state = 'uploading'",
+             WHERE recording_id = ?4 AND claim_token = ?5 AND org = ?6 AND state = 'uploading'",
             vec![i64::from(attempts).into(), error.into()],
         )
     }
@@ -738,7 +859,7 @@ impl Ledger for SqliteLedger {
             "UPDATE recordings SET state = 'archived', object_key = ?1, size = ?2, sha256 = ?3, archived_at = ?4,
                 parts = ?5, reason = NULL, next_attempt_at = NULL, upload_id = NULL, upload_key = NULL,
                 claim_token = NULL, updated_at = ?6
-             WHERE recording_id = ?7 AND claim_token = ?8 AND state = 'uploading'",
+             WHERE recording_id = ?7 AND claim_token = ?8 AND org = ?9 AND state = 'uploading'",
             vec![
                 facts.key.clone().into(),
                 (facts.size as i64).into(),
@@ -750,13 +871,13 @@ impl Ledger for SqliteLedger {
     }
 
     fn fix_key(&self, claim: Claim, key: String) -> BoxFuture<'_, LedgerResult<String>> {
-        let id = claim.recording_id.clone();
+        let (id, org) = (claim.recording_id.clone(), self.org.to_string());
         let stored = self.run(move |conn| {
             conn.query_row(
                 "UPDATE recordings SET object_key = COALESCE(object_key, ?1), updated_at = ?2
-                 WHERE recording_id = ?3 AND claim_token = ?4 AND state = 'uploading'
+                 WHERE recording_id = ?3 AND claim_token = ?4 AND org = ?5 AND state = 'uploading'
                  RETURNING object_key",
-                params![key, now_ms(), claim.recording_id, claim.token],
+                params![key, now_ms(), claim.recording_id, claim.token, org],
                 |r| r.get::<_, String>(0),
             )
             .optional()
@@ -768,7 +889,7 @@ impl Ledger for SqliteLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET upload_id = ?1, upload_key = ?2, updated_at = ?3
-             WHERE recording_id = ?4 AND claim_token = ?5 AND state = 'uploading' AND object_key IS NOT NULL",
+             WHERE recording_id = ?4 AND claim_token = ?5 AND org = ?6 AND state = 'uploading' AND object_key IS NOT NULL",
             vec![upload_id.into(), key.into()],
         )
     }
@@ -777,16 +898,18 @@ impl Ledger for SqliteLedger {
         self.claimed_change(
             claim,
             "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = ?1
-             WHERE recording_id = ?2 AND claim_token = ?3 AND state = 'uploading'",
+             WHERE recording_id = ?2 AND claim_token = ?3 AND org = ?4 AND state = 'uploading'",
             vec![],
         )
     }
 
     fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
         self.run(move |conn| {
             conn.execute(
-                "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = ?1 WHERE recording_id = ?2",
-                params![now_ms(), recording_id],
+                "UPDATE recordings SET upload_id = NULL, upload_key = NULL, updated_at = ?1
+                 WHERE org = ?3 AND recording_id = ?2",
+                params![now_ms(), recording_id, org],
             )?;
             Ok(())
         })
@@ -999,12 +1122,13 @@ impl Ledger for SqliteLedger {
             let tx = conn.transaction()?;
             tx.execute(
                 "INSERT INTO parked_conversations (conversation_id, reason, parked_at, org) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
+                 ON CONFLICT(org, conversation_id) DO UPDATE SET reason = excluded.reason, parked_at = excluded.parked_at",
                 params![conversation_id, reason, now_ms(), org],
             )?;
             tx.execute(
-                "UPDATE conversations SET state = 'parked', next_check_at = NULL, updated_at = ?2 WHERE conversation_id = ?1",
-                params![conversation_id, now_ms()],
+                "UPDATE conversations SET state = 'parked', next_check_at = NULL, updated_at = ?2
+                 WHERE org = ?3 AND conversation_id = ?1",
+                params![conversation_id, now_ms(), org],
             )?;
             tx.commit()
         })

@@ -39,6 +39,7 @@ enum Kind {
 
 struct Table {
     name: &'static str,
+    /// The primary key, for `ON CONFLICT` (rows are read in SQLite's rowid order).
     key: &'static str,
     columns: &'static [(&'static str, Kind)],
 }
@@ -48,7 +49,7 @@ struct Table {
 const TABLES: &[Table] = &[
     Table {
         name: "recordings",
-        key: "recording_id",
+        key: "org, recording_id",
         columns: &[
             ("recording_id", Kind::Text),
             ("org", Kind::Text),
@@ -77,7 +78,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "conversations",
-        key: "conversation_id",
+        key: "org, conversation_id",
         columns: &[
             ("conversation_id", Kind::Text),
             ("org", Kind::Text),
@@ -92,7 +93,7 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "parked_conversations",
-        key: "conversation_id",
+        key: "org, conversation_id",
         columns: &[
             ("conversation_id", Kind::Text),
             ("org", Kind::Text),
@@ -146,23 +147,21 @@ fn cell(value: Cell, kind: Kind, table: &str, column: &str) -> LedgerResult<Valu
 /// One row's cells, in the table's column order.
 type Cells = Vec<Value>;
 
-/// Up to [`BATCH`] rows of `table` whose key follows `after`, in key order, and the last
-/// key read (where the next batch starts).
-fn read_batch(conn: &rusqlite::Connection, table: &Table, after: &str) -> LedgerResult<(Vec<Cells>, Option<String>)> {
+/// Up to [`BATCH`] rows of `table` whose rowid follows `after`, in rowid order, and the
+/// last rowid read (where the next batch starts): one order whatever the key's columns.
+fn read_batch(conn: &rusqlite::Connection, table: &Table, after: i64) -> LedgerResult<(Vec<Cells>, Option<i64>)> {
     let names: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
     let sql = format!(
-        "SELECT {} FROM {} WHERE {key} > ?1 ORDER BY {key} LIMIT ?2",
+        "SELECT {}, rowid FROM {} WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         names.join(", "),
         table.name,
-        key = table.key
     );
     let failed = |e: rusqlite::Error| LedgerError::Store(format!("reading {} from the SQLite ledger: {e}", table.name));
     let mut statement = conn.prepare_cached(&sql).map_err(failed)?;
     let mut rows = statement.query(rusqlite::params![after, BATCH]).map_err(failed)?;
     let (mut batch, mut last) = (Vec::new(), None);
     while let Some(row) = rows.next().map_err(failed)? {
-        // The key is the first column: text, never null.
-        last = Some(row.get::<_, String>(0).map_err(failed)?);
+        last = Some(row.get::<_, i64>(table.columns.len()).map_err(failed)?);
         let mut cells = Vec::with_capacity(table.columns.len());
         for (i, (column, kind)) in table.columns.iter().enumerate() {
             cells.push(cell(row.get::<_, Cell>(i).map_err(failed)?, *kind, table.name, column)?);
@@ -186,9 +185,9 @@ impl PgLedger {
         let mut copied = Copied::default();
         for table in TABLES {
             let (mut read, mut new) = (0u64, 0u64);
-            let mut after = String::new();
+            let mut after = i64::MIN;
             loop {
-                let (batch, last) = read_batch(&conn, table, &after)?;
+                let (batch, last) = read_batch(&conn, table, after)?;
                 let Some(last) = last else { break };
                 after = last;
                 read += batch.len() as u64;

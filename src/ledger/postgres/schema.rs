@@ -114,6 +114,17 @@ pub const STEPS: &[&str] = &[
     CREATE INDEX conversations_failing ON conversations (org) WHERE reason IS NOT NULL;
     CREATE INDEX conversations_unsettled ON conversations (org, end_time) WHERE state IN ('ended', 'checking');
 ",
+    r"
+    -- Rows keyed by (org, id): an org whose API answers with another org's ids (the same
+    -- Genesys org configured twice, a hostile api_url) gets rows of its own and can never
+    -- claim, park or re-key the other's. As SQLite's step 6.
+    ALTER TABLE recordings DROP CONSTRAINT recordings_pkey, ADD PRIMARY KEY (org, recording_id);
+    ALTER TABLE conversations DROP CONSTRAINT conversations_pkey, ADD PRIMARY KEY (org, conversation_id);
+    ALTER TABLE parked_conversations DROP CONSTRAINT parked_conversations_pkey,
+        ADD PRIMARY KEY (org, conversation_id);
+    DROP INDEX recordings_conversation;
+    CREATE INDEX recordings_conversation ON recordings (org, conversation_id);
+",
 ];
 
 /// Brings the schema to this build's version. A database whose schema is newer than
