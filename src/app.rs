@@ -38,6 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 /// One org's run: it ends with the org's name, its generation and its result.
@@ -48,6 +49,26 @@ struct Live {
     generation: u64,
     fingerprint: String,
     shutdown: Shutdown,
+    /// Cancelled when the run has ended.
+    done: CancellationToken,
+}
+
+/// Stops one org's run as a signal stops the daemon: its in-flight uploads may finish
+/// within `grace`, then they are aborted (each is due again at the next start), so a
+/// reload never waits on one stuck or endless upload.
+fn stop_within_grace(org: &str, live: &Live, grace: std::time::Duration) {
+    live.shutdown.drain.cancel();
+    let (abort, done, org) = (live.shutdown.abort.clone(), live.done.clone(), org.to_owned());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = abort.cancelled() => {}
+            _ = done.cancelled() => {}
+            _ = tokio::time::sleep(grace) => {
+                tracing::warn!(message = "Org's in-flight uploads outlasted the grace period; aborting them.", org = %org);
+                abort.cancel();
+            }
+        }
+    });
 }
 
 /// The org runs of one [`App::run_reloading`].
@@ -74,12 +95,17 @@ impl<'a> Runs<'a> {
             generation: self.generation,
             fingerprint: reload::fingerprint(org),
             shutdown: own.clone(),
+            done: CancellationToken::new(),
         };
+        let done = live.done.clone();
         self.live.insert(org.name.clone(), live);
         let (name, generation) = (org.name.clone(), self.generation);
         let run = run(own).instrument(tracing::info_span!("org", org = %name));
-        self.futures
-            .push(Box::pin(async move { (name, generation, run.await) }));
+        self.futures.push(Box::pin(async move {
+            let result = run.await;
+            done.cancel();
+            (name, generation, result)
+        }));
     }
 
     /// A run ended: the org is no longer live, unless a newer run of it took its place.
@@ -353,14 +379,14 @@ impl App {
             for name in &plan.stop {
                 tracing::info!(message = "Org removed; it stops after its in-flight uploads.", org = %name);
                 if let Some(l) = runs.live.get(name) {
-                    l.shutdown.drain.cancel();
+                    stop_within_grace(name, l, self.settings.workers.shutdown_grace);
                 }
                 restart.remove(name);
             }
             for org in plan.restart {
                 tracing::info!(message = "Org changed; it restarts after its in-flight uploads.", org = %org.name);
                 if let Some(l) = runs.live.get_mut(&org.name) {
-                    l.shutdown.drain.cancel();
+                    stop_within_grace(&org.name, l, self.settings.workers.shutdown_grace);
                     l.fingerprint = reload::fingerprint(&org);
                 }
                 restart.insert(org.name.clone(), org);

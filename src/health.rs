@@ -29,6 +29,11 @@ pub struct Health {
     pollers: Mutex<BTreeMap<String, Beacon>>,
     /// Ticked by the dispatcher and the recordings and listings it runs.
     pub workers: Beacon,
+    /// One beacon per job running (a recording, a listing), by job number: the pool's
+    /// beacon stays fresh while any job moves, so a job that is stuck alone (a call on a
+    /// half-open connection) is seen only here.
+    jobs: Mutex<BTreeMap<u64, (String, Beacon)>>,
+    next_job: std::sync::atomic::AtomicU64,
     /// Longest time without progress that still counts as live.
     stall: Duration,
 }
@@ -42,6 +47,8 @@ impl Health {
             shared_budget: AtomicBool::new(true),
             pollers: Mutex::default(),
             workers: Beacon::default(),
+            jobs: Mutex::default(),
+            next_job: Default::default(),
             // A pass may legitimately take a while on a large window; three intervals, at least 2 minutes.
             stall: (poll_interval * 3).max(Duration::from_secs(120)),
         }
@@ -59,7 +66,26 @@ impl Health {
         self.pollers.lock().unwrap().remove(org);
     }
 
+    /// A beacon for one job (`what`: e.g. `recording R of org O`), watched until the
+    /// returned guard is dropped.
+    pub fn job(self: &std::sync::Arc<Self>, what: String) -> JobBeacon {
+        let beacon = self.workers.child();
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        self.jobs.lock().unwrap().insert(id, (what, beacon.clone()));
+        JobBeacon {
+            health: self.clone(),
+            id,
+            beacon,
+        }
+    }
+
     pub fn live(&self) -> Result<(), String> {
+        for (what, beacon) in self.jobs.lock().unwrap().values() {
+            let idle = beacon.idle();
+            if idle > self.stall {
+                return Err(format!("{what} made no progress for {} s", idle.as_secs()));
+            }
+        }
         let pollers = self.pollers.lock().unwrap().clone();
         let single = pollers.len() == 1;
         let named = pollers.iter().map(|(org, beacon)| {
@@ -95,6 +121,19 @@ impl Health {
         } else {
             Err(missing.join(", "))
         }
+    }
+}
+
+/// A running job's beacon; the job is no longer watched once this is dropped.
+pub struct JobBeacon {
+    health: std::sync::Arc<Health>,
+    id: u64,
+    pub beacon: Beacon,
+}
+
+impl Drop for JobBeacon {
+    fn drop(&mut self) {
+        self.health.jobs.lock().unwrap().remove(&self.id);
     }
 }
 
@@ -246,5 +285,32 @@ mod tests {
         let reason = watch(&health, work).await.expect("declared not live");
         assert!(reason.starts_with("poller of org globex made no progress"), "{reason}");
         drop(gone);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_stuck_job_is_seen_while_the_other_jobs_keep_the_pool_fresh() {
+        let health = std::sync::Arc::new(Health::new(Duration::from_secs(60)));
+        let poller = health.poller("default");
+        // One job moves every 30 s (and so the pool's beacon); another never moves again
+        // (an S3 call on a half-open connection); a third ended and is not watched.
+        let (moving, stuck) = (health.job("recording r1".into()), health.job("recording r2".into()));
+        drop(health.job("recording r3".into()));
+        let ticking = moving.beacon.scope(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                crate::progress::tick();
+                poller.tick();
+            }
+        });
+        let wedged = stuck.beacon.scope(std::future::pending::<()>());
+        let work = async {
+            tokio::join!(ticking, wedged);
+        };
+        let reason = watch(&health, work).await.expect("declared not live");
+        assert!(reason.starts_with("recording r2 made no progress"), "{reason}");
+        assert!(
+            health.workers.idle() <= Duration::from_secs(30),
+            "the pool's beacon stayed fresh"
+        );
     }
 }

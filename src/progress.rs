@@ -26,6 +26,8 @@ pub struct Beacon {
     base: Instant,
     /// Milliseconds after `base` of the last tick.
     at: Arc<AtomicU64>,
+    /// Ticked with this one: a job's beacon ticks the pool's too.
+    parent: Option<Arc<Beacon>>,
 }
 
 impl Default for Beacon {
@@ -33,6 +35,7 @@ impl Default for Beacon {
         Self {
             base: Instant::now(),
             at: Arc::default(),
+            parent: None,
         }
     }
 }
@@ -41,6 +44,19 @@ impl Beacon {
     pub fn tick(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
         self.at.fetch_max(ms, Ordering::Relaxed);
+        if let Some(parent) = &self.parent {
+            parent.tick();
+        }
+    }
+
+    /// A beacon of its own for one piece of this beacon's work (a job of the worker
+    /// pool), whose ticks tick this one too: one stuck job is seen while the others
+    /// keep the pool's beacon fresh.
+    pub fn child(&self) -> Beacon {
+        Beacon {
+            parent: Some(Arc::new(self.clone())),
+            ..Beacon::default()
+        }
     }
 
     /// Time since the last tick (or since the beacon was made).

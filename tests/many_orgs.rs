@@ -281,6 +281,64 @@ async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
     terminate(child, &logs).await;
 }
 
+/// An org removed by a reload stops like the daemon on SIGTERM: its in-flight uploads
+/// get `workers.shutdown_grace`, then they are aborted (due again at its next start).
+/// Before, the reload waited on them however long they took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_org_stops_within_the_grace_period_whatever_its_uploads() {
+    let slow = SimConfig {
+        // One recording whose download takes minutes: 1 s per chunk.
+        media_chunk_delay: Duration::from_secs(1),
+        ..org("slow", 23, 1)
+    };
+    let (sim, site) = start(vec![slow], "orgs-reload-grace").await;
+    let (moto, dir) = (&site.moto, &site.dir);
+    let orgs_d = dir.join("orgs.d");
+    std::fs::create_dir(&orgs_d).unwrap();
+    let org_file = format!("name = \"slow\"\n{}", sim.org("slow").unwrap().client_config());
+    std::fs::write(orgs_d.join("slow.toml"), org_file).unwrap();
+    let config = dir.join("archiver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "orgs_dir = {:?}\norgs_reload_interval = \"1h\"\n\
+             [workers]\ncount = 2\nshutdown_grace = \"2s\"\n\
+             [discovery]\nlookback = \"2h\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\n\
+             [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
+             [s3]\nbucket = \"vendor-archive\"\nprefix = \"{{org}}/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\n",
+            orgs_d.display().to_string(),
+            dir.join("ledger.sqlite").display().to_string(),
+            moto.url,
+        ),
+    )
+    .unwrap();
+    let mut child = daemon(&["run"], &config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = collect(child.stderr.take().unwrap());
+    let slow = sim.org("slow").unwrap();
+    until("the slow download started", &logs, async || {
+        slow.stats().calls("media") > 0
+    })
+    .await;
+    std::fs::remove_file(orgs_d.join("slow.toml")).unwrap();
+    hangup(&child);
+    // 60 s bound (`until`): far less than the download's minutes.
+    until("the org stopped", &logs, async || {
+        logs.lock().unwrap().contains("\"Org stopped.\"")
+    })
+    .await;
+    assert!(
+        logs.lock()
+            .unwrap()
+            .contains("outlasted the grace period; aborting them"),
+        "{}",
+        logs.lock().unwrap()
+    );
+    terminate(child, &logs).await;
+}
+
 /// GETs `url` from the daemon's operations listener: status and body (0 when nothing
 /// answers yet).
 async fn get(url: &str) -> (u16, String) {

@@ -111,6 +111,43 @@ async fn s3_unreachable_for_30_seconds_mid_run() {
     assert_all_archived_once(&h).await;
 }
 
+/// S3 stops answering without closing anything (a half-open connection, a broken
+/// middlebox): every call in flight and every new one hangs. Calls have deadlines, so
+/// the workers give up on those connections, retry on new ones once S3 answers again,
+/// and nothing waits for ever. Before, a HEAD or a CreateMultipartUpload on such a
+/// connection held its worker slot and its claim for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_calls_hung_on_half_open_connections_time_out_and_are_retried() {
+    let h = Harness::start_proxied(
+        screen_only(20, (64 * KIB, 7 * MIB)),
+        "operation_timeout = \"2s\"\nsingle_put_max = \"0\"\n",
+    )
+    .await;
+    let total = available(&h).len();
+    let daemon = start_daemon(&h, PATIENT);
+    wait_for(&h, "a first few archives", Duration::from_secs(90), |h| {
+        archived(h) >= 3
+    })
+    .await;
+    let before = archived(&h);
+    let proxy = h.proxy.as_ref().unwrap();
+    // Every connection open now stays silent for good; new ones too for 8 s.
+    proxy.stall();
+    sleep(Duration::from_secs(8)).await;
+    proxy.unstall();
+    wait_for(&h, "every recording", Duration::from_secs(120), |h| {
+        archived(h) == total
+    })
+    .await;
+    let timed_out = logs(&h).matches("timeout").count();
+    println!(
+        "S3 silent 8 s: {before} of {total} archived before, all {total} after; {timed_out} log lines of timeouts"
+    );
+    assert!(timed_out > 0, "calls timed out: {}", logs(&h));
+    still_running_then_stop(&h, daemon).await;
+    assert_all_archived_once(&h).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_answers_5xx_for_30_seconds() {
     let h = Harness::start(fast_org(30), "").await;

@@ -296,6 +296,7 @@ fn overlay_s3(shared: RawS3, over: RawS3) -> RawS3 {
         part_size: over.part_size.or(shared.part_size),
         parts_in_flight: over.parts_in_flight.or(shared.parts_in_flight),
         single_put_max: over.single_put_max.or(shared.single_put_max),
+        operation_timeout: over.operation_timeout.or(shared.operation_timeout),
     }
 }
 

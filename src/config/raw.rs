@@ -298,4 +298,6 @@ pub struct RawS3 {
     pub parts_in_flight: Option<usize>,
     /// Largest announced length sent as one streamed PutObject, e.g. `"100MiB"`.
     pub single_put_max: Option<String>,
+    /// Deadline of one S3 call without a body to stream, e.g. `"60s"`.
+    pub operation_timeout: Option<String>,
 }

@@ -1057,7 +1057,16 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
             "must be at most 5GiB (the largest PutObject S3 takes)",
         ));
     }
+    let operation_timeout = duration_or(
+        "s3.operation_timeout",
+        raw.operation_timeout.as_deref(),
+        Duration::from_secs(60),
+    )?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&operation_timeout) {
+        return Err(ConfigError::new("s3.operation_timeout", "must be between 1s and 10m"));
+    }
     Ok(S3Settings {
+        operation_timeout,
         bucket,
         prefix,
         region: raw.region.filter(|r| !r.trim().is_empty()),

@@ -105,9 +105,15 @@ macro_rules! db_now {
     };
 }
 
-/// Writes replayed after a lost reply that found their row already as intended:
-/// successes, not claims taken over (`ledger_writes_replayed_total`).
-pub static REPLAYED_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Writes replayed after a lost reply that found their row already as intended, by
+/// org: successes, not claims taken over (`ledger_writes_replayed_total`).
+static REPLAYED_WRITES: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// [`REPLAYED_WRITES`] as it stands, by org.
+pub fn replayed_writes() -> std::collections::BTreeMap<String, u64> {
+    REPLAYED_WRITES.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
 
 /// One org's view of the PostgreSQL ledger.
 #[derive(Clone)]
@@ -566,7 +572,7 @@ impl PgLedger {
     /// the row: a claim taken over changes nothing and says so. `settles`: the state a
     /// change that ends the claim leaves (then the token is no longer renewed); a try
     /// replayed after a lost reply that finds the row already there, unclaimed, is a
-    /// success, counted in [`REPLAYED_WRITES`].
+    /// success, counted in [`replayed_writes`].
     fn claimed_change(
         &self,
         claim: Claim,
@@ -597,7 +603,11 @@ impl PgLedger {
                     )
                     .await?;
                 if row.is_some_and(|r| r.get::<_, String>(0) == intended) {
-                    REPLAYED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    *REPLAYED_WRITES
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(l.org().to_owned())
+                        .or_default() += 1;
                     tracing::info!(
                         message = "A write replayed after a lost reply found its row as intended.",
                         state = intended

@@ -80,8 +80,10 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
             deadline.get_or_create(&OrgLabel { org: org.clone() }).set(seconds);
         }
     }
-    let replayed = prometheus_client::metrics::counter::Counter::<u64>::default();
-    replayed.inc_by(crate::ledger::postgres::REPLAYED_WRITES.load(std::sync::atomic::Ordering::Relaxed));
+    let replayed = Family::<OrgLabel, prometheus_client::metrics::counter::Counter>::default();
+    for (org, n) in crate::ledger::postgres::replayed_writes() {
+        replayed.get_or_create(&OrgLabel { org }).inc_by(n);
+    }
     let mut registry = Registry::with_prefix(PREFIX);
     registry.register(
         "ledger_writes_replayed",

@@ -443,10 +443,18 @@ impl Pipeline {
         let (worker, checker) = (self.worker.clone(), self.checker.clone());
         let (stop, abort) = (jobs.stop.clone(), jobs.abort.clone());
         let (work, failure) = (self.work.clone(), jobs.failure.clone());
-        let beacon = self.health.workers.clone();
+        // A beacon per job: one job stuck alone is seen by liveness even while the
+        // others keep the pool's beacon fresh.
+        let what = match &job {
+            Job::Recording(claimed, _) => format!("recording {}", claimed.recording_id),
+            Job::Listing(row) => format!("listing of conversation {}", row.conversation_id),
+        };
+        let watched = self.health.job(what);
+        let beacon = watched.beacon.clone();
         jobs.tracker.spawn(
             beacon.scope(
                 async move {
+                    let _watched = watched;
                     let result = match job {
                         Job::Recording(claimed, listed) => {
                             worker.process_listed(*claimed, listed, &abort).await.map(|_| ())

@@ -21,6 +21,7 @@ use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UPLOAD_PENDING, Uplo
 use crate::download::ByteStream;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream as S3Body, SdkBody};
@@ -29,6 +30,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -49,9 +51,22 @@ macro_rules! object_settings {
 }
 
 pub struct S3Sink {
+    /// Every call without a body to stream (HEAD, GET, LIST, create, complete, abort,
+    /// sidecars): bounded by `operation_timeout`, so a half-open connection cannot hold
+    /// a worker slot and its claim for ever.
     client: Client,
+    /// Calls with a body of at most one part (UploadPart, a PutObject from memory):
+    /// `operation_timeout` plus the part at [`SLOWEST_UPLOAD`].
+    parts: Client,
+    /// A PutObject streamed from the download (at most `single_put_max`): the same rule
+    /// for its largest body.
+    streamed: Client,
     settings: S3Settings,
 }
+
+/// The slowest upload a body call is given time for, in bytes a second: a call that
+/// has not finished by then is taken for stuck and tried again.
+const SLOWEST_UPLOAD: u64 = 256 * 1024;
 
 /// Object metadata key naming the recording an object holds.
 pub const RECORDING_ID_META: &str = "recording-id";
@@ -107,9 +122,36 @@ impl S3Sink {
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
         }
+        // One connection pool (the shared config's HTTP client), three deadlines.
+        let bounded = |bytes: u64| {
+            let within = settings.operation_timeout + Duration::from_secs(bytes / SLOWEST_UPLOAD);
+            let timeouts = TimeoutConfig::builder()
+                .connect_timeout(settings.operation_timeout.min(Duration::from_secs(10)))
+                .operation_timeout(within)
+                .build();
+            Client::from_conf(builder.clone().timeout_config(timeouts).build())
+        };
         Self {
-            client: Client::from_conf(builder.build()),
+            client: bounded(0),
+            parts: bounded(settings.part_size as u64),
+            streamed: bounded(settings.single_put_max),
             settings,
+        }
+    }
+
+    /// The next chunk of an object being read, within `operation_timeout`: the call's
+    /// own deadline ends with its answer's headers, and a body that stops coming would
+    /// hold the caller for ever.
+    async fn next_chunk(&self, body: &mut S3Body) -> Result<Option<Bytes>, SinkError> {
+        match tokio::time::timeout(self.settings.operation_timeout, body.try_next()).await {
+            Ok(chunk) => chunk.map_err(|e| SinkError::store("GetObject", e)),
+            Err(_) => Err(SinkError::store(
+                "GetObject",
+                format!(
+                    "no byte of the body for {} s (operation_timeout)",
+                    self.settings.operation_timeout.as_secs()
+                ),
+            )),
         }
     }
 
@@ -123,7 +165,7 @@ impl S3Sink {
 
     async fn put_single(&self, request: &PutRequest<'_>, body: Bytes) -> Result<(), SinkError> {
         let put = self
-            .client
+            .parts
             .put_object()
             .bucket(&self.settings.bucket)
             .key(request.key)
@@ -146,7 +188,7 @@ impl S3Sink {
     ) -> Result<(), SinkError> {
         let (body, source_error) = StreamedBody::new(body, length);
         let put = self
-            .client
+            .streamed
             .put_object()
             .bucket(&self.settings.bucket)
             .key(request.key)
@@ -225,7 +267,7 @@ impl S3Sink {
         while let Some(part) = next.take() {
             number += 1;
             in_flight.spawn(upload_part(
-                self.client.clone(),
+                self.parts.clone(),
                 self.settings.bucket.clone(),
                 key.to_owned(),
                 upload_id.to_owned(),
@@ -486,7 +528,7 @@ impl Sink for S3Sink {
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let (sse, kms) = self.sse();
-            self.client
+            self.parts
                 .put_object()
                 .bucket(&self.settings.bucket)
                 .key(key)
@@ -513,7 +555,7 @@ impl Sink for S3Sink {
                 .map_err(failed("GetObject"))?;
             let mut body = object.body;
             let (mut hasher, mut size) = (Sha256::new(), 0u64);
-            while let Some(chunk) = body.try_next().await.map_err(|e| SinkError::store("GetObject", e))? {
+            while let Some(chunk) = self.next_chunk(&mut body).await? {
                 size += chunk.len() as u64;
                 hasher.update(&chunk);
             }
@@ -543,7 +585,7 @@ impl Sink for S3Sink {
             }
             let mut body = object.body;
             let mut all = Vec::new();
-            while let Some(chunk) = body.try_next().await.map_err(|e| SinkError::store("GetObject", e))? {
+            while let Some(chunk) = self.next_chunk(&mut body).await? {
                 all.extend_from_slice(&chunk);
                 if all.len() as u64 > max {
                     return Err(SinkError::store(

@@ -14,6 +14,9 @@ pub struct S3Settings {
     /// A recording whose length is announced, larger than one part and at most this,
     /// streams as one PutObject without part buffers; above it, multipart.
     pub single_put_max: u64,
+    /// Deadline of a call without a body to stream; body calls get it plus their
+    /// largest body at the slowest upload rate allowed.
+    pub operation_timeout: std::time::Duration,
 }
 
 /// Server-side encryption.

@@ -10,6 +10,9 @@ use tokio_util::sync::CancellationToken;
 pub struct Proxy {
     pub url: String,
     up: Arc<AtomicBool>,
+    /// Stalled: connections are accepted and held open, and nothing is forwarded
+    /// either way (a half-open connection as a broken middlebox leaves it).
+    stalled: Arc<AtomicBool>,
     /// Cancelled to cut every open connection; replaced when the proxy comes back.
     cut: Arc<std::sync::Mutex<CancellationToken>>,
     task: tokio::task::JoinHandle<()>,
@@ -21,9 +24,10 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
+        let stalled = Arc::new(AtomicBool::new(false));
         let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
         let task = {
-            let (up, cut) = (up.clone(), cut.clone());
+            let (up, cut, stalled) = (up.clone(), cut.clone(), stalled.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((inbound, _)) = listener.accept().await else {
@@ -34,22 +38,55 @@ impl Proxy {
                         drop(inbound);
                         continue;
                     }
+                    if stalled.load(Ordering::SeqCst) {
+                        // Held open, never answered, for as long as the proxy lives.
+                        tokio::spawn(async move {
+                            let _held = inbound;
+                            std::future::pending::<()>().await;
+                        });
+                        continue;
+                    }
                     let token = cut.lock().unwrap().clone();
-                    let target = target.clone();
+                    let (target, stalled) = (target.clone(), stalled.clone());
                     tokio::spawn(async move {
                         let Ok(mut outbound) = TcpStream::connect(&target).await else {
                             return;
                         };
                         let mut inbound = inbound;
                         tokio::select! {
-                            _ = token.cancelled() => {}
+                            _ = token.cancelled() => {
+                                if stalled.load(Ordering::SeqCst) {
+                                    // Stalled mid-exchange: both ends stay open, silent.
+                                    let _held = (inbound, outbound);
+                                    std::future::pending::<()>().await;
+                                }
+                            }
                             _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         }
                     });
                 }
             })
         };
-        Self { url, up, cut, task }
+        Self {
+            url,
+            up,
+            stalled,
+            cut,
+            task,
+        }
+    }
+
+    /// Freezes every connection, open or new: accepted, held, never answered. They stay
+    /// so for good; after [`Proxy::unstall`] only new connections are forwarded again.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+        let mut cut = self.cut.lock().unwrap();
+        cut.cancel();
+        *cut = CancellationToken::new();
+    }
+
+    pub fn unstall(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
     }
 
     /// Refuses new connections and cuts the open ones.
