@@ -189,30 +189,17 @@ impl App {
     }
 
     async fn build_orgs(settings: Settings, budget: Option<Arc<dyn Budget>>) -> Result<Self, BuildError> {
-        // Before anything else, a token request included: a second owner of a SQLite
-        // file goes away at once; replicas sharing PostgreSQL each connect.
+        let mut app = Self::open(settings).await?;
+        app.start_orgs(budget).await?;
+        Ok(app)
+    }
+
+    /// The ledger (first, before any token request: a second owner of a SQLite file
+    /// goes away at once; replicas sharing PostgreSQL each connect), the metrics and the
+    /// health, with no org started yet: what the operations listener needs, so it can
+    /// answer while the orgs start ([`App::start_orgs`]).
+    pub async fn open(settings: Settings) -> Result<Self, BuildError> {
         let ledger = Arc::new(LedgerStore::open_owned(&settings.ledger.backend).await?);
-        let metrics = Metrics::new();
-        let (mut orgs, mut pending) = (Vec::new(), Vec::new());
-        for org in &settings.orgs {
-            let span = tracing::info_span!("org", org = %org.name);
-            let built = OrgApp::build(org.clone(), &settings.retry, &ledger, budget.clone(), &metrics)
-                .instrument(span)
-                .await;
-            match built {
-                Ok(built) => orgs.push(built),
-                Err(error) if settings.org_source.is_multi() => {
-                    tracing::error!(
-                        message = "Org could not start; it is tried again while the others run.",
-                        org = %org.name,
-                        %error,
-                    );
-                    report_org(&ledger, &metrics, &org.name, failing(&error)).await;
-                    pending.push((org.clone(), error.to_string()));
-                }
-                Err(error) => return Err(error),
-            }
-        }
         let poll_interval = settings
             .orgs
             .iter()
@@ -223,13 +210,43 @@ impl App {
         health.ledger.store(true, Ordering::Relaxed);
         Ok(Self {
             settings,
-            orgs,
-            pending,
+            orgs: Vec::new(),
+            pending: Vec::new(),
             ledger,
             stats: Arc::default(),
             health,
-            metrics,
+            metrics: Metrics::new(),
         })
+    }
+
+    /// Starts every org (login, limits, org id, recovery), all at once: one slow
+    /// platform does not hold the others up. With several orgs one that cannot start
+    /// is left pending (tried again while the others run); with one, its failure is
+    /// the start's. Readiness says `starting` until this returns.
+    pub async fn start_orgs(&mut self, budget: Option<Arc<dyn Budget>>) -> Result<(), BuildError> {
+        let (ledger, metrics, settings) = (&self.ledger, &self.metrics, &self.settings);
+        let built = futures_util::future::join_all(settings.orgs.iter().map(|org| {
+            let span = tracing::info_span!("org", org = %org.name);
+            OrgApp::build(org.clone(), &settings.retry, ledger, budget.clone(), metrics).instrument(span)
+        }))
+        .await;
+        for (org, built) in settings.orgs.iter().zip(built) {
+            match built {
+                Ok(built) => self.orgs.push(built),
+                Err(error) if settings.org_source.is_multi() => {
+                    tracing::error!(
+                        message = "Org could not start; it is tried again while the others run.",
+                        org = %org.name,
+                        %error,
+                    );
+                    report_org(ledger, metrics, &org.name, failing(&error)).await;
+                    self.pending.push((org.clone(), error.to_string()));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        self.health.started();
+        Ok(())
     }
 
     /// The org of a single-org configuration (the first one otherwise).
@@ -240,12 +257,26 @@ impl App {
     /// Starts the operations listener (if configured), the readiness probes and the
     /// systemd watchdog; returns the bound metrics address.
     pub async fn start_operations(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
+        let bound = self.serve_operations().await?;
+        self.probe_readiness();
+        Ok(bound)
+    }
+
+    /// The operations listener (`/healthz`, `/readyz`, `/metrics`) and the systemd
+    /// watchdog, before any org is started: live at once, ready once the orgs are.
+    pub async fn serve_operations(&self) -> std::io::Result<Option<std::net::SocketAddr>> {
         let bound = match self.settings.telemetry.metrics_listen {
             Some(listen) => {
                 Some(crate::http::serve(listen, self.health.clone(), self.metrics.clone(), self.ledger.clone()).await?)
             }
             None => None,
         };
+        tokio::spawn(crate::systemd::watchdog(self.health.clone()));
+        Ok(bound)
+    }
+
+    /// The readiness probes of the started orgs (token, sink, shared budget).
+    pub fn probe_readiness(&self) {
         let probes = self
             .orgs
             .iter()
@@ -264,8 +295,6 @@ impl App {
             tokens_count,
             self.health.clone(),
         ));
-        tokio::spawn(crate::systemd::watchdog(self.health.clone()));
-        Ok(bound)
     }
 
     /// Runs every org's pipeline (and starts the orgs that could not start yet), then

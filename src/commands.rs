@@ -36,6 +36,11 @@ fn failure(error: impl std::fmt::Display) -> ExitCode {
 /// Turns SIGINT/SIGTERM into a [`Shutdown`]: the first signal drains (no new work, and
 /// in-flight uploads get `grace` to finish, then are aborted); a second signal exits at
 /// once. systemd is told STOPPING.
+/// After the grace period and the aborts it starts, how long the last writes may take
+/// before the process exits regardless (grace 20 s + 5 s stays within Kubernetes' 30 s
+/// and systemd's TimeoutStopSec).
+const AFTER_ABORT: Duration = Duration::from_secs(5);
+
 pub fn shutdown_on_signal(grace: Duration) -> Shutdown {
     let shutdown = Shutdown::default();
     let handle = shutdown.clone();
@@ -54,6 +59,17 @@ pub fn shutdown_on_signal(grace: Duration) -> Shutdown {
                 tracing::warn!(message = "Grace period over; aborting the uploads still in flight.");
                 abort.cancel();
             }
+            // The grace period bounds the whole stop: aborts and last writes get a few
+            // seconds more; a ledger or store that does not answer (PostgreSQL gone
+            // during the stop would be waited for `outage_patience` on each write) is
+            // not waited for. What was not written is what a start recovers anyway
+            // (claims run out or are re-queued, open uploads are journalled).
+            tokio::time::sleep(AFTER_ABORT).await;
+            tracing::error!(
+                message = "The stop outlasted the grace period; exiting, leaving what could not be written for recovery at the next start."
+            );
+            crate::systemd::notify("STOPPING=1");
+            std::process::exit(0);
         });
         wait_for_signal().await;
         eprintln!("second signal: exiting at once");
@@ -110,14 +126,29 @@ async fn start(settings: Settings) -> Result<App, ExitCode> {
     Ok(app)
 }
 
-/// `run [--once]`.
+/// `run [--once]`. Live before ready: the operations listener answers and systemd
+/// hears READY as soon as the ledger is open; `/readyz` says `starting` until every org
+/// is started (each may take minutes of retries against a slow platform), so neither
+/// a liveness probe nor systemd's start timeout kills a start that is only slow.
 pub async fn run(settings: Settings, once: bool) -> ExitCode {
     let shutdown = shutdown_on_signal(settings.workers.shutdown_grace);
-    let app = match start(settings).await {
+    let mut app = match App::open(settings).await {
         Ok(app) => app,
-        Err(code) => return code,
+        Err(error) => return failure(error),
     };
+    if let Err(error) = app.serve_operations().await {
+        return failure(format!("telemetry.metrics_listen: {error}"));
+    }
     crate::systemd::notify("READY=1");
+    let started = tokio::select! {
+        started = app.start_orgs(None) => started,
+        // A stop asked for while the orgs start: nothing is claimed yet.
+        _ = shutdown.drain.cancelled() => return ExitCode::SUCCESS,
+    };
+    if let Err(error) = started {
+        return failure(error);
+    }
+    app.probe_readiness();
     let mode = if once { Mode::Once } else { Mode::Daemon };
     finish(app.run_reloading(mode, shutdown, reload_on_sighup()).await, once)
 }

@@ -36,6 +36,9 @@ pub struct Health {
     next_job: std::sync::atomic::AtomicU64,
     /// Longest time without progress that still counts as live.
     stall: Duration,
+    /// Until the orgs are started: live (the start has its own bounded retries, and a
+    /// restart would only start again), not ready.
+    starting: AtomicBool,
 }
 
 impl Health {
@@ -51,7 +54,17 @@ impl Health {
             next_job: Default::default(),
             // A pass may legitimately take a while on a large window; three intervals, at least 2 minutes.
             stall: (poll_interval * 3).max(Duration::from_secs(120)),
+            starting: AtomicBool::new(true),
         }
+    }
+
+    /// The orgs are started: the beacons count from now, readiness from the probes.
+    pub fn started(&self) {
+        self.workers.tick();
+        for beacon in self.pollers.lock().unwrap().values() {
+            beacon.tick();
+        }
+        self.starting.store(false, Ordering::Relaxed);
     }
 
     /// A fresh discovery beacon for `org`, watched until [`Health::forget`].
@@ -80,6 +93,9 @@ impl Health {
     }
 
     pub fn live(&self) -> Result<(), String> {
+        if self.starting.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         for (what, beacon) in self.jobs.lock().unwrap().values() {
             let idle = beacon.idle();
             if idle > self.stall {
@@ -106,6 +122,9 @@ impl Health {
     }
 
     pub fn ready(&self) -> Result<(), String> {
+        if self.starting.load(Ordering::Relaxed) {
+            return Err("starting: the orgs are being started (login, limits, recovery)".into());
+        }
         let missing: Vec<&str> = [
             ("no token obtained yet", &self.token),
             ("ledger not open or not answering", &self.ledger),
@@ -144,6 +163,7 @@ mod tests {
     #[test]
     fn ready_needs_every_part() {
         let h = Health::new(Duration::from_secs(60));
+        h.started();
         assert!(h.ready().unwrap_err().contains("sink"));
         h.token.store(true, Ordering::Relaxed);
         h.ledger.store(true, Ordering::Relaxed);
@@ -200,6 +220,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_slow_daemon_is_live_through_a_long_cooldown_and_a_paced_pass() {
         let health = Arc::new(Health::new(Duration::from_secs(60)));
+        health.started();
         let budget = Arc::new(budget(2));
         // A 429 on a spent budget: a shared cooldown of ten minutes, far past the stall limit.
         budget.observe(
@@ -246,6 +267,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stuck_daemon_is_not_live() {
         let health = Health::new(Duration::from_secs(60));
+        health.started();
         // The poller goes on; one job never moves again (a hung connection with no
         // timeout, a lock never released).
         let poller = health.poller("default");
@@ -266,6 +288,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_orgs_wedged_poller_is_seen_while_the_others_tick_and_a_stopped_org_is_not_watched() {
         let health = Health::new(Duration::from_secs(60));
+        health.started();
         let (acme, globex) = (health.poller("acme"), health.poller("globex"));
         let gone = health.poller("initech");
         health.forget("initech");
@@ -290,6 +313,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_stuck_job_is_seen_while_the_other_jobs_keep_the_pool_fresh() {
         let health = std::sync::Arc::new(Health::new(Duration::from_secs(60)));
+        health.started();
         let poller = health.poller("default");
         // One job moves every 30 s (and so the pool's beacon); another never moves again
         // (an S3 call on a half-open connection); a third ended and is not watched.
@@ -312,5 +336,14 @@ mod tests {
             health.workers.idle() <= Duration::from_secs(30),
             "the pool's beacon stayed fresh"
         );
+    }
+
+    #[test]
+    fn starting_is_live_and_not_ready() {
+        let h = Health::new(Duration::from_secs(60));
+        assert!(h.live().is_ok());
+        assert!(h.ready().unwrap_err().starts_with("starting"));
+        h.started();
+        assert!(h.ready().unwrap_err().contains("sink"), "then the probes decide");
     }
 }

@@ -108,6 +108,81 @@ async fn metrics_after_a_run_hold_every_family_with_counts_where_work_happened()
     assert!(status.success(), "{status:?}");
 }
 
+/// A start while the platform does not answer for 60 s (token endpoint included): the
+/// operations listener answers and systemd hears READY within 5 s, `/healthz` stays 200
+/// and `/readyz` 503 `starting` until the org is started, then 200. Before, nothing
+/// listened until every org was built, and a liveness probe (30 s x 3 in the shipped
+/// manifests) or systemd's start timeout (90 s) killed a start that was only slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_against_a_silent_platform_is_live_at_once_and_ready_once_started() {
+    let port = free_port();
+    let h = Harness::start(
+        fast_org(4),
+        &format!("[telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+    )
+    .await;
+    // systemd's side of Type=notify: a datagram socket the daemon notifies.
+    let socket_path = h.dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    h.sim.set_silent(true);
+    let started = tokio::time::Instant::now();
+    let mut daemon = h
+        .daemon(&["run"])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (health, ready) = (
+        format!("http://127.0.0.1:{port}/healthz"),
+        format!("http://127.0.0.1:{port}/readyz"),
+    );
+    let mut buf = [0u8; 256];
+    let n = tokio::task::spawn_blocking(move || notify.recv(&mut buf).map(|n| buf[..n].to_vec()))
+        .await
+        .unwrap()
+        .expect("READY within 5 s");
+    assert_eq!(String::from_utf8_lossy(&n), "READY=1");
+    let mut first = (0, String::new());
+    while first.0 == 0 && started.elapsed() < Duration::from_secs(5) {
+        first = get(&health).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answered_after = started.elapsed();
+    assert_eq!(first.0, 200, "/healthz within 5 s: {first:?}");
+    // Throughout the silence: live, not ready, and saying why.
+    let mut probes = 0;
+    while started.elapsed() < Duration::from_secs(60) {
+        assert_eq!(get(&health).await.0, 200, "live while starting");
+        let answer = get(&ready).await;
+        assert_eq!(answer.0, 503, "{answer:?}");
+        assert!(answer.1.contains("starting"), "{answer:?}");
+        probes += 1;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    h.sim.set_silent(false);
+    let silent_for = started.elapsed();
+    let mut answer = (0, String::new());
+    while answer.0 != 200 && started.elapsed() < silent_for + Duration::from_secs(90) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        answer = get(&ready).await;
+    }
+    println!(
+        "silent platform: /healthz 200 after {answered_after:?}, READY at once, {probes} probes 200/503 \
+         through {silent_for:?} of silence, /readyz 200 after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.0, 200, "ready once the org is started: {answer:?}");
+    assert!(daemon.try_wait().unwrap().is_none(), "still the first process");
+    sigterm(&daemon);
+    let status = tokio::time::timeout(Duration::from_secs(60), daemon.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_fails_until_the_sink_answers() {
     let s3_port = free_port();

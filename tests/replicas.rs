@@ -266,6 +266,38 @@ async fn a_replica_whose_clock_runs_90_s_ahead_takes_no_live_claim() {
     assert_eq!(downloads as usize, expected.len(), "every recording downloaded once");
 }
 
+/// PostgreSQL goes away, then the replica is asked to stop: the grace period bounds the
+/// whole stop. Before, each last write waited out `outage_patience` ("Ledger
+/// unreachable; waiting for it", still running 11 minutes after SIGTERM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stops_within_its_grace_period_while_postgresql_is_away() {
+    let pg = Postgres::start("stop");
+    let redis = Redis::start();
+    let (fleet, mut env) = fleet(two_orgs(40, 6 * 1024 * 1024, 60), &pg, &redis).await;
+    env.push(("GENESYS_ARCHIVER__WORKERS__SHUTDOWN_GRACE", "2s".to_owned()));
+    env.push(("GENESYS_ARCHIVER__LEDGER__OUTAGE_PATIENCE", "10m".to_owned()));
+    let mut replica = spawn(&fleet, &env, 0, 0);
+    until_archived(&fleet, &pg.url, 5, 80, Duration::from_secs(120)).await;
+    pg.stop();
+    sleep(Duration::from_secs(1)).await;
+    let pid = replica.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let asked = Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(30), replica.wait())
+        .await
+        .unwrap_or_else(|_| panic!("still running 30 s after SIGTERM (logs in {})", fleet.dir.display()))
+        .unwrap();
+    println!(
+        "stop during a PostgreSQL outage: exited {status:?} {:?} after SIGTERM (grace 2 s)",
+        asked.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    pg.resume();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishes() {
     const OUTAGE: Duration = Duration::from_secs(30);

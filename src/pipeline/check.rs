@@ -52,6 +52,28 @@ pub struct Listing {
 impl Checker {
     /// Lists the conversation, records what it found and when to look again. Only a
     /// ledger failure is an error.
+    /// [`Checker::check`] unless `abort` comes first (a listing waiting out a long
+    /// shared cooldown would hold the stop past its grace period): then the
+    /// conversation is handed back, due again, for this or another process.
+    pub async fn check_or_hand_back(
+        &self,
+        row: ConversationRow,
+        abort: &tokio_util::sync::CancellationToken,
+    ) -> LedgerResult<()> {
+        let back = ConversationRow {
+            state: ConversationState::Ended,
+            next_check_at: Some(Utc::now()),
+            ..row.clone()
+        };
+        tokio::select! {
+            done = self.check(row) => done,
+            _ = abort.cancelled() => {
+                tracing::info!(message = "Listing stopped by the shutdown; the conversation is handed back.", conversation_id = %back.conversation_id);
+                self.ledger.save_conversations(vec![back]).await
+            }
+        }
+    }
+
     pub async fn check(&self, row: ConversationRow) -> LedgerResult<()> {
         let cid = row.conversation_id.clone();
         let listing = match self.mode {

@@ -459,7 +459,7 @@ impl Pipeline {
                         Job::Recording(claimed, listed) => {
                             worker.process_listed(*claimed, listed, &abort).await.map(|_| ())
                         }
-                        Job::Listing(row) => checker.check(row).await,
+                        Job::Listing(row) => checker.check_or_hand_back(row, &abort).await,
                     };
                     drop(slot);
                     if let Err(error) = result {

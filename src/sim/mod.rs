@@ -65,6 +65,9 @@ pub struct Faults {
     pub storm: AtomicBool,
     /// Every media download answers 503 (the media host is down; the API is not).
     pub media_outage: AtomicBool,
+    /// Every API call, the token endpoint included, goes unanswered while on (a
+    /// platform that does not answer at all, as at a network partition).
+    pub silent: AtomicBool,
 }
 
 /// A running simulator; dropping it stops it. It serves one org at its root
@@ -251,6 +254,12 @@ impl SimOrg {
     /// Every API call answers 503 while on.
     pub fn set_outage(&self, on: bool) {
         self.state.faults.outage.store(on, Ordering::SeqCst);
+    }
+
+    /// Every API call goes unanswered while on (answered once it is off, if the
+    /// caller still waits).
+    pub fn set_silent(&self, on: bool) {
+        self.state.faults.silent.store(on, Ordering::SeqCst);
     }
 
     /// Every media download answers 503 while on.

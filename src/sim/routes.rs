@@ -107,6 +107,9 @@ impl SimState {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
+        while self.faults.silent.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
         if self.faults.outage.load(Ordering::SeqCst) {
             let status = StatusCode::SERVICE_UNAVAILABLE;
             let body = error_body(status, "service.unavailable", "The service is temporarily unavailable.");
