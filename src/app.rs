@@ -47,6 +47,8 @@ type OrgRun<'a> = BoxFuture<'a, (String, u64, Result<(), RunError>)>;
 /// An org running (or starting) now.
 struct Live {
     generation: u64,
+    /// The settings it runs with (a failed run starts again with them).
+    settings: OrgSettings,
     fingerprint: String,
     shutdown: Shutdown,
     /// Cancelled when the run has ended.
@@ -93,6 +95,7 @@ impl<'a> Runs<'a> {
         let own = shutdown.child();
         let live = Live {
             generation: self.generation,
+            settings: org.clone(),
             fingerprint: reload::fingerprint(org),
             shutdown: own.clone(),
             done: CancellationToken::new(),
@@ -129,7 +132,16 @@ pub struct App {
     pub health: Arc<Health>,
     /// The process's metrics registry; every org records into it under its name.
     pub metrics: Arc<Metrics>,
+    /// What readiness asks, per running org: registered when an org's run starts and
+    /// removed when it ends, so readiness follows the orgs added, restarted and removed.
+    probes: Arc<std::sync::Mutex<BTreeMap<String, ReadinessProbe>>>,
+    /// Reads the whole configuration again (SIGHUP, `orgs_reload_interval`); `None`:
+    /// only the org set is read again (settings given in code, not from a file).
+    pub reread: Option<Reread>,
 }
+
+/// Reads the whole configuration again, as at start (file and environment).
+pub type Reread = Arc<dyn Fn() -> Result<Settings, crate::config::ConfigError> + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -216,6 +228,8 @@ impl App {
             stats: Arc::default(),
             health,
             metrics: Metrics::new(),
+            probes: Arc::default(),
+            reread: None,
         })
     }
 
@@ -275,22 +289,14 @@ impl App {
         Ok(bound)
     }
 
-    /// The readiness probes of the started orgs (token, sink, shared budget).
+    /// The readiness probes (token, sink, shared budget) of the orgs running at each
+    /// round, as they come and go.
     pub fn probe_readiness(&self) {
-        let probes = self
-            .orgs
-            .iter()
-            .map(|o| ReadinessProbe {
-                client: o.client.clone(),
-                sink: o.sink.clone(),
-                budget: o.budget.clone(),
-            })
-            .collect();
         // With several orgs, one customer's revoked credentials must not take the
         // vendor's process out of service: only the sinks count for readiness.
         let tokens_count = !self.settings.org_source.is_multi();
         tokio::spawn(probe_readiness(
-            probes,
+            self.probes.clone(),
             self.ledger.clone(),
             tokens_count,
             self.health.clone(),
@@ -329,7 +335,9 @@ impl App {
             async move { ledger.keep_leases().await }
         });
         let multi = self.settings.org_source.is_multi();
-        let reloading = multi && mode == Mode::Daemon;
+        // A daemon reads its configuration again on SIGHUP (and its orgs_dir on the
+        // interval), one org or several; `--once` and `backfill` run what they started.
+        let reloading = mode == Mode::Daemon;
 
         let slots = &slots;
         let mut runs = Runs::default();
@@ -351,9 +359,15 @@ impl App {
         let mut restart: BTreeMap<String, OrgSettings> = BTreeMap::new();
         let mut first_error = None;
         loop {
+            // The one org of a single-org daemon failed: the process exits with its
+            // error (systemd or Kubernetes restarts it), it does not wait for a reload.
+            if !multi && first_error.is_some() && runs.futures.is_empty() && restart.is_empty() {
+                break;
+            }
             let read_again = tokio::select! {
                 ended = runs.futures.next(), if !runs.futures.is_empty() => {
                     let Some((name, generation, result)) = ended else { continue };
+                    let settings = runs.live.get(&name).filter(|l| l.generation == generation).map(|l| l.settings.clone());
                     runs.ended(&name, generation);
                     let restarting = restart.contains_key(&name) && !shutdown.drain.is_cancelled();
                     match result {
@@ -363,6 +377,20 @@ impl App {
                                 tracing::info!(message = "Org stopped.", org = %name);
                             }
                             report_org(&self.ledger, &self.metrics, &name, OrgCondition::Stopped).await;
+                        }
+                        // A daemon with several orgs starts a failed one again with the
+                        // start-up backoff, [[orgs]] entries as orgs_dir files: the
+                        // others go on, and it is not left down until someone looks.
+                        Err(error) if reloading && multi && !shutdown.drain.is_cancelled() && settings.is_some() => {
+                            tracing::error!(message = "Org run failed; it is started again with backoff.", org = %name, %error);
+                            report_org(&self.ledger, &self.metrics, &name, failing(&error)).await;
+                            if !restart.contains_key(&name) {
+                                let org = settings.expect("checked above");
+                                let why = error.to_string();
+                                runs.add(&org.clone(), &shutdown, |own| {
+                                    Box::pin(self.start_late(org, Some(why), mode, slots, own))
+                                });
+                            }
                         }
                         Err(error) => {
                             tracing::error!(message = "Org run failed.", org = %name, %error);
@@ -389,11 +417,11 @@ impl App {
             if !read_again || shutdown.drain.is_cancelled() {
                 continue;
             }
-            let wanted = match self.settings.org_source.read() {
+            let wanted = match self.read_again() {
                 Ok(wanted) => wanted,
                 Err(error) => {
                     tracing::error!(
-                        message = "The org set was read again and refused; the running orgs go on unchanged.",
+                        message = "The configuration was read again and refused; the running orgs go on unchanged.",
                         error = %error,
                     );
                     continue;
@@ -444,13 +472,40 @@ impl App {
     /// Runs a built org's pipeline, its slots taken from the shared pools.
     async fn run_org(&self, org: &OrgApp, slots: &SharedSlots, mode: Mode, shutdown: Shutdown) -> Result<(), RunError> {
         report_org(&self.ledger, &self.metrics, &org.settings.name, OrgCondition::Running).await;
+        self.probes.lock().unwrap().insert(
+            org.settings.name.clone(),
+            ReadinessProbe {
+                client: org.client.clone(),
+                sink: org.sink.clone(),
+                budget: org.budget.clone(),
+            },
+        );
         let result = org
             .pipeline(&self.settings.workers, slots, self.health.clone(), self.stats.clone())
             .run(mode, shutdown)
             .await;
+        self.probes.lock().unwrap().remove(&org.settings.name);
         self.health.forget(&org.settings.name);
         self.ledger.release_discovery(&org.settings.name).await;
         result
+    }
+
+    /// The org set of the configuration as it reads now: the whole file and
+    /// environment again when the app was told how ([`App::reread`]); what of the
+    /// process-wide settings changed is said, and takes effect at the next restart.
+    fn read_again(&self) -> Result<Vec<OrgSettings>, crate::config::ConfigError> {
+        let Some(reread) = &self.reread else {
+            return self.settings.org_source.read();
+        };
+        let read = reread()?;
+        let later = reload::needs_restart(&self.settings, &read);
+        if !later.is_empty() {
+            tracing::warn!(
+                message = "Configuration read again; these sections changed and take effect at the next restart.",
+                sections = %later.join(", "),
+            );
+        }
+        Ok(read.orgs)
     }
 
     /// Builds and runs an org after the process started: at once, or (when it `failed` at
@@ -606,21 +661,34 @@ const SINK_RECHECK: Duration = Duration::from_secs(60);
 /// asked every 10 s, so a replica whose PostgreSQL or Redis went away shows it within
 /// one round; every org's sink answering, checked every 10 s until they do, then every
 /// minute.
-async fn probe_readiness(orgs: Vec<ReadinessProbe>, ledger: Arc<LedgerStore>, tokens_count: bool, health: Arc<Health>) {
+async fn probe_readiness(
+    registry: Arc<std::sync::Mutex<BTreeMap<String, ReadinessProbe>>>,
+    ledger: Arc<LedgerStore>,
+    tokens_count: bool,
+    health: Arc<Health>,
+) {
     // When tokens do not count, none is asked for here: the org's own runs log in, and
     // a revoked customer is not tried every minute on top of its start-up backoff.
-    let mut have_token = vec![!tokens_count; orgs.len()];
-    let mut sinks_checked: Option<tokio::time::Instant> = None;
+    let mut have_token: BTreeMap<String, bool> = BTreeMap::new();
+    let mut sinks_checked: Option<(tokio::time::Instant, Vec<String>)> = None;
     loop {
-        for (probe, have) in orgs.iter().zip(have_token.iter_mut()) {
+        let orgs: Vec<(String, ReadinessProbe)> = registry
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect();
+        have_token.retain(|name, _| orgs.iter().any(|(n, _)| n == name));
+        for (name, probe) in &orgs {
+            let have = have_token.entry(name.clone()).or_insert(!tokens_count);
             if !*have {
                 match probe.client.authenticate().await {
                     Ok(()) => *have = true,
-                    Err(error) => tracing::warn!(message = "Not ready: no token yet.", %error),
+                    Err(error) => tracing::warn!(message = "Not ready: no token yet.", org = %name, %error),
                 }
             }
         }
-        health.token.store(have_token.iter().all(|t| *t), Ordering::Relaxed);
+        health.token.store(have_token.values().all(|t| *t), Ordering::Relaxed);
         // Said when it changes, not every round.
         match ledger.reachable().await {
             Ok(()) => health.ledger.store(true, Ordering::Relaxed),
@@ -632,30 +700,36 @@ async fn probe_readiness(orgs: Vec<ReadinessProbe>, ledger: Arc<LedgerStore>, to
         }
         // A shared budget that does not answer logs so itself, once per outage.
         let mut shared_ok = true;
-        for probe in &orgs {
+        for (_, probe) in &orgs {
             if let Some(Err(_)) = probe.budget.shared_reachable().await {
                 shared_ok = false;
             }
         }
         health.shared_budget.store(shared_ok, Ordering::Relaxed);
-        let sinks_due =
-            !health.sink.load(Ordering::Relaxed) || sinks_checked.is_none_or(|at| at.elapsed() >= SINK_RECHECK);
+        // Checked again on schedule, while not answering, and when the set of orgs
+        // changed (an org added or restarted brings a sink not checked yet).
+        let names: Vec<String> = orgs.iter().map(|(n, _)| n.clone()).collect();
+        let sinks_due = !health.sink.load(Ordering::Relaxed)
+            || sinks_checked
+                .as_ref()
+                .is_none_or(|(at, checked)| at.elapsed() >= SINK_RECHECK || *checked != names);
         if sinks_due {
             let mut sinks_ok = true;
-            for probe in &orgs {
+            for (name, probe) in &orgs {
                 if let Err(error) = probe.sink.check().await {
-                    tracing::warn!(message = "Not ready: the sink does not answer.", sink = %probe.sink.describe(), %error);
+                    tracing::warn!(message = "Not ready: the sink does not answer.", org = %name, sink = %probe.sink.describe(), %error);
                     sinks_ok = false;
                 }
             }
             health.sink.store(sinks_ok, Ordering::Relaxed);
-            sinks_checked = Some(tokio::time::Instant::now());
+            sinks_checked = Some((tokio::time::Instant::now(), names));
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
 
 /// What readiness asks of one org.
+#[derive(Clone)]
 struct ReadinessProbe {
     client: Arc<GenesysClient>,
     sink: Arc<dyn Sink>,

@@ -90,7 +90,7 @@ fn reload_on_sighup() -> Arc<tokio::sync::Notify> {
             Ok(mut hangup) => {
                 tokio::spawn(async move {
                     while hangup.recv().await.is_some() {
-                        tracing::info!(message = "SIGHUP: reading the org set again.");
+                        tracing::info!(message = "SIGHUP: reading the configuration again.");
                         notify.notify_one();
                     }
                 });
@@ -130,12 +130,13 @@ async fn start(settings: Settings) -> Result<App, ExitCode> {
 /// hears READY as soon as the ledger is open; `/readyz` says `starting` until every org
 /// is started (each may take minutes of retries against a slow platform), so neither
 /// a liveness probe nor systemd's start timeout kills a start that is only slow.
-pub async fn run(settings: Settings, once: bool) -> ExitCode {
+pub async fn run(settings: Settings, once: bool, reread: Option<crate::app::Reread>) -> ExitCode {
     let shutdown = shutdown_on_signal(settings.workers.shutdown_grace);
     let mut app = match App::open(settings).await {
         Ok(app) => app,
         Err(error) => return failure(error),
     };
+    app.reread = reread;
     if let Err(error) = app.serve_operations().await {
         return failure(format!("telemetry.metrics_listen: {error}"));
     }

@@ -456,7 +456,11 @@ async fn run_cli() -> ExitCode {
     };
     match cli.command {
         Command::Run { config, once } => match settings(&config) {
-            Ok(s) => commands::run(s, once).await,
+            Ok(s) => {
+                // SIGHUP reads the whole configuration again, as at start.
+                let path = config.config.clone();
+                commands::run(s, once, Some(std::sync::Arc::new(move || load(&path)))).await
+            }
             Err(e) => config_failure(e),
         },
         Command::Backfill { config, from, to } => match settings(&config) {

@@ -339,6 +339,100 @@ async fn a_removed_org_stops_within_the_grace_period_whatever_its_uploads() {
     terminate(child, &logs).await;
 }
 
+/// Readiness follows the orgs running now: an org added by a reload whose bucket does
+/// not answer makes the process unready, and removing it makes it ready again. Before,
+/// readiness asked only the orgs running at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_orgs_added_and_removed_by_a_reload() {
+    let (sim, site) = start(vec![org("acme", 24, 2), org("globex", 25, 2)], "orgs-ready").await;
+    let (moto, dir) = (&site.moto, &site.dir);
+    let orgs_d = dir.join("orgs.d");
+    std::fs::create_dir(&orgs_d).unwrap();
+    let org_file = |name: &str| format!("name = \"{name}\"\n{}", sim.org(name).unwrap().client_config());
+    std::fs::write(orgs_d.join("acme.toml"), org_file("acme")).unwrap();
+    let port = common::harness::free_port();
+    let config = dir.join("archiver.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "orgs_dir = {:?}\norgs_reload_interval = \"1h\"\n\
+             [discovery]\nlookback = \"2h\"\nsettle_delay = \"0s\"\nsettle_after_end = \"0s\"\npoll_interval = \"1s\"\n\
+             [ledger]\npath = {:?}\n[sink]\nkind = \"s3\"\n\
+             [s3]\nbucket = \"vendor-archive\"\nprefix = \"{{org}}/\"\nregion = \"us-east-1\"\nendpoint_url = \"{}\"\nforce_path_style = true\n\
+             [telemetry]\nmetrics_listen = \"127.0.0.1:{port}\"\n",
+            orgs_d.display().to_string(),
+            dir.join("ledger.sqlite").display().to_string(),
+            moto.url,
+        ),
+    )
+    .unwrap();
+    let mut child = daemon(&["run"], &config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = collect(child.stderr.take().unwrap());
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    let answer = |want: u16, saying: &'static str| {
+        let ready = ready.clone();
+        async move || {
+            let (status, body) = get(&ready).await;
+            status == want && body.contains(saying)
+        }
+    };
+    until("ready with acme", &logs, answer(200, "")).await;
+    // globex's bucket endpoint does not answer.
+    let dead = common::harness::free_port();
+    std::fs::write(
+        orgs_d.join("globex.toml"),
+        format!(
+            "{}[s3]\nendpoint_url = \"http://127.0.0.1:{dead}\"\n",
+            org_file("globex")
+        ),
+    )
+    .unwrap();
+    hangup(&child);
+    until("unready: globex's sink", &logs, answer(503, "sink")).await;
+    std::fs::remove_file(orgs_d.join("globex.toml")).unwrap();
+    hangup(&child);
+    until("ready again without globex", &logs, answer(200, "")).await;
+    terminate(child, &logs).await;
+}
+
+/// A single-org daemon reads its whole configuration again on SIGHUP: a changed shared
+/// section restarts the org with it; a process-wide section that cannot change in a
+/// running process is named, for the next restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reads_the_whole_configuration_of_a_single_org_daemon() {
+    let h = common::harness::Harness::start(common::harness::fast_org(3), "").await;
+    let mut child = daemon(&["run"], &h.config)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logs = collect(child.stderr.take().unwrap());
+    until("first pass", &logs, async || {
+        logs.lock().unwrap().contains("\"Org started") || h.sim.stats().calls("analytics") > 0
+    })
+    .await;
+    let logins = h.sim.stats().calls("token");
+    let text = std::fs::read_to_string(&h.config).unwrap();
+    let changed = text
+        .replace("poll_interval = \"1s\"", "poll_interval = \"2s\"")
+        .replace("[workers]\ncount = 4", "[workers]\ncount = 3");
+    assert_ne!(text, changed);
+    std::fs::write(&h.config, changed).unwrap();
+    hangup(&child);
+    until("the org restarted with the new settings", &logs, async || {
+        logs.lock().unwrap().contains("Org changed; it restarts") && h.sim.stats().calls("token") > logins
+    })
+    .await;
+    assert!(
+        logs.lock().unwrap().contains("take effect at the next restart") && logs.lock().unwrap().contains("workers"),
+        "{}",
+        logs.lock().unwrap()
+    );
+    terminate(child, &logs).await;
+}
+
 /// GETs `url` from the daemon's operations listener: status and body (0 when nothing
 /// answers yet).
 async fn get(url: &str) -> (u16, String) {

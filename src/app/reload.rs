@@ -9,10 +9,42 @@ use crate::config::settings::OrgSettings;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
-/// What tells two versions of an org's settings apart, the secret included (which
-/// `Debug` leaves out). Kept in memory only; never logged.
+/// What tells two versions of an org's settings apart, every secret included (which
+/// `Debug` leaves out): the client secret and the shared budget's Redis URL, whose
+/// password may be rotated alone. Kept in memory only; never logged.
 pub fn fingerprint(org: &OrgSettings) -> String {
-    format!("{org:?}\u{0}{}", org.genesys.client_secret.expose_secret())
+    let redis = org.limits.shared.as_ref().map(|s| s.url.expose_secret().to_owned());
+    format!(
+        "{org:?}\u{0}{}\u{0}{}",
+        org.genesys.client_secret.expose_secret(),
+        redis.unwrap_or_default()
+    )
+}
+
+/// The process-wide settings a reload cannot apply to a running process (the ledger
+/// and its URL with its password, the worker pool, telemetry, API retry timing), by
+/// key: those that differ between `now` and `read` take effect at the next restart,
+/// and the reload says so.
+pub fn needs_restart(now: &crate::config::Settings, read: &crate::config::Settings) -> Vec<&'static str> {
+    use crate::ledger::store::LedgerBackend;
+    let ledger = |s: &crate::config::Settings| match &s.ledger.backend {
+        LedgerBackend::Postgres(pg) => format!("{:?}\u{0}{}", s.ledger, pg.url.expose_secret()),
+        LedgerBackend::Sqlite { .. } => format!("{:?}", s.ledger),
+    };
+    let mut changed = Vec::new();
+    if ledger(now) != ledger(read) {
+        changed.push("ledger");
+    }
+    if format!("{:?}", now.workers) != format!("{:?}", read.workers) {
+        changed.push("workers");
+    }
+    if format!("{:?}", now.telemetry) != format!("{:?}", read.telemetry) {
+        changed.push("telemetry");
+    }
+    if format!("{:?}", now.retry) != format!("{:?}", read.retry) {
+        changed.push("retry");
+    }
+    changed
 }
 
 /// The changes that take the running orgs to the wanted ones.
@@ -90,5 +122,30 @@ mod tests {
         assert_eq!(plan.stop, ["initech"]);
         // The same set again changes nothing.
         assert!(super::plan(&running, before).is_empty());
+    }
+
+    #[test]
+    fn a_rotated_redis_password_is_a_change_and_process_settings_are_named() {
+        let with = |password: &str, workers: u32| {
+            Sources {
+                text: Some(&format!(
+                    "[genesys]\nregion = \"r.com\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+                     [s3]\nbucket = \"b-1\"\n[limits]\nshared = \"redis://:{password}@127.0.0.1:6379/0\"\n\
+                     [workers]\ncount = {workers}\n"
+                )),
+                env: Some(Default::default()),
+                ..Default::default()
+            }
+            .load()
+            .unwrap()
+        };
+        let (before, after) = (with("old-password", 4), with("new-password", 8));
+        assert_ne!(fingerprint(&before.orgs[0]), fingerprint(&after.orgs[0]));
+        assert_eq!(
+            fingerprint(&before.orgs[0]),
+            fingerprint(&with("old-password", 8).orgs[0])
+        );
+        assert_eq!(needs_restart(&before, &after), ["workers"]);
+        assert!(needs_restart(&before, &with("old-password", 4)).is_empty());
     }
 }
