@@ -238,6 +238,7 @@ fn overlay_genesys(shared: RawGenesys, over: RawGenesys) -> RawGenesys {
         list_max_wait: over.list_max_wait.or(shared.list_max_wait),
         format_id: over.format_id.or(shared.format_id),
         media_hosts: over.media_hosts.or(shared.media_hosts),
+        media_proxy: over.media_proxy.or(shared.media_proxy),
         allow_http: over.allow_http.or(shared.allow_http),
         request_timeout: over.request_timeout.or(shared.request_timeout),
         max_response_bytes: over.max_response_bytes.or(shared.max_response_bytes),

@@ -98,6 +98,9 @@ pub struct RawGenesys {
     pub media_hosts: Option<Vec<String>>,
     /// Allow plain `http` download URLs, for loopback test setups only.
     pub allow_http: Option<bool>,
+    /// An HTTP(S) proxy for media downloads, e.g. `"http://proxy.internal:3128"`. Unset:
+    /// downloads connect directly, whatever `HTTPS_PROXY` says.
+    pub media_proxy: Option<String>,
     /// Timeout of one API request (not of a media download), e.g. `"30s"`.
     pub request_timeout: Option<String>,
     /// Largest API response body read, in bytes; a larger one is an error, not an allocation.

@@ -411,6 +411,20 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         None => Vec::new(),
     });
     let media = MediaPolicy::new(&hosts, allow_http).map_err(|m| ConfigError::new("genesys.media_hosts", m))?;
+    let media_proxy = match raw.media_proxy.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(value) => {
+            let url = Url::parse(value)
+                .map_err(|e| ConfigError::new("genesys.media_proxy", format!("`{value}` is not a URL ({e})")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                return Err(ConfigError::new(
+                    "genesys.media_proxy",
+                    "must be an http(s) URL with a host",
+                ));
+            }
+            Some(url)
+        }
+    };
 
     let request_timeout = duration_or(
         "genesys.request_timeout",
@@ -436,6 +450,7 @@ fn validate_genesys(raw: RawGenesys) -> Result<GenesysSettings, ConfigError> {
         return Err(ConfigError::new("genesys.max_response_bytes", "must be at least 1024"));
     }
     Ok(GenesysSettings {
+        media_proxy,
         api_url,
         login_url,
         client_id,

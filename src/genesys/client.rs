@@ -63,7 +63,8 @@ impl GenesysClient {
             client_id: g.client_id.clone(),
             client_secret: g.client_secret.clone(),
         });
-        let media = MediaClient::new(g.media.clone(), g.request_timeout).map_err(|e| BuildError(e.to_string()))?;
+        let media = MediaClient::new(g.media.clone(), g.request_timeout, g.media_proxy.as_ref())
+            .map_err(|e| BuildError(e.to_string()))?;
         Ok(Self {
             transport,
             auth,

@@ -38,8 +38,8 @@ fn refused_or_transport(error: reqwest::Error) -> ApiError {
             return ApiError::UrlRejected(UrlRejected::Redirect(Box::new(reason.clone())));
         }
         if let Some(refused) = e.downcast_ref::<super::address_guard::AddressRefused>() {
-            return ApiError::UrlRejected(UrlRejected::Address(format!(
-                "{} (resolves to {})",
+            return ApiError::UrlRejected(UrlRejected::Resolved(format!(
+                "`{}` resolves to {}",
                 refused.host, refused.refused
             )));
         }
@@ -60,8 +60,10 @@ pub struct MediaClient {
 const MAX_REDIRECTS: usize = 5;
 
 impl MediaClient {
-    pub fn new(policy: MediaPolicy, read_timeout: Duration) -> Result<Self, reqwest::Error> {
-        Self::with_lookup(policy, read_timeout, super::address_guard::system_lookup())
+    /// `proxy`: the configured media proxy; without one no proxy is used, whatever the
+    /// environment says.
+    pub fn new(policy: MediaPolicy, read_timeout: Duration, proxy: Option<&Url>) -> Result<Self, reqwest::Error> {
+        Self::with_lookup(policy, read_timeout, super::address_guard::system_lookup(), proxy)
     }
 
     /// With another name lookup (tests resolve names to chosen addresses).
@@ -69,6 +71,7 @@ impl MediaClient {
         policy: MediaPolicy,
         read_timeout: Duration,
         lookup: super::address_guard::Lookup,
+        proxy: Option<&Url>,
     ) -> Result<Self, reqwest::Error> {
         let resolver = super::address_guard::GuardedResolver::new(policy.clone(), lookup);
         let hop_policy = policy.clone();
@@ -81,7 +84,11 @@ impl MediaClient {
                 Err(reason) => attempt.error(RedirectRefused(reason)),
             }
         });
-        let http = reqwest::Client::builder()
+        let builder = match proxy {
+            Some(url) => reqwest::Client::builder().proxy(reqwest::Proxy::all(url.clone())?),
+            None => reqwest::Client::builder().no_proxy(),
+        };
+        let http = builder
             .user_agent(concat!("genesys-archiver/", env!("CARGO_PKG_VERSION")))
             .redirect(redirects)
             .dns_resolver(std::sync::Arc::new(resolver))

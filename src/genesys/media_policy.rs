@@ -36,6 +36,13 @@ pub enum UrlRejected {
         "download URL address `{0}` is internal (loopback, private, link-local, CGNAT or unique-local) and not listed exactly in genesys.media_hosts"
     )]
     Address(String),
+    /// The URL's name resolved (here, now) only to internal addresses: about this
+    /// machine's resolver or network as much as about the URL (split-horizon DNS, a
+    /// resolver being changed), so it is retried with backoff, not parked for good.
+    #[error(
+        "download URL host {0}: internal addresses only (loopback, private, link-local, CGNAT or unique-local), and the host is not listed exactly in genesys.media_hosts"
+    )]
+    Resolved(String),
     #[error("download URL carries user info")]
     UserInfo,
     #[error("download URL redirected to a refused target: {0}")]

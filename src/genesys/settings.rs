@@ -24,6 +24,11 @@ pub struct GenesysSettings {
     pub format_id: FormatId,
     /// Where download URLs may point; checked before every request and redirect.
     pub media: MediaPolicy,
+    /// The proxy media downloads go through, only when configured: the environment's
+    /// `HTTP(S)_PROXY` is never used for them (a public proxy would bypass the address
+    /// check; a private one would make every download refused). Through a proxy the
+    /// address check sees the proxy, not the media host.
+    pub media_proxy: Option<Url>,
     pub request_timeout: Duration,
     pub max_response_bytes: u64,
 }

@@ -14,6 +14,7 @@
 
 use super::settings::WorkerSettings;
 use super::stats::PipelineStats;
+use crate::genesys::media_policy::UrlRejected;
 use crate::genesys::model::{FileState, FormatId, MediaPart, Recording, RecordingFetch};
 use crate::genesys::pace::{self, paced};
 use crate::genesys::{ApiError, GenesysClient};
@@ -71,6 +72,10 @@ impl From<ApiError> for Failure {
     fn from(error: ApiError) -> Self {
         match &error {
             ApiError::Status { status: 404 | 410, .. } => Failure::Permanent(format!("not found in Genesys ({error})")),
+            // A name that resolves here only to internal addresses: the environment's
+            // doing as likely as the URL's; retried with backoff (then failed, which
+            // `retry` undoes), never parked for good.
+            ApiError::UrlRejected(UrlRejected::Resolved(_)) => Failure::Transient(error.to_string()),
             ApiError::Payload { .. } | ApiError::UrlRejected(_) | ApiError::TooLarge { .. } => {
                 Failure::Permanent(error.to_string())
             }
@@ -648,4 +653,19 @@ pub fn sidecar(recording: &Recording, format: FormatId, facts: &ArchiveFacts) ->
     }
     let doc = serde_json::json!({ "recording": described, "archive": archive });
     serde_json::to_vec_pretty(&doc).expect("JSON values serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_resolving_internal_here_is_retried_and_a_url_naming_an_internal_address_parked() {
+        let resolved = ApiError::UrlRejected(UrlRejected::Resolved("`media.example.com` resolves to 10.0.0.8".into()));
+        assert!(matches!(Failure::from(resolved), Failure::Transient(_)));
+        let literal = ApiError::UrlRejected(UrlRejected::Address("169.254.169.254".into()));
+        assert!(matches!(Failure::from(literal), Failure::Permanent(_)));
+        let host = ApiError::UrlRejected(UrlRejected::Host("evil.example".into()));
+        assert!(matches!(Failure::from(host), Failure::Permanent(_)));
+    }
 }

@@ -13,6 +13,8 @@ pub struct Proxy {
     /// Stalled: connections are accepted and held open, and nothing is forwarded
     /// either way (a half-open connection as a broken middlebox leaves it).
     stalled: Arc<AtomicBool>,
+    /// Connections accepted so far.
+    pub accepted: Arc<std::sync::atomic::AtomicUsize>,
     /// Cancelled to cut every open connection; replaced when the proxy comes back.
     cut: Arc<std::sync::Mutex<CancellationToken>>,
     task: tokio::task::JoinHandle<()>,
@@ -25,14 +27,16 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let up = Arc::new(AtomicBool::new(true));
         let stalled = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let cut = Arc::new(std::sync::Mutex::new(CancellationToken::new()));
         let task = {
-            let (up, cut, stalled) = (up.clone(), cut.clone(), stalled.clone());
+            let (up, cut, stalled, accepted) = (up.clone(), cut.clone(), stalled.clone(), accepted.clone());
             tokio::spawn(async move {
                 loop {
                     let Ok((inbound, _)) = listener.accept().await else {
                         continue;
                     };
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     if !up.load(Ordering::SeqCst) {
                         // Down: the connection is closed at once, as by a stopped server.
                         drop(inbound);
@@ -71,6 +75,7 @@ impl Proxy {
             url,
             up,
             stalled,
+            accepted,
             cut,
             task,
         }
