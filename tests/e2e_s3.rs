@@ -104,6 +104,36 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
     assert_eq!(h.objects().await, before);
 }
 
+/// An object that is not ours at a recording's sidecar key (Genesys's own export
+/// writes `_metadata.json` files in the same layout) is never overwritten: the
+/// recording is parked with why, and the object keeps its bytes. Before, the sidecar
+/// went up with a plain PUT over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_object_at_a_sidecar_key_is_never_overwritten() {
+    let h = Harness::start(screen_only(2, (64 * 1024, 128 * 1024)), "").await;
+    let entries = available(&h);
+    let (victim, other) = (&entries[0], &entries[1]);
+    let sidecar = keys(victim).sidecar;
+    h.s3.put_object()
+        .bucket(&h.bucket)
+        .key(&sidecar)
+        .body(b"{\"exported\": \"by someone else\"}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    assert_eq!(h.get(&sidecar).await, b"{\"exported\": \"by someone else\"}".to_vec());
+    let ledger = h.ledger();
+    let (state, reason, ..) = &ledger[&victim.recording_id];
+    assert_eq!(state, "parked");
+    assert!(reason.as_deref().unwrap().contains("never overwritten"), "{reason:?}");
+    assert_eq!(ledger[&other.recording_id].0, "archived");
+    // Our own sidecar, written again (a retry), is replaced as ours.
+    let mine = keys(other).sidecar;
+    assert!(String::from_utf8_lossy(&h.get(&mine).await).contains(&other.recording_id));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_three_parts_long_streams_as_multipart() {
     let sim = one_big_recording();

@@ -63,6 +63,46 @@ async fn a_retry_writes_to_the_key_its_first_attempt_fixed() {
     assert_eq!(h.ledger()[&entry.recording_id].2.as_deref(), Some(earlier.as_str()));
 }
 
+/// Our own finished object, whose ledger update was lost, is adopted even when the size
+/// the recording declares differs from the bytes the host announced and the upload
+/// trusted: adoption compares with the size recorded in the object's metadata. Before,
+/// it compared with the declared size and parked our own object as foreign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_object_is_adopted_by_the_size_its_upload_recorded() {
+    let sim = SimConfig {
+        declared_size_skew: 1000,
+        ..screen_only(3, (200_000, 300_000))
+    };
+    let h = Harness::start(sim, "").await;
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let expected = available(&h);
+    let ledger = h.ledger();
+    assert!(expected.iter().all(|e| ledger[&e.recording_id].0 == "archived"));
+    // As if a crash had lost the ledger update after the uploads: due again.
+    let conn = rusqlite::Connection::open(h.dir.join("ledger.sqlite")).unwrap();
+    conn.execute(
+        "UPDATE recordings SET state = 'discovered', next_attempt_at = 0, sha256 = NULL",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let downloads = h.sim.stats().count("media", "200");
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let ledger = h.ledger();
+    for entry in &expected {
+        let (state, reason, _, sha) = &ledger[&entry.recording_id];
+        assert_eq!(state, "archived", "{reason:?}");
+        assert!(sha.is_some(), "read back for its digest");
+    }
+    assert_eq!(
+        h.sim.stats().count("media", "200"),
+        downloads,
+        "adopted, not downloaded again"
+    );
+}
+
 /// A download without Content-Length never goes out as one streamed PutObject (which
 /// would have to declare a length it does not know): it is multipart and lands whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

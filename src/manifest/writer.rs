@@ -195,7 +195,9 @@ impl Manifests {
             key: key.clone(),
             sha256: digest(&bytes),
         };
-        self.sink.put_bytes(&key, bytes.into(), "application/x-ndjson").await?;
+        self.sink
+            .put_bytes(&key, bytes.into(), "application/x-ndjson", None)
+            .await?;
         self.set_head(&link).await?;
         self.metrics.manifest_written();
         tracing::info!(message = "Daily manifest written.", day = %day, key = %key, files = manifest.trailer.files);

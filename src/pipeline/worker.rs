@@ -507,6 +507,7 @@ impl Worker {
                 // may be declared. Without it, the upload is multipart, whose
                 // completion waits for the whole body and its check.
                 length: download.content_length,
+                expected,
             };
             let journal = LedgerJournal {
                 ledger: self.ledger.as_ref(),
@@ -557,7 +558,13 @@ impl Worker {
             Owner::Unknown => true,
             Owner::Foreign => false,
         };
-        let size_fits = target.declared.is_none_or(|s| s == existing.size);
+        // Compared with what its upload recorded it would be (the host's Content-Length
+        // may differ from the declared size, and the upload trusted it); an object
+        // without that record, with the size the recording declares.
+        let size_fits = match existing.recorded_size {
+            Some(recorded) => recorded == existing.size,
+            None => target.declared.is_none_or(|s| s == existing.size),
+        };
         if !ours || !size_fits {
             return Ok(PartStep::Park(format!(
                 "an object already exists at {} and is not this recording's; it is never overwritten",
@@ -583,10 +590,23 @@ impl Worker {
         facts: &ArchiveFacts,
     ) -> Result<(), Failure> {
         let body = sidecar(recording, self.format, facts);
-        self.sink
-            .put_bytes(&keys.sidecar, body.into(), "application/json")
-            .await?;
-        Ok(())
+        match self
+            .sink
+            .put_bytes(
+                &keys.sidecar,
+                body.into(),
+                "application/json",
+                Some(recording.metadata.id.as_str()),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(SinkError::Exists) => Err(Failure::Permanent(format!(
+                "an object that is not this recording's is at its sidecar key {}; it is never overwritten",
+                keys.sidecar
+            ))),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -86,6 +86,10 @@ pub struct SimConfig {
 
     /// Pause between 64 KiB media chunks (a slow media host; keeps uploads in flight).
     pub media_chunk_delay: Duration,
+    /// Added to every recording's declared `outputSizeInBytes` (the media host still
+    /// serves, and announces, the true size): a platform whose declared size and
+    /// delivered file disagree.
+    pub declared_size_skew: u64,
     /// Added to every API answer.
     pub latency: Duration,
     /// Share of admitted API calls answered 502/503/504 instead.
@@ -202,6 +206,7 @@ impl Default for SimConfig {
             media_unannounced_share: 0.0,
             media_overrun_share: 0.0,
             media_chunk_delay: Duration::ZERO,
+            declared_size_skew: 0,
             latency: Duration::ZERO,
             error_share: 0.0,
             drop_share: 0.0,

@@ -714,7 +714,7 @@ impl SimState {
             } else {
                 json!({"S": {"mediaUri": uri}})
             };
-            body["outputSizeInBytes"] = json!(rec.size);
+            body["outputSizeInBytes"] = json!(rec.size + self.config.declared_size_skew);
             body["estimatedTranscodeTimeMs"] = json!(0);
             body["actualTranscodeTimeMs"] = json!(if rec.needs_transcode {
                 self.config.transcode_time.as_millis() as u64

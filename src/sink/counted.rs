@@ -58,8 +58,9 @@ impl Sink for Counted {
         key: &'a str,
         body: Bytes,
         content_type: &'a str,
+        owner: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move { self.count(self.inner.put_bytes(key, body, content_type).await) })
+        Box::pin(async move { self.count(self.inner.put_bytes(key, body, content_type, owner).await) })
     }
 
     fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>> {

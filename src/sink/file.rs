@@ -1,9 +1,11 @@
 //! A directory as the archive: the same key layout, as paths.
 //!
-//! Each object is written to a temporary file under `{root}/.partial/`, fsynced, then
-//! hard-linked to its final name, which fails if the name exists (no overwrite, ever,
-//! even against a concurrent writer), and the directory is fsynced. A crash leaves at
-//! most temporary files, which the next start sweeps away. Used by `demo` and by sites
+//! Each object is written to a temporary file under `{root}/.partial/{pid}/` (one
+//! directory per process), fsynced, then hard-linked to its final name, which fails if
+//! the name exists (no overwrite, ever, even against a concurrent writer), and the
+//! directory is fsynced. A crash leaves at most temporary files, which a later start
+//! sweeps away: only those of processes no longer running, never another org's or
+//! another live process's writes in progress. Used by `demo` and by sites
 //! that archive to a mounted volume.
 
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
@@ -22,16 +24,35 @@ pub struct FileSink {
 
 const PARTIAL: &str = ".partial";
 
+/// Whether a process with this id runs (Linux: `/proc/{pid}`); ours always does.
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
+}
+
 fn io(operation: &'static str) -> impl Fn(std::io::Error) -> SinkError {
     move |e| SinkError::store(operation, e)
 }
 
 impl FileSink {
-    /// Opens (creating) the directory and removes temporary files left by a crash.
+    /// Opens (creating) the directory and removes the temporary files of processes that
+    /// are gone (a crash). Every org of a process opens its sink, and several processes
+    /// may share a volume: what a live process is writing is never touched.
     pub fn open(root: &Path) -> Result<Self, SinkError> {
-        std::fs::create_dir_all(root.join(PARTIAL)).map_err(io("create directory"))?;
-        for entry in std::fs::read_dir(root.join(PARTIAL)).map_err(io("read directory"))? {
-            let _ = std::fs::remove_file(entry.map_err(io("read directory"))?.path());
+        let partial = root.join(PARTIAL);
+        std::fs::create_dir_all(partial.join(std::process::id().to_string())).map_err(io("create directory"))?;
+        for entry in std::fs::read_dir(&partial).map_err(io("read directory"))? {
+            let entry = entry.map_err(io("read directory"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `{pid}` directories, and `{pid}-{n}` files of earlier versions.
+            let owner = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());
+            if owner.is_some_and(|pid| !process_alive(pid)) || owner.is_none() {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    std::fs::remove_dir_all(path)
+                } else {
+                    std::fs::remove_file(path)
+                };
+            }
         }
         Ok(Self { root: root.to_owned() })
     }
@@ -51,7 +72,8 @@ impl FileSink {
     fn temp_path(&self) -> PathBuf {
         self.root
             .join(PARTIAL)
-            .join(format!("{}-{:016x}", std::process::id(), fastrand::u64(..)))
+            .join(std::process::id().to_string())
+            .join(format!("{:016x}", fastrand::u64(..)))
     }
 
     /// Links a complete temporary file to `path` (failing if it exists) and syncs the directory.
@@ -113,6 +135,7 @@ impl Sink for FileSink {
                 Ok(meta) => Ok(Some(ObjectInfo {
                     size: meta.len(),
                     owner: Owner::Unknown,
+                    recorded_size: None,
                 })),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(SinkError::store("stat", e)),
@@ -147,9 +170,17 @@ impl Sink for FileSink {
         key: &'a str,
         body: Bytes,
         _content_type: &'a str,
+        owner: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let path = self.path(key)?;
+            // A file has no metadata: one of ours names its recording id as a JSON string.
+            if let Some(id) = owner
+                && let Ok(existing) = tokio::fs::read(&path).await
+                && !String::from_utf8_lossy(&existing).contains(&format!("\"{id}\""))
+            {
+                return Err(SinkError::Exists);
+            }
             let temp = self.temp_path();
             let mut file = tokio::fs::File::create(&temp).await.map_err(io("create"))?;
             file.write_all(&body).await.map_err(io("write"))?;
@@ -243,5 +274,29 @@ impl Sink for FileSink {
             tokio::fs::write(&probe, b"probe").await.map_err(io("write probe"))?;
             tokio::fs::remove_file(&probe).await.map_err(io("remove probe"))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_sweeps_only_the_temporary_files_of_processes_that_are_gone() {
+        let root = std::env::temp_dir().join(format!("ga-file-sink-{}", fastrand::u64(..)));
+        let first = FileSink::open(&root).unwrap();
+        // A write of this process in progress (another org's sink), one of a process
+        // that died, and one of an earlier version's flat layout from a dead process.
+        let ours = first.temp_path();
+        std::fs::write(&ours, b"half").unwrap();
+        let dead = root.join(PARTIAL).join("4194303");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.join("0123"), b"left").unwrap();
+        let flat = root.join(PARTIAL).join("4194302-00ff");
+        std::fs::write(&flat, b"left").unwrap();
+        let _second = FileSink::open(&root).unwrap();
+        assert!(ours.exists(), "a live write is never swept");
+        assert!(!dead.exists() && !flat.exists(), "a dead process's files are");
+        std::fs::remove_dir_all(root).unwrap();
     }
 }

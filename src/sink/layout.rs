@@ -47,6 +47,9 @@ const PLACEHOLDERS: &[&str] = &[
     "part",
 ];
 
+/// How every sidecar key ends.
+const SIDECAR_SUFFIX: &str = "_metadata.json";
+
 /// Where `{part}` goes in a template that does not place it: before `.{ext}`.
 const PART: &str = "{part}";
 
@@ -126,6 +129,14 @@ impl KeyLayout {
             .replace("{conversationId}", conversation_id)
             .replace("{recordingId}", recording_id)
             .replace("{ext}", ext);
+        // A key that is some recording's sidecar key (`…/X_metadata.json`, possible with
+        // a template without `.{ext}` and an id ending in `_metadata.json`) would let one
+        // recording's media and another's sidecar overwrite each other.
+        if media.replacen(PART, "", 1).ends_with(SIDECAR_SUFFIX) {
+            return Err(format!(
+                "recording id makes its media key end in {SIDECAR_SUFFIX}, a sidecar's key"
+            ));
+        }
         Ok(Self::fixed(media, recording_id))
     }
 
@@ -191,9 +202,9 @@ impl KeyLayout {
         let media = pattern.replacen(PART, "", 1);
         let dir = media.rsplit_once('/').map_or("", |(dir, _)| dir);
         let sidecar = if dir.is_empty() {
-            format!("{recording_id}_metadata.json")
+            format!("{recording_id}{SIDECAR_SUFFIX}")
         } else {
-            format!("{dir}/{recording_id}_metadata.json")
+            format!("{dir}/{recording_id}{SIDECAR_SUFFIX}")
         };
         RecordingKeys {
             media,
@@ -243,6 +254,15 @@ pub fn part_label(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_id_that_would_make_its_media_key_a_sidecar_key_is_refused() {
+        let layout = KeyLayout::parse("{prefix}{recordingId}").unwrap();
+        let start = Utc::now();
+        assert!(layout.keys("p/", "c", "r1", start, "webm").is_ok());
+        let error = layout.keys("p/", "c", "r1_metadata.json", start, "webm").unwrap_err();
+        assert!(error.contains("sidecar"), "{error}");
+    }
 
     #[test]
     fn default_layout_matches_the_genesys_export() {

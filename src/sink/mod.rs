@@ -38,6 +38,11 @@ pub enum Owner {
 pub struct ObjectInfo {
     pub size: u64,
     pub owner: Owner,
+    /// The size its upload was committed to, as recorded in the object's metadata
+    /// (`expected-size`) when it was written: what adoption compares with, since the
+    /// upload trusted the host's Content-Length, which may differ from the size the
+    /// recording declares. `None`: not recorded (older objects, the file sink).
+    pub recorded_size: Option<u64>,
 }
 
 /// What to write, besides the bytes.
@@ -50,6 +55,9 @@ pub struct PutRequest<'a> {
     /// The announced length (Content-Length or the recording's metadata), if any; the
     /// body stream fails if the bytes do not match it.
     pub length: Option<u64>,
+    /// The size the body is checked against (the host's Content-Length, else the size
+    /// the recording declares), recorded in the object's metadata.
+    pub expected: Option<u64>,
 }
 
 /// Upload id journalled *before* CreateMultipartUpload: a crash between the create and
@@ -109,12 +117,17 @@ pub trait Sink: Send + Sync {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<(), SinkError>>;
 
-    /// Writes a small object whole (sidecars); replaces an existing one.
+    /// Writes a small object whole. With `owner` (a recording's sidecar) the object is
+    /// attributed to that recording and replaces only an object of the same recording:
+    /// anything else at the key (Genesys's own export `_metadata.json` in the same
+    /// layout, another tool's file) is never overwritten, [`SinkError::Exists`]. Without
+    /// (a manifest, which the daemon alone writes), it replaces what is there.
     fn put_bytes<'a>(
         &'a self,
         key: &'a str,
         body: Bytes,
         content_type: &'a str,
+        owner: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SinkError>>;
 
     /// Reads an object back: its size and SHA-256 (adopting an upload that finished

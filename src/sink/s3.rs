@@ -40,7 +40,11 @@ use tokio_util::sync::CancellationToken;
 macro_rules! object_settings {
     ($builder:expr, $sink:expr, $request:expr) => {{
         let (sse, kms) = $sink.sse();
-        $builder
+        let builder = match $request.expected {
+            Some(size) => $builder.metadata(EXPECTED_SIZE_META, size.to_string()),
+            None => $builder,
+        };
+        builder
             .content_type($request.content_type)
             .metadata(RECORDING_ID_META, $request.recording_id)
             .metadata("conversation-id", $request.conversation_id)
@@ -70,6 +74,8 @@ const SLOWEST_UPLOAD: u64 = 256 * 1024;
 
 /// Object metadata key naming the recording an object holds.
 pub const RECORDING_ID_META: &str = "recording-id";
+/// Object metadata key recording the size its upload was committed to.
+pub const EXPECTED_SIZE_META: &str = "expected-size";
 
 /// One line an operator can read: a service error as its code, message and HTTP status
 /// (the SDK's own rendering adds the whole raw response); anything else (timeouts,
@@ -483,9 +489,14 @@ impl Sink for S3Sink {
                         Some(id) => Owner::Recording(id.clone()),
                         None => Owner::Foreign,
                     };
+                    let recorded_size = head
+                        .metadata()
+                        .and_then(|m| m.get(EXPECTED_SIZE_META))
+                        .and_then(|v| v.parse().ok());
                     Ok(Some(ObjectInfo {
                         size: head.content_length().unwrap_or(0).max(0) as u64,
                         owner,
+                        recorded_size,
                     }))
                 }
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
@@ -525,21 +536,40 @@ impl Sink for S3Sink {
         key: &'a str,
         body: Bytes,
         content_type: &'a str,
+        owner: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let (sse, kms) = self.sse();
-            self.parts
-                .put_object()
-                .bucket(&self.settings.bucket)
-                .key(key)
-                .body(S3Body::from(body))
-                .content_type(content_type)
-                .set_server_side_encryption(sse)
-                .set_ssekms_key_id(kms)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(failed("PutObject"))
+            let put = |fresh_only: bool| {
+                let put = self
+                    .parts
+                    .put_object()
+                    .bucket(&self.settings.bucket)
+                    .key(key)
+                    .body(S3Body::from(body.clone()))
+                    .content_type(content_type)
+                    .set_server_side_encryption(sse.clone())
+                    .set_ssekms_key_id(kms.clone());
+                let put = match owner {
+                    Some(id) => put.metadata(RECORDING_ID_META, id),
+                    None => put,
+                };
+                if fresh_only { put.if_none_match("*") } else { put }
+            };
+            let Some(id) = owner else {
+                return put(false).send().await.map(|_| ()).map_err(failed("PutObject"));
+            };
+            // Written where nothing is; over an object only if it is this recording's.
+            match put(true).send().await {
+                Ok(_) => Ok(()),
+                Err(e) if is_precondition_failed(&e) => match self.head_owner(key).await? {
+                    Some(Owner::Recording(held)) if held == id => {
+                        put(false).send().await.map(|_| ()).map_err(failed("PutObject"))
+                    }
+                    _ => Err(SinkError::Exists),
+                },
+                Err(e) => Err(failed("PutObject")(e)),
+            }
         })
     }
 
