@@ -372,8 +372,16 @@ fn org_failure(report: &StatusReport) -> Option<String> {
 
 /// The orgs a ledger command works on, each with its rows: `--org NAME`, else every org
 /// with rows (the default org of a single-org ledger).
-async fn org_views(settings: &LedgerSettings, org: Option<&str>) -> Result<Vec<(String, Arc<dyn Ledger>)>, ExitCode> {
-    let store = LedgerStore::open_existing(&settings.backend).await.map_err(failure)?;
+/// Every org's view of the existing ledger (never migrated here); `read_only` for the
+/// commands that only read it.
+async fn org_views(
+    settings: &LedgerSettings,
+    org: Option<&str>,
+    read_only: bool,
+) -> Result<Vec<(String, Arc<dyn Ledger>)>, ExitCode> {
+    let store = LedgerStore::open_existing(&settings.backend, read_only)
+        .await
+        .map_err(failure)?;
     let known = store.orgs().await.map_err(failure)?;
     let view = |name: &str| (name.to_owned(), store.for_org(name));
     match org {
@@ -462,7 +470,7 @@ fn print_json(doc: &serde_json::Value) {
 /// `status [--org NAME] [--json]`: one org in full; several orgs a line each (JSON:
 /// `{"orgs": {NAME: …}}`).
 pub async fn status(settings: &LedgerSettings, org: Option<&str>, json: bool) -> ExitCode {
-    let views = match org_views(settings, org).await {
+    let views = match org_views(settings, org, true).await {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -508,7 +516,7 @@ pub async fn list(
     json: bool,
     limit: u32,
 ) -> ExitCode {
-    let views = match org_views(settings, org).await {
+    let views = match org_views(settings, org, true).await {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -601,7 +609,7 @@ fn short_age(age: Duration) -> String {
 /// `retry --parked [--reason TEXT | --id ID]`: parked recordings back in the queue,
 /// e.g. after they were restored in Genesys.
 pub async fn retry_parked(settings: &LedgerSettings, org: Option<&str>, which: ParkedSelection) -> ExitCode {
-    let views = match org_views(settings, org).await {
+    let views = match org_views(settings, org, false).await {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -618,7 +626,7 @@ pub async fn retry_parked(settings: &LedgerSettings, org: Option<&str>, which: P
 
 /// `retry`.
 pub async fn retry(settings: &LedgerSettings, org: Option<&str>) -> ExitCode {
-    let views = match org_views(settings, org).await {
+    let views = match org_views(settings, org, false).await {
         Ok(v) => v,
         Err(code) => return code,
     };
@@ -723,7 +731,7 @@ pub async fn reconcile(settings: Settings, args: ReconcileArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let store = match LedgerStore::open_existing(&settings.ledger.backend).await {
+    let store = match LedgerStore::open_existing(&settings.ledger.backend, true).await {
         Ok(store) => store,
         Err(e) => return failure(e),
     };

@@ -273,6 +273,31 @@ fn status_and_retry_read_the_ledger() {
     assert_eq!(out.status.code(), Some(2), "--reason needs --parked");
     let out = run(&["retry", "--config", config], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 failed recordings are queued again"));
+
+    // A ledger of an older schema: the commands refuse it and never migrate it (that
+    // takes the ledger's lock, the daemon's, at its start).
+    let ledger = dir.join("ledger.sqlite");
+    let version = |set: Option<i64>| {
+        let conn = rusqlite::Connection::open(&ledger).unwrap();
+        if let Some(v) = set {
+            conn.pragma_update(None, "user_version", v).unwrap();
+        }
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let current = version(None);
+    version(Some(current - 1));
+    for args in [
+        &["status", "--config", config][..],
+        &["list", "--config", config, "--state", "parked"][..],
+        &["retry", "--config", config][..],
+    ] {
+        let out = run(args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains("start the daemon"), "{args:?}: {stderr}");
+    }
+    assert_eq!(version(None), current - 1, "not migrated by a command");
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -289,6 +289,37 @@ async fn after_a_gap_longer_than_the_lease_a_replica_renews_before_it_claims_aga
     a.archived(second.claim(), facts(&second.recording_id)).await.unwrap();
 }
 
+/// The commands beside running daemons (`status`, `list`, `retry`) never migrate: a
+/// fresh database or an older schema is refused with what to do, and left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_commands_never_migrate_the_ledger() {
+    let pg = Postgres::start("unmigrated");
+    let s = settings(&pg, Duration::from_secs(60));
+    let error = PgLedger::connect_unmigrated(&s).await.err().expect("nothing has run");
+    assert!(error.to_string().contains("nothing has run"), "{error}");
+    drop(PgLedger::connect(&s).await.unwrap());
+    assert!(PgLedger::connect_unmigrated(&s).await.is_ok());
+    let (client, connection) = tokio_postgres::connect(&pg.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .execute("UPDATE ledger_schema SET version = version - 1", &[])
+        .await
+        .unwrap();
+    let before: i32 = client
+        .query_one("SELECT version FROM ledger_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let error = PgLedger::connect_unmigrated(&s).await.err().expect("an older schema");
+    assert!(error.to_string().contains("start the daemon"), "{error}");
+    let after: i32 = client
+        .query_one("SELECT version FROM ledger_schema", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(after, before, "not migrated by a command");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_taken_over() {
     use genesys_archiver::ledger::org_state::OrgCondition;

@@ -301,6 +301,16 @@ impl PgLedger {
     /// Connects, brings the schema up to date (under an advisory lock) and names this
     /// process as an owner. Fails naming the server (never the password).
     pub async fn connect(settings: &PgSettings) -> LedgerResult<Self> {
+        Self::connect_with(settings, true).await
+    }
+
+    /// Connects without migrating: the schema must be this build's already
+    /// ([`schema::check`]). For the commands beside running daemons.
+    pub async fn connect_unmigrated(settings: &PgSettings) -> LedgerResult<Self> {
+        Self::connect_with(settings, false).await
+    }
+
+    async fn connect_with(settings: &PgSettings, migrate: bool) -> LedgerResult<Self> {
         use secrecy::ExposeSecret;
         let config: tokio_postgres::Config = settings
             .url
@@ -330,9 +340,12 @@ impl PgLedger {
             .get()
             .await
             .map_err(|e| LedgerError::Store(format!("ledger at {server}: {}", Failure::Pool(e))))?;
-        schema::migrate(&mut client)
-            .await
-            .map_err(|e| LedgerError::Store(format!("ledger at {server}: {e}")))?;
+        if migrate {
+            schema::migrate(&mut client).await
+        } else {
+            schema::check(&client).await
+        }
+        .map_err(|e| LedgerError::Store(format!("ledger at {server}: {e}")))?;
         drop(client);
         let owner = format!("{}/{}/{:08x}", hostname(), std::process::id(), fastrand::u32(..));
         tracing::info!(message = "PostgreSQL ledger open.", server = %server, owner = %owner, pool_size = settings.pool_size);

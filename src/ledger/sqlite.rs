@@ -451,6 +451,44 @@ const PRUNE_BATCH: i64 = 5_000;
 impl SqliteLedger {
     /// Opens (creating) the database. Fails with a message naming the path if it cannot
     /// be opened for writing.
+    /// Opens an existing file without migrating it (`status`, `list` read-only; `retry`
+    /// read-write), beside a running daemon: a schema change is made only by a process
+    /// that holds the ledger's lock (the daemon, at start). A file from an older build
+    /// is refused with what to do.
+    pub fn open_unmigrated(path: &Path, read_only: bool) -> LedgerResult<Self> {
+        use rusqlite::OpenFlags;
+        let mode = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            mode | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        )
+        .map_err(|e| LedgerError::Store(format!("cannot open {}: {}", path.display(), why(path, e))))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| LedgerError::Store(format!("cannot read {}: {e}", path.display())))?;
+        let known = MIGRATIONS.len() as i64;
+        if version != known {
+            return Err(LedgerError::Store(format!(
+                "{}: schema version {version}, this build's {known}: {}",
+                path.display(),
+                if version < known {
+                    "start the daemon (it migrates under the ledger's lock) before this command"
+                } else {
+                    "written by a newer build"
+                }
+            )));
+        }
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            org: DEFAULT_ORG.into(),
+        })
+    }
+
     pub fn open(path: &Path) -> LedgerResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)

@@ -49,18 +49,22 @@ impl LedgerStore {
     }
 
     /// Opens an existing ledger for `status`, `list`, `retry` and exports, beside a
-    /// running daemon: a SQLite file that is not there is an error (nothing has run yet).
-    pub async fn open_existing(backend: &LedgerBackend) -> LedgerResult<Self> {
+    /// running daemon, never migrating it (that takes the ledger's lock: the daemon's,
+    /// at start); `read_only` for the commands that only read. A SQLite file that is not
+    /// there is an error (nothing has run yet), as is a schema of another build.
+    pub async fn open_existing(backend: &LedgerBackend, read_only: bool) -> LedgerResult<Self> {
         match backend {
             LedgerBackend::Sqlite { path } if !path.exists() => Err(LedgerError::Store(format!(
                 "no ledger at {} (nothing has run yet)",
                 path.display()
             ))),
             LedgerBackend::Sqlite { path } => Ok(LedgerStore::Sqlite {
-                ledger: SqliteLedger::open(path)?,
+                ledger: SqliteLedger::open_unmigrated(path, read_only)?,
                 _lock: None,
             }),
-            LedgerBackend::Postgres(settings) => Ok(LedgerStore::Postgres(PgLedger::connect(settings).await?)),
+            LedgerBackend::Postgres(settings) => {
+                Ok(LedgerStore::Postgres(PgLedger::connect_unmigrated(settings).await?))
+            }
         }
     }
 

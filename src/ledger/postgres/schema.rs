@@ -127,6 +127,37 @@ pub const STEPS: &[&str] = &[
 ",
 ];
 
+/// Checks, without changing anything, that the schema is this build's version: for the
+/// commands that read or edit rows beside running daemons (`status`, `list`, `retry`),
+/// which never migrate (a schema change is the daemons' to make, under the migration
+/// lock, at their start).
+pub async fn check(client: &Client) -> Result<(), String> {
+    let known = STEPS.len() as i32;
+    let row = client
+        .query_opt(
+            "SELECT version FROM ledger_schema WHERE to_regclass('ledger_schema') IS NOT NULL",
+            &[],
+        )
+        .await;
+    let applied = match row {
+        Ok(Some(row)) => row.get::<_, i32>(0),
+        Ok(None) => return Err("no ledger in this database yet (nothing has run)".into()),
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42P01") => {
+            return Err("no ledger in this database yet (nothing has run)".into());
+        }
+        Err(e) => return Err(failed(e)),
+    };
+    match applied.cmp(&known) {
+        std::cmp::Ordering::Equal => Ok(()),
+        std::cmp::Ordering::Less => Err(format!(
+            "the ledger's schema is version {applied}, this build's {known}: start the daemon (it migrates under the lock) before this command"
+        )),
+        std::cmp::Ordering::Greater => Err(format!(
+            "the ledger's schema is version {applied}, newer than this build's {known}"
+        )),
+    }
+}
+
 /// Brings the schema to this build's version. A database whose schema is newer than
 /// this build is refused: its rows may mean what this build does not know.
 pub async fn migrate(client: &mut Client) -> Result<(), String> {
