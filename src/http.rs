@@ -20,7 +20,17 @@ struct Ops {
     /// The whole ledger: the gauges are read for every org with rows, including orgs
     /// added by a reload since the start.
     ledger: Arc<LedgerStore>,
+    /// The ledger gauges last read, and when: served again for [`GAUGES_FRESH`] (a
+    /// scrape every few seconds from several Prometheus servers does not count the
+    /// ledger each time), and while the ledger does not answer within
+    /// [`GAUGES_TIMEOUT`] (a scrape never waits out a PostgreSQL outage).
+    gauges: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<(String, LedgerGauges)>)>>>,
 }
+
+/// How long ledger gauges are served without reading the ledger again.
+const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longest wait for the ledger's figures in a scrape; past it, the last ones.
+const GAUGES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Binds `listen` and serves until the process ends.
 pub async fn serve(
@@ -39,6 +49,7 @@ pub async fn serve(
             health,
             metrics,
             ledger,
+            gauges: Arc::default(),
         });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
@@ -50,16 +61,7 @@ pub async fn serve(
 }
 
 async fn scrape(State(ops): State<Ops>) -> Response {
-    // A ledger that cannot be read leaves its gauges out of this scrape (the counters
-    // are still served): an absent series, not a zero that looks like good news.
-    let mut gauges = Vec::new();
-    if let Ok(orgs) = ops.ledger.orgs().await {
-        for org in orgs {
-            if let Ok(report) = ops.ledger.for_org(&org).status().await {
-                gauges.push((org, LedgerGauges::of(report, Utc::now())));
-            }
-        }
-    }
+    let gauges = ledger_gauges(&ops).await;
     (
         [(
             "content-type",
@@ -68,6 +70,41 @@ async fn scrape(State(ops): State<Ops>) -> Response {
         ops.metrics.render(&gauges),
     )
         .into_response()
+}
+
+/// The ledger's gauges for a scrape: recent ones from memory; else read (bounded by
+/// [`GAUGES_TIMEOUT`]); a ledger that does not answer leaves the last ones read (or,
+/// with none yet, no gauges at all: an absent series, not a zero that looks like good
+/// news). One read at a time: concurrent scrapes wait for it.
+async fn ledger_gauges(ops: &Ops) -> Vec<(String, LedgerGauges)> {
+    let mut cached = ops.gauges.lock().await;
+    if let Some((at, gauges)) = cached.as_ref()
+        && at.elapsed() < GAUGES_FRESH
+    {
+        return gauges.clone();
+    }
+    let read = async {
+        let mut gauges = Vec::new();
+        for org in ops.ledger.orgs().await.map_err(|e| e.to_string())? {
+            let report = ops.ledger.for_org(&org).status().await.map_err(|e| e.to_string())?;
+            gauges.push((org, LedgerGauges::of(report, Utc::now())));
+        }
+        Ok::<_, String>(gauges)
+    };
+    match tokio::time::timeout(GAUGES_TIMEOUT, read).await {
+        Ok(Ok(gauges)) => {
+            *cached = Some((tokio::time::Instant::now(), gauges.clone()));
+            gauges
+        }
+        failed => {
+            let why = match failed {
+                Ok(Err(error)) => error,
+                _ => format!("no answer within {} s", GAUGES_TIMEOUT.as_secs()),
+            };
+            tracing::warn!(message = "Ledger gauges not read; the last ones are served.", error = %why);
+            cached.as_ref().map(|(_, g)| g.clone()).unwrap_or_default()
+        }
+    }
 }
 
 fn verdict(result: Result<(), String>) -> Response {

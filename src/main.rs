@@ -437,7 +437,7 @@ async fn run_cli() -> ExitCode {
             &settings.telemetry.log_level,
         );
         if let Some(warning) = genesys_archiver::config::exposure::secret_exposure(&arg.config) {
-            tracing::warn!(message = "The configuration file exposes the client secret.", detail = %warning);
+            tracing::warn!(message = "The configuration exposes secrets to every user of this machine.", detail = %warning);
         }
         Ok::<_, ConfigError>(settings)
     };

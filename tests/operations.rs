@@ -66,6 +66,9 @@ async fn metrics_after_a_run_hold_every_family_with_counts_where_work_happened()
         )),
         "{text}"
     );
+    // The ledger's gauges are read at most every 2 s: a scrape after that sees the end.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let text = get(&metrics_url).await.1;
     let value = |prefix: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(prefix))

@@ -276,10 +276,31 @@ async fn a_replica_stops_within_its_grace_period_while_postgresql_is_away() {
     let (fleet, mut env) = fleet(two_orgs(40, 6 * 1024 * 1024, 60), &pg, &redis).await;
     env.push(("GENESYS_ARCHIVER__WORKERS__SHUTDOWN_GRACE", "2s".to_owned()));
     env.push(("GENESYS_ARCHIVER__LEDGER__OUTAGE_PATIENCE", "10m".to_owned()));
+    let port = common::harness::free_port();
+    env.push((
+        "GENESYS_ARCHIVER__TELEMETRY__METRICS_LISTEN",
+        format!("127.0.0.1:{port}"),
+    ));
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
     let mut replica = spawn(&fleet, &env, 0, 0);
     until_archived(&fleet, &pg.url, 5, 80, Duration::from_secs(120)).await;
+    let before = reqwest::get(&metrics_url).await.unwrap().text().await.unwrap();
+    assert!(before.contains("genesys_archiver_recordings{"), "{before}");
     pg.stop();
-    sleep(Duration::from_secs(1)).await;
+    // /metrics during the outage: answered at once, with the ledger gauges last read
+    // (before, the scrape waited out outage_patience on the ledger).
+    sleep(Duration::from_secs(3)).await;
+    let scraped = Instant::now();
+    let during = tokio::time::timeout(Duration::from_secs(10), async {
+        reqwest::get(&metrics_url).await.unwrap().text().await.unwrap()
+    })
+    .await
+    .expect("/metrics answers during the outage");
+    assert!(during.contains("genesys_archiver_recordings{"), "{during}");
+    println!(
+        "/metrics during a PostgreSQL outage: answered in {:?} with the last gauges",
+        scraped.elapsed()
+    );
     let pid = replica.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-TERM", &pid])

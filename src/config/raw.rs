@@ -125,8 +125,9 @@ pub struct RawLimits {
     pub endpoints: BTreeMap<String, u32>,
     /// `redis://[:password@]host:6379/[db]`: the budget kept in Redis, shared by every
     /// replica (default: kept in this process). A secret when it has a password: give it
-    /// by environment variable.
-    pub shared: Option<String>,
+    /// by environment variable. Kept out of `Debug` (the raw sections are kept inside
+    /// the settings, and may be printed).
+    pub shared: Option<RawSecret>,
     /// How many replicas share the budget: a replica that cannot reach Redis paces at
     /// this share of it until Redis answers again (default 3).
     pub replicas: Option<u32>,
@@ -245,8 +246,9 @@ pub struct RawLedger {
     /// SQLite database file (created if missing): the embedded ledger of one replica.
     pub path: Option<String>,
     /// `postgres://user:password@host:5432/db`: one ledger shared by several replicas
-    /// (instead of `path`). A secret: give it by environment variable or `url_file`.
-    pub url: Option<String>,
+    /// (instead of `path`). A secret: give it by environment variable or `url_file`;
+    /// kept out of `Debug`.
+    pub url: Option<RawSecret>,
     /// A file holding the PostgreSQL URL (a mounted Secret), instead of `url`.
     pub url_file: Option<String>,
     /// PostgreSQL connections this process holds at most (default 8).

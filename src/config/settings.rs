@@ -5,7 +5,8 @@
 //! the key (`genesys.client_id: must be set`), before any work starts.
 
 use super::raw::{
-    RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSink, RawTelemetry, RawWorkers,
+    RawConfig, RawDiscovery, RawGenesys, RawLedger, RawLimits, RawRetry, RawS3, RawSecret, RawSink, RawTelemetry,
+    RawWorkers,
 };
 use crate::endpoint::Endpoint;
 use crate::genesys::media_policy::MediaPolicy;
@@ -526,7 +527,7 @@ fn validate_limits(raw: RawLimits) -> Result<LimitSettings, ConfigError> {
         return Err(ConfigError::new("limits.replicas", "must be at least 1"));
     }
     let shared = match raw.shared {
-        Some(url) => {
+        Some(RawSecret(url)) => {
             let url = url.trim().to_owned();
             // TLS to Redis is not built in (a second TLS stack in the build for a
             // connection that stays inside the cluster); a TLS sidecar can front it.
@@ -908,7 +909,7 @@ fn validate_ledger(raw: RawLedger, lookback: Duration) -> Result<LedgerSettings,
     }
     let url = match (raw.url, raw.url_file) {
         (Some(_), Some(_)) => return Err(ConfigError::new("ledger.url", "set either url or url_file, not both")),
-        (Some(url), None) => Some(url),
+        (Some(RawSecret(url)), None) => Some(url),
         (None, Some(path)) => Some(read_secret_file_for("ledger.url_file", &path)?),
         (None, None) => None,
     };

@@ -13,7 +13,7 @@ use super::{OrgLabel, PREFIX};
 use prometheus_client::encoding::EncodeLabelSet;
 
 /// One org's ledger figures at scrape time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct LedgerGauges {
     pub by_state: BTreeMap<String, u64>,
     /// Conversations by lifecycle state (active, ended, checking, settled, parked).
