@@ -24,8 +24,11 @@ struct Ops {
     /// scrape every few seconds from several Prometheus servers does not count the
     /// ledger each time), and while the ledger does not answer within
     /// [`GAUGES_TIMEOUT`] (a scrape never waits out a PostgreSQL outage).
-    gauges: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Vec<(String, LedgerGauges)>)>>>,
+    gauges: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, OrgGauges)>>>,
 }
+
+/// Every org's ledger gauges, by org name.
+type OrgGauges = Vec<(String, LedgerGauges)>;
 
 /// How long ledger gauges are served without reading the ledger again.
 const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
