@@ -240,7 +240,9 @@ async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
     std::fs::write(orgs_d.join("broken.toml"), "[genesys]\nregion = \"r.com\"\n").unwrap();
     hangup(&child);
     until("the broken file refused", &logs, async || {
-        logs.lock().unwrap().contains("The org set was read again and refused")
+        logs.lock()
+            .unwrap()
+            .contains("The configuration was read again and refused")
             && logs.lock().unwrap().contains("orgs[broken].genesys.client_id")
     })
     .await;

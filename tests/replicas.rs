@@ -319,6 +319,43 @@ async fn a_replica_stops_within_its_grace_period_while_postgresql_is_away() {
     pg.resume();
 }
 
+/// An org whose run fails (its ledger answered an error that waiting does not mend) is
+/// started again with the start-up backoff while the daemon runs, [[orgs]] entries as
+/// orgs_dir files. Before, a failed run left its org down until a reload or a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_whose_run_fails_is_started_again_with_backoff() {
+    let pg = Postgres::start("run-fails");
+    let redis = Redis::start();
+    let (fleet, env) = fleet(two_orgs(30, 2 * 1024 * 1024, 60), &pg, &redis).await;
+    let all = fleet.expected().len();
+    let mut replica = spawn(&fleet, &env, 0, 0);
+    until_archived(&fleet, &pg.url, 3, all, Duration::from_secs(120)).await;
+    let (client, connection) = tokio_postgres::connect(&pg.url, NoTls).await.unwrap();
+    tokio::spawn(connection);
+    // Every statement on conversations now fails (42P01): the org runs fail.
+    client
+        .batch_execute("ALTER TABLE conversations RENAME TO conversations_away")
+        .await
+        .unwrap();
+    let log = fleet.dir.join("replica-0-life-0.log");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("started again with backoff")
+    {
+        assert!(Instant::now() < deadline, "no org run failed within 60 s");
+        sleep(Duration::from_millis(200)).await;
+    }
+    client
+        .batch_execute("ALTER TABLE conversations_away RENAME TO conversations")
+        .await
+        .unwrap();
+    until_archived(&fleet, &pg.url, all, all, Duration::from_secs(150)).await;
+    assert!(replica.try_wait().unwrap().is_none(), "the daemon kept running");
+    replica.kill().await.unwrap();
+    assert_exactly_once(&fleet, &pg.url, &fleet.expected()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishes() {
     const OUTAGE: Duration = Duration::from_secs(30);

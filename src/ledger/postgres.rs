@@ -454,19 +454,22 @@ impl PgLedger {
         Ok(row.as_ref().map(claimed))
     }
 
-    /// Once `write` succeeded, the conversations in `listed` are no longer renewed.
+    /// Once `write` (the listing's last) is done, the conversations in `listed` are no
+    /// longer renewed, whether it succeeded or not: the listing is over either way, and
+    /// a row the write could not release must run out for another lister, not be
+    /// renewed by this process for ever.
     fn release_listings<'a>(
         &'a self,
         write: BoxFuture<'a, LedgerResult<()>>,
         listed: Vec<(String, String)>,
     ) -> BoxFuture<'a, LedgerResult<()>> {
         Box::pin(async move {
-            write.await?;
+            let written = write.await;
             let mut held = self.held();
             for key in &listed {
                 held.listings.remove(key);
             }
-            Ok(())
+            written
         })
     }
 

@@ -328,7 +328,7 @@ impl Worker {
     async fn key(&self, claimed: &Claimed, recording: &Recording) -> Result<RecordingKeys, Failure> {
         let (cid, rid) = (claimed.conversation_id.as_str(), claimed.recording_id.as_str());
         if let Some(key) = &claimed.key {
-            return Ok(KeyLayout::fixed(key.as_str(), rid));
+            return Ok(KeyLayout::fixed(key.as_str(), rid, self.sink.prefix()));
         }
         // The recording's own start time; without one, the conversation's; without
         // either, now: fixed from here on, so "now" is read once per recording.
@@ -349,7 +349,7 @@ impl Worker {
                 LedgerError::ClaimLost(_) => Failure::ClaimLost,
                 other => Failure::Transient(other.to_string()),
             })?;
-        Ok(KeyLayout::fixed(stored, rid))
+        Ok(KeyLayout::fixed(stored, rid, self.sink.prefix()))
     }
 
     async fn attempt(

@@ -325,12 +325,12 @@ impl Scope {
         for r in &wider {
             known.extend(r.files.iter().map(|f| f.key.clone()));
             if let Some(key) = r.files.first().map(|f| f.key.as_str()).or(r.key.as_deref()) {
-                known.insert(KeyLayout::fixed(key, &r.recording_id).sidecar);
+                known.insert(KeyLayout::fixed(key, &r.recording_id, prefix).sidecar);
             }
             if r.files.is_empty()
                 && let Some(pattern) = &r.key
             {
-                let keys = KeyLayout::fixed(pattern.as_str(), &r.recording_id);
+                let keys = KeyLayout::fixed(pattern.as_str(), &r.recording_id, prefix);
                 known.insert(keys.media.clone());
                 if let Some((stem, _)) = pattern.split_once("{part}") {
                     in_hand.push(format!("{stem}.part-"));

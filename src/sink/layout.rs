@@ -137,7 +137,7 @@ impl KeyLayout {
                 "recording id makes its media key end in {SIDECAR_SUFFIX}, a sidecar's key"
             ));
         }
-        Ok(Self::fixed(media, recording_id))
+        Ok(Self::fixed(media, recording_id, prefix))
     }
 
     /// The key prefix every recording of `day` starts with under `prefix`: the template
@@ -196,15 +196,22 @@ impl KeyLayout {
 
     /// The keys of a recording whose media key was fixed earlier (stored in the
     /// ledger, `{part}` in it unless fixed before parts existed): the sidecar sits
-    /// beside it.
-    pub fn fixed(pattern: impl Into<String>, recording_id: &str) -> RecordingKeys {
+    /// beside it, and always inside the org's `prefix`: with a template whose last `/`
+    /// comes before the prefix ends (`prefix = "acme-"`, keys `acme-{conversationId}-…`)
+    /// the directory alone would put it outside, among another org's objects.
+    pub fn fixed(pattern: impl Into<String>, recording_id: &str, prefix: &str) -> RecordingKeys {
         let pattern = pattern.into();
         let media = pattern.replacen(PART, "", 1);
         let dir = media.rsplit_once('/').map_or("", |(dir, _)| dir);
-        let sidecar = if dir.is_empty() {
+        let beside = if dir.is_empty() {
             format!("{recording_id}{SIDECAR_SUFFIX}")
         } else {
             format!("{dir}/{recording_id}{SIDECAR_SUFFIX}")
+        };
+        let sidecar = if beside.starts_with(prefix) {
+            beside
+        } else {
+            format!("{prefix}{recording_id}{SIDECAR_SUFFIX}")
         };
         RecordingKeys {
             media,
@@ -254,6 +261,17 @@ pub fn part_label(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sidecar_stays_inside_the_org_prefix_whatever_the_template() {
+        let layout = KeyLayout::parse("{prefix}{conversationId}-{recordingId}.{ext}").unwrap();
+        let keys = layout.keys("acme-", "c1", "r1", Utc::now(), "webm").unwrap();
+        assert_eq!(keys.media, "acme-c1-r1.webm");
+        assert_eq!(keys.sidecar, "acme-r1_metadata.json");
+        let default = KeyLayout::parse(KeyLayout::DEFAULT).unwrap();
+        let keys = default.keys("acme/", "c1", "r1", Utc::now(), "webm").unwrap();
+        assert!(keys.sidecar.starts_with("acme/year=") && keys.sidecar.ends_with("/r1_metadata.json"));
+    }
 
     #[test]
     fn an_id_that_would_make_its_media_key_a_sidecar_key_is_refused() {
@@ -317,7 +335,7 @@ mod tests {
         assert_eq!(keys.part("1", 2), format!("{dir}/r-1.part-1.webm"));
         assert_eq!(keys.sidecar, format!("{dir}/r-1_metadata.json"));
         // A key fixed by a version before parts (no `{part}` in it).
-        let old = KeyLayout::fixed(format!("{dir}/r-1.webm"), "r-1");
+        let old = KeyLayout::fixed(format!("{dir}/r-1.webm"), "r-1", "");
         assert_eq!(old.part("S", 1), format!("{dir}/r-1.webm"));
         assert_eq!(old.part("1", 3), format!("{dir}/r-1.part-1.webm"));
         // A custom template without `{part}` gets it before the extension.
