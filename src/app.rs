@@ -678,6 +678,12 @@ async fn probe_readiness(
             .iter()
             .map(|(n, p)| (n.clone(), p.clone()))
             .collect();
+        if orgs.is_empty() {
+            // No org runs yet (or none any more): nothing has been probed, so nothing is
+            // said to be ready; looked at again soon, as an org's run registers.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
         have_token.retain(|name, _| orgs.iter().any(|(n, _)| n == name));
         for (name, probe) in &orgs {
             let have = have_token.entry(name.clone()).or_insert(!tokens_count);

@@ -498,7 +498,10 @@ async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_rea
     );
     // Several orgs: one customer's revoked credentials keep neither the process out of
     // service nor make it unlive (a restart would not mend them).
-    assert_eq!(get(&format!("http://127.0.0.1:{port}/readyz")).await.0, 200);
+    // (Ready once the running org's probes have answered, which may follow its first
+    // archives by a probe round.)
+    let ready = format!("http://127.0.0.1:{port}/readyz");
+    until("ready while initech fails", &logs, async || get(&ready).await.0 == 200).await;
     assert_eq!(get(&format!("http://127.0.0.1:{port}/healthz")).await.0, 200);
 
     // `status` (another process, reading the ledger) names the failing org and why.

@@ -413,8 +413,8 @@ impl PgLedger {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        "SELECT DISTINCT org FROM recordings
-                         UNION SELECT DISTINCT org FROM conversations
+                        "SELECT org FROM recording_counts GROUP BY org HAVING SUM(n) > 0
+                         UNION SELECT org FROM conversation_counts GROUP BY org HAVING SUM(n) > 0
                          UNION SELECT substr(key, 11) FROM meta WHERE key LIKE 'org_state:%'
                          ORDER BY 1",
                         &[],
@@ -1041,7 +1041,8 @@ impl Ledger for PgLedger {
             Box::pin(async move {
                 let row = c
                     .query_one(
-                        "SELECT COUNT(*) FROM recordings WHERE org = $1 AND state NOT IN ('archived', 'parked', 'failed')",
+                        "SELECT COALESCE(SUM(n), 0)::int8 FROM recording_counts
+                         WHERE org = $1 AND state NOT IN ('archived', 'parked', 'failed')",
                         &[&l.org()],
                     )
                     .await?;
@@ -1216,7 +1217,7 @@ impl Ledger for PgLedger {
                 }
                 for row in c
                     .query(
-                        "SELECT state, COUNT(*) FROM recordings WHERE org = $1 GROUP BY state",
+                        "SELECT state, SUM(n)::int8 FROM recording_counts WHERE org = $1 GROUP BY state",
                         &[&l.org()],
                     )
                     .await?
@@ -1225,7 +1226,7 @@ impl Ledger for PgLedger {
                 }
                 for row in c
                     .query(
-                        "SELECT state, COUNT(*) FROM conversations WHERE org = $1 GROUP BY state",
+                        "SELECT state, SUM(n)::int8 FROM conversation_counts WHERE org = $1 GROUP BY state",
                         &[&l.org()],
                     )
                     .await?
