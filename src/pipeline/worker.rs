@@ -485,7 +485,7 @@ impl Worker {
         // Twice at most: a key taken between the check and the write is looked at again.
         for _ in 0..2 {
             if let Some(existing) = self.sink.head(target.key).await? {
-                return self.adopt(rid, target, existing).await;
+                return self.adopt(rid, target, existing, cancel).await;
             }
             let download = match self.client.open_media(target.url).await {
                 Err(ApiError::UrlExpired) => return Ok(PartStep::Expired),
@@ -552,6 +552,7 @@ impl Worker {
         recording_id: &str,
         target: &PartTarget<'_>,
         existing: crate::sink::ObjectInfo,
+        cancel: &CancellationToken,
     ) -> Result<PartStep, Failure> {
         let ours = match &existing.owner {
             Owner::Recording(id) => id == recording_id,
@@ -571,7 +572,12 @@ impl Worker {
                 target.key
             )));
         }
-        let (size, sha256) = self.sink.read_checksum(target.key).await?;
+        // Reading a large object back takes a while: a stop does not wait for it (the
+        // recording is due again, and adopted then).
+        let (size, sha256) = tokio::select! {
+            read = self.sink.read_checksum(target.key) => read?,
+            _ = cancel.cancelled() => return Err(Failure::Cancelled),
+        };
         Ok(PartStep::Done(
             PartFacts {
                 part: target.label.to_owned(),
