@@ -367,7 +367,13 @@ impl App {
             let read_again = tokio::select! {
                 ended = runs.futures.next(), if !runs.futures.is_empty() => {
                     let Some((name, generation, result)) = ended else { continue };
-                    let settings = runs.live.get(&name).filter(|l| l.generation == generation).map(|l| l.settings.clone());
+                    // Its settings, unless it was being stopped (removed or restarting by a
+                    // reload): a removed org whose run fails is not started again.
+                    let settings = runs
+                        .live
+                        .get(&name)
+                        .filter(|l| l.generation == generation && !l.shutdown.drain.is_cancelled())
+                        .map(|l| l.settings.clone());
                     runs.ended(&name, generation);
                     let restarting = restart.contains_key(&name) && !shutdown.drain.is_cancelled();
                     match result {
@@ -485,6 +491,7 @@ impl App {
             .run(mode, shutdown)
             .await;
         self.probes.lock().unwrap().remove(&org.settings.name);
+        self.ledger.release_held(&org.settings.name);
         self.health.forget(&org.settings.name);
         self.ledger.release_discovery(&org.settings.name).await;
         result

@@ -32,6 +32,8 @@ type OrgGauges = Vec<(String, LedgerGauges)>;
 
 /// How long ledger gauges are served without reading the ledger again.
 const GAUGES_FRESH: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long the last gauges read are served while the ledger does not answer.
+const GAUGES_STALE: std::time::Duration = std::time::Duration::from_secs(300);
 /// Longest wait for the ledger's figures in a scrape; past it, the last ones.
 const GAUGES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -105,7 +107,13 @@ async fn ledger_gauges(ops: &Ops) -> Vec<(String, LedgerGauges)> {
                 _ => format!("no answer within {} s", GAUGES_TIMEOUT.as_secs()),
             };
             tracing::warn!(message = "Ledger gauges not read; the last ones are served.", error = %why);
-            cached.as_ref().map(|(_, g)| g.clone()).unwrap_or_default()
+            // Not for ever: past GAUGES_STALE the series are left out (an absent series
+            // alerts; frozen ages and deadlines would not).
+            cached
+                .as_ref()
+                .filter(|(at, _)| at.elapsed() < GAUGES_STALE)
+                .map(|(_, g)| g.clone())
+                .unwrap_or_default()
         }
     }
 }

@@ -88,7 +88,8 @@ struct PgStore {
 
 #[derive(Default)]
 struct Held {
-    claims: std::collections::HashSet<i64>,
+    /// Claim tokens, with the org that holds them.
+    claims: std::collections::HashMap<i64, String>,
     /// (org, conversation id).
     listings: std::collections::HashSet<(String, String)>,
     /// When the leases were last renewed; `None` before any claim. A claim after a gap
@@ -179,10 +180,9 @@ fn token() -> i64 {
 /// Renews the leases `store` knows it holds, on the server's clock.
 async fn renew(c: &Object, store: &PgStore) -> PgResult<u64> {
     let (claims, orgs, conversations): (Vec<i64>, Vec<String>, Vec<String>) = {
-        let mut held = store.held.lock().unwrap_or_else(|p| p.into_inner());
-        held.renewed = Some(tokio::time::Instant::now());
+        let held = store.held.lock().unwrap_or_else(|p| p.into_inner());
         let (orgs, ids) = held.listings.iter().cloned().unzip();
-        (held.claims.iter().copied().collect(), orgs, ids)
+        (held.claims.keys().copied().collect(), orgs, ids)
     };
     let lease = store.lease.as_millis() as i64;
     let mut n = c
@@ -216,6 +216,9 @@ async fn renew(c: &Object, store: &PgStore) -> PgResult<u64> {
             &[&lease, &store.owner],
         )
         .await?;
+    // Renewed only once every lease is: a renewal that failed part-way is made again
+    // before the next claim.
+    store.held.lock().unwrap_or_else(|p| p.into_inner()).renewed = Some(tokio::time::Instant::now());
     Ok(n)
 }
 
@@ -482,7 +485,7 @@ impl PgLedger {
             let claimed = claimed.await?;
             if let Some(row) = &claimed {
                 let mut held = self.held();
-                held.claims.insert(row.token);
+                held.claims.insert(row.token, self.org.to_string());
                 held.renewed.get_or_insert_with(tokio::time::Instant::now);
             }
             Ok(claimed)
@@ -518,6 +521,16 @@ impl PgLedger {
                 .map(|_| ())
             })
         })
+    }
+
+    /// Forgets every claim and listing of this view's org that this process still
+    /// holds: its run has ended (in error too), so nothing of it is being worked on;
+    /// whatever was not released by a write runs out for the next claimer.
+    pub fn release_held(&self) {
+        let org = self.org.to_string();
+        let mut held = self.held();
+        held.claims.retain(|_, o| *o != org);
+        held.listings.retain(|(o, _)| *o != org);
     }
 
     /// Fault injection for tests: the next `n` operations commit, then lose their
@@ -634,10 +647,13 @@ impl PgLedger {
             })
         });
         Box::pin(async move {
-            let result = match changed.await? {
-                0 => Err(LedgerError::ClaimLost(id)),
-                _ => Ok(()),
+            let result = match changed.await {
+                Ok(0) => Err(LedgerError::ClaimLost(id)),
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
             };
+            // Settled, taken over, or not written (the ledger away past the patience):
+            // either way this process is done with the claim; never renewed again.
             if settles.is_some() || result.is_err() {
                 self.held().claims.remove(&token);
             }

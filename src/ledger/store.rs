@@ -119,6 +119,14 @@ impl LedgerStore {
         }
     }
 
+    /// Forgets the claims and listings `org`'s ended run still held (PostgreSQL): they
+    /// are not renewed any more, and run out for the next claimer.
+    pub fn release_held(&self, org: &str) {
+        if let LedgerStore::Postgres(ledger) = self {
+            ledger.for_org(org).release_held();
+        }
+    }
+
     /// Lets go of `org`'s discovery turn (the org stops in this process), so another
     /// replica takes it at once instead of after the lease.
     pub async fn release_discovery(&self, org: &str) {

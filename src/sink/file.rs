@@ -24,6 +24,21 @@ pub struct FileSink {
 
 const PARTIAL: &str = ".partial";
 
+/// This host's name, as temporary directories are named (`/proc/sys/kernel/hostname`).
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// This process's temporary directory under `.partial/`: `{host}-{pid}`, so processes
+/// on several hosts sharing a volume never take each other's for their own.
+fn own_dir() -> String {
+    format!("{}-{}", hostname(), std::process::id())
+}
+
 /// Whether a process with this id runs (Linux: `/proc/{pid}`); ours always does.
 fn process_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists()
@@ -39,13 +54,23 @@ impl FileSink {
     /// may share a volume: what a live process is writing is never touched.
     pub fn open(root: &Path) -> Result<Self, SinkError> {
         let partial = root.join(PARTIAL);
-        std::fs::create_dir_all(partial.join(std::process::id().to_string())).map_err(io("create directory"))?;
+        std::fs::create_dir_all(partial.join(own_dir())).map_err(io("create directory"))?;
+        let host = hostname();
         for entry in std::fs::read_dir(&partial).map_err(io("read directory"))? {
             let entry = entry.map_err(io("read directory"))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // `{pid}` directories, and `{pid}-{n}` files of earlier versions.
-            let owner = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());
-            if owner.is_some_and(|pid| !process_alive(pid)) || owner.is_none() {
+            // `{host}-{pid}` directories: this host's, of a process gone. Earlier
+            // versions' `{pid}` directories and `{pid}-{n}` files: of a process gone
+            // here. Another host's (a shared volume) are never touched.
+            let gone = match name.rsplit_once('-') {
+                Some((h, pid)) if h == host => pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid)),
+                Some((pid, n)) if u64::from_str_radix(n, 16).is_ok() && !n.is_empty() => {
+                    pid.parse::<u32>().is_ok_and(|pid| !process_alive(pid))
+                }
+                Some(_) => false,
+                None => name.parse::<u32>().is_ok_and(|pid| !process_alive(pid)),
+            };
+            if gone {
                 let path = entry.path();
                 let _ = if path.is_dir() {
                     std::fs::remove_dir_all(path)
@@ -70,10 +95,10 @@ impl FileSink {
     }
 
     fn temp_path(&self) -> PathBuf {
-        self.root
-            .join(PARTIAL)
-            .join(std::process::id().to_string())
-            .join(format!("{:016x}", fastrand::u64(..)))
+        let dir = self.root.join(PARTIAL).join(own_dir());
+        // Made again if something removed it (a sweep by an older build).
+        let _ = std::fs::create_dir_all(&dir);
+        dir.join(format!("{:016x}", fastrand::u64(..)))
     }
 
     /// Links a complete temporary file to `path` (failing if it exists) and syncs the directory.
@@ -174,10 +199,10 @@ impl Sink for FileSink {
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let path = self.path(key)?;
-            // A file has no metadata: one of ours names its recording id as a JSON string.
+            // A file has no metadata: one of ours is a sidecar of this recording by its content.
             if let Some(id) = owner
                 && let Ok(existing) = tokio::fs::read(&path).await
-                && !String::from_utf8_lossy(&existing).contains(&format!("\"{id}\""))
+                && !super::is_own_sidecar(&existing, id)
             {
                 return Err(SinkError::Exists);
             }
@@ -294,9 +319,17 @@ mod tests {
         std::fs::write(dead.join("0123"), b"left").unwrap();
         let flat = root.join(PARTIAL).join("4194302-00ff");
         std::fs::write(&flat, b"left").unwrap();
+        let ours_dead = root.join(PARTIAL).join(format!("{}-4194301", hostname()));
+        std::fs::create_dir_all(&ours_dead).unwrap();
+        let other_host = root.join(PARTIAL).join("another-host-1");
+        std::fs::create_dir_all(&other_host).unwrap();
         let _second = FileSink::open(&root).unwrap();
         assert!(ours.exists(), "a live write is never swept");
-        assert!(!dead.exists() && !flat.exists(), "a dead process's files are");
+        assert!(
+            !dead.exists() && !flat.exists() && !ours_dead.exists(),
+            "a dead process's files are"
+        );
+        assert!(other_host.exists(), "another host's are never touched");
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -60,6 +60,19 @@ pub struct PutRequest<'a> {
     pub expected: Option<u64>,
 }
 
+/// Whether `bytes` is a sidecar this daemon wrote for `recording_id` (its `archive`
+/// names the recording and the archiver): how a sidecar written before sidecars carried
+/// the recording-id metadata, or one in a directory, is told from another tool's file
+/// that merely names the same id (Genesys's own export).
+pub fn is_own_sidecar(bytes: &[u8], recording_id: &str) -> bool {
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok_and(|doc| {
+        doc["archive"]["recordingId"] == recording_id
+            && doc["archive"]["archiver"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("genesys-archiver/"))
+    })
+}
+
 /// Upload id journalled *before* CreateMultipartUpload: a crash between the create and
 /// the journal entry would otherwise leave an upload nobody knows about. An entry with
 /// this id means "whatever upload is open at this key is ours": abort all of them.

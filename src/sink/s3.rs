@@ -562,12 +562,20 @@ impl Sink for S3Sink {
             // Written where nothing is; over an object only if it is this recording's.
             match put(true).send().await {
                 Ok(_) => Ok(()),
-                Err(e) if is_precondition_failed(&e) => match self.head_owner(key).await? {
-                    Some(Owner::Recording(held)) if held == id => {
-                        put(false).send().await.map(|_| ()).map_err(failed("PutObject"))
+                Err(e) if is_precondition_failed(&e) => {
+                    let ours = match self.head_owner(key).await? {
+                        Some(Owner::Recording(held)) => held == id,
+                        // Written before sidecars carried the metadata: ours by content.
+                        Some(_) => Sink::get_bytes(self, key, 1024 * 1024)
+                            .await?
+                            .is_some_and(|bytes| super::is_own_sidecar(&bytes, id)),
+                        None => false,
+                    };
+                    if !ours {
+                        return Err(SinkError::Exists);
                     }
-                    _ => Err(SinkError::Exists),
-                },
+                    put(false).send().await.map(|_| ()).map_err(failed("PutObject"))
+                }
                 Err(e) => Err(failed("PutObject")(e)),
             }
         })

@@ -132,6 +132,9 @@ pub const STEPS: &[&str] = &[
     -- adding to a random one, so replicas changing states at once rarely queue on one
     -- row; a shard may go below zero, the sum is exact. A deadlock between two changes
     -- (40P01) is retried as any serialization conflict is.
+    -- No row changes between the snapshot below and the triggers taking over (a
+    -- replica of the previous build writing meanwhile would be counted by neither).
+    LOCK TABLE recordings, conversations IN SHARE ROW EXCLUSIVE MODE;
     CREATE TABLE recording_counts (
         org   TEXT NOT NULL,
         state TEXT NOT NULL,
