@@ -280,13 +280,9 @@ fn new_recording(conversation_id: &str, r: &RecordingMetadata, parked: Option<St
         parked,
         archive_date: r.archive_date,
         delete_date: r.delete_date,
-        // Unsafe ids are kept under a derived key (never raw: NUL bytes and huge ids are
-        // refused by PostgreSQL); such a row is parked by `never_archived`.
-        ..NewRecording::due(
-            &untrusted::ledger_key(&r.id),
-            &untrusted::ledger_key(conversation_id),
-            r.start_time,
-        )
+        // Unsafe ids are kept by the ledger under a derived key (`NewRecording::sanitized`);
+        // such a row is parked by `never_archived`.
+        ..NewRecording::due(&r.id, conversation_id, r.start_time)
     }
 }
 

@@ -458,16 +458,14 @@ impl Poller {
             match ConversationSummary::from_row(row) {
                 Ok(c) if asked.is_some_and(|(from, to)| c.conversation_start < from || c.conversation_start >= to) => {}
                 Ok(c) if is_safe_id(&c.conversation_id) => seen.push(c),
-                // Never sent back to the API, never part of a key.
-                // Kept under a derived key: a raw NUL byte or a huge id is refused by
-                // PostgreSQL and would stop the org on this row at every pass.
+                // Never sent back to the API, never part of a key; the ledger keeps it
+                // under a derived key (PostgreSQL refuses a raw NUL byte or a huge id).
                 Ok(c) => {
                     let why = format!("unsafe conversation id {}", untrusted::shown(&c.conversation_id));
-                    self.park(&untrusted::ledger_key(&c.conversation_id), why, report)
-                        .await?
+                    self.park(&c.conversation_id, why, report).await?
                 }
                 Err(bad) => match bad.conversation_id {
-                    Some(id) => self.park(&untrusted::ledger_key(&id), bad.error, report).await?,
+                    Some(id) => self.park(&id, bad.error, report).await?,
                     None => {
                         add(&report.unreadable_rows, 1);
                         tracing::error!(
@@ -647,7 +645,7 @@ pub async fn park_conversation(
     let reason = untrusted::reason(&reason);
     tracing::error!(
         message = "Conversation parked: its data cannot be used.",
-        conversation_id = %conversation_id.escape_debug(),
+        conversation_id = %untrusted::shown(conversation_id),
         reason = %reason,
     );
     metrics.conversation_parked();
