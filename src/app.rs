@@ -164,7 +164,7 @@ pub enum BuildError {
 /// Opens the sink an org's settings name; its failures are counted under the org.
 pub async fn open_sink(org: &OrgSettings, metrics: OrgMetrics) -> Result<Arc<dyn Sink>, crate::sink::SinkError> {
     let sink: Arc<dyn Sink> = match &org.sink.kind {
-        SinkKind::S3(s3) => Arc::new(S3Sink::new(s3.clone()).await),
+        SinkKind::S3(s3) => Arc::new(S3Sink::new((**s3).clone()).await),
         SinkKind::File { directory } => Arc::new(FileSink::open(directory)?),
     };
     Ok(Arc::new(Counted::new(sink, metrics)))

@@ -117,9 +117,22 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// An org's start failed: exit 2 when the bucket refuses what the configuration asks
+/// (a configuration to mend: the key and the bucket named), 1 otherwise.
+fn start_failed(error: crate::app::BuildError) -> ExitCode {
+    match error {
+        crate::app::BuildError::Sink(crate::sink::SinkError::Refused(why)) => {
+            tracing::error!(message = "The bucket refuses what the configuration asks.", error = %why);
+            eprintln!("error: {why}");
+            ExitCode::from(2)
+        }
+        other => failure(other),
+    }
+}
+
 /// Builds the app and starts its operations side (metrics, health, watchdog).
 async fn start(settings: Settings) -> Result<App, ExitCode> {
-    let app = App::build(settings).await.map_err(failure)?;
+    let app = App::build(settings).await.map_err(start_failed)?;
     app.start_operations()
         .await
         .map_err(|e| failure(format!("telemetry.metrics_listen: {e}")))?;
@@ -147,7 +160,7 @@ pub async fn run(settings: Settings, once: bool, reread: Option<crate::app::Rere
         _ = shutdown.drain.cancelled() => return ExitCode::SUCCESS,
     };
     if let Err(error) = started {
-        return failure(error);
+        return start_failed(error);
     }
     app.probe_readiness();
     let mode = if once { Mode::Once } else { Mode::Daemon };
@@ -873,8 +886,34 @@ async fn check_org(settings: &Settings, org: &crate::config::settings::OrgSettin
     sink.check()
         .await
         .map_err(|e| format!("sink {}: {e}", sink.describe()))?;
+    sink.check_bucket()
+        .await
+        .map_err(|e| format!("sink {}: {e}", sink.describe()))?;
     println!("{name}sink: {} answered", sink.describe());
+    if let crate::config::settings::SinkKind::S3(s3) = &org.sink.kind {
+        println!("{name}sink: {}", compliance_summary(s3));
+    }
     Ok(())
+}
+
+/// What `check-config --connect` says of an S3 sink's compliance settings, each of them
+/// just checked against the bucket.
+fn compliance_summary(s3: &crate::sink::settings::S3Settings) -> String {
+    let owner = match &s3.expected_bucket_owner {
+        Some(owner) => format!("owned by account {owner} (checked)"),
+        None => "owner not checked (s3.expected_bucket_owner unset)".into(),
+    };
+    let lock = match (&s3.lock, s3.legal_hold) {
+        (Some(lock), hold) => format!(
+            "objects locked {} for {} from the recording's start{} (bucket versioned with Object Lock: checked)",
+            lock.mode.as_str(),
+            humantime::format_duration(lock.retain),
+            if hold { ", legal hold on" } else { "" }
+        ),
+        (None, true) => "objects under legal hold (bucket versioned with Object Lock: checked)".into(),
+        (None, false) => "objects not locked".into(),
+    };
+    format!("checksum {}; {owner}; {lock}", s3.checksum.as_str())
 }
 
 /// `migrate-ledger --from FILE`: copies a SQLite ledger into the PostgreSQL ledger the

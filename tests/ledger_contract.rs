@@ -128,6 +128,7 @@ fn one_file(key: &str) -> ArchiveFacts {
             key: key.into(),
             size: 7,
             sha256: "aa".into(),
+            checksum: String::new(),
         }],
         Utc::now(),
     )
@@ -207,6 +208,7 @@ async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
             key: format!("k/several.part-{i}.webm"),
             size: 10 + i,
             sha256: format!("{i:02}"),
+            checksum: format!("SHA256:{i:02}="),
         })
         .collect();
     let a = ledger.claim_recording("several".into()).await.unwrap().unwrap();
@@ -216,6 +218,20 @@ async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
         .unwrap();
     let b = ledger.claim_recording("one".into()).await.unwrap().unwrap();
     ledger.archived(b.claim(), one_file("k/one.webm")).await.unwrap();
+    // A file of one with the checksum its store verified and keeps.
+    ledger.insert(vec![recording("checked", "c")]).await.unwrap();
+    let checked = PartFacts {
+        part: String::new(),
+        key: "k/checked.webm".into(),
+        size: 9,
+        sha256: "cc".into(),
+        checksum: "SHA256:zA==".into(),
+    };
+    let c = ledger.claim_recording("checked".into()).await.unwrap().unwrap();
+    ledger
+        .archived(c.claim(), ArchiveFacts::of_parts(vec![checked.clone()], Utc::now()))
+        .await
+        .unwrap();
 
     let records = ledger.records(start, start + Span::seconds(1)).await.unwrap();
     let files = |id: &str| records.iter().find(|r| r.recording_id == id).unwrap().files.clone();
@@ -226,8 +242,14 @@ async fn every_part_is_kept_with_the_archive(ledger: Arc<dyn Ledger>) {
             part: String::new(),
             key: "k/one.webm".into(),
             size: 7,
-            sha256: "aa".into()
+            sha256: "aa".into(),
+            checksum: String::new(),
         }]
+    );
+    assert_eq!(
+        files("checked"),
+        vec![checked],
+        "the store's checksum is kept beside the SHA-256"
     );
     assert!(
         records

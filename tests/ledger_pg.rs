@@ -34,6 +34,7 @@ fn facts(id: &str) -> ArchiveFacts {
         key: format!("k/{id}"),
         size: 1,
         sha256: "00".into(),
+        checksum: String::new(),
         archived_at: Utc::now(),
         parts: Vec::new(),
     }

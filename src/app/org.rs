@@ -72,6 +72,17 @@ impl OrgApp {
         }
         let settings = with_org_id(settings, &client).await?;
         let sink = open_sink(&settings, metrics).await?;
+        // The bucket's owner and Object Lock, before anything is claimed: a bucket that
+        // refuses what the configuration asks stops the start. One that does not answer
+        // now is no reason not to start (readiness says so; uploads retry).
+        match sink.check_bucket().await {
+            Err(refused @ crate::sink::SinkError::Refused(_)) => return Err(refused.into()),
+            Err(error) => tracing::warn!(
+                message = "The bucket's owner and Object Lock could not be checked; starting anyway.",
+                %error
+            ),
+            Ok(()) => {}
+        }
         let org = Self {
             settings,
             client,

@@ -4,6 +4,7 @@
 //! Loading and validation happen before anything starts, so a bad value is one line on
 //! stderr and a non-zero exit, never a half-started daemon.
 
+pub mod compliance;
 pub mod exposure;
 pub mod orgs;
 pub mod raw;

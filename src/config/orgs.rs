@@ -298,6 +298,11 @@ fn overlay_s3(shared: RawS3, over: RawS3) -> RawS3 {
         parts_in_flight: over.parts_in_flight.or(shared.parts_in_flight),
         single_put_max: over.single_put_max.or(shared.single_put_max),
         operation_timeout: over.operation_timeout.or(shared.operation_timeout),
+        checksum_algorithm: over.checksum_algorithm.or(shared.checksum_algorithm),
+        object_lock_mode: over.object_lock_mode.or(shared.object_lock_mode),
+        object_lock_retain: over.object_lock_retain.or(shared.object_lock_retain),
+        legal_hold: over.legal_hold.or(shared.legal_hold),
+        expected_bucket_owner: over.expected_bucket_owner.or(shared.expected_bucket_owner),
     }
 }
 

@@ -305,4 +305,14 @@ pub struct RawS3 {
     pub single_put_max: Option<String>,
     /// Deadline of one S3 call without a body to stream, e.g. `"60s"`.
     pub operation_timeout: Option<String>,
+    /// S3 additional checksum: `SHA256` (default), `CRC64NVME` or `none`.
+    pub checksum_algorithm: Option<String>,
+    /// Object Lock retention mode: `GOVERNANCE` or `COMPLIANCE`.
+    pub object_lock_mode: Option<String>,
+    /// How long objects are locked, counted from the recording's start, e.g. `"7y"`.
+    pub object_lock_retain: Option<String>,
+    /// A legal hold on every object.
+    pub legal_hold: Option<bool>,
+    /// The AWS account id that must own the bucket.
+    pub expected_bucket_owner: Option<String>,
 }

@@ -218,7 +218,7 @@ pub struct SinkSettings {
 
 #[derive(Debug, Clone)]
 pub enum SinkKind {
-    S3(S3Settings),
+    S3(Box<S3Settings>),
     File { directory: PathBuf },
 }
 
@@ -988,7 +988,7 @@ fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {
     let layout = KeyLayout::parse(raw.key_template.as_deref().unwrap_or(KeyLayout::DEFAULT))
         .map_err(|m| ConfigError::new("sink.key_template", m))?;
     let kind = match raw.kind.as_deref().unwrap_or("s3") {
-        "s3" => SinkKind::S3(validate_s3(s3)?),
+        "s3" => SinkKind::S3(Box::new(validate_s3(s3)?)),
         "file" => {
             let directory = raw.directory.filter(|d| !d.trim().is_empty());
             let directory =
@@ -1018,6 +1018,7 @@ fn validate_sink(raw: RawSink, s3: RawS3) -> Result<SinkSettings, ConfigError> {
 }
 
 fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
+    let compliance = super::compliance::validate(&raw)?;
     let bucket = raw.bucket.unwrap_or_default().trim().to_owned();
     let valid_bucket = (3..=63).contains(&bucket.len())
         && bucket
@@ -1082,6 +1083,10 @@ fn validate_s3(raw: RawS3) -> Result<S3Settings, ConfigError> {
         return Err(ConfigError::new("s3.operation_timeout", "must be between 1s and 10m"));
     }
     Ok(S3Settings {
+        checksum: compliance.checksum,
+        lock: compliance.lock,
+        legal_hold: compliance.legal_hold,
+        expected_bucket_owner: compliance.expected_bucket_owner,
         operation_timeout,
         bucket,
         prefix,

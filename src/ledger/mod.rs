@@ -301,6 +301,7 @@ pub(crate) fn record_files(
             key: key.to_owned(),
             size: size.unwrap_or(0).max(0) as u64,
             sha256: sha256.unwrap_or_default().to_owned(),
+            checksum: String::new(),
         }],
         None => Vec::new(),
     }
@@ -347,6 +348,10 @@ pub struct PartFacts {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+    /// The additional checksum the store verified and keeps for it (`SHA256:base64`,
+    /// a composite with `-N`, or `CRC64NVME:base64`); empty when it keeps none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum: String,
 }
 
 /// The facts of a finished archive.
@@ -359,6 +364,8 @@ pub struct ArchiveFacts {
     pub key: String,
     pub size: u64,
     pub sha256: String,
+    /// The store's checksum of the one file (see [`PartFacts::checksum`]).
+    pub checksum: String,
     pub archived_at: DateTime<Utc>,
     /// Every part when there are several; empty for a recording of one file.
     pub parts: Vec<PartFacts>,
@@ -373,6 +380,7 @@ impl ArchiveFacts {
                 key: one.key,
                 size: one.size,
                 sha256: one.sha256,
+                checksum: one.checksum,
                 archived_at,
                 parts: Vec::new(),
             };
@@ -381,6 +389,7 @@ impl ArchiveFacts {
             key: parts.first().map(|p| p.key.clone()).unwrap_or_default(),
             size: parts.iter().map(|p| p.size).sum(),
             sha256: String::new(),
+            checksum: String::new(),
             archived_at,
             parts,
         }
@@ -394,15 +403,20 @@ impl ArchiveFacts {
                 key: self.key.clone(),
                 size: self.size,
                 sha256: self.sha256.clone(),
+                checksum: self.checksum.clone(),
             }]
         } else {
             self.parts.clone()
         }
     }
 
-    /// The `parts` column: the parts as JSON, or none for a recording of one file.
+    /// The `parts` column: the files as JSON, or none for a recording of one file
+    /// whose store keeps no checksum (its key, size and SHA-256 have columns of their
+    /// own; a checksum has none, so a file with one is listed here, which
+    /// [`record_files`] reads first).
     pub fn parts_column(&self) -> Option<String> {
-        (!self.parts.is_empty()).then(|| serde_json::to_string(&self.parts).expect("parts serialize"))
+        (!self.parts.is_empty() || !self.checksum.is_empty())
+            .then(|| serde_json::to_string(&self.files()).expect("parts serialize"))
     }
 
     /// The `sha256` column: none where no single digest applies.

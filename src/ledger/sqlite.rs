@@ -1289,6 +1289,7 @@ mod tests {
                     key: "k/b".into(),
                     size: 3,
                     sha256: "x".into(),
+                    checksum: String::new(),
                     archived_at: Utc::now(),
                     parts: Vec::new(),
                 },
@@ -1339,6 +1340,7 @@ mod tests {
             key: key.into(),
             size: 1,
             sha256: "x".into(),
+            checksum: String::new(),
             archived_at: Utc::now(),
             parts: Vec::new(),
         }

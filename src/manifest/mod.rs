@@ -155,6 +155,7 @@ mod tests {
                     key: format!("k/{id}-{i}"),
                     size: 10,
                     sha256: "ab".into(),
+                    checksum: String::new(),
                 })
                 .collect(),
         }

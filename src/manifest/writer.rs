@@ -196,7 +196,8 @@ impl Manifests {
             sha256: digest(&bytes),
         };
         self.sink
-            .put_bytes(&key, bytes.into(), "application/x-ndjson", None)
+            // Locked (with Object Lock) as long as the day's recordings.
+            .put_bytes(&key, bytes.into(), "application/x-ndjson", None, Some(start))
             .await?;
         self.set_head(&link).await?;
         self.metrics.manifest_written();

@@ -508,31 +508,38 @@ impl Worker {
                 // completion waits for the whole body and its check.
                 length: download.content_length,
                 expected,
+                // Object Lock's retention counts from the recording's start.
+                locked_from: claimed.start_time,
             };
             let journal = LedgerJournal {
                 ledger: self.ledger.as_ref(),
                 claim: claimed.claim(),
                 key: target.key,
             };
-            match self.sink.put_stream(request, body, &journal, cancel).await {
-                Ok(()) => {}
+            let stored = match self.sink.put_stream(request, body, &journal, cancel).await {
+                Ok(stored) => stored,
                 Err(SinkError::Exists) => continue,
                 Err(e) => return Err(e.into()),
-            }
+            };
             let (size, sha256) = {
                 let t = tally.lock().unwrap();
                 (t.bytes, t.sha256())
             };
             return match self.sink.head(target.key).await? {
-                Some(info) if info.size == size => Ok(PartStep::Done(
-                    PartFacts {
-                        part: target.label.to_owned(),
-                        key: target.key.to_owned(),
-                        size,
-                        sha256,
-                    },
-                    false,
-                )),
+                Some(info) if info.size == size => {
+                    let checksum =
+                        confirmed_checksum(target.key, stored.checksum.as_deref(), info.checksum.as_deref())?;
+                    Ok(PartStep::Done(
+                        PartFacts {
+                            part: target.label.to_owned(),
+                            key: target.key.to_owned(),
+                            size,
+                            sha256,
+                            checksum,
+                        },
+                        false,
+                    ))
+                }
                 Some(info) => Ok(PartStep::Park(format!(
                     "object at {} has {} bytes after uploading {size}",
                     target.key, info.size
@@ -567,8 +574,14 @@ impl Worker {
             None => target.declared.is_none_or(|s| s == existing.size),
         };
         if !ours || !size_fits {
+            // Never overwritten, never deleted; a locked one could not be either.
+            let locked = existing
+                .lock
+                .as_ref()
+                .map(|l| format!(" (locked in {} mode until {})", l.mode, l.until.to_rfc3339()))
+                .unwrap_or_default();
             return Ok(PartStep::Park(format!(
-                "an object already exists at {} and is not this recording's; it is never overwritten",
+                "an object already exists at {}{locked} and is not this recording's; it is never overwritten",
                 target.key
             )));
         }
@@ -584,6 +597,8 @@ impl Worker {
                 key: target.key.to_owned(),
                 size,
                 sha256,
+                // What the store verified when an earlier attempt wrote it.
+                checksum: existing.checksum.unwrap_or_default(),
             },
             true,
         ))
@@ -603,6 +618,7 @@ impl Worker {
                 body.into(),
                 "application/json",
                 Some(recording.metadata.id.as_str()),
+                recording.metadata.start_time,
             )
             .await
         {
@@ -613,6 +629,24 @@ impl Worker {
             ))),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// The checksum an upload is archived with: the one it sent, once the store reports
+/// keeping exactly that (it verified the bytes against it on receipt). A store that
+/// reports none kept no checksum (Garage, older MinIO): an error naming the setting,
+/// rather than a claim of store-side integrity nothing backs.
+fn confirmed_checksum(key: &str, sent: Option<&str>, reported: Option<&str>) -> Result<String, Failure> {
+    match (sent, reported) {
+        (None, _) => Ok(String::new()),
+        (Some(sent), Some(kept)) if crate::sink::checksum::same(sent, kept) => Ok(kept.to_owned()),
+        (Some(sent), Some(kept)) => Err(Failure::Transient(format!(
+            "the store keeps checksum {kept} for {key}, not the {sent} sent with it"
+        ))),
+        (Some(_), None) => Err(Failure::Permanent(format!(
+            "the store kept no checksum for {key}: it does not support S3 additional checksums; \
+             set s3.checksum_algorithm = \"none\" for it"
+        ))),
     }
 }
 
@@ -662,7 +696,14 @@ pub fn sidecar(recording: &Recording, format: FormatId, facts: &ArchiveFacts) ->
     let parts: Vec<serde_json::Value> = facts
         .files()
         .iter()
-        .map(|p| serde_json::json!({"part": p.part, "key": p.key, "sizeBytes": p.size, "sha256": p.sha256}))
+        .map(|p| {
+            let mut file = serde_json::json!({"part": p.part, "key": p.key, "sizeBytes": p.size, "sha256": p.sha256});
+            if !p.checksum.is_empty() {
+                // The store's own checksum, which it verified when the bytes arrived.
+                file["s3Checksum"] = p.checksum.clone().into();
+            }
+            file
+        })
         .collect();
     let mut archive = serde_json::json!({
         "recordingId": recording.metadata.id,

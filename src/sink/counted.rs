@@ -2,7 +2,7 @@
 //! worker's upload, the readiness check, recovery at start), is counted once, by org and
 //! operation, in `sink_errors_total`.
 
-use super::{ObjectInfo, PutRequest, Sink, SinkError, UploadJournal};
+use super::{ObjectInfo, PutRequest, Sink, SinkError, Stored, UploadJournal};
 use crate::download::ByteStream;
 use crate::metrics::OrgMetrics;
 use bytes::Bytes;
@@ -49,7 +49,7 @@ impl Sink for Counted {
         body: ByteStream,
         journal: &'a dyn UploadJournal,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
+    ) -> BoxFuture<'a, Result<Stored, SinkError>> {
         Box::pin(async move { self.count(self.inner.put_stream(request, body, journal, cancel).await) })
     }
 
@@ -59,8 +59,9 @@ impl Sink for Counted {
         body: Bytes,
         content_type: &'a str,
         owner: Option<&'a str>,
+        locked_from: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move { self.count(self.inner.put_bytes(key, body, content_type, owner).await) })
+        Box::pin(async move { self.count(self.inner.put_bytes(key, body, content_type, owner, locked_from).await) })
     }
 
     fn read_checksum<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(u64, String), SinkError>> {
@@ -81,6 +82,10 @@ impl Sink for Counted {
 
     fn check(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move { self.count(self.inner.check().await) })
+    }
+
+    fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { self.count(self.inner.check_bucket().await) })
     }
 }
 

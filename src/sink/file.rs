@@ -8,7 +8,7 @@
 //! another live process's writes in progress. Used by `demo` and by sites
 //! that archive to a mounted volume.
 
-use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UploadJournal};
+use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, Stored, UploadJournal};
 use crate::download::ByteStream;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -161,6 +161,9 @@ impl Sink for FileSink {
                     size: meta.len(),
                     owner: Owner::Unknown,
                     recorded_size: None,
+                    checksum: None,
+                    lock: None,
+                    legal_hold: false,
                 })),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(SinkError::store("stat", e)),
@@ -174,7 +177,7 @@ impl Sink for FileSink {
         body: ByteStream,
         _journal: &'a dyn UploadJournal,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
+    ) -> BoxFuture<'a, Result<Stored, SinkError>> {
         Box::pin(async move {
             let path = self.path(request.key)?;
             let temp = self.temp_path();
@@ -186,7 +189,9 @@ impl Sink for FileSink {
             if result.is_err() {
                 let _ = tokio::fs::remove_file(&temp).await;
             }
-            result
+            // A directory keeps no checksum beside the file: the sidecar's SHA-256 is
+            // the only one.
+            result.map(|()| Stored::default())
         })
     }
 
@@ -196,6 +201,7 @@ impl Sink for FileSink {
         body: Bytes,
         _content_type: &'a str,
         owner: Option<&'a str>,
+        _locked_from: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let path = self.path(key)?;

@@ -8,6 +8,7 @@
 //! fails if the name exists). Sidecars are the archiver's own derived data and are
 //! rewritten freely.
 
+pub mod checksum;
 pub mod counted;
 pub mod file;
 pub mod layout;
@@ -43,6 +44,29 @@ pub struct ObjectInfo {
     /// upload trusted the host's Content-Length, which may differ from the size the
     /// recording declares. `None`: not recorded (older objects, the file sink).
     pub recorded_size: Option<u64>,
+    /// The additional checksum the store keeps (`ALGORITHM:base64`, see
+    /// [`checksum`]), `None` when it keeps none (or checksums are off).
+    pub checksum: Option<String>,
+    /// Its Object Lock retention, if any.
+    pub lock: Option<Lock>,
+    pub legal_hold: bool,
+}
+
+/// An object's Object Lock retention as the store reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lock {
+    /// `GOVERNANCE` or `COMPLIANCE`.
+    pub mode: String,
+    pub until: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a write stored, besides the bytes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Stored {
+    /// The additional checksum sent with it, which the store verified on receipt
+    /// (`ALGORITHM:base64`, the form [`ObjectInfo::checksum`] reports); `None` when
+    /// none was sent.
+    pub checksum: Option<String>,
 }
 
 /// What to write, besides the bytes.
@@ -58,6 +82,8 @@ pub struct PutRequest<'a> {
     /// The size the body is checked against (the host's Content-Length, else the size
     /// the recording declares), recorded in the object's metadata.
     pub expected: Option<u64>,
+    /// When the object's Object Lock retention starts counting: the recording's start.
+    pub locked_from: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Whether `bytes` is a sidecar this daemon wrote for `recording_id` (its `archive`
@@ -99,6 +125,10 @@ pub enum SinkError {
     /// The store failed.
     #[error("{operation}: {message}")]
     Store { operation: &'static str, message: String },
+    /// The bucket refuses what the configuration asks of it (another owner, no Object
+    /// Lock): a configuration to mend, not an outage to wait out.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl SinkError {
@@ -128,19 +158,21 @@ pub trait Sink: Send + Sync {
         body: ByteStream,
         journal: &'a dyn UploadJournal,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), SinkError>>;
+    ) -> BoxFuture<'a, Result<Stored, SinkError>>;
 
     /// Writes a small object whole. With `owner` (a recording's sidecar) the object is
     /// attributed to that recording and replaces only an object of the same recording:
     /// anything else at the key (Genesys's own export `_metadata.json` in the same
     /// layout, another tool's file) is never overwritten, [`SinkError::Exists`]. Without
-    /// (a manifest, which the daemon alone writes), it replaces what is there.
+    /// (a manifest, which the daemon alone writes), it replaces what is there. With
+    /// Object Lock, its retention counts from `locked_from` (now when `None`).
     fn put_bytes<'a>(
         &'a self,
         key: &'a str,
         body: Bytes,
         content_type: &'a str,
         owner: Option<&'a str>,
+        locked_from: Option<chrono::DateTime<chrono::Utc>>,
     ) -> BoxFuture<'a, Result<(), SinkError>>;
 
     /// Reads an object back: its size and SHA-256 (adopting an upload that finished
@@ -161,4 +193,10 @@ pub trait Sink: Send + Sync {
 
     /// Whether the sink answers and can be written (readiness, `check-config --connect`).
     fn check(&self) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// Whether the bucket is what the configuration asks (its owner, Object Lock),
+    /// checked once before an org starts: [`SinkError::Refused`] when it is not.
+    fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
 }

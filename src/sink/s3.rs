@@ -11,12 +11,21 @@
 //! part) skips the part buffers: its download is the body of one streamed PutObject.
 //!
 //! Writes carry `If-None-Match: *` so S3 itself refuses to overwrite, and object
-//! metadata `recording-id`, so an object found at a key can be attributed. Credentials
-//! come from the AWS default chain: environment, profile, web identity (IRSA),
-//! instance metadata.
+//! metadata `recording-id`, so an object found at a key can be attributed. Every write
+//! carries an additional checksum ([`super::checksum`]) that S3 verifies on receipt, so
+//! a body corrupted on its way is refused, never stored; with checksums on, a body
+//! larger than a part goes up as a multipart upload whose parts each carry theirs (in
+//! headers: the streamed PutObject would need `aws-chunked` trailers, which not every
+//! S3-compatible store reads). With Object Lock configured every object is written
+//! locked (mode, retain-until, legal hold). With `expected_bucket_owner`, every call
+//! carries `x-amz-expected-bucket-owner`, so a bucket name now owned by another account
+//! is refused by S3 instead of written to. Credentials come from the AWS default
+//! chain: environment, profile, web identity (IRSA), instance metadata.
 
-use super::settings::{S3Settings, Sse};
+use super::checksum::{Running, object_checksum};
+use super::settings::{ChecksumAlgorithm, LockMode, S3Settings, Sse};
 use super::streamed::StreamedBody;
+use super::{Lock, Stored};
 use super::{ObjectInfo, Owner, PutRequest, Sink, SinkError, UPLOAD_PENDING, UploadJournal};
 use crate::download::ByteStream;
 use aws_sdk_s3::Client;
@@ -25,8 +34,12 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream as S3Body, SdkBody};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass};
+use aws_sdk_s3::types::{
+    BucketVersioningStatus, ChecksumAlgorithm as SdkChecksum, ChecksumMode, ChecksumType, CompletedMultipartUpload,
+    CompletedPart, ObjectLockEnabled, ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption, StorageClass,
+};
 use bytes::{Bytes, BytesMut};
+use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use sha2::{Digest, Sha256};
@@ -44,13 +57,40 @@ macro_rules! object_settings {
             Some(size) => $builder.metadata(EXPECTED_SIZE_META, size.to_string()),
             None => $builder,
         };
-        builder
+        let builder = builder
             .content_type($request.content_type)
             .metadata(RECORDING_ID_META, $request.recording_id)
             .metadata("conversation-id", $request.conversation_id)
             .set_server_side_encryption(sse)
             .set_ssekms_key_id(kms)
-            .set_storage_class($sink.settings.storage_class.as_deref().map(StorageClass::from))
+            .set_storage_class($sink.settings.storage_class.as_deref().map(StorageClass::from));
+        locked!(builder, $sink, $request.locked_from)
+    }};
+}
+
+/// The Object Lock settings of a write (retention counted from `$from`, a legal hold)
+/// and the name of its checksum algorithm (which tells the store which
+/// `x-amz-checksum-*` header to read). PutObject and CreateMultipartUpload share the
+/// setters but not a type.
+macro_rules! locked {
+    ($builder:expr, $sink:expr, $from:expr) => {{
+        let (mode, until) = $sink.retention($from);
+        $builder
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
+            .set_object_lock_legal_hold_status($sink.settings.legal_hold.then_some(ObjectLockLegalHoldStatus::On))
+            .set_checksum_algorithm($sink.sdk_checksum())
+    }};
+}
+
+/// Sets a checksum value (base64) in the header of its algorithm.
+macro_rules! checksum_value {
+    ($builder:expr, $algorithm:expr, $value:expr) => {{
+        match ($algorithm, $value) {
+            (ChecksumAlgorithm::Sha256, Some(v)) => $builder.checksum_sha256(v),
+            (ChecksumAlgorithm::Crc64Nvme, Some(v)) => $builder.checksum_crc64_nvme(v),
+            _ => $builder,
+        }
     }};
 }
 
@@ -102,6 +142,31 @@ where
     }
 }
 
+/// A header on every request: `x-amz-expected-bucket-owner`, so S3 refuses (403) any
+/// call on a bucket another account owns. An interceptor rather than the setter of
+/// each operation: no call, today's or a future one, can go without it.
+#[derive(Debug)]
+struct ExpectedOwner(String);
+
+impl aws_sdk_s3::config::Intercept for ExpectedOwner {
+    fn name(&self) -> &'static str {
+        "ExpectedBucketOwner"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        context
+            .request_mut()
+            .headers_mut()
+            .insert("x-amz-expected-bucket-owner", self.0.clone());
+        Ok(())
+    }
+}
+
 /// S3 refused a conditional write: the key is taken.
 fn is_precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
@@ -127,6 +192,9 @@ impl S3Sink {
         }
         if let Some(url) = &settings.endpoint_url {
             builder = builder.endpoint_url(url);
+        }
+        if let Some(owner) = &settings.expected_bucket_owner {
+            builder = builder.interceptor(ExpectedOwner(owner.clone()));
         }
         // One connection pool (the shared config's HTTP client), three deadlines.
         let bounded = |bytes: u64| {
@@ -161,6 +229,42 @@ impl S3Sink {
         }
     }
 
+    fn sdk_checksum(&self) -> Option<SdkChecksum> {
+        match self.settings.checksum {
+            ChecksumAlgorithm::Sha256 => Some(SdkChecksum::Sha256),
+            ChecksumAlgorithm::Crc64Nvme => Some(SdkChecksum::Crc64Nvme),
+            ChecksumAlgorithm::Off => None,
+        }
+    }
+
+    /// The retention of an object whose retention counts from `from` (the recording's
+    /// start; now when unknown): until `from + retain`, at least a minute ahead (S3
+    /// refuses a date in the past: a recording older than its retention is kept the
+    /// least S3 allows).
+    fn retention(
+        &self,
+        from: Option<DateTime<Utc>>,
+    ) -> (Option<ObjectLockMode>, Option<aws_sdk_s3::primitives::DateTime>) {
+        let Some(lock) = self.settings.lock else {
+            return (None, None);
+        };
+        let now = Utc::now();
+        let retain = chrono::Duration::from_std(lock.retain).unwrap_or(chrono::Duration::MAX);
+        let until = from
+            .unwrap_or(now)
+            .checked_add_signed(retain)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+            .max(now + chrono::Duration::minutes(1));
+        let mode = match lock.mode {
+            LockMode::Governance => ObjectLockMode::Governance,
+            LockMode::Compliance => ObjectLockMode::Compliance,
+        };
+        (
+            Some(mode),
+            Some(aws_sdk_s3::primitives::DateTime::from_secs(until.timestamp())),
+        )
+    }
+
     fn sse(&self) -> (Option<ServerSideEncryption>, Option<String>) {
         match &self.settings.sse {
             None => (None, None),
@@ -169,17 +273,22 @@ impl S3Sink {
         }
     }
 
-    async fn put_single(&self, request: &PutRequest<'_>, body: Bytes) -> Result<(), SinkError> {
+    async fn put_single(&self, request: &PutRequest<'_>, body: Bytes) -> Result<Stored, SinkError> {
+        let algorithm = self.settings.checksum;
+        let checksum = algorithm.of(&body);
         let put = self
             .parts
             .put_object()
             .bucket(&self.settings.bucket)
             .key(request.key)
             .body(S3Body::from(body));
-        let result = object_settings!(put, self, request).if_none_match("*").send().await;
-        match result {
+        let put = checksum_value!(object_settings!(put, self, request), algorithm, checksum.clone());
+        match put.if_none_match("*").send().await {
             Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
-            other => other.map(|_| ()).map_err(failed("PutObject")),
+            Err(e) => Err(failed("PutObject")(e)),
+            Ok(_) => Ok(Stored {
+                checksum: checksum.map(|c| algorithm.label(&c)),
+            }),
         }
     }
 
@@ -191,7 +300,7 @@ impl S3Sink {
         body: ByteStream,
         length: u64,
         cancel: &CancellationToken,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Stored, SinkError> {
         let (body, source_error) = StreamedBody::new(body, length);
         let put = self
             .streamed
@@ -207,7 +316,7 @@ impl S3Sink {
             result = send => result,
         };
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Stored { checksum: None }),
             Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
             Err(e) => match source_error.lock().unwrap().take() {
                 Some(source) => Err(SinkError::Source(source)),
@@ -223,7 +332,7 @@ impl S3Sink {
         first: Vec<Bytes>,
         journal: &dyn UploadJournal,
         cancel: &CancellationToken,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Stored, SinkError> {
         // Journalled first: a crash right after the create leaves a findable upload.
         journal.opened(UPLOAD_PENDING).await?;
         let create = self
@@ -231,7 +340,14 @@ impl S3Sink {
             .create_multipart_upload()
             .bucket(&self.settings.bucket)
             .key(request.key);
+        // CRC64NVME is kept of the whole object; SHA-256 as a composite of the parts'.
+        let kind = match self.settings.checksum {
+            ChecksumAlgorithm::Crc64Nvme => Some(ChecksumType::FullObject),
+            ChecksumAlgorithm::Sha256 => Some(ChecksumType::Composite),
+            ChecksumAlgorithm::Off => None,
+        };
         let created = object_settings!(create, self, request)
+            .set_checksum_type(kind)
             .send()
             .await
             .map_err(failed("CreateMultipartUpload"))?;
@@ -244,6 +360,13 @@ impl S3Sink {
                     .await
             }
             Err(e) => Err(e),
+        };
+        let result = match result {
+            Ok(stored) if self.settings.needs_object_lock() => self
+                .ensure_locked(request.key, request.locked_from)
+                .await
+                .map(|()| stored),
+            other => other,
         };
         if result.is_err() {
             // Best effort here; a failed abort stays journalled and is retried at start.
@@ -264,14 +387,20 @@ impl S3Sink {
         reader: &mut PartReader,
         first: Vec<Bytes>,
         cancel: &CancellationToken,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Stored, SinkError> {
+        let algorithm = self.settings.checksum;
         let mut in_flight: JoinSet<Result<CompletedPart, SinkError>> = JoinSet::new();
         let mut done = Vec::new();
         let mut ready = first.into_iter();
         let mut next = ready.next();
         let mut number = 0i32;
+        // The whole object's checksum, fed in order as the parts are read.
+        let mut whole: Option<Running> = algorithm.running();
         while let Some(part) = next.take() {
             number += 1;
+            if let Some(whole) = whole.as_mut() {
+                whole.update(&part);
+            }
             in_flight.spawn(upload_part(
                 self.parts.clone(),
                 self.settings.bucket.clone(),
@@ -279,6 +408,7 @@ impl S3Sink {
                 upload_id.to_owned(),
                 number,
                 part,
+                algorithm,
             ));
             while in_flight.len() >= self.settings.parts_in_flight {
                 done.push(join_one(&mut in_flight, cancel).await?);
@@ -292,17 +422,33 @@ impl S3Sink {
             done.push(join_one(&mut in_flight, cancel).await?);
         }
         done.sort_by_key(|p| p.part_number());
-        let result = self
+        let part_checksums: Vec<String> = done
+            .iter()
+            .filter_map(|p| p.checksum_sha256().or(p.checksum_crc64_nvme()).map(str::to_owned))
+            .collect();
+        let whole = whole.map(Running::finish);
+        let stored = Stored {
+            checksum: whole
+                .as_deref()
+                .and_then(|whole| object_checksum(algorithm, whole, &part_checksums)),
+        };
+        let complete = self
             .client
             .complete_multipart_upload()
             .bucket(&self.settings.bucket)
             .key(key)
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
-            .if_none_match("*")
-            .send()
-            .await;
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build());
+        // A full-object checksum is sent whole for S3 to compare with what it assembled.
+        let complete = match (algorithm, whole) {
+            (ChecksumAlgorithm::Crc64Nvme, Some(whole)) => complete
+                .checksum_crc64_nvme(whole)
+                .checksum_type(ChecksumType::FullObject),
+            _ => complete,
+        };
+        let result = complete.if_none_match("*").send().await;
         match result {
+            Ok(_) => Ok(stored),
             Err(e) if is_precondition_failed(&e) => Err(SinkError::Exists),
             // The store answered 200 but the SDK could not read the answer (moto 5.2 sends
             // the wrong XML root). Whether the object exists decides, not the parse error.
@@ -311,12 +457,60 @@ impl S3Sink {
                     tracing::warn!(
                         message = "CompleteMultipartUpload answered 200 with an unreadable body; the object is there, so the upload is complete."
                     );
-                    Ok(())
+                    Ok(stored)
                 }
                 _ => Err(failed("CompleteMultipartUpload")(e)),
             },
-            other => other.map(|_| ()).map_err(failed("CompleteMultipartUpload")),
+            Err(e) => Err(failed("CompleteMultipartUpload")(e)),
         }
+    }
+
+    /// Locks an object whose multipart upload asked for the lock at its creation, if
+    /// the store did not apply it there (S3 does; moto and some S3-compatible stores keep
+    /// Object Lock headers only on PutObject): the retention and the legal hold are set
+    /// on the object itself (`s3:PutObjectRetention`, `s3:PutObjectLegalHold`).
+    async fn ensure_locked(&self, key: &str, from: Option<DateTime<Utc>>) -> Result<(), SinkError> {
+        let Some(info) = Sink::head(self, key).await? else {
+            return Err(SinkError::store(
+                "HeadObject",
+                format!("{key} not found after its upload"),
+            ));
+        };
+        let (mode, until) = self.retention(from);
+        if let (Some(mode), Some(until)) = (mode, until)
+            && info.lock.is_none()
+        {
+            let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(match mode {
+                    ObjectLockMode::Compliance => aws_sdk_s3::types::ObjectLockRetentionMode::Compliance,
+                    _ => aws_sdk_s3::types::ObjectLockRetentionMode::Governance,
+                })
+                .retain_until_date(until)
+                .build();
+            self.client
+                .put_object_retention()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .retention(retention)
+                .send()
+                .await
+                .map_err(failed("PutObjectRetention"))?;
+        }
+        if self.settings.legal_hold && !info.legal_hold {
+            self.client
+                .put_object_legal_hold()
+                .bucket(&self.settings.bucket)
+                .key(key)
+                .legal_hold(
+                    aws_sdk_s3::types::ObjectLockLegalHold::builder()
+                        .status(ObjectLockLegalHoldStatus::On)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(failed("PutObjectLegalHold"))?;
+        }
+        Ok(())
     }
 
     async fn head_owner(&self, key: &str) -> Result<Option<Owner>, SinkError> {
@@ -369,23 +563,31 @@ async fn upload_part(
     upload_id: String,
     number: i32,
     body: Bytes,
+    algorithm: ChecksumAlgorithm,
 ) -> Result<CompletedPart, SinkError> {
     let length = body.len() as i64;
-    let answer = client
+    let checksum = algorithm.of(&body);
+    let upload = client
         .upload_part()
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
         .part_number(number)
         .content_length(length)
-        .body(S3Body::from(body))
+        .body(S3Body::from(body));
+    let upload = match algorithm {
+        ChecksumAlgorithm::Sha256 => upload.checksum_algorithm(SdkChecksum::Sha256),
+        ChecksumAlgorithm::Crc64Nvme => upload.checksum_algorithm(SdkChecksum::Crc64Nvme),
+        ChecksumAlgorithm::Off => upload,
+    };
+    let answer = checksum_value!(upload, algorithm, checksum.clone())
         .send()
         .await
         .map_err(failed("UploadPart"))?;
-    Ok(CompletedPart::builder()
+    let part = CompletedPart::builder()
         .part_number(number)
-        .set_e_tag(answer.e_tag().map(str::to_owned))
-        .build())
+        .set_e_tag(answer.e_tag().map(str::to_owned));
+    Ok(checksum_value!(part, algorithm, checksum).build())
 }
 
 async fn join_one(
@@ -481,10 +683,26 @@ impl Sink for S3Sink {
                 .head_object()
                 .bucket(&self.settings.bucket)
                 .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
                 .send()
                 .await
             {
                 Ok(head) => {
+                    let algorithm = self.settings.checksum;
+                    let checksum = match algorithm {
+                        ChecksumAlgorithm::Sha256 => head.checksum_sha256(),
+                        ChecksumAlgorithm::Crc64Nvme => head.checksum_crc64_nvme(),
+                        ChecksumAlgorithm::Off => None,
+                    }
+                    .map(|value| algorithm.label(value));
+                    let lock = match (head.object_lock_mode(), head.object_lock_retain_until_date()) {
+                        (Some(mode), Some(until)) => Some(Lock {
+                            mode: mode.as_str().to_owned(),
+                            until: DateTime::<Utc>::from_timestamp(until.secs(), 0).unwrap_or_default(),
+                        }),
+                        _ => None,
+                    };
+                    let legal_hold = head.object_lock_legal_hold_status() == Some(&ObjectLockLegalHoldStatus::On);
                     let owner = match head.metadata().and_then(|m| m.get(RECORDING_ID_META)) {
                         Some(id) => Owner::Recording(id.clone()),
                         None => Owner::Foreign,
@@ -497,6 +715,9 @@ impl Sink for S3Sink {
                         size: head.content_length().unwrap_or(0).max(0) as u64,
                         owner,
                         recorded_size,
+                        checksum,
+                        lock,
+                        legal_hold,
                     }))
                 }
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
@@ -511,11 +732,12 @@ impl Sink for S3Sink {
         body: ByteStream,
         journal: &'a dyn UploadJournal,
         cancel: &'a CancellationToken,
-    ) -> BoxFuture<'a, Result<(), SinkError>> {
+    ) -> BoxFuture<'a, Result<Stored, SinkError>> {
         Box::pin(async move {
             if let Some(length) = request.length
                 && length > self.settings.part_size as u64
                 && length <= self.settings.single_put_max
+                && self.settings.checksum == ChecksumAlgorithm::Off
             {
                 return self.put_streamed(&request, body, length, cancel).await;
             }
@@ -537,9 +759,12 @@ impl Sink for S3Sink {
         body: Bytes,
         content_type: &'a str,
         owner: Option<&'a str>,
+        locked_from: Option<DateTime<Utc>>,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let (sse, kms) = self.sse();
+            let algorithm = self.settings.checksum;
+            let checksum = algorithm.of(&body);
             let put = |fresh_only: bool| {
                 let put = self
                     .parts
@@ -550,6 +775,7 @@ impl Sink for S3Sink {
                     .content_type(content_type)
                     .set_server_side_encryption(sse.clone())
                     .set_ssekms_key_id(kms.clone());
+                let put = checksum_value!(locked!(put, self, locked_from), algorithm, checksum.clone());
                 let put = match owner {
                     Some(id) => put.metadata(RECORDING_ID_META, id),
                     None => put,
@@ -671,6 +897,59 @@ impl Sink for S3Sink {
                 .await
                 .map(|_| ())
                 .map_err(failed("HeadBucket"))
+        })
+    }
+
+    fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let bucket = &self.settings.bucket;
+            if let Some(owner) = &self.settings.expected_bucket_owner {
+                match self.client.head_bucket().bucket(bucket).send().await {
+                    Ok(_) => {}
+                    Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 403) => {
+                        return Err(SinkError::Refused(format!(
+                            "s3.expected_bucket_owner: bucket `{bucket}` is not owned by account {owner} \
+                             (S3 answered 403 to a call naming that owner; or these credentials may not read it)"
+                        )));
+                    }
+                    Err(e) => return Err(failed("HeadBucket")(e)),
+                }
+            }
+            if !self.settings.needs_object_lock() {
+                return Ok(());
+            }
+            let key = if self.settings.lock.is_some() {
+                "s3.object_lock_mode"
+            } else {
+                "s3.legal_hold"
+            };
+            let versioning = self
+                .client
+                .get_bucket_versioning()
+                .bucket(bucket)
+                .send()
+                .await
+                .map_err(failed("GetBucketVersioning"))?;
+            if versioning.status() != Some(&BucketVersioningStatus::Enabled) {
+                return Err(SinkError::Refused(format!(
+                    "{key}: bucket `{bucket}` does not have versioning enabled, which Object Lock needs"
+                )));
+            }
+            let lock = match self.client.get_object_lock_configuration().bucket(bucket).send().await {
+                Ok(answer) => answer
+                    .object_lock_configuration()
+                    .and_then(|c| c.object_lock_enabled())
+                    .cloned(),
+                Err(e) if e.code() == Some("ObjectLockConfigurationNotFoundError") => None,
+                Err(e) => return Err(failed("GetObjectLockConfiguration")(e)),
+            };
+            if lock != Some(ObjectLockEnabled::Enabled) {
+                return Err(SinkError::Refused(format!(
+                    "{key}: bucket `{bucket}` does not have Object Lock enabled (it can only be \
+                     turned on for a versioned bucket; objects would be written unlocked)"
+                )));
+            }
+            Ok(())
         })
     }
 }

@@ -1,0 +1,176 @@
+//! An archive a regulator accepts (issue 22), end to end on moto (with the checks AWS S3
+//! makes: `tests/common/moto_aws.py`): every object written with a checksum the store
+//! verifies and keeps, locked write-once in an Object Lock bucket, in a bucket of the
+//! expected owner only.
+
+mod common;
+
+use aws_sdk_s3::types::{ChecksumMode, ObjectLockMode};
+use common::harness::{Harness, screen_only};
+use genesys_archiver::sim::media::expected_sha256;
+use sha2::{Digest, Sha256};
+
+const MIB: u64 = 1024 * 1024;
+
+/// `[s3]` keys for a bucket whose objects are locked for 400 days.
+const LOCKED: &str =
+    "object_lock_mode = \"COMPLIANCE\"\nobject_lock_retain = \"400d\"\nexpected_bucket_owner = \"123456789012\"\n";
+
+/// The object at `key` in `bucket`, whole.
+async fn get(h: &Harness, bucket: &str, key: &str) -> bytes::Bytes {
+    let object = h.s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    object.body.collect().await.unwrap().into_bytes()
+}
+
+/// Points the daemon's configuration at `bucket` instead of the harness's.
+fn use_bucket(h: &Harness, bucket: &str) {
+    let text = std::fs::read_to_string(&h.config).unwrap();
+    let text = text.replace(&format!("bucket = \"{}\"", h.bucket), &format!("bucket = \"{bucket}\""));
+    std::fs::write(&h.config, text).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_deleted() {
+    // Sizes from one part to three: single PutObjects and multipart uploads.
+    let h = Harness::start(screen_only(6, (200_000, 12 * MIB)), LOCKED).await;
+    let bucket = "archive-locked";
+    h.s3.create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    use_bucket(&h, bucket);
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+
+    let catalog = h.sim.catalog();
+    let listed = h.s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        keys.len(),
+        2 * catalog.len(),
+        "a media object and a sidecar per recording: {keys:?}"
+    );
+    let mut multipart = 0;
+    for key in &keys {
+        let head =
+            h.s3.head_object()
+                .bucket(bucket)
+                .key(key)
+                .checksum_mode(ChecksumMode::Enabled)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance), "{key}");
+        let until = head
+            .object_lock_retain_until_date()
+            .expect("a retain-until date")
+            .secs();
+        let checksum = head.checksum_sha256().expect("the store keeps the checksum");
+        if key.ends_with(".webm") {
+            let entry = catalog.iter().find(|e| key.contains(&e.recording_id)).unwrap();
+            // Until the recording's start plus 400 days (to the second).
+            let want = (entry.start_time + chrono::Duration::days(400)).timestamp();
+            assert!((until - want).abs() <= 1, "{key}: retain until {until}, want {want}");
+            let bytes = get(&h, bucket, key).await;
+            assert_eq!(
+                genesys_archiver::hex::hex(&Sha256::digest(&bytes)),
+                expected_sha256(&entry.recording_id, entry.size)
+            );
+            if entry.size > 5 * MIB {
+                multipart += 1;
+            } else {
+                // One PutObject: S3's checksum is the body's SHA-256.
+                let ours = aws_smithy_types::base64::encode(Sha256::digest(&bytes));
+                assert_eq!(checksum, ours, "{key}");
+            }
+        } else {
+            // The sidecar names the store's checksum of every file it describes.
+            let sidecar = get(&h, bucket, key).await;
+            let doc: serde_json::Value = serde_json::from_slice(&sidecar).unwrap();
+            assert!(
+                doc["archive"]["parts"][0]["s3Checksum"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("SHA256:")),
+                "{doc}"
+            );
+        }
+    }
+    println!(
+        "object lock: {} objects COMPLIANCE-locked with a SHA-256 the store kept ({multipart} multipart)",
+        keys.len()
+    );
+
+    // A locked version cannot be deleted, not even by its writer.
+    let versions = h.s3.list_object_versions().bucket(bucket).send().await.unwrap();
+    let version = versions.versions().first().expect("versions");
+    let refused =
+        h.s3.delete_object()
+            .bucket(bucket)
+            .key(version.key().unwrap())
+            .version_id(version.version_id().unwrap())
+            .send()
+            .await;
+    assert!(refused.is_err(), "a locked version was deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_without_object_lock_stops_the_start_naming_the_bucket() {
+    let h = Harness::start(screen_only(3, (10_000, 20_000)), LOCKED).await;
+    let (status, logs) = h.run_once().await;
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(
+        logs.contains("s3.object_lock_mode: bucket `archive-e2e` does not have"),
+        "{logs}"
+    );
+    assert!(h.objects().await.is_empty());
+    assert_eq!(h.sim.stats().calls("media"), 0, "nothing downloaded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bucket_of_another_owner_is_refused_before_any_recording_is_claimed() {
+    let h = Harness::start(
+        screen_only(3, (10_000, 20_000)),
+        "expected_bucket_owner = \"111111111111\"\n",
+    )
+    .await;
+    let (status, logs) = h.run_once().await;
+    assert_eq!(status.code(), Some(2), "{logs}");
+    assert!(
+        logs.contains("s3.expected_bucket_owner: bucket `archive-e2e` is not owned by account 111111111111"),
+        "{logs}"
+    );
+    assert!(h.objects().await.is_empty());
+    assert_eq!(h.sim.stats().calls("media"), 0, "nothing downloaded");
+    // Nothing claimed: the ledger holds no recording in any state.
+    assert!(h.ledger().is_empty(), "{:?}", h.ledger());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_corrupted_on_its_way_is_refused_by_the_store_and_sent_again() {
+    let h = Harness::start_proxied(screen_only(4, (200_000, 300_000)), "").await;
+    let proxy = h.proxy.as_ref().unwrap();
+    proxy.corrupt_puts(3);
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let corrupted = proxy.corrupted.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(corrupted, 3, "three bodies had a byte flipped on their way");
+    assert!(logs.matches("BadDigest").count() >= 3, "{logs}");
+    // Stored only as sent: every media object has the recording's own bytes.
+    for entry in h.sim.catalog() {
+        let key = common::harness::keys(&entry).media;
+        assert_eq!(
+            h.sha256(&key).await,
+            expected_sha256(&entry.recording_id, entry.size),
+            "{key}"
+        );
+    }
+    println!(
+        "corruption: {corrupted} bodies corrupted on their way, each refused by the store (BadDigest) and sent again"
+    );
+}
