@@ -554,6 +554,7 @@ pub async fn list(
                         discovered_at: Utc::now(),
                         updated_at: Utc::now(),
                         deadline: None,
+                        handoff: None,
                     };
                     (org.clone(), row)
                 })),
@@ -600,13 +601,34 @@ pub async fn list(
             row.attempts,
             short_age(age),
             deadline,
-            row.reason.as_deref().unwrap_or("").escape_debug()
+            // A handed-off recording: what was done to its deleteDate in Genesys.
+            row.handoff
+                .as_ref()
+                .map(describe_handoff)
+                .or(row.reason.clone())
+                .unwrap_or_default()
+                .escape_debug()
         );
     }
     if rows.len() as u32 == limit {
         println!("(first {limit}; --limit shows more)");
     }
     ExitCode::SUCCESS
+}
+
+/// One line of what the retention hand-off did: the deleteDate before and after, or
+/// why it was left as it was.
+fn describe_handoff(h: &crate::ledger::Handoff) -> String {
+    let date = |d: Option<chrono::DateTime<Utc>>| {
+        d.map_or("none".to_owned(), |d| {
+            d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+    };
+    let at = h.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match h.new {
+        Some(_) => format!("deleteDate {} -> {} (set {at})", date(h.old), date(h.new)),
+        None => format!("deleteDate {} left as it was: {} ({at})", date(h.old), h.note),
+    }
 }
 
 /// `3d4h`, `5h12m`, `7m`: an age at a glance.
@@ -799,6 +821,13 @@ pub async fn reconcile(settings: Settings, args: ReconcileArgs) -> ExitCode {
                     counts.join(", ")
                 }
             );
+            if r.handed_off + r.handoff_left > 0 {
+                println!(
+                    "org {org}: retention hand-off: {} sources' deleteDate set, {} left as they were \
+                     (`list --state handed-off` says why)",
+                    r.handed_off, r.handoff_left
+                );
+            }
             for note in &r.notes {
                 println!("org {org}: note: {note}");
             }

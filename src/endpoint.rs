@@ -26,10 +26,14 @@ pub enum Endpoint {
     /// `GET /api/v2/organizations/me`: the org's id and name (no permission needed); the
     /// `{orgId}` of Genesys's own export layout.
     Organization,
+    /// `PUT` of one recording (the `recording_path`): its retention update, which
+    /// sets the `deleteDate` of a recording once its copy is proven (the retention
+    /// hand-off).
+    RecordingRetention,
 }
 
 impl Endpoint {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
 
     pub const ALL: [Endpoint; Self::COUNT] = [
         Endpoint::Token,
@@ -40,6 +44,7 @@ impl Endpoint {
         Endpoint::AnalyticsJobs,
         Endpoint::Limits,
         Endpoint::Organization,
+        Endpoint::RecordingRetention,
     ];
 
     /// The name used in configuration, logs, metrics and simulator statistics.
@@ -53,6 +58,7 @@ impl Endpoint {
             Endpoint::AnalyticsJobs => "analytics_jobs",
             Endpoint::Limits => "limits",
             Endpoint::Organization => "organization",
+            Endpoint::RecordingRetention => "recording_retention",
         }
     }
 

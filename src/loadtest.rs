@@ -82,6 +82,8 @@ pub struct LoadOptions {
     pub ledger_url: Option<String>,
     /// `redis://…`: the budget the replicas share (default: each its local budget).
     pub shared_budget: Option<String>,
+    /// `[retention] genesys_delete_after`: hand retention back to Genesys.
+    pub handoff: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +101,8 @@ pub struct LoadReport {
     /// Calls to the rate-limited API (every endpoint but the token), 429s included,
     /// per archived recording.
     pub calls_per_recording: f64,
+    /// Retention updates (the hand-off), 429s included, per archived recording.
+    pub handoff_calls_per_recording: f64,
     pub rate_limited: u64,
     pub rate_limited_share: f64,
     pub budget_utilization: f64,
@@ -131,8 +135,8 @@ impl LoadReport {
             (
                 "calls per recording",
                 format!(
-                    "{:.2} rate-limited calls per archived recording",
-                    self.calls_per_recording
+                    "{:.2} rate-limited calls per archived recording ({:.2} of them retention hand-offs)",
+                    self.calls_per_recording, self.handoff_calls_per_recording
                 ),
             ),
             (
@@ -320,6 +324,15 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             dir.join("archive").display().to_string()
         ));
     }
+    if let Some(after) = options.handoff {
+        if options.sink_config.is_none() {
+            anyhow::bail!("--handoff needs --config with an S3 sink: the store verifies each copy first");
+        }
+        text.push_str(&format!(
+            "[retention]\ngenesys_delete_after = \"{}s\"\n",
+            after.as_secs().max(1)
+        ));
+    }
     text.push_str(&entries);
     // As an override, so a sink configuration with its own [s3] section still takes it.
     let mut env: std::collections::HashMap<String, String> =
@@ -437,6 +450,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         api_calls,
         api_calls_total: total,
         calls_per_recording: (total - stats.calls("token")) as f64 / archived.max(1) as f64,
+        handoff_calls_per_recording: stats.calls(Endpoint::RecordingRetention.as_str()) as f64 / archived.max(1) as f64,
         rate_limited: refused,
         rate_limited_share: if total == 0 { 0.0 } else { refused as f64 / total as f64 },
         budget_utilization: accepted_token_calls as f64 / allowed.max(1.0),

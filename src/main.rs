@@ -163,6 +163,8 @@ enum ListState {
     Failed,
     Parked,
     Waiting,
+    /// Archived and their retention handed off to Genesys (the date before and after).
+    HandedOff,
 }
 
 #[derive(Args)]
@@ -244,6 +246,11 @@ struct LoadArgs {
     /// A configuration file whose [sink] and [s3] sections to use (default: a file sink).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Hand each archived recording's retention back to Genesys (`[retention]
+    /// genesys_delete_after`, e.g. "30d"): its calls are counted per recording. Needs
+    /// `--config` with an S3 sink (the copy is verified by the store first).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    handoff: Option<Duration>,
     /// The report as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -507,6 +514,7 @@ async fn run_cli() -> ExitCode {
                     ListState::Failed => ListFilter::Failed,
                     ListState::Parked => ListFilter::Parked,
                     ListState::Waiting => ListFilter::Waiting,
+                    ListState::HandedOff => ListFilter::HandedOff,
                 };
                 commands::list(&s.ledger, org.org.as_deref(), filter, json, limit).await
             }
@@ -591,6 +599,7 @@ async fn run_loadtest(args: LoadArgs) -> ExitCode {
         poll_interval: args.poll_interval,
         strategy: args.strategy,
         sink_config: args.config,
+        handoff: args.handoff,
         seed: args.seed,
         orgs: usize::from(args.orgs),
         replicas: usize::from(args.replicas),

@@ -22,6 +22,32 @@ async fn get(h: &Harness, bucket: &str, key: &str) -> bytes::Bytes {
     object.body.collect().await.unwrap().into_bytes()
 }
 
+/// The retention hand-off: the source deleted 30 days after its archive.
+const HANDOFF: &str = "[retention]\ngenesys_delete_after = \"30d\"\n";
+
+/// `list --state handed-off --json`: recording id to its `handoff` (new date, note).
+async fn handed_off(h: &Harness) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let out = h
+        .daemon(&["list", "--state", "handed-off", "--json", "--limit", "1000"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.into_iter()
+        .map(|r| (r["recording_id"].as_str().unwrap().to_owned(), r["handoff"].clone()))
+        .collect()
+}
+
+/// Recording id to the retention updates the simulator applied to it.
+fn updates(h: &Harness) -> std::collections::BTreeMap<String, usize> {
+    h.sim
+        .catalog()
+        .into_iter()
+        .map(|e| (e.recording_id, e.retention_updates.len()))
+        .collect()
+}
+
 /// Points the daemon's configuration at `bucket` instead of the harness's.
 fn use_bucket(h: &Harness, bucket: &str) {
     let text = std::fs::read_to_string(&h.config).unwrap();
@@ -32,7 +58,7 @@ fn use_bucket(h: &Harness, bucket: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_deleted() {
     // Sizes from one part to three: single PutObjects and multipart uploads.
-    let h = Harness::start(screen_only(6, (200_000, 12 * MIB)), LOCKED).await;
+    let h = Harness::start(screen_only(6, (200_000, 12 * MIB)), &format!("{LOCKED}{HANDOFF}")).await;
     let bucket = "archive-locked";
     h.s3.create_bucket()
         .bucket(bucket)
@@ -106,6 +132,27 @@ async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_d
         keys.len()
     );
 
+    // Each copy proven (checksums and locks read back): one retention update per
+    // recording, to its archive time + 30 days, recorded in the ledger.
+    let recorded = handed_off(&h).await;
+    for entry in &catalog {
+        assert_eq!(entry.retention_updates.len(), 1, "{}", entry.recording_id);
+        let handoff = &recorded[&entry.recording_id];
+        let new: chrono::DateTime<chrono::Utc> = handoff["new"].as_str().unwrap().parse().unwrap();
+        assert_eq!(new, entry.retention_updates[0]);
+        let from_now = new - chrono::Utc::now();
+        assert!(
+            from_now > chrono::Duration::days(30) - chrono::Duration::minutes(5)
+                && from_now <= chrono::Duration::days(30),
+            "{handoff}"
+        );
+    }
+    let calls = h.sim.stats().calls("recording_retention");
+    println!(
+        "hand-off: {calls} retention updates for {} archived recordings",
+        catalog.len()
+    );
+
     // A locked version cannot be deleted, not even by its writer.
     let versions = h.s3.list_object_versions().bucket(bucket).send().await.unwrap();
     let version = versions.versions().first().expect("versions");
@@ -172,5 +219,104 @@ async fn a_body_corrupted_on_its_way_is_refused_by_the_store_and_sent_again() {
     }
     println!(
         "corruption: {corrupted} bodies corrupted on their way, each refused by the store (BadDigest) and sent again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_off_frees_only_proven_copies_once_even_across_a_crash_and_a_dry_run_changes_nothing() {
+    let sim = genesys_archiver::sim::SimConfig {
+        deleted_share: 0.25,
+        ..screen_only(12, (10_000, 50_000))
+    };
+    let h = Harness::start(sim, "").await;
+    // Archived first without a hand-off; one copy then disappears from the bucket.
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let ledger = h.ledger();
+    let archived: Vec<String> = ledger
+        .iter()
+        .filter(|(_, row)| row.0 == "archived")
+        .map(|(id, _)| id.clone())
+        .collect();
+    let parked = ledger.values().filter(|row| row.0 == "parked").count();
+    assert!(
+        archived.len() >= 3 && parked >= 1,
+        "archived {archived:?}, parked {parked}"
+    );
+    let lost = &archived[0];
+    let lost_key = ledger[lost].2.clone().unwrap();
+    h.s3.delete_object()
+        .bucket(&h.bucket)
+        .key(&lost_key)
+        .send()
+        .await
+        .unwrap();
+
+    // Dry run: what would change is said, nothing changes, nothing is recorded.
+    let config = std::fs::read_to_string(&h.config).unwrap();
+    std::fs::write(&h.config, format!("{config}{HANDOFF}dry_run = true\n")).unwrap();
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    assert_eq!(logs.matches("would be set").count(), archived.len() - 1, "{logs}");
+    assert!(updates(&h).values().all(|n| *n == 0), "a dry run changed nothing");
+    assert!(handed_off(&h).await.values().all(|h| h["new"].is_null()), "nothing set");
+
+    // The real thing, while the platform refuses retention updates: the daemon is
+    // killed (SIGKILL) between verifying the copies and updating the sources.
+    std::fs::write(&h.config, format!("{config}{HANDOFF}")).unwrap();
+    h.sim.set_retention_outage(true);
+    let mut child = h.daemon(&["run", "--once"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while h.sim.stats().count("recording_retention", "503") == 0 {
+        assert!(std::time::Instant::now() < deadline, "no retention update tried");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    assert!(
+        updates(&h).values().all(|n| *n == 0),
+        "nothing applied before the crash"
+    );
+    h.sim.set_retention_outage(false);
+
+    // After the restart: exactly one update per proven copy, none for the lost one or
+    // for recordings never archived; a further run changes nothing.
+    for _ in 0..2 {
+        let (status, logs) = h.run_once().await;
+        assert!(status.success(), "{logs}");
+    }
+    let applied = updates(&h);
+    for (id, n) in &applied {
+        let want = usize::from(archived.contains(id) && id != lost);
+        assert_eq!(*n, want, "{id}: {n} retention updates");
+    }
+    let recorded = handed_off(&h).await;
+    assert!(
+        recorded[lost]["note"].as_str().unwrap().contains("is not in the sink"),
+        "{:?}",
+        recorded[lost]
+    );
+    assert!(recorded[lost]["new"].is_null());
+    let set = recorded.values().filter(|h| !h["new"].is_null()).count();
+    assert_eq!(set, archived.len() - 1);
+    // reconcile counts them (its JSON per org).
+    let (from, to) = (
+        (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339(),
+        chrono::Utc::now().to_rfc3339(),
+    );
+    let out = h
+        .daemon(&["reconcile", "--from", &from, "--to", &to, "--json", "--offline"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("\"handed_off\": {set}")) && text.contains("\"handoff_left\": 1"),
+        "{text}"
+    );
+    println!(
+        "hand-off: {set} sources freed once each ({} updates applied) after a SIGKILL during refused updates; \
+         1 lost copy and {parked} parked recordings untouched; the dry run changed nothing",
+        applied.values().sum::<usize>()
     );
 }

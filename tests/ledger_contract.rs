@@ -50,6 +50,9 @@ const CASES: &[(&str, Case)] = &[
     ("untrusted_values_are_kept_safely", |l| {
         Box::pin(untrusted_values_are_kept_safely(l))
     }),
+    ("a_hand_off_is_due_once_archived_and_recorded_once", |l| {
+        Box::pin(a_hand_off_is_due_once_archived_and_recorded_once(l))
+    }),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -569,4 +572,83 @@ async fn one_org_cannot_touch_another_s_rows(acme: Arc<dyn Ledger>, globex: Arc<
         1,
         "acme's range reads its own recordings only: {records:?}"
     );
+}
+
+/// The retention hand-off's queue: archived recordings only, each due until its
+/// hand-off is recorded, recorded once, shown by `list --state handed-off`.
+async fn a_hand_off_is_due_once_archived_and_recorded_once(ledger: Arc<dyn Ledger>) {
+    use genesys_archiver::ledger::Handoff;
+    let delete = Utc::now() + Span::days(300);
+    ledger
+        .insert(vec![
+            NewRecording {
+                delete_date: Some(delete),
+                ..recording("a", "c")
+            },
+            recording("b", "c"),
+            recording("waiting", "c"),
+        ])
+        .await
+        .unwrap();
+    for id in ["a", "b"] {
+        let claimed = ledger.claim_recording(id.into()).await.unwrap().unwrap();
+        let file = PartFacts {
+            part: String::new(),
+            key: format!("k/{id}.webm"),
+            size: 5,
+            sha256: "ee".into(),
+            checksum: "SHA256:7g==".into(),
+        };
+        ledger
+            .archived(claimed.claim(), ArchiveFacts::of_parts(vec![file], Utc::now()))
+            .await
+            .unwrap();
+    }
+    let due = ledger.handoff_due(10).await.unwrap();
+    let ids: Vec<&str> = due.iter().map(|d| d.recording_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b"], "archived ones only, the earliest archived first");
+    let a = &due[0];
+    assert_eq!(
+        a.delete_date.map(|d| d.timestamp_millis()),
+        Some(delete.timestamp_millis())
+    );
+    assert_eq!(
+        a.files[0].checksum, "SHA256:7g==",
+        "the store's checksum, to verify against"
+    );
+    assert!(ledger.claim_handoff("a".into()).await.unwrap());
+    assert!(!ledger.claim_handoff("waiting".into()).await.unwrap(), "not archived");
+
+    let set = Utc::now() + Span::days(30);
+    let done = Handoff {
+        at: Utc::now(),
+        old: Some(delete),
+        new: Some(set),
+        note: "set".into(),
+    };
+    ledger.handed_off("a".into(), done.clone()).await.unwrap();
+    // Recorded once: a replay changes nothing.
+    let again = Handoff {
+        new: None,
+        note: "replayed".into(),
+        ..done.clone()
+    };
+    ledger.handed_off("a".into(), again).await.unwrap();
+    assert!(!ledger.claim_handoff("a".into()).await.unwrap(), "done");
+    let due: Vec<String> = ledger
+        .handoff_due(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.recording_id)
+        .collect();
+    assert_eq!(due, ["b"]);
+    let listed = ledger.list(ListFilter::HandedOff, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    let shown = listed[0].handoff.clone().unwrap();
+    assert_eq!(
+        (shown.new.map(|d| d.timestamp_millis()), shown.note.as_str()),
+        (Some(set.timestamp_millis()), "set")
+    );
+    assert_eq!(shown.old.map(|d| d.timestamp_millis()), Some(delete.timestamp_millis()));
 }

@@ -450,3 +450,31 @@ async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_t
     assert!(refused.contains("in use") || refused.contains("lock"), "{refused}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Replicas share the hand-off queue: a hand-off one holds is neither due nor claimable
+/// for another until its lease runs out (on the database's clock); a claim whose reply
+/// was lost is the holder's own on retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_off_is_held_by_one_replica_at_a_time() {
+    let pg = Postgres::start("handoff-held");
+    let lease = Duration::from_millis(800);
+    let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    let b = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
+    a.insert(vec![recording("r1")]).await.unwrap();
+    let claimed = a.claim_due(Utc::now()).await.unwrap().unwrap();
+    a.archived(claimed.claim(), facts("r1")).await.unwrap();
+    assert_eq!(b.handoff_due(10).await.unwrap().len(), 1);
+    assert!(a.claim_handoff("r1".into()).await.unwrap());
+    a.lose_replies(1);
+    assert!(
+        a.claim_handoff("r1".into()).await.unwrap(),
+        "its own, after a lost reply"
+    );
+    assert!(!b.claim_handoff("r1".into()).await.unwrap(), "held by a");
+    assert!(
+        b.handoff_due(10).await.unwrap().is_empty(),
+        "not due to b while a holds it"
+    );
+    tokio::time::sleep(lease + Duration::from_millis(200)).await;
+    assert!(b.claim_handoff("r1".into()).await.unwrap(), "b after a's lease");
+}

@@ -158,8 +158,17 @@ impl OrgApp {
             metrics: self.client.metrics().clone(),
             blocked: Default::default(),
         });
+        let handoffs = self.settings.retention.map(|settings| {
+            Arc::new(crate::pipeline::handoff::Handoffs::new(
+                self.client.clone(),
+                self.ledger.clone(),
+                self.sink.clone(),
+                settings,
+            ))
+        });
         Pipeline {
             manifests,
+            handoffs,
             discovery: health.poller(&self.settings.name),
             health,
             poller,

@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod exposure;
 pub mod orgs;
 pub mod raw;
+pub mod retention;
 pub mod settings;
 
 use config::{Config, Environment, File, FileFormat};

@@ -12,7 +12,7 @@
 //! for every org is reported under its shared key instead (`limits.window`), since that
 //! is where it has to be fixed.
 
-use super::raw::{RawDiscovery, RawGenesys, RawLimits, RawOrg, RawS3, RawSink};
+use super::raw::{RawDiscovery, RawGenesys, RawLimits, RawOrg, RawRetention, RawS3, RawSink};
 use super::settings::{ConfigError, OrgSettings, SinkKind, shared_section_error, validate_org_parts};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +47,7 @@ pub struct OrgSections {
     pub discovery: RawDiscovery,
     pub s3: RawS3,
     pub sink: RawSink,
+    pub retention: RawRetention,
 }
 
 /// One org entry and where it was written.
@@ -206,6 +207,13 @@ impl OrgSections {
             discovery: overlay_discovery(self.discovery, org.discovery),
             s3: overlay_s3(self.s3, org.s3),
             sink: self.sink,
+            retention: RawRetention {
+                genesys_delete_after: org
+                    .retention
+                    .genesys_delete_after
+                    .or(self.retention.genesys_delete_after),
+                dry_run: org.retention.dry_run.or(self.retention.dry_run),
+            },
         }
     }
 }

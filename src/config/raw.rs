@@ -30,6 +30,8 @@ pub struct RawConfig {
     pub s3: RawS3,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    #[serde(default)]
+    pub retention: RawRetention,
     /// Several orgs: one entry each, over the shared sections above.
     #[serde(default)]
     pub orgs: Vec<RawOrg>,
@@ -55,6 +57,19 @@ pub struct RawOrg {
     pub discovery: RawDiscovery,
     #[serde(default)]
     pub s3: RawS3,
+    #[serde(default)]
+    pub retention: RawRetention,
+}
+
+/// `[retention]`: handing a recording's retention back to Genesys once its copy is proven.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// After archiving (and verifying), set the recording's `deleteDate` in Genesys to
+    /// the archive time plus this, e.g. `"30d"`. Absent: never.
+    pub genesys_delete_after: Option<String>,
+    /// Log what would change, change nothing.
+    pub dry_run: Option<bool>,
 }
 
 /// `[telemetry]`: logs, metrics and health endpoints.

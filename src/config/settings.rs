@@ -96,6 +96,8 @@ pub struct OrgSettings {
     /// The key template or S3 prefix named `{org}` or `{orgId}`: orgs that share a
     /// bucket keep their keys apart.
     pub keys_by_org: bool,
+    /// The retention hand-off to Genesys, when configured.
+    pub retention: Option<crate::pipeline::handoff::HandoffSettings>,
 }
 
 /// Where the org set comes from.
@@ -147,6 +149,9 @@ pub(crate) fn shared_section_error(key: &str, d: &super::orgs::OrgSections) -> O
         "limits" => validate_limits(d.limits.clone()).err(),
         "discovery" => validate_discovery(d.discovery.clone()).err(),
         "s3" | "sink" => validate_sink(d.sink.clone(), d.s3.clone()).err(),
+        "retention" => validate_sink(d.sink.clone(), d.s3.clone())
+            .and_then(|sink| super::retention::validate(&d.retention, &sink))
+            .err(),
         _ => None,
     }
 }
@@ -157,6 +162,7 @@ pub fn validate_org_parts(name: &str, sections: super::orgs::OrgSections) -> Res
     let limits = validate_limits(sections.limits)?;
     let discovery = validate_discovery(sections.discovery)?;
     let mut sink = validate_sink(sections.sink, sections.s3)?;
+    let retention = super::retention::validate(&sections.retention, &sink)?;
     let prefix_names_org =
         matches!(&sink.kind, SinkKind::S3(s3) if s3.prefix.contains("{org}") || s3.prefix.contains("{orgId}"));
     let keys_by_org = sink.layout.names_org() || prefix_names_org;
@@ -178,6 +184,7 @@ pub fn validate_org_parts(name: &str, sections: super::orgs::OrgSections) -> Res
         discovery,
         sink,
         keys_by_org,
+        retention,
     })
 }
 
@@ -269,6 +276,7 @@ impl Settings {
                 discovery: raw.discovery,
                 s3: raw.s3,
                 sink: raw.sink,
+                retention: raw.retention,
             },
             entries: raw.orgs,
             dir: match raw.orgs_dir {

@@ -43,7 +43,7 @@ pub fn note_key(name: &str, org: &str) -> String {
 /// range, through the conversations' start index. The same text on both backends
 /// (`?N` placeholders become `$N` for PostgreSQL with [`numbered`]).
 pub const RECORDS: &str = "SELECT r.recording_id, r.conversation_id, r.state, r.reason, c.start_time, r.object_key,
-        r.size, r.sha256, r.parts
+        r.size, r.sha256, r.parts, r.handoff_at, r.handoff_old, r.handoff_new, r.handoff_note
      FROM conversations c JOIN recordings r ON r.org = c.org AND r.conversation_id = c.conversation_id
      WHERE c.org = ?1 AND c.start_time >= ?2 AND c.start_time < ?3
      ORDER BY c.start_time, r.recording_id";
@@ -69,3 +69,34 @@ pub fn numbered(sql: &str) -> String {
     }
     out
 }
+
+/// [`super::Ledger::list`]: the columns of a [`super::RecordingRow`], its hand-off last.
+pub const LIST: &str = "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at,
+        updated_at, deadline, handoff_at, handoff_old, handoff_new, handoff_note
+     FROM recordings WHERE org = ?1 AND {condition}
+     ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT ?2";
+
+/// Which rows [`LIST`] shows for a filter.
+pub fn list_condition(filter: super::ListFilter) -> &'static str {
+    match filter {
+        super::ListFilter::Failed => "state = 'failed'",
+        super::ListFilter::Parked => "state = 'parked'",
+        super::ListFilter::Waiting => "state IN ('discovered', 'transcoding', 'retrying', 'uploading')",
+        super::ListFilter::HandedOff => "state = 'archived' AND handoff_at IS NOT NULL",
+    }
+}
+
+/// [`super::Ledger::handoff_due`]: archived rows without a hand-off, the earliest
+/// archived first; `{free}` is the backend's condition that no other process holds it.
+pub const HANDOFF_DUE: &str =
+    "SELECT recording_id, conversation_id, start_time, archived_at, archive_date, delete_date,
+        object_key, size, sha256, parts
+     FROM recordings WHERE org = ?1 AND state = 'archived' AND handoff_at IS NULL AND {free}
+     ORDER BY archived_at, recording_id LIMIT ?2";
+
+/// [`super::Ledger::handed_off`]: `?1` org, `?2` id, `?3`–`?6` when, old, new, note;
+/// once only.
+pub const HANDED_OFF: &str =
+    "UPDATE recordings SET handoff_at = ?3, handoff_old = ?4, handoff_new = ?5, handoff_note = ?6
+     {release}
+     WHERE org = ?1 AND recording_id = ?2 AND state = 'archived' AND handoff_at IS NULL";

@@ -263,6 +263,52 @@ pub struct RecordingRow {
     /// The nearer of its `archiveDate` and `deleteDate` (a year after its start when
     /// Genesys gave neither).
     pub deadline: Option<DateTime<Utc>>,
+    /// What the retention hand-off did, once done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+}
+
+/// An archived recording whose retention hand-off to Genesys is not done yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffDue {
+    pub recording_id: String,
+    pub conversation_id: String,
+    pub start_time: Option<DateTime<Utc>>,
+    pub archived_at: DateTime<Utc>,
+    /// The dates Genesys listed for it.
+    pub archive_date: Option<DateTime<Utc>>,
+    pub delete_date: Option<DateTime<Utc>>,
+    /// Every archived file, with the checksum its store verified.
+    pub files: Vec<PartFacts>,
+}
+
+/// What the retention hand-off did to a recording's `deleteDate` in Genesys.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Handoff {
+    /// When it was done.
+    pub at: DateTime<Utc>,
+    /// The delete date before (`None`: none was known).
+    pub old: Option<DateTime<Utc>>,
+    /// The delete date set; `None`: left as it was (`note` says why).
+    pub new: Option<DateTime<Utc>>,
+    pub note: String,
+}
+
+impl Handoff {
+    /// The row's hand-off columns (`handoff_at`, `_old`, `_new` in ms, `_note`), if done.
+    pub(crate) fn from_columns(
+        at: Option<i64>,
+        old: Option<i64>,
+        new: Option<i64>,
+        note: Option<String>,
+    ) -> Option<Self> {
+        Some(Self {
+            at: encoding::from_ms(at)?,
+            old: encoding::from_ms(old),
+            new: encoding::from_ms(new),
+            note: note.unwrap_or_default(),
+        })
+    }
 }
 
 /// A recording as `reconcile` and the daily manifests read it: its state, and for an
@@ -279,6 +325,8 @@ pub struct LedgerRecord {
     pub key: Option<String>,
     /// Archived: its one file, or each part; otherwise empty.
     pub files: Vec<PartFacts>,
+    /// What the retention hand-off did, once done.
+    pub handoff: Option<Handoff>,
 }
 
 /// The `files` of a row: the `parts` column when there are several, else the one file.
@@ -314,6 +362,8 @@ pub enum ListFilter {
     Parked,
     /// Not finished: discovered, transcoding, retrying or uploading.
     Waiting,
+    /// Archived, and its retention handed off to Genesys (changed or left as it was).
+    HandedOff,
 }
 
 /// Which parked recordings `retry --parked` puts back.
@@ -613,6 +663,17 @@ pub trait Ledger: Send + Sync {
 
     /// Recordings in `filter`, oldest first, at most `limit`.
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>>;
+
+    /// Archived recordings whose retention hand-off is not done, the earliest archived
+    /// first, at most `limit` (a hand-off another process holds is left out).
+    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>>;
+
+    /// Takes a recording's hand-off for this process (for the lease, on a shared
+    /// ledger): `false` when it is done or another process holds it.
+    fn claim_handoff(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<bool>>;
+
+    /// Records what the hand-off did (once; a hand-off already recorded is kept).
+    fn handed_off(&self, recording_id: String, handoff: Handoff) -> BoxFuture<'_, LedgerResult<()>>;
 
     /// Removes archived and parked recordings (and settled or parked conversations)
     /// that started before `cutoff`, so the ledger does not grow without end.

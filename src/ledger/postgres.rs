@@ -22,12 +22,13 @@ mod schema;
 pub use import::Copied;
 
 use super::encoding::{
-    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, from_ms, ms, note_key, now_ms, numbered, org_state_key, watermark_key,
+    DEFAULT_ORG, HANDED_OFF, HANDOFF_DUE, LIST, RECORDS, UNSETTLED_BETWEEN, from_ms, list_condition, ms, note_key,
+    now_ms, numbered, org_state_key, watermark_key,
 };
 use super::{
-    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
-    ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State,
-    StatusReport, record_files,
+    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Handoff, HandoffDue, Ledger, LedgerError,
+    LedgerRecord, LedgerResult, ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned,
+    RecordingRow, State, StatusReport, record_files,
 };
 use crate::retry::backoff;
 use crate::retry::settings::RetrySettings;
@@ -266,7 +267,35 @@ fn recording_row(row: &Row) -> RecordingRow {
         discovered_at: from_ms(row.get(6)).unwrap_or_default(),
         updated_at: from_ms(row.get(7)).unwrap_or_default(),
         deadline: from_ms(row.get(8)),
+        handoff: Handoff::from_columns(row.get(9), row.get(10), row.get(11), row.get(12)),
     }
+}
+
+fn handoff_due_row(row: &Row) -> HandoffDue {
+    let (key, size, sha256, parts): (Option<String>, Option<i64>, Option<String>, Option<String>) =
+        (row.get(6), row.get(7), row.get(8), row.get(9));
+    HandoffDue {
+        recording_id: row.get(0),
+        conversation_id: row.get(1),
+        start_time: from_ms(row.get(2)),
+        archived_at: from_ms(row.get(3)).unwrap_or_default(),
+        archive_date: from_ms(row.get(4)),
+        delete_date: from_ms(row.get(5)),
+        files: record_files("archived", key.as_deref(), size, sha256.as_deref(), parts.as_deref()),
+    }
+}
+
+/// A hand-off no other process holds: never taken, its lease over (on the database's
+/// clock), or this process's own (a claim whose reply was lost is picked up again).
+macro_rules! handoff_free {
+    ($owner:literal) => {
+        concat!(
+            "(handoff_lease IS NULL OR handoff_lease < (extract(epoch from clock_timestamp()) * 1000)::int8 \
+             OR handoff_owner = ",
+            $owner,
+            ")"
+        )
+    };
 }
 
 async fn read_meta(c: &impl deadpool_postgres::GenericClient, key: &str) -> PgResult<Option<String>> {
@@ -1367,23 +1396,62 @@ impl Ledger for PgLedger {
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                let states = match filter {
-                    ListFilter::Failed => "'failed'",
-                    ListFilter::Parked => "'parked'",
-                    ListFilter::Waiting => "'discovered', 'transcoding', 'retrying', 'uploading'",
-                };
-                let rows = c
-                    .query(
-                        &format!(
-                            "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at,
-                                updated_at, deadline
-                             FROM recordings WHERE org = $1 AND state IN ({states})
-                             ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT $2"
+                let sql = numbered(&LIST.replace("{condition}", list_condition(filter)));
+                let rows = c.query(&sql, &[&l.org(), &i64::from(limit)]).await?;
+                Ok(rows.iter().map(recording_row).collect())
+            })
+        })
+    }
+
+    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
+        self.run(move |c, l| {
+            Box::pin(async move {
+                let sql = numbered(&HANDOFF_DUE.replace("{free}", handoff_free!("?3")));
+                let rows = c.query(&sql, &[&l.org(), &i64::from(limit), &l.store.owner]).await?;
+                Ok(rows.iter().map(handoff_due_row).collect())
+            })
+        })
+    }
+
+    fn claim_handoff(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<bool>> {
+        self.run(move |c, l| {
+            let id = recording_id.clone();
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        concat!(
+                            "UPDATE recordings SET handoff_owner = $3,
+                                handoff_lease = (extract(epoch from clock_timestamp()) * 1000)::int8 + $4
+                             WHERE org = $1 AND recording_id = $2 AND state = 'archived' AND handoff_at IS NULL AND ",
+                            handoff_free!("$3")
                         ),
-                        &[&l.org(), &i64::from(limit)],
+                        &[&l.org(), &id, &l.store.owner, &l.lease_ms()],
                     )
                     .await?;
-                Ok(rows.iter().map(recording_row).collect())
+                Ok(n == 1)
+            })
+        })
+    }
+
+    fn handed_off(&self, recording_id: String, handoff: Handoff) -> BoxFuture<'_, LedgerResult<()>> {
+        let note = untrusted::reason(&handoff.note);
+        self.run(move |c, l| {
+            let (id, note) = (recording_id.clone(), note.clone());
+            Box::pin(async move {
+                let sql = numbered(&HANDED_OFF.replace("{release}", ", handoff_lease = NULL, handoff_owner = NULL"));
+                c.execute(
+                    &sql,
+                    &[
+                        &l.org(),
+                        &id,
+                        &ms(handoff.at),
+                        &handoff.old.map(ms),
+                        &handoff.new.map(ms),
+                        &note,
+                    ],
+                )
+                .await?;
+                Ok(())
             })
         })
     }
@@ -1480,6 +1548,7 @@ impl Ledger for PgLedger {
                             conversation_start: from_ms(r.get(4)).unwrap_or_default(),
                             key,
                             files,
+                            handoff: Handoff::from_columns(r.get(9), r.get(10), r.get(11), r.get(12)),
                         }
                     })
                     .collect())

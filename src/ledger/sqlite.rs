@@ -7,12 +7,13 @@
 //! write rate (a few per recording) is far below what one connection sustains.
 
 use super::encoding::{
-    DEFAULT_ORG, RECORDS, UNSETTLED_BETWEEN, from_ms, ms, note_key, now_ms, org_state_key, watermark_key,
+    DEFAULT_ORG, HANDED_OFF, HANDOFF_DUE, LIST, RECORDS, UNSETTLED_BETWEEN, from_ms, list_condition, ms, note_key,
+    now_ms, org_state_key, watermark_key,
 };
 use super::{
-    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Ledger, LedgerError, LedgerRecord, LedgerResult,
-    ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned, RecordingRow, State,
-    StatusReport, record_files,
+    ArchiveFacts, Claim, Claimed, ConversationRow, ConversationState, Handoff, HandoffDue, Ledger, LedgerError,
+    LedgerRecord, LedgerResult, ListFilter, NewRecording, OpenUpload, OrgCondition, OrgState, ParkedSelection, Pruned,
+    RecordingRow, State, StatusReport, record_files,
 };
 use crate::untrusted;
 use chrono::{DateTime, Utc};
@@ -337,6 +338,16 @@ const MIGRATIONS: &[M<'static>] = &[
         CREATE INDEX parked_conversations_at ON parked_conversations(parked_at);
         CREATE INDEX parked_conversations_org ON parked_conversations(org, parked_at);",
     ),
+    M::up(
+        "-- The retention hand-off to Genesys: when it was done, the deleteDate before and the
+        -- one set (NULL: left as it was, handoff_note says why). Due: archived, not yet.
+        ALTER TABLE recordings ADD COLUMN handoff_at INTEGER;
+        ALTER TABLE recordings ADD COLUMN handoff_old INTEGER;
+        ALTER TABLE recordings ADD COLUMN handoff_new INTEGER;
+        ALTER TABLE recordings ADD COLUMN handoff_note TEXT;
+        CREATE INDEX recordings_handoff_due ON recordings(org, archived_at)
+            WHERE state = 'archived' AND handoff_at IS NULL;",
+    ),
 ];
 
 const CLAIMED_COLUMNS: &str = "recording_id, conversation_id, start_time, end_time, metadata, attempts, object_key, upload_id, claim_token, discovered_at, upload_key";
@@ -620,6 +631,21 @@ fn recording_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordingRow> {
         discovered_at: from_ms(row.get(6)?).unwrap_or_default(),
         updated_at: from_ms(row.get(7)?).unwrap_or_default(),
         deadline: from_ms(row.get(8)?),
+        handoff: Handoff::from_columns(row.get(9)?, row.get(10)?, row.get(11)?, row.get(12)?),
+    })
+}
+
+fn handoff_due_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<HandoffDue> {
+    let (key, size, sha256, parts): (Option<String>, Option<i64>, Option<String>, Option<String>) =
+        (row.get(6)?, row.get(7)?, row.get(8)?, row.get(9)?);
+    Ok(HandoffDue {
+        recording_id: row.get(0)?,
+        conversation_id: row.get(1)?,
+        start_time: from_ms(row.get(2)?),
+        archived_at: from_ms(row.get(3)?).unwrap_or_default(),
+        archive_date: from_ms(row.get(4)?),
+        delete_date: from_ms(row.get(5)?),
+        files: record_files("archived", key.as_deref(), size, sha256.as_deref(), parts.as_deref()),
     })
 }
 
@@ -1112,18 +1138,49 @@ impl Ledger for SqliteLedger {
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let states = match filter {
-                ListFilter::Failed => "'failed'",
-                ListFilter::Parked => "'parked'",
-                ListFilter::Waiting => "'discovered', 'transcoding', 'retrying', 'uploading'",
-            };
-            let mut stmt = conn.prepare(&format!(
-                "SELECT recording_id, conversation_id, state, reason, attempts, start_time, discovered_at, updated_at,
-                    deadline
-                 FROM recordings WHERE org = ?2 AND state IN ({states})
-                 ORDER BY COALESCE(start_time, discovered_at), recording_id LIMIT ?1"
-            ))?;
-            stmt.query_map(params![limit, org], recording_row)?.collect()
+            let mut stmt = conn.prepare(&LIST.replace("{condition}", list_condition(filter)))?;
+            stmt.query_map(params![org, limit], recording_row)?.collect()
+        })
+    }
+
+    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            // One process owns a SQLite ledger (its lock): nothing else can hold a hand-off.
+            let mut stmt = conn.prepare_cached(&HANDOFF_DUE.replace("{free}", "1 = 1"))?;
+            stmt.query_map(params![org, limit], handoff_due_row)?.collect()
+        })
+    }
+
+    fn claim_handoff(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<bool>> {
+        let org = self.org.to_string();
+        self.run(move |conn| {
+            conn.query_row(
+                "SELECT COUNT(*) FROM recordings
+                 WHERE org = ?1 AND recording_id = ?2 AND state = 'archived' AND handoff_at IS NULL",
+                params![org, recording_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn handed_off(&self, recording_id: String, handoff: Handoff) -> BoxFuture<'_, LedgerResult<()>> {
+        let org = self.org.to_string();
+        let note = untrusted::reason(&handoff.note);
+        self.run(move |conn| {
+            conn.execute(
+                &HANDED_OFF.replace("{release}", ""),
+                params![
+                    org,
+                    recording_id,
+                    ms(handoff.at),
+                    handoff.old.map(ms),
+                    handoff.new.map(ms),
+                    note
+                ],
+            )?;
+            Ok(())
         })
     }
 
@@ -1190,6 +1247,7 @@ impl Ledger for SqliteLedger {
                     conversation_start: from_ms(r.get(4)?).unwrap_or_default(),
                     key,
                     files,
+                    handoff: Handoff::from_columns(r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?),
                 })
             })?
             .collect()

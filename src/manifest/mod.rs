@@ -158,6 +158,7 @@ mod tests {
                     checksum: String::new(),
                 })
                 .collect(),
+            handoff: None,
         }
     }
 

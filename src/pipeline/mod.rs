@@ -15,6 +15,7 @@
 //! holding a worker meanwhile.
 
 pub mod check;
+pub mod handoff;
 pub mod lifecycle;
 pub mod poller;
 pub mod settings;
@@ -107,6 +108,8 @@ pub struct Pipeline {
     pub work: Arc<Notify>,
     /// The org's daily manifests, written once their days are final.
     pub manifests: Arc<crate::manifest::writer::Manifests>,
+    /// The retention hand-off to Genesys, when configured.
+    pub handoffs: Option<Arc<handoff::Handoffs>>,
 }
 
 /// One unit of work for a worker slot.
@@ -178,8 +181,41 @@ impl Pipeline {
                 Mode::Once => self.manifests_written(self.manifests.write_due(Utc::now()).await),
                 Mode::Daemon => {}
             }
+            if mode != Mode::Daemon {
+                self.hand_off().await;
+            }
         }
         Ok(())
+    }
+
+    /// The due retention hand-offs, if configured. A failure (the store, the platform,
+    /// the ledger) leaves the rest due for the next round.
+    async fn hand_off(&self) {
+        let Some(handoffs) = &self.handoffs else {
+            return;
+        };
+        if let Err(error) = handoffs.run_due().await {
+            tracing::warn!(message = "Retention hand-offs stopped; the rest are tried in the next round.", %error);
+        }
+    }
+
+    /// The daemon's hand-off rounds: one every poll interval, beside the passes (a long
+    /// round, paced by the budget, never holds a pass back).
+    async fn hand_off_rounds(&self, stop: &CancellationToken) {
+        if self.handoffs.is_none() {
+            return;
+        }
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.hand_off() => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(started + self.poll_interval) => {}
+            }
+        }
     }
 
     /// Logs a manifest walk's failure: the archive is intact, the manifests are written
@@ -224,7 +260,7 @@ impl Pipeline {
                     }
                     result
                 };
-                let (passes, rereads) = tokio::join!(passes, rereads);
+                let (passes, rereads, ()) = tokio::join!(passes, rereads, self.hand_off_rounds(stop));
                 passes?;
                 rereads?;
             }

@@ -134,6 +134,10 @@ pub struct Report {
     pub manifests: u64,
     /// What was not compared, and why.
     pub notes: Vec<String>,
+    /// Retention hand-offs recorded: sources whose `deleteDate` was set, and those
+    /// left as they were (an earlier date kept, gone, or a copy not proven).
+    pub handed_off: u64,
+    pub handoff_left: u64,
 }
 
 impl Report {
@@ -182,6 +186,12 @@ impl Scope {
             .await
             .map_err(|e| e.to_string())?;
         report.recordings = records.len() as u64;
+        for handoff in records.iter().filter_map(|r| r.handoff.as_ref()) {
+            match handoff.new {
+                Some(_) => report.handed_off += 1,
+                None => report.handoff_left += 1,
+            }
+        }
         self.judge_records(&records, &mut report).await?;
         self.find_unsettled(&records, &mut report).await?;
         if self.from < self.retained_since {

@@ -41,6 +41,9 @@ pub struct SimRecording {
     pub ready_at: Option<Instant>,
     /// What is wrong with it, for the hostile cases.
     pub hostile: Option<BadRecording>,
+    /// The retention updates applied to it (`PUT` of the recording), in order: the
+    /// `deleteDate` each set.
+    pub retention_updates: Vec<DateTime<Utc>>,
 }
 
 /// One recording as tests and reports see it.
@@ -61,6 +64,8 @@ pub struct CatalogEntry {
     pub analytics_from: DateTime<Utc>,
     /// Listed as UPLOADING for ever.
     pub stuck_uploading: bool,
+    /// The `deleteDate` each retention update set, in order.
+    pub retention_updates: Vec<DateTime<Utc>>,
 }
 
 /// The name that seeds the bytes of part `index` of `parts` of a recording: the
@@ -408,6 +413,7 @@ impl Catalog {
                 needs_transcode,
                 ready_at: None,
                 hostile: None,
+                retention_updates: Vec::new(),
             },
         );
         id
@@ -449,6 +455,7 @@ impl Catalog {
                 needs_transcode: r.needs_transcode,
                 start_time: r.start,
                 delete_date: r.delete_date,
+                retention_updates: r.retention_updates.clone(),
             })
             .collect()
     }

@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod config;
 pub mod hostile;
 pub mod media;
+pub mod retention;
 pub mod routes;
 pub mod stats;
 pub mod window;
@@ -68,6 +69,8 @@ pub struct Faults {
     /// Every API call, the token endpoint included, goes unanswered while on (a
     /// platform that does not answer at all, as at a network partition).
     pub silent: AtomicBool,
+    /// Retention updates answer 503 and change nothing while on.
+    pub retention_outage: AtomicBool,
 }
 
 /// A running simulator; dropping it stops it. It serves one org at its root
@@ -260,6 +263,11 @@ impl SimOrg {
     /// caller still waits).
     pub fn set_silent(&self, on: bool) {
         self.state.faults.silent.store(on, Ordering::SeqCst);
+    }
+
+    /// Retention updates answer 503 and change nothing while on.
+    pub fn set_retention_outage(&self, on: bool) {
+        self.state.faults.retention_outage.store(on, Ordering::SeqCst);
     }
 
     /// Every media download answers 503 while on.

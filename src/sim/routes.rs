@@ -40,7 +40,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route(
             "/api/v2/conversations/{conversation_id}/recordings/{recording_id}",
-            get(recording),
+            get(recording).put(super::retention::update),
         )
         .route(
             "/api/v2/conversations/{conversation_id}/recordings",
@@ -92,7 +92,7 @@ impl SimState {
         response
     }
 
-    fn json(&self, endpoint: Endpoint, status: StatusCode, usage: Option<Usage>, body: Value) -> Response {
+    pub(super) fn json(&self, endpoint: Endpoint, status: StatusCode, usage: Option<Usage>, body: Value) -> Response {
         let headers = usage_headers(usage, self.config.ratelimit_headers);
         self.finish(endpoint.as_str(), (status, headers, axum::Json(body)).into_response())
     }
@@ -103,7 +103,7 @@ impl SimState {
 
     /// Latency, authentication, rate limits and faults. `Ok` carries the per-token usage
     /// for the `inin-ratelimit-*` headers.
-    async fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<Option<Usage>, Response> {
+    pub(super) async fn gate(&self, endpoint: Endpoint, headers: &HeaderMap) -> Result<Option<Usage>, Response> {
         if !self.config.latency.is_zero() {
             tokio::time::sleep(self.config.latency).await;
         }
@@ -632,7 +632,7 @@ enum Answer {
 }
 
 impl SimState {
-    fn not_found(&self, ep: Endpoint, usage: Option<Usage>, message: &str) -> Response {
+    pub(super) fn not_found(&self, ep: Endpoint, usage: Option<Usage>, message: &str) -> Response {
         self.json(
             ep,
             StatusCode::NOT_FOUND,

@@ -180,6 +180,16 @@ pub const STEPS: &[&str] = &[
     CREATE TRIGGER conversations_counted AFTER INSERT OR DELETE OR UPDATE OF state, org ON conversations
         FOR EACH ROW EXECUTE FUNCTION ledger_count('conversation_counts');
 ",
+    r"
+    -- The retention hand-off to Genesys: when it was done, the deleteDate before and the
+    -- one set (NULL: left as it was, handoff_note says why); the replica doing it and
+    -- until when (its lease, on the database's clock). As SQLite's step 7.
+    ALTER TABLE recordings ADD COLUMN handoff_at BIGINT, ADD COLUMN handoff_old BIGINT,
+        ADD COLUMN handoff_new BIGINT, ADD COLUMN handoff_note TEXT,
+        ADD COLUMN handoff_owner TEXT, ADD COLUMN handoff_lease BIGINT;
+    CREATE INDEX recordings_handoff_due ON recordings (org, archived_at)
+        WHERE state = 'archived' AND handoff_at IS NULL;
+",
 ];
 
 /// Checks, without changing anything, that the schema is this build's version: for the
