@@ -34,6 +34,12 @@ pub struct HandoffSettings {
 /// Due hand-offs read per ledger query.
 const BATCH: u32 = 50;
 
+/// Hand-offs in flight at once: each waits for the budget like any call, and with
+/// several waiting they get their turns beside the workers' calls instead of one at a
+/// time behind all of them (measured: one at a time made 16 hand-offs a minute beside
+/// 650 archived recordings on a saturated budget).
+const IN_FLIGHT: usize = 4;
+
 pub struct Handoffs {
     pub client: Arc<GenesysClient>,
     pub ledger: Arc<dyn Ledger>,
@@ -82,31 +88,43 @@ impl Handoffs {
     /// Every due hand-off, until none is left that this round can do; how many were
     /// recorded. A store or platform failure ends the round (tried again next time).
     pub async fn run_due(&self) -> Result<u32, HandoffError> {
+        use futures_util::StreamExt;
         let mut recorded = 0;
         loop {
             let due = self.ledger.handoff_due(BATCH).await?;
-            let mut progressed = false;
-            for row in due {
-                if self.reported.lock().unwrap().contains(&row.recording_id) {
-                    continue;
-                }
-                if !self.ledger.claim_handoff(row.recording_id.clone()).await? {
-                    continue;
-                }
-                match self.one(&row).await? {
-                    Outcome::Record(handoff) => {
-                        log(&row, &handoff);
-                        self.ledger.handed_off(row.recording_id.clone(), handoff).await?;
-                        recorded += 1;
-                        progressed = true;
-                    }
-                    Outcome::Reported => {
-                        self.reported.lock().unwrap().insert(row.recording_id.clone());
-                    }
-                }
+            let results: Vec<Result<bool, HandoffError>> = futures_util::stream::iter(due)
+                .map(|row| self.take(row))
+                .buffer_unordered(IN_FLIGHT)
+                .collect()
+                .await;
+            let mut progressed = 0;
+            for result in results {
+                progressed += u32::from(result?);
             }
-            if !progressed {
+            if progressed == 0 {
                 return Ok(recorded);
+            }
+            recorded += progressed;
+        }
+    }
+
+    /// One due hand-off, if no other process holds it: `true` when it was recorded.
+    async fn take(&self, row: HandoffDue) -> Result<bool, HandoffError> {
+        if self.reported.lock().unwrap().contains(&row.recording_id) {
+            return Ok(false);
+        }
+        if !self.ledger.claim_handoff(row.recording_id.clone()).await? {
+            return Ok(false);
+        }
+        match self.one(&row).await? {
+            Outcome::Record(handoff) => {
+                log(&row, &handoff);
+                self.ledger.handed_off(row.recording_id.clone(), handoff).await?;
+                Ok(true)
+            }
+            Outcome::Reported => {
+                self.reported.lock().unwrap().insert(row.recording_id);
+                Ok(false)
             }
         }
     }
