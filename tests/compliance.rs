@@ -320,3 +320,57 @@ async fn the_hand_off_frees_only_proven_copies_once_even_across_a_crash_and_a_dr
         applied.values().sum::<usize>()
     );
 }
+
+/// Another's locked object at a recording's key is never overwritten nor deleted: the
+/// recording is parked with the lock in its reason, the object keeps its bytes, and
+/// its source is never handed off. `check-config --connect` reports what it checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_object_that_is_not_ours_is_parked_and_check_config_reports_the_bucket() {
+    let h = Harness::start(screen_only(3, (10_000, 20_000)), &format!("{LOCKED}{HANDOFF}")).await;
+    let bucket = "archive-locked";
+    h.s3.create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    use_bucket(&h, bucket);
+    let out = h.daemon(&["check-config", "--connect"]).output().await.unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        said.contains("checksum SHA256; owned by account 123456789012 (checked); objects locked COMPLIANCE"),
+        "{said}"
+    );
+
+    let catalog = h.sim.catalog();
+    let taken = &catalog[0];
+    let key = common::harness::keys(taken).media;
+    let foreign = b"someone else's export, locked".to_vec();
+    h.s3.put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(foreign.clone().into())
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .checksum_sha256(aws_smithy_types::base64::encode(Sha256::digest(&foreign)))
+        .object_lock_mode(ObjectLockMode::Compliance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(
+            (chrono::Utc::now() + chrono::Duration::days(10)).timestamp(),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (status, logs) = h.run_once().await;
+    assert!(status.success(), "{logs}");
+    let (state, reason, _, _) = h.ledger()[&taken.recording_id].clone();
+    assert_eq!(state, "parked");
+    let reason = reason.unwrap();
+    assert!(
+        reason.contains("locked in COMPLIANCE mode until") && reason.contains("never overwritten"),
+        "{reason}"
+    );
+    assert_eq!(get(&h, bucket, &key).await.to_vec(), foreign, "its bytes kept");
+    let updates = updates(&h);
+    assert_eq!(updates[&taken.recording_id], 0, "a parked recording's source is kept");
+    assert!(catalog[1..].iter().all(|e| updates[&e.recording_id] == 1));
+}
