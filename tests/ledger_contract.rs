@@ -604,7 +604,7 @@ async fn a_hand_off_is_due_once_archived_and_recorded_once(ledger: Arc<dyn Ledge
             .await
             .unwrap();
     }
-    let due = ledger.handoff_due(10).await.unwrap();
+    let due = ledger.handoff_due(None, 10).await.unwrap();
     let ids: Vec<&str> = due.iter().map(|d| d.recording_id.as_str()).collect();
     assert_eq!(ids, ["a", "b"], "archived ones only, the earliest archived first");
     let a = &due[0];
@@ -636,7 +636,7 @@ async fn a_hand_off_is_due_once_archived_and_recorded_once(ledger: Arc<dyn Ledge
     ledger.handed_off("a".into(), again).await.unwrap();
     assert!(!ledger.claim_handoff("a".into()).await.unwrap(), "done");
     let due: Vec<String> = ledger
-        .handoff_due(10)
+        .handoff_due(None, 10)
         .await
         .unwrap()
         .into_iter()

@@ -463,7 +463,7 @@ async fn a_hand_off_is_held_by_one_replica_at_a_time() {
     a.insert(vec![recording("r1")]).await.unwrap();
     let claimed = a.claim_due(Utc::now()).await.unwrap().unwrap();
     a.archived(claimed.claim(), facts("r1")).await.unwrap();
-    assert_eq!(b.handoff_due(10).await.unwrap().len(), 1);
+    assert_eq!(b.handoff_due(None, 10).await.unwrap().len(), 1);
     assert!(a.claim_handoff("r1".into()).await.unwrap());
     a.lose_replies(1);
     assert!(
@@ -472,7 +472,7 @@ async fn a_hand_off_is_held_by_one_replica_at_a_time() {
     );
     assert!(!b.claim_handoff("r1".into()).await.unwrap(), "held by a");
     assert!(
-        b.handoff_due(10).await.unwrap().is_empty(),
+        b.handoff_due(None, 10).await.unwrap().is_empty(),
         "not due to b while a holds it"
     );
     tokio::time::sleep(lease + Duration::from_millis(200)).await;

@@ -87,11 +87,14 @@ pub fn list_condition(filter: super::ListFilter) -> &'static str {
 }
 
 /// [`super::Ledger::handoff_due`]: archived rows without a hand-off, the earliest
-/// archived first; `{free}` is the backend's condition that no other process holds it.
+/// archived first, after the cursor `(?3, ?4)` (archive time, id: a page of rows that
+/// stay due, refused or reported, does not hide the ones behind it); `{free}` is the
+/// backend's condition that no other process holds it.
 pub const HANDOFF_DUE: &str =
     "SELECT recording_id, conversation_id, start_time, archived_at, archive_date, delete_date,
         object_key, size, sha256, parts
-     FROM recordings WHERE org = ?1 AND state = 'archived' AND handoff_at IS NULL AND {free}
+     FROM recordings WHERE org = ?1 AND state = 'archived' AND handoff_at IS NULL
+       AND (archived_at > ?3 OR (archived_at = ?3 AND recording_id > ?4)) AND {free}
      ORDER BY archived_at, recording_id LIMIT ?2";
 
 /// [`super::Ledger::handed_off`]: `?1` org, `?2` id, `?3`–`?6` when, old, new, note;

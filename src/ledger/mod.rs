@@ -665,8 +665,13 @@ pub trait Ledger: Send + Sync {
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>>;
 
     /// Archived recordings whose retention hand-off is not done, the earliest archived
-    /// first, at most `limit` (a hand-off another process holds is left out).
-    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>>;
+    /// first, after `after` (the last one of the previous page: archive time and id),
+    /// at most `limit` (a hand-off another process holds is left out).
+    fn handoff_due(
+        &self,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u32,
+    ) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>>;
 
     /// Takes a recording's hand-off for this process (for the lease, on a shared
     /// ledger): `false` when it is done or another process holds it.

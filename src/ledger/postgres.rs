@@ -1403,11 +1403,19 @@ impl Ledger for PgLedger {
         })
     }
 
-    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
+    fn handoff_due(
+        &self,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u32,
+    ) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
+        let (at, id) = after.map_or((-1, String::new()), |(at, id)| (ms(at), id));
         self.run(move |c, l| {
+            let id = id.clone();
             Box::pin(async move {
-                let sql = numbered(&HANDOFF_DUE.replace("{free}", handoff_free!("?3")));
-                let rows = c.query(&sql, &[&l.org(), &i64::from(limit), &l.store.owner]).await?;
+                let sql = numbered(&HANDOFF_DUE.replace("{free}", handoff_free!("?5")));
+                let rows = c
+                    .query(&sql, &[&l.org(), &i64::from(limit), &at, &id, &l.store.owner])
+                    .await?;
                 Ok(rows.iter().map(handoff_due_row).collect())
             })
         })

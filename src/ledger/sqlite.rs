@@ -1143,12 +1143,17 @@ impl Ledger for SqliteLedger {
         })
     }
 
-    fn handoff_due(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
+    fn handoff_due(
+        &self,
+        after: Option<(DateTime<Utc>, String)>,
+        limit: u32,
+    ) -> BoxFuture<'_, LedgerResult<Vec<HandoffDue>>> {
         let org = self.org.to_string();
+        let (at, id) = after.map_or((-1, String::new()), |(at, id)| (ms(at), id));
         self.run(move |conn| {
             // One process owns a SQLite ledger (its lock): nothing else can hold a hand-off.
             let mut stmt = conn.prepare_cached(&HANDOFF_DUE.replace("{free}", "1 = 1"))?;
-            stmt.query_map(params![org, limit], handoff_due_row)?.collect()
+            stmt.query_map(params![org, limit, at, id], handoff_due_row)?.collect()
         })
     }
 

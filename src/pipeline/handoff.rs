@@ -90,21 +90,23 @@ impl Handoffs {
     pub async fn run_due(&self) -> Result<u32, HandoffError> {
         use futures_util::StreamExt;
         let mut recorded = 0;
+        // Page by page through what is due, once: rows that stay due (reported by a
+        // dry run, held by another replica) never hide the ones behind them.
+        let mut after = None;
         loop {
-            let due = self.ledger.handoff_due(BATCH).await?;
+            let due = self.ledger.handoff_due(after.clone(), BATCH).await?;
+            let Some(last) = due.last() else {
+                return Ok(recorded);
+            };
+            after = Some((last.archived_at, last.recording_id.clone()));
             let results: Vec<Result<bool, HandoffError>> = futures_util::stream::iter(due)
                 .map(|row| self.take(row))
                 .buffer_unordered(IN_FLIGHT)
                 .collect()
                 .await;
-            let mut progressed = 0;
             for result in results {
-                progressed += u32::from(result?);
+                recorded += u32::from(result?);
             }
-            if progressed == 0 {
-                return Ok(recorded);
-            }
-            recorded += progressed;
         }
     }
 
@@ -113,7 +115,8 @@ impl Handoffs {
         if self.reported.lock().unwrap().contains(&row.recording_id) {
             return Ok(false);
         }
-        if !self.ledger.claim_handoff(row.recording_id.clone()).await? {
+        // A dry run writes nothing, not even a claim.
+        if !self.settings.dry_run && !self.ledger.claim_handoff(row.recording_id.clone()).await? {
             return Ok(false);
         }
         match self.one(&row).await? {
@@ -140,7 +143,12 @@ impl Handoffs {
                 note,
             })
         };
-        let new = row.archived_at + chrono::Duration::from_std(self.settings.delete_after).unwrap_or_default();
+        // The archive time plus the setting; a day from now at the earliest, when the
+        // hand-off comes late (a saturated budget, the setting turned on for recordings
+        // archived long ago): never a date already past, which would delete the source
+        // at once (or be refused).
+        let new = (row.archived_at + chrono::Duration::from_std(self.settings.delete_after).unwrap_or_default())
+            .max(now + chrono::Duration::days(1));
         let unchanged = match self.unproven(row).await? {
             Some(why) => Some(format!("not handed off: {why}")),
             None if old.is_some_and(|old| old <= new) => Some("an earlier deleteDate is kept".to_owned()),
@@ -180,6 +188,17 @@ impl Handoffs {
                 note: "set".into(),
             })),
             Err(ApiError::Status { status: 404, .. }) => Ok(left("gone in Genesys".into())),
+            // Refused for this recording (400, 409, an answer that cannot be read):
+            // recorded, so it does not come back every round ahead of the others.
+            Err(ApiError::Status { status, code, .. }) if !matches!(status, 401 | 403 | 408 | 429) && status < 500 => {
+                Ok(left(format!(
+                    "not handed off: Genesys refused the update (HTTP {status}{})",
+                    code.map(|c| format!(", {c}")).unwrap_or_default()
+                )))
+            }
+            Err(error @ ApiError::Payload { .. }) => Ok(left(format!("not handed off: {error}"))),
+            // Refused for every recording (a missing permission, the budget, the
+            // platform down): the round ends; the rest are tried next time.
             Err(error) => Err(error.into()),
         }
     }
@@ -212,8 +231,13 @@ impl Handoffs {
                 }
             }
             if let Some(lock) = self.settings.lock {
-                let from = row.start_time.unwrap_or(row.archived_at);
-                let wanted = from + chrono::Duration::from_std(lock.retain).unwrap_or_default();
+                // As the sink locked it: from the recording's start; one without a
+                // start was locked from its upload, some time before its archive, so
+                // only a lock still in force is asked of it.
+                let wanted = match row.start_time {
+                    Some(start) => start + chrono::Duration::from_std(lock.retain).unwrap_or_default(),
+                    None => Utc::now(),
+                };
                 // To the second (S3 keeps the date in seconds).
                 let held = info
                     .lock

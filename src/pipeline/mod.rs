@@ -182,7 +182,11 @@ impl Pipeline {
                 Mode::Daemon => {}
             }
             if mode != Mode::Daemon {
-                self.hand_off().await;
+                // A stop asked for meanwhile ends the round: the rest stay due.
+                tokio::select! {
+                    _ = shutdown.drain.cancelled() => {}
+                    _ = self.hand_off() => {}
+                }
             }
         }
         Ok(())

@@ -485,7 +485,7 @@ impl Worker {
         // Twice at most: a key taken between the check and the write is looked at again.
         for _ in 0..2 {
             if let Some(existing) = self.sink.head(target.key).await? {
-                return self.adopt(rid, target, existing, cancel).await;
+                return self.adopt(rid, claimed.start_time, target, existing, cancel).await;
             }
             let download = match self.client.open_media(target.url).await {
                 Err(ApiError::UrlExpired) => return Ok(PartStep::Expired),
@@ -557,6 +557,7 @@ impl Worker {
     async fn adopt(
         &self,
         recording_id: &str,
+        claimed_start: Option<DateTime<Utc>>,
         target: &PartTarget<'_>,
         existing: crate::sink::ObjectInfo,
         cancel: &CancellationToken,
@@ -591,14 +592,16 @@ impl Worker {
             read = self.sink.read_checksum(target.key) => read?,
             _ = cancel.cancelled() => return Err(Failure::Cancelled),
         };
+        // An attempt that stopped between its upload and its lock left it unlocked.
+        self.sink.ensure_locked(target.key, claimed_start).await?;
+        let checksum = adopted_checksum(target.key, existing.checksum.as_deref(), &sha256);
         Ok(PartStep::Done(
             PartFacts {
                 part: target.label.to_owned(),
                 key: target.key.to_owned(),
                 size,
                 sha256,
-                // What the store verified when an earlier attempt wrote it.
-                checksum: existing.checksum.unwrap_or_default(),
+                checksum,
             },
             true,
         ))
@@ -640,7 +643,9 @@ fn confirmed_checksum(key: &str, sent: Option<&str>, reported: Option<&str>) -> 
     match (sent, reported) {
         (None, _) => Ok(String::new()),
         (Some(sent), Some(kept)) if crate::sink::checksum::same(sent, kept) => Ok(kept.to_owned()),
-        (Some(sent), Some(kept)) => Err(Failure::Transient(format!(
+        // Not retried: the object stays, and a retry would adopt it (adoption records
+        // only a checksum it can match with the bytes read back).
+        (Some(sent), Some(kept)) => Err(Failure::Permanent(format!(
             "the store keeps checksum {kept} for {key}, not the {sent} sent with it"
         ))),
         (Some(_), None) => Err(Failure::Permanent(format!(
@@ -648,6 +653,28 @@ fn confirmed_checksum(key: &str, sent: Option<&str>, reported: Option<&str>) -> 
              set s3.checksum_algorithm = \"none\" for it"
         ))),
     }
+}
+
+/// The store's checksum an adopted object is archived with: only one that the bytes
+/// read back match (a single upload's SHA-256). Any other (a composite, CRC64NVME, one
+/// that does not match) is left out: the copy is then not proven, and never handed off.
+fn adopted_checksum(key: &str, kept: Option<&str>, sha256_hex: &str) -> String {
+    let Some(kept) = kept else {
+        return String::new();
+    };
+    let matches = kept
+        .strip_prefix("SHA256:")
+        .and_then(|b64| aws_smithy_types::base64::decode(b64).ok())
+        .is_some_and(|digest| crate::hex::hex(&digest) == sha256_hex);
+    if matches {
+        return kept.to_owned();
+    }
+    tracing::warn!(
+        message = "An adopted object's store checksum cannot be matched with its bytes; archived as not proven by the store.",
+        key = %key,
+        checksum = %kept,
+    );
+    String::new()
 }
 
 /// One file of a recording to archive.
@@ -725,6 +752,21 @@ pub fn sidecar(recording: &Recording, format: FormatId, facts: &ArchiveFacts) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_adopted_object_keeps_only_a_store_checksum_its_bytes_match() {
+        // SHA-256("hello").
+        let hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let b64 = "SHA256:LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ=";
+        assert_eq!(adopted_checksum("k", Some(b64), hex), b64);
+        assert_eq!(adopted_checksum("k", Some("SHA256:AAAA"), hex), "", "another digest");
+        assert_eq!(
+            adopted_checksum("k", Some("SHA256:AAAA-3"), hex),
+            "",
+            "a composite cannot be matched"
+        );
+        assert_eq!(adopted_checksum("k", None, hex), "");
+    }
 
     #[test]
     fn a_name_resolving_internal_here_is_retried_and_a_url_naming_an_internal_address_parked() {

@@ -84,6 +84,14 @@ impl Sink for Counted {
         Box::pin(async move { self.count(self.inner.check().await) })
     }
 
+    fn ensure_locked<'a>(
+        &'a self,
+        key: &'a str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move { self.count(self.inner.ensure_locked(key, from).await) })
+    }
+
     fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move { self.count(self.inner.check_bucket().await) })
     }

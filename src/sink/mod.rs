@@ -194,6 +194,17 @@ pub trait Sink: Send + Sync {
     /// Whether the sink answers and can be written (readiness, `check-config --connect`).
     fn check(&self) -> BoxFuture<'_, Result<(), SinkError>>;
 
+    /// Locks `key` as the configuration asks (retention from `from`, legal hold) if it
+    /// is not locked yet: an object adopted from an attempt that stopped between its
+    /// upload and its lock. A no-op without Object Lock.
+    fn ensure_locked<'a>(
+        &'a self,
+        _key: &'a str,
+        _from: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether the bucket is what the configuration asks (its owner, Object Lock),
     /// checked once before an org starts: [`SinkError::Refused`] when it is not.
     fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {

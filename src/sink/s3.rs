@@ -900,6 +900,15 @@ impl Sink for S3Sink {
         })
     }
 
+    fn ensure_locked<'a>(&'a self, key: &'a str, from: Option<DateTime<Utc>>) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if !self.settings.needs_object_lock() {
+                return Ok(());
+            }
+            S3Sink::ensure_locked(self, key, from).await
+        })
+    }
+
     fn check_bucket(&self) -> BoxFuture<'_, Result<(), SinkError>> {
         Box::pin(async move {
             let bucket = &self.settings.bucket;

@@ -74,6 +74,11 @@ const TABLES: &[Table] = &[
             ("archive_date", Kind::Int8),
             ("delete_date", Kind::Int8),
             ("deadline", Kind::Int8),
+            // What the retention hand-off did: never done twice after a move.
+            ("handoff_at", Kind::Int8),
+            ("handoff_old", Kind::Int8),
+            ("handoff_new", Kind::Int8),
+            ("handoff_note", Kind::Text),
         ],
     },
     Table {
