@@ -336,6 +336,14 @@ async fn secrets_tokens_and_signed_urls_never_reach_the_logs() {
     for fragment in ["signature=", "expires=", "X-Amz-Signature"] {
         assert!(!logs.contains(fragment), "a signed URL's query leaked ({fragment})");
     }
+    // Nor the ledger: its file (and write-ahead log) never holds a signed URL.
+    for file in ["ledger.sqlite", "ledger.sqlite-wal"] {
+        let bytes = std::fs::read(h.dir.join(file)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for fragment in ["signature=", "X-Amz-Signature", "/media/"] {
+            assert!(!text.contains(fragment), "a signed URL reached {file} ({fragment})");
+        }
+    }
     assert!(
         h.sim.stats().count("media", "403") > 0,
         "expired URLs were met (and their errors logged)"
