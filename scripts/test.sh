@@ -18,6 +18,8 @@ if [[ ! -x "$venv/bin/moto_server" ]] || ! "$venv/bin/python" -c "import moto,sy
   "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
 fi
 export MOTO_SERVER="$venv/bin/moto_server"
+# Every server-backed test runs here: one that finds its server missing fails, never skips.
+export GENESYS_TEST_REQUIRE_SERVERS=1
 
 # PostgreSQL (initdb and pg_ctl of the newest installed major) and redis-server.
 source scripts/lib/servers.sh

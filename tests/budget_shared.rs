@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::servers::Redis;
 use genesys_archiver::endpoint::Endpoint;
 use genesys_archiver::metrics::Metrics;
@@ -42,6 +44,9 @@ async fn replica(limits: &LimitSettings, metrics: &Arc<Metrics>) -> Arc<SharedBu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_together_never_spend_more_than_the_one_budget() {
+    if common::servers::missing(&[Server::Redis]) {
+        return;
+    }
     let redis = Redis::start();
     // 20 a second, as three replicas each with 8 callers in a hurry.
     let limits = limits(&redis, 20, Duration::from_secs(1));
@@ -82,6 +87,9 @@ async fn three_replicas_together_never_spend_more_than_the_one_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_seen_by_one_replica_pauses_the_others() {
+    if common::servers::missing(&[Server::Redis]) {
+        return;
+    }
     let redis = Redis::start();
     let limits = limits(&redis, 600, Duration::from_secs(60));
     let metrics = Metrics::new();
@@ -126,6 +134,9 @@ async fn a_429_seen_by_one_replica_pauses_the_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_without_redis_paces_on_its_share_and_returns_when_redis_does() {
+    if common::servers::missing(&[Server::Redis]) {
+        return;
+    }
     let mut redis = Redis::start();
     let limits = limits(&redis, 600, Duration::from_secs(60));
     let metrics = Metrics::new();
@@ -199,6 +210,9 @@ const TAUGHT_CAP: &str = "genesys-archiver:budget:{acme:client-1}:token:cap:taug
 /// to be credible (someone else spent the window) teaches nothing, as locally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_and_taught_caps_are_kept_apart_and_a_refusal_must_be_credible() {
+    if common::servers::missing(&[Server::Redis]) {
+        return;
+    }
     let redis = Redis::start();
     let mut c = connection(&redis).await;
     let limits = limits(&redis, 1000, Duration::from_secs(2));
@@ -246,6 +260,9 @@ async fn header_and_taught_caps_are_kept_apart_and_a_refusal_must_be_credible() 
 /// when its value changes: once lapsed, nothing would pace by it any more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_header_cap_is_republished_before_it_expires() {
+    if common::servers::missing(&[Server::Redis]) {
+        return;
+    }
     let redis = Redis::start();
     let mut c = connection(&redis).await;
     // A 100 ms window: the header cap lives 60 windows (6 s) unless written again.

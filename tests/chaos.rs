@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, keys, screen_only};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,6 +20,9 @@ const RECORDINGS: usize = 300;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_recordings_survive_twenty_sigkills() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let mut rng = common::chaos_rng("chaos");
     // Mostly small recordings, some above the 5 MiB part size (multipart, with parts in
     // flight when the kill comes); 8 workers so that many uploads are open at once.

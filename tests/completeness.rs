@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org};
 use genesys_archiver::sim::SimConfig;
 use std::time::{Duration, Instant};
@@ -69,6 +71,9 @@ async fn until_archived(h: &Harness, daemon: &Daemon, expected: usize, secs: u64
 /// expire halfway through a recording cost only the parts not yet written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_part_of_a_screen_recording_of_several_files_is_archived_once() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         multipart_share: 0.2,
         archived_share: 0.0,
@@ -120,6 +125,9 @@ async fn every_part_of_a_screen_recording_of_several_files_is_archived_once() {
 /// are found by the sweep, and their recordings archived.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_analytics_shows_late_are_found_by_the_sweep() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         history: Duration::from_secs(150),
         session_length: (Duration::from_secs(5), Duration::from_secs(20)),
@@ -166,6 +174,9 @@ async fn conversations_analytics_shows_late_are_found_by_the_sweep() {
 /// conversations still going on (started long before the overlap) still see every end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rereads_see_every_end_when_the_platform_matches_intervals_to_the_second() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         ongoing: 30,
         ongoing_started_ago: Duration::from_secs(90 * 60),
@@ -190,6 +201,9 @@ async fn rereads_see_every_end_when_the_platform_matches_intervals_to_the_second
 /// it fails with that reason, and its conversation settles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_stuck_uploading_shows_meanwhile_and_fails_after_the_deadline() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let port = common::harness::free_port();
     let sim = SimConfig {
         stuck_uploading_share: 0.3,
@@ -281,6 +295,9 @@ async fn a_recording_stuck_uploading_shows_meanwhile_and_fails_after_the_deadlin
 /// deadline first, none of them is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_near_its_delete_dates_loses_nothing() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     // 60 conversations 10 s apart, the oldest ending 10 min ago; each is deleted 615 s
     // after its end: the oldest ~20 s after the simulator starts, the next 10 s later,
     // and so on. Listing all 60 at the budget (3 calls per 2 s) takes 40 s or more.
@@ -380,6 +397,9 @@ fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
 /// two and exits non-zero; `--offline` and `--bytes` agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_reports_exactly_a_deleted_object_and_a_stray_one() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         multipart_share: 0.2,
         audio_share: 0.0,
@@ -433,6 +453,9 @@ async fn reconcile_reports_exactly_a_deleted_object_and_a_stray_one() {
 /// by hand makes it fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_writes_a_chained_manifest_per_day_and_an_edited_one_fails_reconcile() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         history: Duration::from_secs(5 * 86_400),
         multipart_share: 0.3,

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use aws_sdk_s3::types::{ChecksumMode, ObjectLockMode};
 use common::harness::{Harness, screen_only};
 use genesys_archiver::sim::media::expected_sha256;
@@ -57,6 +59,9 @@ fn use_bucket(h: &Harness, bucket: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_deleted() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     // Sizes from one part to three: single PutObjects and multipart uploads.
     let h = Harness::start(screen_only(6, (200_000, 12 * MIB)), &format!("{LOCKED}{HANDOFF}")).await;
     let bucket = "archive-locked";
@@ -168,6 +173,9 @@ async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_without_object_lock_stops_the_start_naming_the_bucket() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(3, (10_000, 20_000)), LOCKED).await;
     let (status, logs) = h.run_once().await;
     assert_eq!(status.code(), Some(2), "{logs}");
@@ -181,6 +189,9 @@ async fn a_bucket_without_object_lock_stops_the_start_naming_the_bucket() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bucket_of_another_owner_is_refused_before_any_recording_is_claimed() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(
         screen_only(3, (10_000, 20_000)),
         "expected_bucket_owner = \"111111111111\"\n",
@@ -200,6 +211,9 @@ async fn a_bucket_of_another_owner_is_refused_before_any_recording_is_claimed() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_corrupted_on_its_way_is_refused_by_the_store_and_sent_again() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start_proxied(screen_only(4, (200_000, 300_000)), "").await;
     let proxy = h.proxy.as_ref().unwrap();
     proxy.corrupt_puts(3);
@@ -224,6 +238,9 @@ async fn a_body_corrupted_on_its_way_is_refused_by_the_store_and_sent_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hand_off_frees_only_proven_copies_once_even_across_a_crash_and_a_dry_run_changes_nothing() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = genesys_archiver::sim::SimConfig {
         deleted_share: 0.25,
         ..screen_only(12, (10_000, 50_000))
@@ -326,6 +343,9 @@ async fn the_hand_off_frees_only_proven_copies_once_even_across_a_crash_and_a_dr
 /// its source is never handed off. `check-config --connect` reports what it checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_object_that_is_not_ours_is_parked_and_check_config_reports_the_bucket() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(3, (10_000, 20_000)), &format!("{LOCKED}{HANDOFF}")).await;
     let bucket = "archive-locked";
     h.s3.create_bucket()

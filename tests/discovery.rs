@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org};
 use genesys_archiver::sim::SimConfig;
 use std::collections::BTreeMap;
@@ -33,6 +35,9 @@ fn archived_count(h: &Harness) -> usize {
 /// recordings are found too (the old `recording` filter, the audio flag, missed them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screen_recordings_of_conversations_without_audio_are_archived_once() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         no_recording_share: 0.0,
         audio_share: 0.75,
@@ -88,6 +93,9 @@ predicates = [{ dimension = "recording", value = "true" }]
 /// listed only after the end, first as UPLOADING. All archived once, no restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_archives_conversations_that_were_active_at_the_first_pass() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         ongoing: 6,
         ongoing_started_ago: Duration::from_secs(90 * 60),
@@ -165,6 +173,9 @@ async fn the_daemon_archives_conversations_that_were_active_at_the_first_pass() 
 /// next `run --once`, after their end, archives them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_twice_around_the_end_archives_them_in_the_second_run() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         ongoing: 4,
         ongoing_started_ago: Duration::from_secs(90 * 60),
@@ -217,6 +228,9 @@ async fn run_once_twice_around_the_end_archives_them_in_the_second_run() {
 /// (d) A window holding more conversations than one query returns is split and read whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_over_max_results_is_split_and_read_whole() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         max_results: 40,
         no_recording_share: 0.0,
@@ -246,6 +260,9 @@ async fn a_window_over_max_results_is_split_and_read_whole() {
 /// (e) A backfill that starts more than 35 days back goes through the jobs API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backfill_older_than_35_days_goes_through_the_jobs_api() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         history: Duration::from_secs(40 * 86_400),
         archived_share: 0.0,

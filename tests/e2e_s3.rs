@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{
     Harness, assert_bucket_holds_exactly, available, fast_org, keys, one_big_recording, screen_only,
 };
@@ -14,6 +16,9 @@ const MIB: u64 = 1024 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         no_recording_share: 0.2,
         screen_per_conversation: (1, 2),
@@ -110,6 +115,9 @@ async fn every_screen_recording_lands_once_and_a_second_run_uploads_nothing() {
 /// went up with a plain PUT over it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_object_at_a_sidecar_key_is_never_overwritten() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(2, (64 * 1024, 128 * 1024)), "").await;
     let entries = available(&h);
     let (victim, other) = (&entries[0], &entries[1]);
@@ -136,6 +144,9 @@ async fn a_foreign_object_at_a_sidecar_key_is_never_overwritten() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_three_parts_long_streams_as_multipart() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = one_big_recording();
     let h = Harness::start(sim, MULTIPART_ONLY).await;
     let (status, logs) = h.run_once().await;
@@ -157,6 +168,9 @@ const MULTIPART_ONLY: &str = "single_put_max = \"0\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_under_single_put_max_streams_as_one_put_object() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = one_big_recording();
     // The streamed PutObject is the path without additional checksums (a store that
     // keeps none); with them, the parts carry theirs in a multipart upload.
@@ -189,6 +203,9 @@ async fn mid_transfer_failure(sim: SimConfig, extra: &str, reason_fragment: &str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_download_mid_multipart_aborts_the_upload() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     mid_transfer_failure(
         SimConfig {
             media_drop_share: 1.0,
@@ -202,6 +219,9 @@ async fn a_dropped_download_mid_multipart_aborts_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_download_mid_multipart_aborts_the_upload() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     mid_transfer_failure(
         SimConfig {
             media_truncate_share: 1.0,
@@ -215,6 +235,9 @@ async fn a_truncated_download_mid_multipart_aborts_the_upload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_download_mid_streamed_put_stores_nothing() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     mid_transfer_failure(
         SimConfig {
             media_drop_share: 1.0,
@@ -228,6 +251,9 @@ async fn a_dropped_download_mid_streamed_put_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_download_without_length_stores_nothing_even_without_multipart_only() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     mid_transfer_failure(
         SimConfig {
             media_truncate_share: 1.0,
@@ -241,6 +267,9 @@ async fn a_truncated_download_without_length_stores_nothing_even_without_multipa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_killed_mid_run_finishes_on_restart_with_each_recording_once() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = screen_only(24, (3 * MIB, 12 * MIB));
     let h = Harness::start(sim, "").await;
     // Its logs go to a file: a pipe nobody reads would block the daemon once full.
@@ -277,6 +306,9 @@ async fn a_daemon_killed_mid_run_finishes_on_restart_with_each_recording_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_archives_exactly_the_window_and_leaves_the_watermark_alone() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(20, (50_000, 200_000)), "").await;
     let catalog = h.sim.catalog();
     // The middle of the org's history: conversations 5 to 14 by start time.
@@ -304,6 +336,9 @@ async fn backfill_archives_exactly_the_window_and_leaves_the_watermark_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_config_connect_reaches_genesys_and_the_bucket() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(fast_org(1), "").await;
     let out = h.daemon(&["check-config", "--connect"]).output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -355,6 +390,9 @@ async fn check_config_connect_reaches_genesys_and_the_bucket() {
 /// starts with it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_can_start_with_the_genesys_org_id() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(3, (100_000, 100_000)), "").await;
     let org_id = h.sim.org_id().to_owned();
     let (status, logs) = h.run_once_with(&[("GENESYS_ARCHIVER__S3__PREFIX", "{orgId}/")]).await;

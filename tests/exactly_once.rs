@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, available, keys, one_big_recording, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
@@ -16,6 +18,9 @@ const MIB: u64 = 1024 * 1024;
 /// to the clock; a retry an hour later would have written a second object).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_writes_to_the_key_its_first_attempt_fixed() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(1, (200_000, 200_000)), "").await;
     h.sim.set_media_outage(true);
     let (status, logs) = h
@@ -69,6 +74,9 @@ async fn a_retry_writes_to_the_key_its_first_attempt_fixed() {
 /// it compared with the declared size and parked our own object as foreign.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_object_is_adopted_by_the_size_its_upload_recorded() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         declared_size_skew: 1000,
         ..screen_only(3, (200_000, 300_000))
@@ -107,6 +115,9 @@ async fn our_object_is_adopted_by_the_size_its_upload_recorded() {
 /// would have to declare a length it does not know): it is multipart and lands whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_download_without_content_length_goes_multipart() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         media_unannounced_share: 1.0,
         ..one_big_recording()
@@ -128,6 +139,9 @@ async fn a_download_without_content_length_goes_multipart() {
 /// truncated to the declared length by a single PutObject, not adopted later.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_longer_than_declared_is_never_stored_or_adopted() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         media_overrun_share: 1.0,
         ..one_big_recording()
@@ -149,6 +163,9 @@ async fn a_body_longer_than_declared_is_never_stored_or_adopted() {
 /// ledger and the holder's pid, before it asks for a token; `status` still reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_owner_of_the_ledger_is_turned_away() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         media_chunk_delay: Duration::from_millis(50),
         ..screen_only(4, (4 * MIB, 4 * MIB))
@@ -200,6 +217,9 @@ async fn a_second_owner_of_the_ledger_is_turned_away() {
 /// from ever finishing).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_transcoding_past_the_limit_fails_with_that_reason() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         transcoding_share: 1.0,
         transcode_time: Duration::from_secs(3600),
@@ -227,6 +247,9 @@ async fn a_recording_transcoding_past_the_limit_fails_with_that_reason() {
 /// finds every object at its key and adopts it, downloading and uploading nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pruned_window_read_again_adopts_instead_of_uploading() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     use genesys_archiver::ledger::Ledger;
     let h = Harness::start(screen_only(6, (100_000, 300_000)), "").await;
     let (status, logs) = h.run_once().await;

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, screen_only};
 use common::servers::Postgres;
 use genesys_archiver::sim::SimConfig;
@@ -39,6 +41,9 @@ fn hostile_org() -> SimConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_are_parked_with_their_reason_and_the_rest_is_archived() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(hostile_org(), "").await;
     hostile_answers_are_parked(&h).await;
 }
@@ -48,6 +53,9 @@ async fn hostile_answers_are_parked_with_their_reason_and_the_rest_is_archived()
 /// must not stop on one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_answers_never_stop_an_org_on_the_postgresql_ledger() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("hostile");
     let h = Harness::start_on_postgres(hostile_org(), "", &pg.url).await;
     hostile_answers_are_parked(&h).await;

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use chrono::{DateTime, Duration as Span, Utc};
 use common::servers::Postgres;
 use futures_util::future::BoxFuture;
@@ -71,6 +73,9 @@ async fn every_case_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_on_postgres() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("contract");
     let (admin, connection) =
         deadpool_postgres::tokio_postgres::connect(&pg.url, deadpool_postgres::tokio_postgres::NoTls)

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, screen_only};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -41,6 +43,9 @@ fn mount_point(h: &Harness) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_ledger_disk_stops_the_daemon_before_any_work() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(5, (16 * 1024, 64 * 1024)), "").await;
     let mnt = mount_point(&h);
     let out = in_namespace(
@@ -66,6 +71,9 @@ async fn a_read_only_ledger_disk_stops_the_daemon_before_any_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_ledger_disk_stops_the_daemon_and_the_next_run_loses_nothing() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(60, (16 * 1024, 256 * 1024)), "").await;
     let mnt = mount_point(&h);
     let out_dir = h.dir.display().to_string();

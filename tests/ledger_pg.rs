@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use chrono::Utc;
 use common::servers::Postgres;
 use deadpool_postgres::tokio_postgres;
@@ -42,6 +44,9 @@ fn facts(id: &str) -> ArchiveFacts {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_claim_every_recording_once_and_starting_together_migrate_once() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("claims");
     // Three replicas open the fresh database at once: the advisory lock orders them.
     let s = settings(&pg, Duration::from_secs(60));
@@ -115,6 +120,9 @@ async fn replicas_claim_every_recording_once_and_starting_together_migrate_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_lease_runs_out_is_taken_over_with_its_upload_and_the_late_owner_is_refused() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("lease");
     let lease = Duration::from_millis(600);
     let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
@@ -164,6 +172,9 @@ async fn a_claim_whose_lease_runs_out_is_taken_over_with_its_upload_and_the_late
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_replica_discovers_an_org_at_a_time_and_another_takes_over_when_it_stops() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("discovery");
     let lease = Duration::from_millis(600);
     let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap();
@@ -184,6 +195,9 @@ async fn one_replica_discovers_an_org_at_a_time_and_another_takes_over_when_it_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_pauses_a_claim_until_the_database_is_back() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("outage");
     let ledger = PgLedger::connect(&settings(&pg, Duration::from_secs(60)))
         .await
@@ -210,6 +224,9 @@ async fn an_outage_pauses_a_claim_until_the_database_is_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_whose_reply_was_lost_is_picked_up_on_retry_and_a_replayed_write_is_a_success() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let replayed_writes = || {
         genesys_archiver::ledger::postgres::replayed_writes()
             .get("acme")
@@ -254,6 +271,9 @@ async fn a_claim_whose_reply_was_lost_is_picked_up_on_retry_and_a_replayed_write
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_claims_a_replica_knows_it_holds_are_renewed() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("renew-held");
     let lease = Duration::from_millis(600);
     let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
@@ -300,6 +320,9 @@ async fn only_the_claims_a_replica_knows_it_holds_are_renewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_gap_longer_than_the_lease_a_replica_renews_before_it_claims_again() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("renew-gap");
     let lease = Duration::from_millis(600);
     let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");
@@ -320,6 +343,9 @@ async fn after_a_gap_longer_than_the_lease_a_replica_renews_before_it_claims_aga
 /// fresh database or an older schema is refused with what to do, and left as it is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_commands_never_migrate_the_ledger() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("unmigrated");
     let s = settings(&pg, Duration::from_secs(60));
     let error = PgLedger::connect_unmigrated(&s).await.err().expect("nothing has run");
@@ -349,6 +375,9 @@ async fn the_commands_never_migrate_the_ledger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_taken_over() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     use genesys_archiver::ledger::org_state::OrgCondition;
     use genesys_archiver::ledger::sqlite::SqliteLedger;
     let pg = Postgres::start("import");
@@ -456,6 +485,9 @@ async fn a_sqlite_ledger_is_copied_whole_and_the_work_its_owner_had_in_hand_is_t
 /// was lost is the holder's own on retry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hand_off_is_held_by_one_replica_at_a_time() {
+    if common::servers::missing(&[Server::Postgres]) {
+        return;
+    }
     let pg = Postgres::start("handoff-held");
     let lease = Duration::from_millis(800);
     let a = PgLedger::connect(&settings(&pg, lease)).await.unwrap().for_org("acme");

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::fleet::{available_in, org_entry};
 use common::harness::{Site, daemon_command};
 use genesys_archiver::sim::{SimConfig, SimOrg, Simulator};
@@ -43,6 +45,9 @@ fn daemon(args: &[&str], config: &std::path::Path) -> tokio::process::Command {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_org_is_archived_once_into_its_own_prefix_while_a_bad_one_fails_alone() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let (sim, site) = start(
         vec![org("acme", 11, 6), org("globex", 12, 5), org("initech", 13, 4)],
         "orgs-e2e",
@@ -186,6 +191,9 @@ fn hangup(child: &tokio::process::Child) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let (sim, site) = start(vec![org("acme", 21, 4), org("globex", 22, 3)], "orgs-reload").await;
     let (moto, s3, dir) = (&site.moto, &site.s3, &site.dir);
     let orgs_d = dir.join("orgs.d");
@@ -288,6 +296,9 @@ async fn an_org_file_dropped_in_starts_on_sighup_and_a_removed_one_stops() {
 /// Before, the reload waited on them however long they took.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_org_stops_within_the_grace_period_whatever_its_uploads() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let slow = SimConfig {
         // One recording whose download takes minutes: 1 s per chunk.
         media_chunk_delay: Duration::from_secs(1),
@@ -346,6 +357,9 @@ async fn a_removed_org_stops_within_the_grace_period_whatever_its_uploads() {
 /// readiness asked only the orgs running at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_orgs_added_and_removed_by_a_reload() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let (sim, site) = start(vec![org("acme", 24, 2), org("globex", 25, 2)], "orgs-ready").await;
     let (moto, dir) = (&site.moto, &site.dir);
     let orgs_d = dir.join("orgs.d");
@@ -405,6 +419,9 @@ async fn readiness_follows_the_orgs_added_and_removed_by_a_reload() {
 /// running process is named, for the next restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reads_the_whole_configuration_of_a_single_org_daemon() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = common::harness::Harness::start(common::harness::fast_org(3), "").await;
     let mut child = daemon(&["run"], &h.config)
         .stderr(std::process::Stdio::piped())
@@ -446,6 +463,9 @@ async fn get(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_org_is_reported_in_metrics_and_status_while_the_process_stays_ready_and_live() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let (sim, site) = start(vec![org("acme", 41, 4), org("initech", 42, 3)], "orgs-report").await;
     let (moto, dir) = (&site.moto, &site.dir);
     let port = common::harness::free_port();
@@ -590,6 +610,9 @@ async fn acme_pace(others: Vec<SimConfig>, storm: bool, tag: &str) -> u64 {
 /// simulator over the same span; the ratio is asserted, never a time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_in_a_429_storm_does_not_slow_another() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let alone = acme_pace(Vec::new(), false, "pace-alone").await;
     let beside = acme_pace(vec![paced("globex", 32)], true, "pace-storm").await;
     let ratio = beside as f64 / alone as f64;

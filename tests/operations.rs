@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, Moto, fast_org, free_port, s3_client, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
@@ -118,6 +120,9 @@ async fn metrics_after_a_run_hold_every_family_with_counts_where_work_happened()
 /// manifests) or systemd's start timeout (90 s) killed a start that was only slow.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_against_a_silent_platform_is_live_at_once_and_ready_once_started() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let port = free_port();
     let h = Harness::start(
         fast_org(4),
@@ -188,6 +193,9 @@ async fn a_start_against_a_silent_platform_is_live_at_once_and_ready_once_starte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_fails_until_the_sink_answers() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let s3_port = free_port();
     let metrics_port = free_port();
     let sim = common::start(fast_org(2)).await;
@@ -256,6 +264,9 @@ async fn readyz_fails_until_the_sink_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_uploads_exits_0_with_nothing_half_done() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     // Slow media: multipart uploads are in flight when the signal comes; no grace, so
     // they are aborted (single_put_max 0: recordings this size would otherwise stream
     // as one PutObject, which leaves no upload to see).
@@ -306,6 +317,9 @@ async fn sigterm_during_uploads_exits_0_with_nothing_half_done() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_tokens_and_signed_urls_never_reach_the_logs() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let secret = "sEcReT-value-4242";
     let sim = SimConfig {
         client_secret: secret.into(),

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, available, fast_org, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
@@ -18,6 +20,9 @@ fn json_lines(logs: &str) -> Vec<serde_json::Value> {
 /// ids (a span guard held across an await tagged other tasks' lines, or none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_worker_line_of_a_concurrent_run_names_its_own_recording() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         media_chunk_delay: Duration::from_millis(2),
         ..screen_only(24, (300_000, 2_000_000))
@@ -59,6 +64,9 @@ async fn every_worker_line_of_a_concurrent_run_names_its_own_recording() {
 /// not the state table); text logs carry no colour codes when stderr is not a terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stderr_is_all_json_with_json_logs_and_plain_text_otherwise() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(screen_only(3, (100_000, 100_000)), "").await;
     let out = h
         .daemon(&["--log-format", "json", "run", "--once"])
@@ -104,6 +112,9 @@ async fn stderr_is_all_json_with_json_logs_and_plain_text_otherwise() {
 /// which conversations it left and exits 4.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_pass_reports_progress_and_run_once_says_what_it_left() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         latency: Duration::from_millis(1500),
         ongoing: 2,

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org, screen_only};
 use genesys_archiver::sim::SimConfig;
 use std::time::Duration;
@@ -85,6 +87,9 @@ async fn assert_all_archived_once(h: &Harness) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_unreachable_for_30_seconds_mid_run() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start_proxied(screen_only(30, (64 * KIB, 7 * MIB)), "").await;
     let total = available(&h).len();
     let daemon = start_daemon(&h, PATIENT);
@@ -118,6 +123,9 @@ async fn s3_unreachable_for_30_seconds_mid_run() {
 /// connection held its worker slot and its claim for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_calls_hung_on_half_open_connections_time_out_and_are_retried() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start_proxied(
         screen_only(20, (64 * KIB, 7 * MIB)),
         "operation_timeout = \"2s\"\nsingle_put_max = \"0\"\n",
@@ -150,6 +158,9 @@ async fn s3_calls_hung_on_half_open_connections_time_out_and_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_answers_5xx_for_30_seconds() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(fast_org(30), "").await;
     let daemon = start_daemon(&h, &[PATIENT, PRODUCTION_RETRY].concat());
     wait_for(&h, "a first few archives", Duration::from_secs(90), |h| {
@@ -175,6 +186,9 @@ async fn api_answers_5xx_for_30_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_without_retry_after() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let h = Harness::start(fast_org(30), "").await;
     // Production-like timing: the storm is met with a shared, growing cooldown.
     let env = [PATIENT, PRODUCTION_RETRY].concat();
@@ -204,6 +218,9 @@ async fn a_429_storm_without_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downloads_that_drop_come_up_short_or_use_expired_urls() {
+    if common::servers::missing(&[Server::Moto]) {
+        return;
+    }
     let sim = SimConfig {
         media_drop_share: 0.25,
         media_truncate_share: 0.2,

@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::servers::Server;
+
 use common::fleet::Fleet;
 use common::harness::{keys_under, screen_only};
 use common::servers::{Postgres, Redis};
@@ -156,6 +158,9 @@ fn assert_budget_held(fleet: &Fleet) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_archive_two_orgs_once_through_twenty_sigkills() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres, Server::Redis]) {
+        return;
+    }
     const KILLS: usize = 20;
     let mut rng = common::chaos_rng("replica chaos");
     let pg = Postgres::start("replicas");
@@ -206,6 +211,9 @@ async fn three_replicas_archive_two_orgs_once_through_twenty_sigkills() {
 /// killed every recording is downloaded exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_clock_runs_90_s_ahead_takes_no_live_claim() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres, Server::Redis, Server::Faketime]) {
+        return;
+    }
     let pg = Postgres::start("skew");
     let redis = Redis::start();
     let (fleet, env) = fleet(two_orgs(60, 6 * 1024 * 1024, 60), &pg, &redis).await;
@@ -324,6 +332,9 @@ async fn a_replica_stops_within_its_grace_period_while_postgresql_is_away() {
 /// orgs_dir files. Before, a failed run left its org down until a reload or a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_org_whose_run_fails_is_started_again_with_backoff() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres, Server::Redis]) {
+        return;
+    }
     let pg = Postgres::start("run-fails");
     let redis = Redis::start();
     let (fleet, env) = fleet(two_orgs(30, 2 * 1024 * 1024, 60), &pg, &redis).await;
@@ -358,6 +369,9 @@ async fn an_org_whose_run_fails_is_started_again_with_backoff() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishes() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres, Server::Redis]) {
+        return;
+    }
     const OUTAGE: Duration = Duration::from_secs(30);
     let pg = Postgres::start("outages");
     let mut redis = Redis::start();
@@ -432,6 +446,9 @@ async fn postgres_down_30_s_and_redis_down_30_s_lose_nothing_and_the_run_finishe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_listed_by_a_replica_that_dies_go_to_another_after_the_lease() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres, Server::Redis]) {
+        return;
+    }
     let pg = Postgres::start("listed");
     let redis = Redis::start();
     let (fleet, env) = fleet(two_orgs(20, 6 * 1024 * 1024, 60), &pg, &redis).await;
@@ -472,6 +489,9 @@ async fn recordings_listed_by_a_replica_that_dies_go_to_another_after_the_lease(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sqlite_ledger_migrated_into_postgres_lets_replicas_go_on_without_listing_or_uploading_again() {
+    if common::servers::missing(&[Server::Moto, Server::Postgres]) {
+        return;
+    }
     use common::harness::{Harness, assert_bucket_holds_exactly, available, daemon_command};
     let pg = Postgres::start("migrate");
     // One process on its SQLite file archives everything there is.

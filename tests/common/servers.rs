@@ -207,3 +207,55 @@ impl Drop for Redis {
         self.stop();
     }
 }
+
+/// A throw-away server (or library) a test needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Server {
+    Moto,
+    Postgres,
+    Redis,
+    Faketime,
+}
+
+impl Server {
+    /// The variable `scripts/test.sh` sets to where it found or installed it.
+    fn variable(self) -> &'static str {
+        match self {
+            Server::Moto => "MOTO_SERVER",
+            Server::Postgres => "GENESYS_TEST_PG_BIN",
+            Server::Redis => "GENESYS_TEST_REDIS_SERVER",
+            Server::Faketime => "GENESYS_TEST_FAKETIME_LIB",
+        }
+    }
+
+    fn found(self) -> bool {
+        std::env::var_os(self.variable()).is_some_and(|path| std::path::Path::new(&path).exists())
+    }
+}
+
+/// Whether a test needing `servers` must stop here: one of them is missing. A plain
+/// `cargo test` then skips the test with one line saying how to run it; under
+/// `scripts/test.sh` (`GENESYS_TEST_REQUIRE_SERVERS=1`, and so in CI) a missing server
+/// fails the test instead: nothing there may skip.
+pub fn missing(servers: &[Server]) -> bool {
+    let absent: Vec<&str> = servers.iter().filter(|s| !s.found()).map(|s| s.variable()).collect();
+    if absent.is_empty() {
+        return false;
+    }
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    if std::env::var_os("GENESYS_TEST_REQUIRE_SERVERS").is_some() {
+        panic!(
+            "{test}: {} not set or not found; scripts/test.sh provides them",
+            absent.join(", ")
+        );
+    }
+    // Straight to stderr: the test harness captures `eprintln!` of passing tests, and
+    // this line is for the person who ran `cargo test`.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped {test}: needs {} (run `bash scripts/test.sh`, which installs the test servers)",
+        absent.join(", ")
+    );
+    true
+}
