@@ -5,11 +5,18 @@
 //! stderr and a non-zero exit, never a half-started daemon.
 
 pub mod compliance;
+mod discovery;
 pub mod exposure;
+mod genesys;
+mod ledger;
+mod limits;
 pub mod orgs;
 pub mod raw;
 pub mod retention;
 pub mod settings;
+mod sink;
+mod telemetry;
+mod workers;
 
 use config::{Config, Environment, File, FileFormat};
 pub use settings::{ConfigError, Settings};
