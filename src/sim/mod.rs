@@ -18,10 +18,14 @@
 //! on one listener, each under `/orgs/{name}` with everything of its own (credentials,
 //! org id, catalog, budget, limits, faults, statistics), as real orgs share nothing.
 
+mod analytics;
 pub mod catalog;
 pub mod config;
+mod downloads;
 pub mod hostile;
+mod jobs;
 pub mod media;
+mod recordings;
 pub mod retention;
 pub mod routes;
 pub mod stats;
@@ -54,7 +58,7 @@ pub struct SimState {
     /// Faults switched on and off while it runs (outage tests).
     pub faults: Faults,
     /// Analytics jobs submitted, by id.
-    pub jobs: Mutex<HashMap<String, routes::SimJob>>,
+    pub jobs: Mutex<HashMap<String, jobs::SimJob>>,
 }
 
 /// Faults a test turns on for a while, then off.
