@@ -9,7 +9,7 @@
 # conversations). Each replica logs in with its own token, so each row runs under the
 # platform's documented count (per token) and, for 3 replicas, under the stricter
 # reading (per OAuth client: every token of the org together). Utilization is over the
-# org's one budget (README, Tokens). Throw-away PostgreSQL and Redis on free loopback
+# org's one budget (docs/replicas.md, Tokens). Throw-away PostgreSQL and Redis on free loopback
 # ports (installed when missing). About 26 minutes.
 #   bash scripts/bench/replicas.sh [DURATION]    (default 180s; ROWS="token 3 shared,..." picks rows)
 set -euo pipefail
