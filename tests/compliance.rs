@@ -50,6 +50,19 @@ fn updates(h: &Harness) -> std::collections::BTreeMap<String, usize> {
         .collect()
 }
 
+/// A bucket with versioning and Object Lock on, which the daemon is pointed at.
+async fn locked_bucket(h: &Harness) -> &'static str {
+    let bucket = "archive-locked";
+    h.s3.create_bucket()
+        .bucket(bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    use_bucket(h, bucket);
+    bucket
+}
+
 /// Points the daemon's configuration at `bucket` instead of the harness's.
 fn use_bucket(h: &Harness, bucket: &str) {
     let text = std::fs::read_to_string(&h.config).unwrap();
@@ -64,14 +77,7 @@ async fn every_object_is_locked_and_checksummed_and_a_locked_version_cannot_be_d
     }
     // Sizes from one part to three: single PutObjects and multipart uploads.
     let h = Harness::start(screen_only(6, (200_000, 12 * MIB)), &format!("{LOCKED}{HANDOFF}")).await;
-    let bucket = "archive-locked";
-    h.s3.create_bucket()
-        .bucket(bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    use_bucket(&h, bucket);
+    let bucket = locked_bucket(&h).await;
     let (status, logs) = h.run_once().await;
     assert!(status.success(), "{logs}");
 
@@ -347,14 +353,7 @@ async fn a_locked_object_that_is_not_ours_is_parked_and_check_config_reports_the
         return;
     }
     let h = Harness::start(screen_only(3, (10_000, 20_000)), &format!("{LOCKED}{HANDOFF}")).await;
-    let bucket = "archive-locked";
-    h.s3.create_bucket()
-        .bucket(bucket)
-        .object_lock_enabled_for_bucket(true)
-        .send()
-        .await
-        .unwrap();
-    use_bucket(&h, bucket);
+    let bucket = locked_bucket(&h).await;
     let out = h.daemon(&["check-config", "--connect"]).output().await.unwrap();
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
