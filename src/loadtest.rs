@@ -11,7 +11,7 @@
 //! the one the replicas share, whether the platform counts per token or per client.
 
 use crate::app::App;
-use crate::config::Sources;
+use crate::config::{Settings, Sources};
 use crate::genesys::Endpoint;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, Shutdown};
@@ -215,12 +215,56 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
+    let (orgs, replicas) = check(&options)?;
+    let sim_config = platform(&options);
+    // Each org its own: seed, name and credentials; the same load and limits.
+    let configs: Vec<SimConfig> = (0..orgs)
+        .map(|i| sim_config.clone().named(&format!("org-{i}"), options.seed + i as u64))
+        .collect();
+    let sim = Simulator::start_orgs(configs, "127.0.0.1:0".parse().expect("literal"))
+        .await
+        .context("simulator")?;
+    let dir = std::env::temp_dir().join(format!(
+        "genesys-archiver-loadtest-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    let settings = archiver(&options, &sim, &dir, replicas)?;
+    let apps = build(&options, settings, replicas).await?;
+    let (elapsed, at_drain) = drive(&options, &apps, &sim).await?;
+    let report = report(&options, &apps, &sim, elapsed, at_drain);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(report)
+}
+
+/// `--orgs` and `--replicas` against the strategy: what one run can measure.
+fn check(options: &LoadOptions) -> anyhow::Result<(usize, usize)> {
+    let orgs = options.orgs.max(1);
+    if orgs > 1 && options.strategy == Strategy::Naive {
+        anyhow::bail!("--orgs with more than one org measures our budget only (--strategy ours)");
+    }
+    let replicas = options.replicas.max(1);
+    if replicas > 1 && options.strategy == Strategy::Naive {
+        anyhow::bail!(
+            "--replicas measures our budget (--strategy ours); the naive case of several replicas is \
+             --replicas N without --shared: each replica on its local budget"
+        );
+    }
+    if replicas > 1 && options.ledger_url.is_none() {
+        anyhow::bail!("--replicas above 1 needs --ledger-url postgres://…: replicas share one PostgreSQL ledger");
+    }
+    Ok((orgs, replicas))
+}
+
+/// The simulated platform: a backlog, conversations going on, new ones at the agents'
+/// pace, the platform's limits.
+fn platform(options: &LoadOptions) -> SimConfig {
     let per_minute = f64::from(options.agents) * options.sessions_per_agent_hour / 60.0;
     // Conversations going on at the start, as many as a steady flow keeps going (their
     // ends spread over one session length), so conversations end from the first second.
     let (short, long) = options.session_length;
     let mean_minutes = (short + long).as_secs_f64() / 2.0 / 60.0;
-    let sim_config = SimConfig {
+    SimConfig {
         seed: options.seed,
         conversations: options.backlog,
         history: Duration::from_secs(600),
@@ -243,34 +287,17 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         limit_per_client: options.platform_limit_per_client,
         media_size: options.media_size,
         ..SimConfig::default()
-    };
-    let transcode_time = sim_config.transcode_time;
-    let orgs = options.orgs.max(1);
-    if orgs > 1 && options.strategy == Strategy::Naive {
-        anyhow::bail!("--orgs with more than one org measures our budget only (--strategy ours)");
     }
-    let replicas = options.replicas.max(1);
-    if replicas > 1 && options.strategy == Strategy::Naive {
-        anyhow::bail!(
-            "--replicas measures our budget (--strategy ours); the naive case of several replicas is \
-             --replicas N without --shared: each replica on its local budget"
-        );
-    }
-    if replicas > 1 && options.ledger_url.is_none() {
-        anyhow::bail!("--replicas above 1 needs --ledger-url postgres://…: replicas share one PostgreSQL ledger");
-    }
-    // Each org its own: seed, name and credentials; the same load and limits.
-    let configs: Vec<SimConfig> = (0..orgs)
-        .map(|i| sim_config.clone().named(&format!("org-{i}"), options.seed + i as u64))
-        .collect();
-    let sim = Simulator::start_orgs(configs, "127.0.0.1:0".parse().expect("literal"))
-        .await
-        .context("simulator")?;
-    let dir = std::env::temp_dir().join(format!(
-        "genesys-archiver-loadtest-{}-{}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
+}
+
+/// The archiver's configuration for the simulated orgs: their platform, the budget,
+/// workers and discovery asked for, the ledger and the sink; validated.
+fn archiver(
+    options: &LoadOptions,
+    sim: &Simulator,
+    dir: &std::path::Path,
+    replicas: usize,
+) -> anyhow::Result<Settings> {
     // The platform's limits as the sim prints them, then the archiver's own budget on top.
     let genesys_of = |org: &crate::sim::SimOrg| {
         org.client_config()
@@ -354,8 +381,13 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         ..Default::default()
     }
     .load()?;
-    // Ours is what the daemon builds (a budget per org); the naive baseline replaces it.
-    let apps = match options.strategy {
+    Ok(settings)
+}
+
+/// The archivers: ours as the daemon builds them (a budget per org, one per replica),
+/// or one on the naive baseline's budget.
+async fn build(options: &LoadOptions, settings: Settings, replicas: usize) -> anyhow::Result<Vec<App>> {
+    Ok(match options.strategy {
         Strategy::Ours => {
             let mut apps = Vec::with_capacity(replicas);
             for _ in 0..replicas {
@@ -373,7 +405,20 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
             );
             vec![App::build_with_budget(settings, Arc::new(naive)).await?]
         }
-    };
+    })
+}
+
+/// Recordings archived so far, every replica together.
+fn archived(apps: &[App]) -> u64 {
+    apps.iter().map(|a| PipelineStats::get(&a.stats.archived)).sum()
+}
+
+/// The platform's counts when the load ended, and when that was.
+type AtDrain = Option<(crate::sim::stats::SimStats, Duration)>;
+
+/// Runs the archivers for the load's duration, then drains them (in-flight work
+/// finishes, none starts); how long it all took.
+async fn drive(options: &LoadOptions, apps: &[App], sim: &Simulator) -> anyhow::Result<(Duration, AtDrain)> {
     let stats: Vec<Arc<PipelineStats>> = apps.iter().map(|a| a.stats.clone()).collect();
     let archived_now = move || -> u64 { stats.iter().map(|s| PipelineStats::get(&s.archived)).sum() };
     let shutdown = Shutdown::default();
@@ -416,7 +461,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let elapsed = started.elapsed();
     progress.abort();
     stop.abort();
+    let at_drain = at_drain.lock().unwrap().take();
+    Ok((elapsed, at_drain))
+}
 
+/// The run's figures.
+fn report(options: &LoadOptions, apps: &[App], sim: &Simulator, elapsed: Duration, at_drain: AtDrain) -> LoadReport {
+    let (orgs, replicas) = (sim.orgs().len(), apps.len());
+    let transcode_time = sim.orgs()[0].config().transcode_time;
     let stats = sim.total_stats();
     let api_calls: BTreeMap<String, u64> = Endpoint::ALL
         .iter()
@@ -424,8 +476,8 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         .collect();
     let total = stats.api_calls();
     let refused = stats.refusals();
-    let archived = archived_now();
-    let (loaded, load_time) = at_drain.lock().unwrap().take().unwrap_or((stats.clone(), elapsed));
+    let archived = archived(apps);
+    let (loaded, load_time) = at_drain.unwrap_or((stats.clone(), elapsed));
     let accepted_token_calls =
         loaded.api_calls() - loaded.refusals() - loaded.calls("token") + loaded.count("token", "429");
     let allowed =
@@ -440,7 +492,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
     let transfers = merged(|s| s.transfers.lock().unwrap().sorted());
     let transfer_p99 = percentile(&transfers, 99.0);
     let bytes: u64 = apps.iter().map(|a| PipelineStats::get(&a.stats.bytes)).sum();
-    let report = LoadReport {
+    LoadReport {
         strategy: options.strategy,
         orgs,
         replicas,
@@ -464,7 +516,5 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<LoadReport> {
         transfer_p99_s: transfer_p99,
         lag_target_s: (options.poll_interval + options.upload_time + transcode_time).as_secs_f64() + transfer_p99,
         peak_rss_mib: peak_rss_mib(),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(report)
+    }
 }
