@@ -290,8 +290,9 @@ fn handoff_due_row(row: &Row) -> HandoffDue {
 macro_rules! handoff_free {
     ($owner:literal) => {
         concat!(
-            "(handoff_lease IS NULL OR handoff_lease < (extract(epoch from clock_timestamp()) * 1000)::int8 \
-             OR handoff_owner = ",
+            "(handoff_lease IS NULL OR handoff_lease < ",
+            db_now!(),
+            " OR handoff_owner = ",
             $owner,
             ")"
         )
@@ -1429,7 +1430,9 @@ impl Ledger for PgLedger {
                     .execute(
                         concat!(
                             "UPDATE recordings SET handoff_owner = $3,
-                                handoff_lease = (extract(epoch from clock_timestamp()) * 1000)::int8 + $4
+                                handoff_lease = ",
+                            db_now!(),
+                            " + $4
                              WHERE org = $1 AND recording_id = $2 AND state = 'archived' AND handoff_at IS NULL AND ",
                             handoff_free!("$3")
                         ),

@@ -529,16 +529,7 @@ impl Worker {
                 Some(info) if info.size == size => {
                     let checksum =
                         confirmed_checksum(target.key, stored.checksum.as_deref(), info.checksum.as_deref())?;
-                    Ok(PartStep::Done(
-                        PartFacts {
-                            part: target.label.to_owned(),
-                            key: target.key.to_owned(),
-                            size,
-                            sha256,
-                            checksum,
-                        },
-                        false,
-                    ))
+                    Ok(PartStep::Done(target.facts(size, sha256, checksum), false))
                 }
                 Some(info) => Ok(PartStep::Park(format!(
                     "object at {} has {} bytes after uploading {size}",
@@ -595,16 +586,7 @@ impl Worker {
         // An attempt that stopped between its upload and its lock left it unlocked.
         self.sink.ensure_locked(target.key, claimed_start).await?;
         let checksum = adopted_checksum(target.key, existing.checksum.as_deref(), &sha256);
-        Ok(PartStep::Done(
-            PartFacts {
-                part: target.label.to_owned(),
-                key: target.key.to_owned(),
-                size,
-                sha256,
-                checksum,
-            },
-            true,
-        ))
+        Ok(PartStep::Done(target.facts(size, sha256, checksum), true))
     }
 
     async fn write_sidecar(
@@ -684,6 +666,19 @@ struct PartTarget<'a> {
     url: &'a reqwest::Url,
     /// The size the recording declares for this file, when that is known to apply.
     declared: Option<u64>,
+}
+
+impl PartTarget<'_> {
+    /// This file's facts once it is in the sink.
+    fn facts(&self, size: u64, sha256: String, checksum: String) -> PartFacts {
+        PartFacts {
+            part: self.label.to_owned(),
+            key: self.key.to_owned(),
+            size,
+            sha256,
+            checksum,
+        }
+    }
 }
 
 /// What became of one file.

@@ -361,9 +361,9 @@ impl S3Sink {
             }
             Err(e) => Err(e),
         };
+        // Locked here if the store dropped the create's lock headers (a no-op without Object Lock).
         let result = match result {
-            Ok(stored) if self.settings.needs_object_lock() => self
-                .ensure_locked(request.key, request.locked_from)
+            Ok(stored) => Sink::ensure_locked(self, request.key, request.locked_from)
                 .await
                 .map(|()| stored),
             other => other,
@@ -469,7 +469,7 @@ impl S3Sink {
     /// the store did not apply it there (S3 does; moto and some S3-compatible stores keep
     /// Object Lock headers only on PutObject): the retention and the legal hold are set
     /// on the object itself (`s3:PutObjectRetention`, `s3:PutObjectLegalHold`).
-    async fn ensure_locked(&self, key: &str, from: Option<DateTime<Utc>>) -> Result<(), SinkError> {
+    async fn lock_if_missing(&self, key: &str, from: Option<DateTime<Utc>>) -> Result<(), SinkError> {
         let Some(info) = Sink::head(self, key).await? else {
             return Err(SinkError::store(
                 "HeadObject",
@@ -905,7 +905,7 @@ impl Sink for S3Sink {
             if !self.settings.needs_object_lock() {
                 return Ok(());
             }
-            S3Sink::ensure_locked(self, key, from).await
+            self.lock_if_missing(key, from).await
         })
     }
 
