@@ -14,7 +14,8 @@ use futures_util::future::BoxFuture;
 use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
 use genesys_archiver::ledger::sqlite::SqliteLedger;
 use genesys_archiver::ledger::{
-    ArchiveFacts, ConversationRow, ConversationState, Ledger, ListFilter, NewRecording, PartFacts, State,
+    ArchiveFacts, ConversationRow, ConversationState, Ledger, ListFilter, NewRecording, ParkedSelection, PartFacts,
+    Pruned, State,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,6 +56,23 @@ const CASES: &[(&str, Case)] = &[
     ("a_hand_off_is_due_once_archived_and_recorded_once", |l| {
         Box::pin(a_hand_off_is_due_once_archived_and_recorded_once(l))
     }),
+    ("failed_recordings_go_back_on_retry_and_the_watermark_is_kept", |l| {
+        Box::pin(failed_recordings_go_back_on_retry_and_the_watermark_is_kept(l))
+    }),
+    ("the_first_key_stays_for_every_later_attempt", |l| {
+        Box::pin(the_first_key_stays_for_every_later_attempt(l))
+    }),
+    ("prune_removes_only_finished_rows_older_than_the_cutoff", |l| {
+        Box::pin(prune_removes_only_finished_rows_older_than_the_cutoff(l))
+    }),
+    (
+        "parked_recordings_are_listed_with_their_reason_and_put_back_on_request",
+        |l| {
+            Box::pin(parked_recordings_are_listed_with_their_reason_and_put_back_on_request(
+                l,
+            ))
+        },
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -656,4 +674,175 @@ async fn a_hand_off_is_due_once_archived_and_recorded_once(ledger: Arc<dyn Ledge
         (Some(set.timestamp_millis()), "set")
     );
     assert_eq!(shown.old.map(|d| d.timestamp_millis()), Some(delete.timestamp_millis()));
+}
+
+async fn failed_recordings_go_back_on_retry_and_the_watermark_is_kept(ledger: Arc<dyn Ledger>) {
+    ledger.insert(vec![recording("a", "c")]).await.unwrap();
+    let a = ledger.claim_due(later()).await.unwrap().unwrap();
+    ledger.fail(a.claim(), 8, "boom".into()).await.unwrap();
+    assert_eq!(ledger.unfinished().await.unwrap(), 0);
+    let failed = ledger.list(ListFilter::Failed, 10).await.unwrap();
+    assert_eq!((failed[0].attempts, failed[0].reason.as_deref()), (8, Some("boom")));
+    assert_eq!(ledger.retry_failed().await.unwrap(), 1);
+    assert_eq!(ledger.unfinished().await.unwrap(), 1);
+    let again = ledger.claim_due(later()).await.unwrap().expect("due again");
+    assert_eq!(again.attempts, 0, "a retried recording starts its attempts again");
+
+    assert_eq!(ledger.watermark().await.unwrap(), None);
+    let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    ledger.set_watermark(t).await.unwrap();
+    ledger.set_watermark(t + Span::minutes(1)).await.unwrap();
+    assert_eq!(ledger.watermark().await.unwrap(), Some(t + Span::minutes(1)));
+    assert_eq!(ledger.status().await.unwrap().watermark, Some(t + Span::minutes(1)));
+}
+
+async fn the_first_key_stays_for_every_later_attempt(ledger: Arc<dyn Ledger>) {
+    ledger.insert(vec![recording("a", "c")]).await.unwrap();
+    let first = ledger.claim_due(later()).await.unwrap().unwrap();
+    assert_eq!(first.key, None);
+    assert_eq!(
+        ledger.fix_key(first.claim(), "hour=10/a".into()).await.unwrap(),
+        "hour=10/a"
+    );
+    ledger
+        .reschedule(first.claim(), State::Retrying, Utc::now(), 1, Some("boom".into()))
+        .await
+        .unwrap();
+    let again = ledger.claim_due(later()).await.unwrap().unwrap();
+    assert_eq!((again.key.as_deref(), again.attempts), (Some("hour=10/a"), 1));
+    assert_eq!(again.open_upload, None);
+    assert_eq!(
+        ledger.fix_key(again.claim(), "hour=11/a".into()).await.unwrap(),
+        "hour=10/a",
+        "a later attempt never moves the key"
+    );
+}
+
+async fn prune_removes_only_finished_rows_older_than_the_cutoff(ledger: Arc<dyn Ledger>) {
+    let old = Utc::now() - Span::days(500);
+    let mut rows = Vec::new();
+    for (id, start, parked) in [
+        ("old-archived", old, None),
+        ("old-parked", old, Some("deleted")),
+        ("old-waiting", old, None),
+        ("new-archived", Utc::now(), None),
+    ] {
+        rows.push(NewRecording {
+            start_time: Some(start),
+            parked: parked.map(str::to_owned),
+            ..recording(id, "c")
+        });
+    }
+    ledger.insert(rows).await.unwrap();
+    for id in ["old-archived", "new-archived"] {
+        let c = ledger.claim_recording(id.into()).await.unwrap().unwrap();
+        ledger.archived(c.claim(), one_file(id)).await.unwrap();
+    }
+    ledger
+        .save_conversations(vec![
+            conversation("old-settled", old, ConversationState::Settled),
+            conversation("old-ended", old, ConversationState::Ended),
+            conversation("new-settled", Utc::now(), ConversationState::Settled),
+        ])
+        .await
+        .unwrap();
+    ledger
+        .park_conversation("old-parked".into(), "malformed".into())
+        .await
+        .unwrap();
+
+    let pruned = ledger.prune(Utc::now() - Span::days(400)).await.unwrap();
+    assert_eq!(
+        pruned,
+        Pruned {
+            recordings: 2,
+            conversations: 1
+        }
+    );
+    let status = ledger.status().await.unwrap();
+    assert_eq!(
+        (
+            status.recordings_in(State::Archived),
+            status.recordings_in(State::Parked),
+            status.recordings_in(State::Discovered)
+        ),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        (
+            status.conversations_in(ConversationState::Settled),
+            status.conversations_in(ConversationState::Ended)
+        ),
+        (1, 1)
+    );
+    assert_eq!(status.parked_conversations.len(), 1, "parked just now: kept");
+}
+
+async fn parked_recordings_are_listed_with_their_reason_and_put_back_on_request(ledger: Arc<dyn Ledger>) {
+    let parked = |id: &str, reason: &str| NewRecording {
+        parked: Some(reason.into()),
+        ..recording(id, "c")
+    };
+    ledger
+        .insert(vec![
+            parked("restored", "archived in Genesys (restore it there to archive it)"),
+            parked("deleted", "deleted in Genesys"),
+            parked("other", "not a screen recording"),
+            recording("waiting", "c"),
+        ])
+        .await
+        .unwrap();
+    let mut listed: Vec<(String, Option<String>)> = ledger
+        .list(ListFilter::Parked, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.recording_id, r.reason))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            ("deleted".to_owned(), Some("deleted in Genesys".to_owned())),
+            ("other".to_owned(), Some("not a screen recording".to_owned())),
+            (
+                "restored".to_owned(),
+                Some("archived in Genesys (restore it there to archive it)".to_owned())
+            ),
+        ]
+    );
+    assert_eq!(ledger.list(ListFilter::Waiting, 100).await.unwrap().len(), 1);
+    assert_eq!(ledger.list(ListFilter::Failed, 100).await.unwrap().len(), 0);
+
+    // By reason (case-insensitive), by id, then all.
+    let by_reason = ParkedSelection::ReasonContains("ARCHIVED IN GENESYS".into());
+    assert_eq!(ledger.retry_parked(by_reason).await.unwrap(), 1);
+    assert_eq!(
+        ledger.retry_parked(ParkedSelection::Id("nope".into())).await.unwrap(),
+        0
+    );
+    let waiting: Vec<String> = ledger
+        .list(ListFilter::Waiting, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.recording_id)
+        .collect();
+    assert_eq!(waiting, ["restored", "waiting"]);
+    assert_eq!(
+        ledger
+            .retry_parked(ParkedSelection::Id("deleted".into()))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(ledger.retry_parked(ParkedSelection::All).await.unwrap(), 1);
+    assert_eq!(ledger.list(ListFilter::Parked, 100).await.unwrap().len(), 0);
+    let put_back = ledger.list(ListFilter::Waiting, 100).await.unwrap();
+    assert!(
+        put_back.iter().all(|r| r.reason.is_none() && r.attempts == 0),
+        "{put_back:?}"
+    );
 }

@@ -11,18 +11,24 @@
 //! deleted or archived in Genesys, not a screen recording, unusable payload) or
 //! `failed` (attempts exhausted; `retry` puts it back).
 
+mod changes;
+mod dialect;
 pub mod encoding;
 pub mod lock;
 pub mod org_state;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
+mod statements;
 pub mod store;
+mod value;
 
 use crate::untrusted;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 
+pub use changes::ClaimedChange;
 pub use org_state::{OrgCondition, OrgState};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -497,6 +503,30 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// A report with every recording and conversation state at zero: a state with no
+    /// rows is shown, not left out.
+    pub(crate) fn zeroed() -> Self {
+        let mut report = Self::default();
+        for state in State::ALL {
+            report.counts.insert(state.as_str().to_owned(), 0);
+        }
+        for state in ConversationState::ALL {
+            report.conversations.insert(state.as_str().to_owned(), 0);
+        }
+        report
+    }
+
+    /// `n` rows of `kind` (`recording` or `conversation`) in `state`, as a backend's
+    /// counters hold them.
+    pub(crate) fn count(&mut self, kind: &str, state: String, n: i64) {
+        let counts = if kind == "recording" {
+            &mut self.counts
+        } else {
+            &mut self.conversations
+        };
+        counts.insert(state, n.max(0) as u64);
+    }
+
     /// Adds another org's report: counts add up, the oldest unarchived and the
     /// watermark are the oldest of both (the org furthest behind).
     pub fn merge(&mut self, other: StatusReport) {
@@ -607,6 +637,11 @@ pub trait Ledger: Send + Sync {
     /// Recordings not in a terminal state.
     fn unfinished(&self) -> BoxFuture<'_, LedgerResult<u64>>;
 
+    /// Runs a state change of a claimed recording and checks that it changed the row
+    /// (a claim taken over changes nothing: [`LedgerError::ClaimLost`]). The one
+    /// backend method behind the six changes below, which build what it writes.
+    fn claimed_change(&self, claim: Claim, change: ClaimedChange) -> BoxFuture<'_, LedgerResult<()>>;
+
     /// Back to the queue at `at`: `transcoding` (not ready yet) or `retrying` (after a
     /// failure, with the attempts count and the error).
     fn reschedule(
@@ -616,13 +651,21 @@ pub trait Ledger: Send + Sync {
         at: DateTime<Utc>,
         attempts: u32,
         error: Option<String>,
-    ) -> BoxFuture<'_, LedgerResult<()>>;
+    ) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::reschedule(state, at, attempts, error))
+    }
 
-    fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn park(&self, claim: Claim, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::park(&reason))
+    }
 
-    fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn fail(&self, claim: Claim, attempts: u32, error: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::fail(attempts, &error))
+    }
 
-    fn archived(&self, claim: Claim, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>>;
+    fn archived(&self, claim: Claim, facts: ArchiveFacts) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::archived(&facts))
+    }
 
     /// Stores `key` as the recording's object key unless one is stored already; returns
     /// the stored one. Called once per recording, at its first attempt.
@@ -630,10 +673,14 @@ pub trait Ledger: Send + Sync {
 
     /// A multipart upload was opened at `key` (one of the recording's part keys) for the
     /// recording, journalled before any byte is sent.
-    fn upload_opened(&self, claim: Claim, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>>;
+    fn upload_opened(&self, claim: Claim, key: String, upload_id: String) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::upload_opened(key, upload_id))
+    }
 
     /// The recording's multipart upload was completed or aborted.
-    fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>>;
+    fn upload_closed(&self, claim: Claim) -> BoxFuture<'_, LedgerResult<()>> {
+        self.claimed_change(claim, ClaimedChange::upload_closed())
+    }
 
     /// An upload left open by a stopped process was aborted at start (no claim: the
     /// starting owner holds the whole ledger).

@@ -18,7 +18,6 @@ use super::{Failure, PgLedger, Value};
 use crate::ledger::lock::LedgerLock;
 use crate::ledger::sqlite::SqliteLedger;
 use crate::ledger::{LedgerError, LedgerResult};
-use deadpool_postgres::tokio_postgres::types::ToSql;
 use rusqlite::types::Value as Cell;
 use std::path::Path;
 
@@ -222,7 +221,7 @@ impl PgLedger {
         let statement = tx.prepare(&sql).await.map_err(|e| failed(Failure::Sql(e)))?;
         let mut new = 0;
         for row in &rows {
-            let params: Vec<&(dyn ToSql + Sync)> = row.iter().map(Value::as_sql).collect();
+            let params = super::bind(row);
             new += tx
                 .execute(&statement, &params)
                 .await

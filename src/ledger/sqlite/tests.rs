@@ -1,7 +1,9 @@
-//! The SQLite ledger's own behaviour (the file, its lock, its migrations); the
-//! behaviour both ledgers share is `tests/ledger_contract.rs`.
+//! The SQLite ledger's own behaviour (the file, its recovery at start, its migrations,
+//! its counters and query plans); the behaviour both ledgers share is
+//! `tests/ledger_contract.rs`, run on both.
 
 use super::*;
+use crate::ledger::{ArchiveFacts, State};
 
 fn temp_ledger() -> (SqliteLedger, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("ga-ledger-{}-{}", std::process::id(), fastrand::u64(..)));
@@ -14,6 +16,19 @@ fn new(id: &str, parked: Option<&str>) -> NewRecording {
         parked: parked.map(str::to_owned),
         ..NewRecording::due(id, "c", Some(Utc::now()))
     }
+}
+
+#[tokio::test]
+async fn the_watermark_persists_when_the_file_is_opened_again() {
+    let (ledger, dir) = temp_ledger();
+    let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    ledger.set_watermark(t).await.unwrap();
+    drop(ledger);
+    let again = SqliteLedger::open(&dir.join("ledger.sqlite")).unwrap();
+    assert_eq!(again.watermark().await.unwrap(), Some(t));
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[tokio::test]
@@ -56,29 +71,6 @@ async fn recovery_requeues_in_flight_work_and_reports_open_uploads() {
     assert_eq!(status.counts["discovered"], 1);
     assert_eq!(status.counts["archived"], 1);
     assert_eq!(status.counts["uploading"], 0);
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test]
-async fn failed_recordings_go_back_on_retry_and_the_watermark_persists() {
-    let (ledger, dir) = temp_ledger();
-    ledger.insert(vec![new("a", None)]).await.unwrap();
-    let a = ledger
-        .claim_due(Utc::now() + chrono::Duration::seconds(1))
-        .await
-        .unwrap()
-        .unwrap();
-    ledger.fail(a.claim(), 8, "boom".into()).await.unwrap();
-    assert_eq!(ledger.unfinished().await.unwrap(), 0);
-    assert_eq!(ledger.retry_failed().await.unwrap(), 1);
-    assert_eq!(ledger.unfinished().await.unwrap(), 1);
-    let t = DateTime::parse_from_rfc3339("2026-11-23T10:00:00.123Z")
-        .unwrap()
-        .with_timezone(&Utc);
-    ledger.set_watermark(t).await.unwrap();
-    drop(ledger);
-    let again = SqliteLedger::open(&dir.join("ledger.sqlite")).unwrap();
-    assert_eq!(again.watermark().await.unwrap(), Some(t));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -148,31 +140,6 @@ async fn a_claim_taken_over_changes_nothing() {
     // A finished recording takes no claimed change either.
     assert!(ledger.park(second.claim(), "late".into()).await.is_err());
     counted_matches_grouped(&dir);
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test]
-async fn the_first_key_stays_for_every_later_attempt() {
-    let (ledger, dir) = temp_ledger();
-    ledger.insert(vec![new("a", None)]).await.unwrap();
-    let first = ledger.claim_due(soon()).await.unwrap().unwrap();
-    assert_eq!(first.key, None);
-    assert_eq!(
-        ledger.fix_key(first.claim(), "hour=10/a".into()).await.unwrap(),
-        "hour=10/a"
-    );
-    ledger
-        .reschedule(first.claim(), State::Retrying, Utc::now(), 1, Some("boom".into()))
-        .await
-        .unwrap();
-    let again = ledger.claim_due(soon()).await.unwrap().unwrap();
-    assert_eq!(again.key.as_deref(), Some("hour=10/a"));
-    assert_eq!(again.open_upload, None);
-    assert_eq!(
-        ledger.fix_key(again.claim(), "hour=11/a".into()).await.unwrap(),
-        "hour=10/a",
-        "a later attempt never moves the key"
-    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -261,132 +228,20 @@ async fn a_ledger_of_the_released_schema_is_upgraded_in_place() {
 }
 
 #[tokio::test]
-async fn prune_removes_only_finished_rows_older_than_the_cutoff() {
-    let (ledger, dir) = temp_ledger();
-    let old = Utc::now() - chrono::Duration::days(500);
-    let mut rows = Vec::new();
-    for (id, start, parked) in [
-        ("old-archived", old, None),
-        ("old-parked", old, Some("deleted")),
-        ("old-waiting", old, None),
-        ("new-archived", Utc::now(), None),
-    ] {
-        rows.push(NewRecording {
-            start_time: Some(start),
-            ..new(id, parked)
-        });
-    }
-    ledger.insert(rows).await.unwrap();
-    for id in ["old-archived", "new-archived"] {
-        let c = ledger.claim_recording(id.into()).await.unwrap().unwrap();
-        ledger.archived(c.claim(), facts(id)).await.unwrap();
-    }
-    let conversation = |id: &str, start, state| ConversationRow {
-        conversation_id: id.into(),
-        start,
-        end: Some(start),
-        state,
-        checks: 0,
-        next_check_at: None,
-        reason: None,
-    };
-    ledger
-        .save_conversations(vec![
-            conversation("old-settled", old, ConversationState::Settled),
-            conversation("old-ended", old, ConversationState::Ended),
-            conversation("new-settled", Utc::now(), ConversationState::Settled),
-        ])
-        .await
-        .unwrap();
-
-    let pruned = ledger.prune(Utc::now() - chrono::Duration::days(400)).await.unwrap();
-    assert_eq!(
-        pruned,
-        Pruned {
-            recordings: 2,
-            conversations: 1
-        }
-    );
-    let status = ledger.status().await.unwrap();
-    assert_eq!(
-        (
-            status.counts["archived"],
-            status.counts["parked"],
-            status.counts["discovered"]
-        ),
-        (1, 0, 1)
-    );
-    assert_eq!((status.conversations["settled"], status.conversations["ended"]), (1, 1));
-    counted_matches_grouped(&dir);
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test]
-async fn parked_recordings_are_listed_with_their_reason_and_put_back_on_request() {
-    let (ledger, dir) = temp_ledger();
-    ledger
-        .insert(vec![
-            new("restored", Some("archived in Genesys (restore it there to archive it)")),
-            new("deleted", Some("deleted in Genesys")),
-            new("waiting", None),
-        ])
-        .await
-        .unwrap();
-    let parked = ledger.list(ListFilter::Parked, 100).await.unwrap();
-    let mut ids: Vec<_> = parked
-        .iter()
-        .map(|r| (r.recording_id.as_str(), r.reason.as_deref()))
-        .collect();
-    ids.sort();
-    assert_eq!(
-        ids,
-        [
-            ("deleted", Some("deleted in Genesys")),
-            ("restored", Some("archived in Genesys (restore it there to archive it)"))
-        ]
-    );
-    assert_eq!(ledger.list(ListFilter::Waiting, 100).await.unwrap().len(), 1);
-    assert_eq!(ledger.list(ListFilter::Failed, 100).await.unwrap().len(), 0);
-
-    let by_reason = ParkedSelection::ReasonContains("ARCHIVED IN GENESYS".into());
-    assert_eq!(ledger.retry_parked(by_reason).await.unwrap(), 1);
-    assert_eq!(
-        ledger.retry_parked(ParkedSelection::Id("nope".into())).await.unwrap(),
-        0
-    );
-    let waiting: Vec<_> = ledger
-        .list(ListFilter::Waiting, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.recording_id)
-        .collect();
-    assert_eq!(waiting.len(), 2);
-    assert!(waiting.contains(&"restored".to_owned()));
-    assert_eq!(
-        ledger
-            .retry_parked(ParkedSelection::Id("deleted".into()))
-            .await
-            .unwrap(),
-        1
-    );
-    assert_eq!(ledger.list(ListFilter::Parked, 100).await.unwrap().len(), 0);
-    counted_matches_grouped(&dir);
-    std::fs::remove_dir_all(dir).unwrap();
-}
-
-#[tokio::test]
 async fn the_report_reads_no_table_scan() {
     let (ledger, dir) = temp_ledger();
     drop(ledger);
     let conn = Connection::open(dir.join("ledger.sqlite")).unwrap();
     for sql in [
-        COUNTS,
-        OLDEST_UNARCHIVED,
-        "SELECT SUM(n) FROM counts WHERE kind = 'recording'",
+        COUNTS.to_owned(),
+        UNFINISHED.to_owned(),
+        SQL.render(statements::OLDEST_UNARCHIVED),
+        SQL.render(statements::SOONEST_DEADLINE),
+        SQL.render(statements::OLDEST_UNSETTLED),
+        SQL.render(statements::PRUNE_RECORDINGS),
     ] {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let org: &[&dyn rusqlite::ToSql] = if sql.contains("?1") { &[&"acme"] } else { &[] };
+        let org: &[&dyn rusqlite::ToSql] = if sql.contains("?2") { &[&"acme", &1] } else { &[&"acme"] };
         let plan: Vec<String> = stmt
             .query_map(org, |r| r.get::<_, String>(3))
             .unwrap()
