@@ -25,14 +25,14 @@
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
 use genesys_archiver::config::Sources;
-use genesys_archiver::genesys::{Endpoint, GenesysClient};
+use genesys_archiver::genesys::GenesysClient;
 use genesys_archiver::ledger::postgres::{PgLedger, PgSettings};
 use genesys_archiver::ledger::sqlite::SqliteLedger;
 use genesys_archiver::ledger::{Ledger, NewRecording, State};
 use genesys_archiver::pipeline::check::Checker;
 use genesys_archiver::pipeline::poller::{PassReport, Poller};
 use genesys_archiver::ratelimit::{Budget, LocalBudget};
-use genesys_archiver::sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, Simulator};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -123,7 +123,7 @@ async fn main() {
     let config = SimConfig {
         history: Duration::from_secs(24 * 3600),
         token_limit: unlimited,
-        endpoint_limits: Endpoint::ALL
+        endpoint_limits: genesys_sim::Endpoint::ALL
             .iter()
             .map(|e| (*e, unlimited))
             .collect::<BTreeMap<_, _>>(),

@@ -25,4 +25,4 @@ export GENESYS_TEST_REQUIRE_SERVERS=1
 source scripts/lib/servers.sh
 ensure_servers
 
-exec cargo test --locked "$@"
+exec cargo test --locked --workspace "$@"

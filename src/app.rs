@@ -8,9 +8,16 @@
 //! cannot start (its credentials, its org id) is logged and tried again with backoff
 //! while the others run; with a single-org configuration it stops the start as before.
 //! `main`, `demo`, the load test and the tests share all of it.
+//!
+//! Over 500 lines: building the process (ledger and its lock, the operations listener,
+//! every org) and running it (reloads, stops, shutdown) share the `App`'s fields; one
+//! org's wiring and the planning of a reload are apart (`app/org.rs`, `app/reload.rs`).
 
 pub mod org;
 pub mod reload;
+mod supervise;
+
+use supervise::Supervisor;
 
 use crate::config::Settings;
 use crate::config::settings::{OrgSettings, SinkKind};
@@ -29,7 +36,6 @@ use crate::sink::Sink;
 use crate::sink::counted::Counted;
 use crate::sink::file::FileSink;
 use crate::sink::s3::S3Sink;
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesUnordered;
 use org::OrgApp;
@@ -334,133 +340,36 @@ impl App {
             let ledger = self.ledger.clone();
             async move { ledger.keep_leases().await }
         });
-        let multi = self.settings.org_source.is_multi();
         // A daemon reads its configuration again on SIGHUP (and its orgs_dir on the
         // interval), one org or several; `--once` and `backfill` run what they started.
         let reloading = mode == Mode::Daemon;
-
-        let slots = &slots;
-        let mut runs = Runs::default();
-        for org in &self.orgs {
-            runs.add(&org.settings, &shutdown, |own| {
-                Box::pin(self.run_org(org, slots, mode, own))
-            });
-        }
-        for (org, why) in &self.pending {
-            runs.add(org, &shutdown, |own| {
-                Box::pin(self.start_late(org.clone(), Some(why.clone()), mode, slots, own))
-            });
-        }
+        let mut runs = Supervisor::new(self, mode, &slots, &shutdown);
+        runs.start_configured();
 
         let mut interval = tokio::time::interval(self.settings.org_source.reload_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         interval.tick().await;
-        // Orgs stopping for a restart: started again with these settings when they end.
-        let mut restart: BTreeMap<String, OrgSettings> = BTreeMap::new();
-        let mut first_error = None;
         loop {
-            // The one org of a single-org daemon failed: the process exits with its
-            // error (systemd or Kubernetes restarts it), it does not wait for a reload.
-            if !multi && first_error.is_some() && runs.futures.is_empty() && restart.is_empty() {
+            if runs.done() {
                 break;
             }
             let read_again = tokio::select! {
-                ended = runs.futures.next(), if !runs.futures.is_empty() => {
-                    let Some((name, generation, result)) = ended else { continue };
-                    // Its settings, unless it was being stopped (removed or restarting by a
-                    // reload): a removed org whose run fails is not started again.
-                    let settings = runs
-                        .live
-                        .get(&name)
-                        .filter(|l| l.generation == generation && !l.shutdown.drain.is_cancelled())
-                        .map(|l| l.settings.clone());
-                    runs.ended(&name, generation);
-                    let restarting = restart.contains_key(&name) && !shutdown.drain.is_cancelled();
-                    match result {
-                        Ok(()) if restarting => {}
-                        Ok(()) => {
-                            if reloading && !shutdown.drain.is_cancelled() {
-                                tracing::info!(message = "Org stopped.", org = %name);
-                            }
-                            report_org(&self.ledger, &self.metrics, &name, OrgCondition::Stopped).await;
-                        }
-                        // A daemon with several orgs starts a failed one again with the
-                        // start-up backoff, [[orgs]] entries as orgs_dir files: the
-                        // others go on, and it is not left down until someone looks.
-                        Err(error) if reloading && multi && !shutdown.drain.is_cancelled() && settings.is_some() => {
-                            tracing::error!(message = "Org run failed; it is started again with backoff.", org = %name, %error);
-                            report_org(&self.ledger, &self.metrics, &name, failing(&error)).await;
-                            if !restart.contains_key(&name) {
-                                let org = settings.expect("checked above");
-                                let why = error.to_string();
-                                runs.add(&org.clone(), &shutdown, |own| {
-                                    Box::pin(self.start_late(org, Some(why), mode, slots, own))
-                                });
-                            }
-                        }
-                        Err(error) => {
-                            tracing::error!(message = "Org run failed.", org = %name, %error);
-                            report_org(&self.ledger, &self.metrics, &name, failing(&error)).await;
-                            let error = match multi {
-                                true => RunError::Org { org: name.clone(), source: Box::new(error) },
-                                false => error,
-                            };
-                            first_error.get_or_insert(error);
-                        }
-                    }
-                    if let Some(org) = restart.remove(&name)
-                        && !shutdown.drain.is_cancelled()
-                    {
-                        runs.add(&org.clone(), &shutdown, |own| Box::pin(self.start_late(org, None, mode, slots, own)));
+                ended = runs.next_ended(), if runs.any_running() => {
+                    if let Some((name, generation, result)) = ended {
+                        runs.ended(name, generation, result).await;
                     }
                     false
                 }
                 _ = reload.notified(), if reloading => true,
                 _ = interval.tick(), if reloading && self.settings.org_source.dir.is_some() => true,
-                _ = shutdown.drain.cancelled(), if reloading && runs.futures.is_empty() => break,
+                _ = shutdown.drain.cancelled(), if reloading && !runs.any_running() => break,
                 else => break,
             };
-            if !read_again || shutdown.drain.is_cancelled() {
-                continue;
-            }
-            let wanted = match self.read_again() {
-                Ok(wanted) => wanted,
-                Err(error) => {
-                    tracing::error!(
-                        message = "The configuration was read again and refused; the running orgs go on unchanged.",
-                        error = %error,
-                    );
-                    continue;
-                }
-            };
-            let running = runs
-                .live
-                .iter()
-                .map(|(name, l)| (name.clone(), l.fingerprint.clone()))
-                .collect();
-            let plan = reload::plan(&running, wanted);
-            for name in &plan.stop {
-                tracing::info!(message = "Org removed; it stops after its in-flight uploads.", org = %name);
-                if let Some(l) = runs.live.get(name) {
-                    stop_within_grace(name, l, self.settings.workers.shutdown_grace);
-                }
-                restart.remove(name);
-            }
-            for org in plan.restart {
-                tracing::info!(message = "Org changed; it restarts after its in-flight uploads.", org = %org.name);
-                if let Some(l) = runs.live.get_mut(&org.name) {
-                    stop_within_grace(&org.name, l, self.settings.workers.shutdown_grace);
-                    l.fingerprint = reload::fingerprint(&org);
-                }
-                restart.insert(org.name.clone(), org);
-            }
-            for org in plan.start {
-                tracing::info!(message = "Org added; starting it.", org = %org.name);
-                runs.add(&org.clone(), &shutdown, |own| {
-                    Box::pin(self.start_late(org, None, mode, slots, own))
-                });
+            if read_again && !shutdown.drain.is_cancelled() {
+                runs.read_again();
             }
         }
+        let first_error = runs.first_error();
         pruning.abort();
         leases.abort();
         if let Some(error) = first_error {

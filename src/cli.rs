@@ -1,8 +1,8 @@
 //! The command line's shape (clap): the commands, their arguments and how values parse.
 
 use clap::{Args, Parser, Subcommand};
-use genesys_archiver::genesys::Endpoint;
 use genesys_archiver::telemetry::LogFormat;
+use genesys_sim::Endpoint as SimEndpoint;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -209,7 +209,7 @@ pub(crate) struct LoadArgs {
     pub(crate) platform_rpm: u32,
     /// A platform per-endpoint limit per window, e.g. `recording=240` (repeatable).
     #[arg(long = "platform-endpoint-limit", value_parser = parse_endpoint_limit)]
-    pub(crate) platform_endpoint_limits: Vec<(Endpoint, u32)>,
+    pub(crate) platform_endpoint_limits: Vec<(SimEndpoint, u32)>,
     /// Share of 429s that carry Retry-After.
     #[arg(long, default_value_t = 0.8)]
     pub(crate) retry_after_share: f64,
@@ -312,7 +312,7 @@ pub(crate) struct SimArgs {
     pub(crate) token_limit: u32,
     /// Per-endpoint limit per window, e.g. `recording=240` (repeatable).
     #[arg(long = "endpoint-limit", value_parser = parse_endpoint_limit)]
-    pub(crate) endpoint_limits: Vec<(Endpoint, u32)>,
+    pub(crate) endpoint_limits: Vec<(SimEndpoint, u32)>,
     /// Share of 429s that carry Retry-After.
     #[arg(long, default_value_t = 0.8)]
     pub(crate) retry_after_share: f64,
@@ -348,14 +348,11 @@ pub(crate) struct SimArgs {
     pub(crate) drop_share: f64,
 }
 
-pub(crate) fn parse_endpoint_limit(s: &str) -> Result<(Endpoint, u32), String> {
+/// `ENDPOINT=LIMIT`: a limit of the simulated platform, by the simulator's own names.
+pub(crate) fn parse_endpoint_limit(s: &str) -> Result<(SimEndpoint, u32), String> {
     let (name, limit) = s.split_once('=').ok_or("expected ENDPOINT=LIMIT")?;
-    let endpoint = Endpoint::ALL
-        .into_iter()
-        .find(|e| e.as_str() == name)
-        .ok_or(format!("unknown endpoint `{name}`"))?;
     Ok((
-        endpoint,
+        name.parse()?,
         limit.parse().map_err(|_| format!("`{limit}` is not a number"))?,
     ))
 }

@@ -12,9 +12,9 @@ use crate::pipeline::Mode;
 use crate::pipeline::Shutdown;
 use crate::pipeline::stats::PipelineStats;
 use crate::ratelimit::BudgetStats;
-use crate::sim::media::expected_sha256;
-use crate::sim::{SimConfig, Simulator};
 use anyhow::Context;
+use genesys_sim::media::expected_sha256;
+use genesys_sim::{SimConfig, Simulator};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

@@ -17,7 +17,9 @@
 //! - [`pipeline`]: poller (discovery), dispatcher (worker slots), worker (one recording).
 //! - [`reconcile`]: Genesys, the ledger and the bucket compared for a range.
 //! - [`app`]: wiring and crash recovery; [`commands`] and [`demo`]: what the CLI runs.
-//! - [`sim`]: a Genesys Cloud simulator for the demo, the load test and the tests.
+//!
+//! The simulator of the platform is a crate of its own (`genesys-sim`), which knows
+//! nothing of this one; only [`demo`], [`loadtest`] and the `sim` command use it.
 
 pub mod allocator;
 pub mod app;
@@ -39,7 +41,6 @@ pub mod progress;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod retry;
-pub mod sim;
 pub mod sink;
 pub mod systemd;
 pub mod telemetry;

@@ -6,8 +6,8 @@ use genesys_archiver::commands;
 use genesys_archiver::config::{ConfigError, Settings, Sources};
 use genesys_archiver::demo::{self, DemoOptions};
 use genesys_archiver::ledger::{ListFilter, ParkedSelection};
-use genesys_archiver::sim::{SimConfig, Simulator};
 use genesys_archiver::telemetry::{self, LogFormat};
+use genesys_sim::{SimConfig, Simulator};
 use std::process::ExitCode;
 use std::time::Duration;
 

@@ -4,8 +4,8 @@
 mod common;
 
 use genesys_archiver::genesys::model::RecordingFetch;
-use genesys_archiver::sim::SimConfig;
-use genesys_archiver::sim::stats::SimStats;
+use genesys_sim::SimConfig;
+use genesys_sim::stats::SimStats;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -18,8 +18,8 @@ fn platform(retry_after_share: f64, headers: bool) -> SimConfig {
     SimConfig {
         token_limit: 300,
         endpoint_limits: BTreeMap::from([
-            (genesys_archiver::genesys::Endpoint::Token, 30),
-            (genesys_archiver::genesys::Endpoint::Recording, 250),
+            (genesys_sim::Endpoint::Token, 30),
+            (genesys_sim::Endpoint::Recording, 250),
         ]),
         retry_after_share,
         ratelimit_headers: headers,
@@ -35,8 +35,8 @@ async fn fetch_all(sim_config: SimConfig, budget_factor: u32) -> SimStats {
         "[retry]\nbase = \"200ms\"\ncap = \"5s\"\nmax_attempts = 20\n[workers]\ncount = {CALLERS}\n\
          [limits]\nrequests_per_minute = {}\nwindow = \"5s\"\n[limits.endpoints]\ntoken = {}\nrecording = {}\n",
         c.token_limit * budget_factor,
-        c.endpoint_limits[&genesys_archiver::genesys::Endpoint::Token] * budget_factor,
-        c.endpoint_limits[&genesys_archiver::genesys::Endpoint::Recording] * budget_factor,
+        c.endpoint_limits[&genesys_sim::Endpoint::Token] * budget_factor,
+        c.endpoint_limits[&genesys_sim::Endpoint::Recording] * budget_factor,
     );
     // The sim's own [limits] come first in the text; ours must replace them, so build
     // the settings from the genesys section alone.

@@ -87,7 +87,7 @@ async fn three_hundred_recordings_survive_twenty_sigkills() {
         );
         assert_eq!(
             sha.as_deref(),
-            Some(genesys_archiver::sim::media::expected_sha256(&entry.recording_id, entry.size).as_str())
+            Some(genesys_sim::media::expected_sha256(&entry.recording_id, entry.size).as_str())
         );
     }
     let objects: BTreeSet<String> = h.objects().await.into_keys().collect();

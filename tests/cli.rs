@@ -1,4 +1,7 @@
 //! The command line, black-box: help, config validation and its errors.
+//!
+//! Over 500 lines: one suite of the binary's commands and exit codes, sharing one
+//! harness.
 
 use std::process::{Command, Output};
 

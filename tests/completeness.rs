@@ -2,13 +2,16 @@
 //! daemon): recordings of several files, conversations analytics shows late, a platform
 //! that matches interval bounds coarsely. Assertions read the bucket and the ledger;
 //! waits are bounded and poll state, never assert on time.
+//!
+//! Over 500 lines: one suite of the completeness cases (late rows, parts, deadlines,
+//! waiting states), sharing one harness.
 
 mod common;
 
 use common::servers::Server;
 
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::time::{Duration, Instant};
 
 /// The daemon (`run`) with its output in a file of the test's directory.
@@ -113,7 +116,7 @@ async fn every_part_of_a_screen_recording_of_several_files_is_archived_once() {
         let want: Vec<(String, u64)> = entry
             .parts
             .iter()
-            .map(|(name, size)| (genesys_archiver::sim::media::expected_sha256(name, *size), *size))
+            .map(|(name, size)| (genesys_sim::media::expected_sha256(name, *size), *size))
             .collect();
         assert_eq!(listed, want, "{}", entry.recording_id);
     }
@@ -493,7 +496,7 @@ async fn backfill_writes_a_chained_manifest_per_day_and_an_edited_one_fails_reco
             .iter()
             .filter(|e| e.start_time >= start && e.start_time < end)
             .flat_map(|e| common::harness::part_keys("org/", e))
-            .map(|(key, name, size)| (key, size, genesys_archiver::sim::media::expected_sha256(&name, size)))
+            .map(|(key, name, size)| (key, size, genesys_sim::media::expected_sha256(&name, size)))
             .collect();
         let mut listed: Vec<(String, u64, String)> = manifest
             .lines

@@ -9,7 +9,7 @@ use common::servers::Server;
 
 use aws_sdk_s3::types::{ChecksumMode, ObjectLockMode};
 use common::harness::{Harness, screen_only};
-use genesys_archiver::sim::media::expected_sha256;
+use genesys_sim::media::expected_sha256;
 use sha2::{Digest, Sha256};
 
 const MIB: u64 = 1024 * 1024;
@@ -247,7 +247,7 @@ async fn the_hand_off_frees_only_proven_copies_once_even_across_a_crash_and_a_dr
     if common::servers::missing(&[Server::Moto]) {
         return;
     }
-    let sim = genesys_archiver::sim::SimConfig {
+    let sim = genesys_sim::SimConfig {
         deleted_share: 0.25,
         ..screen_only(12, (10_000, 50_000))
     };

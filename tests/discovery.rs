@@ -7,7 +7,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

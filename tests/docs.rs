@@ -52,7 +52,7 @@ fn every_relative_link_resolves() {
     assert!(broken.is_empty(), "broken links: {broken:#?}");
 }
 
-/// Every `fn NAME` of the crate's sources and tests.
+/// Every `fn NAME` of the workspace's sources and tests.
 fn function_names() -> String {
     fn walk(dir: &Path, out: &mut String) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -67,6 +67,7 @@ fn function_names() -> String {
     let mut all = String::new();
     walk(&root().join("src"), &mut all);
     walk(&root().join("tests"), &mut all);
+    walk(&root().join("crates"), &mut all);
     all
 }
 

@@ -8,8 +8,8 @@ use common::servers::Server;
 use common::harness::{
     Harness, assert_bucket_holds_exactly, available, fast_org, keys, one_big_recording, screen_only,
 };
-use genesys_archiver::sim::SimConfig;
-use genesys_archiver::sim::media::expected_sha256;
+use genesys_sim::SimConfig;
+use genesys_sim::media::expected_sha256;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;

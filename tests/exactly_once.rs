@@ -8,7 +8,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, available, keys, one_big_recording, screen_only};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;

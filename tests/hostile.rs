@@ -1,5 +1,5 @@
 //! Hostile input from the API, end to end: an org whose normal conversations sit beside
-//! one conversation per hostile case (`genesys_archiver::sim::hostile`). The daemon must
+//! one conversation per hostile case (`genesys_sim::hostile`). The daemon must
 //! archive the normal ones, park every hostile one with its reason, never crash, never
 //! write a key outside its layout, and never fetch from a host it does not trust.
 
@@ -9,8 +9,8 @@ use common::servers::Server;
 
 use common::harness::{Harness, assert_bucket_holds_exactly, available, screen_only};
 use common::servers::Postgres;
-use genesys_archiver::sim::SimConfig;
 use genesys_archiver::untrusted::ledger_key;
+use genesys_sim::SimConfig;
 use std::collections::BTreeMap;
 
 /// What each case's park reason must say.

@@ -3,6 +3,9 @@
 //! behaviour cannot hold on one backend and silently not on the other. Backend-specific
 //! behaviour (leases, SKIP LOCKED, outages, the SQLite file's lock) is tested beside its
 //! backend (`ledger_pg.rs`, the SQLite ledger's own tests).
+//!
+//! Over 500 lines: one case per ledger behaviour, every case run on both backends;
+//! splitting it would split the contract.
 
 mod common;
 

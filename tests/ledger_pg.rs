@@ -2,6 +2,9 @@
 //! by the harness; `scripts/test.sh` installs PostgreSQL): claims shared by replicas,
 //! leases taken over, discovery one replica at a time, migrations raced, an outage
 //! waited through.
+//!
+//! Over 500 lines: the PostgreSQL ledger's own behaviour (leases, lost replies, SKIP
+//! LOCKED, outages, imports), cases sharing one throw-away server harness.
 
 mod common;
 

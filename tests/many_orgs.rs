@@ -2,6 +2,8 @@
 //! listener, moto, and the daemon binary with one `[[orgs]]` entry per org. What is
 //! checked is read from the bucket, the ledger (through `status --org`) and the
 //! simulator's own counts.
+//!
+//! Over 500 lines: one suite of several orgs in one process, sharing one harness.
 
 mod common;
 
@@ -9,7 +11,7 @@ use common::servers::Server;
 
 use common::fleet::{available_in, org_entry};
 use common::harness::{Site, daemon_command};
-use genesys_archiver::sim::{SimConfig, SimOrg, Simulator};
+use genesys_sim::{SimConfig, SimOrg, Simulator};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

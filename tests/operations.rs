@@ -6,7 +6,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, Moto, fast_org, free_port, s3_client, screen_only};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::time::Duration;
 
 const MIB: u64 = 1024 * 1024;

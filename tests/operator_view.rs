@@ -6,7 +6,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, available, fast_org, screen_only};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::time::Duration;
 
 /// Every stderr line of a run with JSON logs.

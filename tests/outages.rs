@@ -10,7 +10,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, assert_bucket_holds_exactly, available, fast_org, screen_only};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::time::Duration;
 use tokio::process::Child;
 use tokio::time::{Instant, sleep};

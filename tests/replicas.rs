@@ -11,6 +11,9 @@
 //! Bounded: 20 kills a few hundred milliseconds to two seconds apart, or two 30 s
 //! outages, then at most three minutes for the replicas to finish. The chaos seed is
 //! printed; `CHAOS_SEED` replays it.
+//!
+//! Over 500 lines: one suite of several replicas on PostgreSQL and Redis, sharing one
+//! fleet harness.
 
 mod common;
 
@@ -20,8 +23,8 @@ use common::fleet::Fleet;
 use common::harness::{keys_under, screen_only};
 use common::servers::{Postgres, Redis};
 use deadpool_postgres::tokio_postgres::{self, NoTls};
-use genesys_archiver::sim::SimConfig;
-use genesys_archiver::sim::catalog::CatalogEntry;
+use genesys_sim::SimConfig;
+use genesys_sim::catalog::CatalogEntry;
 use std::time::Duration;
 use tokio::process::Child;
 use tokio::time::{Instant, sleep};
@@ -121,7 +124,7 @@ async fn assert_exactly_once(fleet: &Fleet, url: &str, expected: &[(String, Cata
         );
         assert_eq!(
             row.get::<_, Option<String>>(2).as_deref(),
-            Some(genesys_archiver::sim::media::expected_sha256(&entry.recording_id, entry.size).as_str())
+            Some(genesys_sim::media::expected_sha256(&entry.recording_id, entry.size).as_str())
         );
         assert_eq!(format!("{}/", row.get::<_, String>(3)), *prefix);
     }

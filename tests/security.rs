@@ -6,7 +6,7 @@ mod common;
 use common::servers::Server;
 
 use common::harness::{Harness, available, fast_org};
-use genesys_archiver::sim::SimConfig;
+use genesys_sim::SimConfig;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,3 +90,104 @@ fn components_never_import_config_and_leaves_import_nothing() {
         assert_eq!(graph.get(leaf), None, "{leaf} is a leaf");
     }
 }
+
+/// The workspace's crates, from `cargo metadata`: name -> the names of its normal
+/// (non-dev) dependencies inside the workspace.
+fn workspace_crates() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let names: BTreeSet<String> = packages
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    packages
+        .iter()
+        .map(|p| {
+            let deps = p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"].is_null())
+                .map(|d| d["name"].as_str().unwrap().to_owned())
+                .filter(|d| names.contains(d))
+                .collect();
+            (p["name"].as_str().unwrap().to_owned(), deps)
+        })
+        .collect()
+}
+
+/// The simulator is the oracle the daemon is tested against: it must not share the
+/// daemon's code (its types would share the client's misreadings of the platform).
+/// So the simulator crate depends on no crate of the workspace and names none; the
+/// daemon uses it only where the simulator is the product (`demo`, `loadtest`, the
+/// `sim` command and its command-line arguments).
+#[test]
+fn the_simulator_knows_nothing_of_the_daemon_and_only_the_tools_use_it() {
+    let crates = workspace_crates();
+    assert_eq!(
+        crates.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["genesys-archiver", "genesys-sim"],
+        "the workspace"
+    );
+    assert!(
+        crates["genesys-sim"].is_empty(),
+        "the simulator depends on {:?}",
+        crates["genesys-sim"]
+    );
+    assert!(crates["genesys-archiver"].contains("genesys-sim"));
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    sources(&root.join("crates/genesys-sim/src"), &mut files);
+    assert!(files.len() > 5, "the simulator's sources: {files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            !text.contains("genesys_archiver"),
+            "{} names the daemon",
+            file.display()
+        );
+        assert!(!text.contains("#[path"), "{} reaches outside its crate", file.display());
+    }
+
+    let mut files = Vec::new();
+    sources(&root.join("src"), &mut files);
+    let mut users: Vec<String> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("genesys_sim"))
+        .map(|f| f.strip_prefix(root.join("src")).unwrap().display().to_string())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["cli.rs", "demo.rs", "loadtest/mod.rs", "main.rs"]);
+}
+
+/// One idea per file: a source file of more than 500 lines says at its top why it
+/// holds together ("Over 500 lines: ..."), so a file does not grow by accident.
+#[test]
+fn a_file_over_500_lines_says_why_at_its_top() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "crates"] {
+        sources(&root.join(dir), &mut files);
+    }
+    let unexplained: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let top: String = text.lines().take(40).collect::<Vec<_>>().join("\n");
+            (text.lines().count() > 500 && !top.contains("Over 500 lines:"))
+                .then(|| format!("{} ({} lines)", f.display(), text.lines().count()))
+        })
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "split these or say why at their top: {unexplained:?}"
+    );
+}

@@ -7,7 +7,7 @@ mod common;
 
 use common::{client, settings_from_text};
 use genesys_archiver::genesys::ApiError;
-use genesys_archiver::sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, Simulator};
 
 fn org(name: &str, seed: u64, token_limit: u32) -> SimConfig {
     SimConfig {

@@ -11,6 +11,9 @@
 //! must be set``. A value an org inherits from the shared section and that is bad there
 //! for every org is reported under its shared key instead (`limits.window`), since that
 //! is where it has to be fixed.
+//!
+//! Over 500 lines: half of it is the tests of laying each org over the shared sections,
+//! kept beside the code they check.
 
 use super::raw::{RawDiscovery, RawGenesys, RawLimits, RawOrg, RawRetention, RawS3, RawSink};
 use super::settings::{ConfigError, OrgSettings, SinkKind, shared_section_error, validate_org_parts};

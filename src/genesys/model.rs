@@ -5,6 +5,9 @@
 //! that names the field's path. Enumerations keep values they do not know
 //! (`Other(..)`), so a new platform value parks a recording with a reason instead of
 //! failing a whole page.
+//!
+//! Over 500 lines: the API's payloads, one type per answer, each with the deserializer
+//! that makes untrusted values safe beside it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

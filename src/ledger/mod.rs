@@ -10,6 +10,10 @@
 //! `uploading` (a worker holds it), then one of `archived`, `parked` (never archivable:
 //! deleted or archived in Genesys, not a screen recording, unusable payload) or
 //! `failed` (attempts exhausted; `retry` puts it back).
+//!
+//! Over 500 lines: the `Ledger` trait and the types it speaks (states, rows, facts,
+//! reports) are the one vocabulary of both backends and every caller, kept together; most
+//! of it is the interface's doc comments. The SQL is elsewhere (`statements.rs`).
 
 mod changes;
 mod dialect;

@@ -13,6 +13,9 @@
 //! listing, never after it. Work that is not
 //! due yet (transcoding, retrying, settling) comes back when its time comes, without
 //! holding a worker meanwhile.
+//!
+//! Over 500 lines: the dispatcher's two loops (recordings, listings) and the hand-off
+//! loop share the pipeline's state and its stop; each step is a named function.
 
 pub mod check;
 pub mod handoff;

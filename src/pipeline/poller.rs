@@ -13,6 +13,10 @@
 //! The synchronous query's limits: an interval of at most 7 days, at most `max_results`
 //! conversations per interval (a fuller window is split in halves), and a start at most
 //! 35 days back; `backfill` of older history goes through the asynchronous jobs API.
+//!
+//! Over 500 lines: the window walk, its splitting, the jobs API for old ranges and the
+//! lifecycle re-reads share one state (the org's watermark and windows); when a
+//! conversation is looked at again is apart (`lifecycle.rs`).
 
 use super::lifecycle::Lifecycle;
 use super::settings::DiscoverySettings;

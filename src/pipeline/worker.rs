@@ -11,6 +11,10 @@
 //!    URL (403) gets a fresh one and starts over;
 //! 4. confirm the object with the sink and check its size, write the sidecar, and only
 //!    then mark the recording archived.
+//!
+//! Over 500 lines: one recording's attempt (URL, download, upload of every part,
+//! confirmation, sidecar, ledger state) is one sequence, read top to bottom; what it
+//! calls is apart (`check.rs`, `urls.rs`, the sink, the ledger).
 
 use super::settings::WorkerSettings;
 use super::stats::PipelineStats;

@@ -13,7 +13,6 @@
 pub mod clock;
 pub mod headers;
 pub mod local;
-pub mod naive;
 pub mod refusal;
 pub mod scope;
 pub mod settings;

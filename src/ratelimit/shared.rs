@@ -25,6 +25,10 @@
 //! If Redis cannot be reached, this replica paces on a local budget of `1/replicas` of
 //! the org's limits (it has learned from every answer all along), says so in a log line
 //! and `budget_shared_up 0`, and asks Redis again every few seconds.
+//!
+//! Over 500 lines: the budget in Redis is one protocol: the GCRA script, the shared
+//! cooldowns and the fall back to the local share while Redis is away must be read
+//! together.
 
 use super::local::LocalBudget;
 use super::refusal::{self, Refusal, Spent};

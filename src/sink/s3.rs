@@ -21,6 +21,12 @@
 //! carries `x-amz-expected-bucket-owner`, so a bucket name now owned by another account
 //! is refused by S3 instead of written to. Credentials come from the AWS default
 //! chain: environment, profile, web identity (IRSA), instance metadata.
+//!
+//! Over 500 lines: the S3 sink is one conversation with the store: a single PutObject or
+//! a multipart upload, each request with the checksum, Object Lock and expected-owner
+//! headers it needs and the check of what came back. Split by request, the one sequence
+//! an upload is would be read across files; the checksum computation is apart
+//! (`checksum.rs`).
 
 use super::checksum::{Running, object_checksum};
 use super::settings::{ChecksumAlgorithm, LockMode, S3Settings, Sse};

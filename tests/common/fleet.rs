@@ -3,8 +3,8 @@
 //! (`{org}/`): the setting of a vendor serving many orgs, for black-box runs.
 
 use super::harness::{Site, assert_bucket_holds, daemon_command, pipeline_config};
-use genesys_archiver::sim::catalog::CatalogEntry;
-use genesys_archiver::sim::{SimConfig, SimOrg, Simulator};
+use genesys_sim::catalog::CatalogEntry;
+use genesys_sim::{SimConfig, SimOrg, Simulator};
 use std::process::Stdio;
 
 /// The org's simulator configuration as one `[[orgs]]` entry; `secret` replaces its

@@ -4,10 +4,10 @@
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use genesys_archiver::sim::catalog::CatalogEntry;
-use genesys_archiver::sim::media::{expected_sha256, hex};
-use genesys_archiver::sim::{SimConfig, Simulator};
 use genesys_archiver::sink::layout::{KeyLayout, RecordingKeys};
+use genesys_sim::catalog::CatalogEntry;
+use genesys_sim::media::{expected_sha256, hex};
+use genesys_sim::{SimConfig, Simulator};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;

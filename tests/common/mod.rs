@@ -10,7 +10,7 @@ use genesys_archiver::config::{Settings, Sources};
 use genesys_archiver::genesys::GenesysClient;
 use genesys_archiver::metrics::OrgMetrics;
 use genesys_archiver::ratelimit::LocalBudget;
-use genesys_archiver::sim::{SimConfig, Simulator};
+use genesys_sim::{SimConfig, Simulator};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The [`Ledger`] interface on PostgreSQL. Over 500 lines because it is one trait
+//! The [`Ledger`] interface on PostgreSQL. Over 500 lines: it is one trait
 //! implementation: every method is a short call of a shared statement
 //! ([`crate::ledger::statements`]) except the claims, which add leases and
 //! `FOR UPDATE SKIP LOCKED` and stay here, beside the backend they belong to.

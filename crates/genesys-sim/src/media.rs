@@ -52,7 +52,10 @@ pub fn expected_sha256(recording_id: &str, size: u64) -> String {
     hex(&hasher.finalize())
 }
 
-pub use crate::hex::hex;
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// The signature of a download URL: binds the recording and the expiry to the
 /// simulator's secret, so a URL cannot be extended or reused for another recording.

@@ -8,8 +8,8 @@
 use super::SimState;
 use super::media::signature;
 use super::window::{SlidingWindow, Usage};
-use crate::genesys::Endpoint;
-use crate::ratelimit::headers::{ALLOWED, COUNT, RESET};
+use crate::endpoint::Endpoint;
+use crate::wire::{RATELIMIT_ALLOWED as ALLOWED, RATELIMIT_COUNT as COUNT, RATELIMIT_RESET as RESET};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;

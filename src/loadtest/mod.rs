@@ -4,20 +4,25 @@
 //! The platform side (`platform_rpm`, endpoint limits, Retry-After share, headers) and
 //! the archiver's configured budget (`budget_rpm`) are set apart, so a misconfigured or
 //! unknown limit can be simulated. `Strategy::Naive` runs the same workload with what
-//! hand-written pipelines do ([`crate::ratelimit::naive`]), for comparison. Figures are
+//! hand-written pipelines do ([`naive`]), for comparison. Figures are
 //! measured, not asserted: utilization is successful API calls over what the platform
 //! allowed while the load ran (until shutdown began), and lag is recording end to archived.
 //! With several replicas (each its own token) utilization stays over one budget per org:
 //! the one the replicas share, whether the platform counts per token or per client.
+//!
+//! Over 500 lines: the load test's run is in named steps (check, platform, archiver,
+//! build, drive, report), with its report; the naive baseline is apart (`naive.rs`).
 
 use crate::app::App;
 use crate::config::{Settings, Sources};
 use crate::genesys::Endpoint;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, Shutdown};
-use crate::ratelimit::naive::NaiveBudget;
-use crate::sim::{SimConfig, Simulator};
+mod naive;
+
 use anyhow::Context;
+use genesys_sim::{SimConfig, Simulator};
+use naive::NaiveBudget;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -57,7 +62,7 @@ pub struct LoadOptions {
     pub media_size: (u64, u64),
     pub window: Duration,
     pub platform_rpm: u32,
-    pub platform_endpoint_limits: BTreeMap<Endpoint, u32>,
+    pub platform_endpoint_limits: BTreeMap<genesys_sim::Endpoint, u32>,
     pub retry_after_share: f64,
     pub ratelimit_headers: bool,
     /// The platform counts `platform_rpm` per OAuth client, not per access token.
@@ -299,7 +304,7 @@ fn archiver(
     replicas: usize,
 ) -> anyhow::Result<Settings> {
     // The platform's limits as the sim prints them, then the archiver's own budget on top.
-    let genesys_of = |org: &crate::sim::SimOrg| {
+    let genesys_of = |org: &genesys_sim::SimOrg| {
         org.client_config()
             .split("\n[limits]")
             .next()
@@ -414,7 +419,7 @@ fn archived(apps: &[App]) -> u64 {
 }
 
 /// The platform's counts when the load ended, and when that was.
-type AtDrain = Option<(crate::sim::stats::SimStats, Duration)>;
+type AtDrain = Option<(genesys_sim::stats::SimStats, Duration)>;
 
 /// Runs the archivers for the load's duration, then drains them (in-flight work
 /// finishes, none starts); how long it all took.

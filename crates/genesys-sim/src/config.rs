@@ -1,6 +1,6 @@
 //! What the simulated organization looks like and how strict its platform is.
 
-use crate::genesys::Endpoint;
+use crate::endpoint::Endpoint;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 use super::SimState;
 use super::analytics::{analytics_row, matches_filters, parse_interval};
 use super::routes::*;
-use crate::genesys::Endpoint;
-use crate::genesys::model::SegmentFilter;
+use crate::endpoint::Endpoint;
+use crate::wire::QueryFilter;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,9 +26,9 @@ pub struct SimJob {
 pub(super) struct JobBody {
     interval: String,
     #[serde(default)]
-    segment_filters: Vec<SegmentFilter>,
+    segment_filters: Vec<QueryFilter>,
     #[serde(default)]
-    conversation_filters: Vec<SegmentFilter>,
+    conversation_filters: Vec<QueryFilter>,
 }
 
 impl SimState {

@@ -7,8 +7,8 @@
 //! per-endpoint budgets, no shared cooldown and no learning from headers. On a 429 each
 //! caller sleeps on its own: the Retry-After if there is one, else a static delay.
 
-use super::clock::TokioClock;
-use super::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
+use crate::ratelimit::clock::TokioClock;
+use crate::ratelimit::{Budget, BudgetStats, Endpoint, Feedback, Outcome};
 use futures_util::future::BoxFuture;
 use governor::middleware::NoOpMiddleware;
 use governor::state::{InMemoryState, NotKeyed};

@@ -6,7 +6,7 @@
 //! Permissions are not modelled: the simulator's token may do everything.
 
 use super::SimState;
-use crate::genesys::Endpoint;
+use crate::endpoint::Endpoint;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -2,8 +2,8 @@
 
 use super::catalog::{Catalog, SimConversation};
 use super::routes::*;
-use crate::genesys::Endpoint;
-use crate::genesys::model::SegmentFilter;
+use crate::endpoint::Endpoint;
+use crate::wire::QueryFilter;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 pub(super) struct QueryBody {
     interval: String,
     #[serde(default)]
-    paging: Option<crate::genesys::model::Paging>,
+    paging: Option<crate::wire::PagingSpec>,
     #[serde(default)]
-    segment_filters: Vec<SegmentFilter>,
+    segment_filters: Vec<QueryFilter>,
     #[serde(default)]
-    conversation_filters: Vec<SegmentFilter>,
+    conversation_filters: Vec<QueryFilter>,
 }
 
 pub(super) fn parse_interval(interval: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
@@ -63,7 +63,7 @@ pub(super) fn dimension(catalog: &Catalog, c: &SimConversation, name: &str, now:
 pub(super) fn matches_filters(
     catalog: &Catalog,
     c: &SimConversation,
-    filters: &[SegmentFilter],
+    filters: &[QueryFilter],
     now: DateTime<Utc>,
 ) -> bool {
     filters
@@ -115,10 +115,7 @@ pub(super) async fn analytics(State(sim): State<Shared>, headers: HeaderMap, bod
     if start < now - chrono::Duration::days(35) {
         return bad("The interval may not start more than 35 days ago; use the analytics jobs API.");
     }
-    let paging = query.paging.unwrap_or(crate::genesys::model::Paging {
-        page_size: 25,
-        page_number: 1,
-    });
+    let paging = query.paging.unwrap_or_default();
     if paging.page_size == 0 || paging.page_size > 100 || paging.page_number == 0 {
         return bad("pageSize must be 1 to 100 and pageNumber at least 1");
     }

@@ -5,7 +5,7 @@ use super::catalog::SimRecording;
 use super::hostile::{BadRecording, METADATA_URL};
 use super::routes::*;
 use super::window::Usage;
-use crate::genesys::Endpoint;
+use crate::endpoint::Endpoint;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
