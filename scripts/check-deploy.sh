@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks the deployment files: the systemd unit with systemd-analyze (when systemd is on
-# the machine) and the Kubernetes manifests against the Kubernetes schemas
-# (kubernetes-validate from PyPI, which ships the schemas; installed into target/test-venv).
+# the machine); the Kubernetes manifests against the Kubernetes schemas
+# (kubernetes-validate from PyPI, which ships the schemas; installed into target/test-venv),
+# each kustomize layout built (when kubectl is on the machine); the PrometheusRule
+# against the rules file it carries.
+#   bash scripts/check-deploy.sh [--write-rules]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -28,8 +31,54 @@ fi
 if [[ ! -x "$venv/bin/kubernetes-validate" ]]; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
 fi
-"$venv/bin/kubernetes-validate" --strict deploy/kubernetes/*.yaml deploy/kubernetes/vendor/*.yaml \
-  deploy/kubernetes/replicas/*.yaml
+# The monitoring for the Prometheus Operator carries the rules file's alerts, unchanged
+# (`--write-rules` writes it from the rules file).
+"$venv/bin/python" - "${1:-}" <<'PY'
+import sys, yaml
+rules = yaml.safe_load(open("deploy/prometheus/genesys-archiver.rules.yml"))
+path = "deploy/kubernetes/base/prometheusrule.yaml"
+if sys.argv[1] == "--write-rules":
+    head = "".join(l for l in open(path) if l.startswith("#"))
+    doc = yaml.safe_load(open(path))
+    doc["spec"] = rules
+    open(path, "w").write(head + yaml.safe_dump(doc, sort_keys=False, width=120))
+rule = yaml.safe_load(open(path))
+assert rule["kind"] == "PrometheusRule", rule["kind"]
+if rule["spec"] != rules:
+    sys.exit(f"{path} differs from deploy/prometheus/genesys-archiver.rules.yml: run scripts/check-deploy.sh --write-rules")
+monitor = yaml.safe_load(open("deploy/kubernetes/base/podmonitor.yaml"))
+label = monitor["spec"]["selector"]["matchLabels"]
+for layout in ["deploy/kubernetes", "deploy/kubernetes/vendor", "deploy/kubernetes/replicas"]:
+    k = yaml.safe_load(open(f"{layout}/kustomization.yaml"))
+    assert any(l["pairs"] == label and l.get("includeTemplates") for l in k["labels"]), f"{layout}: pods not labelled {label}"
+print("prometheusrule: the rules file's", sum(len(g["rules"]) for g in rules["groups"]), "rules; podmonitor: every layout's pods")
+PY
+# Every manifest against the Kubernetes schemas (the Operator's kinds have none there;
+# they are checked above), each layout as kustomize builds it when kubectl is here.
+manifests=$(mktemp -d)
+"$venv/bin/python" - "$manifests" <<'PY'
+import glob, pathlib, sys, yaml
+out = pathlib.Path(sys.argv[1])
+for i, path in enumerate(sorted(glob.glob("deploy/kubernetes/**/*.yaml", recursive=True))):
+    if path.endswith("kustomization.yaml"):
+        continue
+    docs = [d for d in yaml.safe_load_all(open(path)) if d and not d["apiVersion"].startswith("monitoring.coreos.com/")]
+    if docs:
+        (out / f"{i:02}-{pathlib.Path(path).name}").write_text(yaml.safe_dump_all(docs))
+PY
+if command -v kubectl >/dev/null; then
+  for layout in deploy/kubernetes deploy/kubernetes/vendor deploy/kubernetes/replicas; do
+    kubectl kustomize "$layout" | "$venv/bin/python" -c '
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d and not d["apiVersion"].startswith("monitoring.coreos.com/")]
+sys.stdout.write(yaml.safe_dump_all(docs))' > "$manifests/built-$(basename "$layout").yaml"
+    echo "kubectl kustomize $layout: ok"
+  done
+else
+  echo "kubectl not found: the kustomize layouts are not built on this machine (their files are validated one by one)"
+fi
+"$venv/bin/kubernetes-validate" --strict "$manifests"/*.yaml
+rm -rf "$manifests"
 # The vendor manifests' configuration is one the daemon accepts: the ConfigMap's
 # archiver.toml with the Secret's org files as its orgs_dir.
 cargo build --quiet --locked --bin genesys-archiver

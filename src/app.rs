@@ -544,7 +544,8 @@ async fn prune_every_hour(ledger: Arc<LedgerStore>, retain: Duration) {
 /// `requests_per_minute = "auto"`: the org's per-token limit, as the platform reports
 /// it. If it cannot be read, the documented default stays, and the budget still learns
 /// the real limit from the `inin-ratelimit-allowed` headers of the first answers.
-pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
+/// Returns the limit read, if one was.
+pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) -> Option<u32> {
     match client.org_token_limit().await {
         Ok(Some(limit)) => {
             budget.set_token_limit(limit);
@@ -553,6 +554,7 @@ pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
                 requests_per_window = limit,
                 key = "client.credentials.token.rate.per.minute",
             );
+            return Some(limit);
         }
         Ok(None) => tracing::warn!(
             message = "The org's limits do not name the per-token budget; using the documented default.",
@@ -564,6 +566,7 @@ pub async fn read_token_limit(client: &GenesysClient, budget: &dyn Budget) {
             %error,
         ),
     }
+    None
 }
 
 /// How often readiness asks the ledger and a shared budget (cheap: one query, one

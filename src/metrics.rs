@@ -7,8 +7,11 @@
 //! rate limited, failing or behind. The ledger's gauges (recordings by state, oldest
 //! unarchived age) are read at scrape time ([`ledger`]).
 
+mod described;
 pub mod ledger;
 pub mod org;
+
+use described::Described;
 
 pub use ledger::LedgerGauges;
 pub use org::OrgMetrics;
@@ -71,6 +74,13 @@ pub struct ScopeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub org: String,
+    /// `ok` or `failed`.
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub org: String,
     pub operation: &'static str,
@@ -107,6 +117,10 @@ pub struct Metrics {
     pub(crate) org_start_failures: PerOrg,
     pub(crate) budget_shared_up: Family<OrgLabel, Gauge>,
     pub(crate) budget_fallbacks: PerOrg,
+    pub(crate) discovery_passes: Family<OutcomeLabels, Counter>,
+    pub(crate) budget_limit: Family<OrgLabel, Gauge<f64, AtomicU64>>,
+    /// Every family's descriptor, shown even before its first series.
+    families: Described,
 }
 
 impl Metrics {
@@ -140,131 +154,175 @@ impl Metrics {
             org_start_failures: Family::default(),
             budget_shared_up: Family::default(),
             budget_fallbacks: Family::default(),
+            discovery_passes: Family::default(),
+            budget_limit: Family::default(),
             registry: Registry::default(),
+            families: Described::default(),
         };
+        let mut families = Described::default();
         // Counters are registered without `_total`: the encoder appends it.
         let r = &mut registry;
-        r.register(
+        families.register(
+            r,
             "api_requests",
             "Genesys API answers by org, endpoint and HTTP status (transport_error: none came)",
             metrics.api_requests.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "rate_limited",
             "429 answers by org and endpoint",
             metrics.rate_limited.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "api_retries",
             "API call retries by org and endpoint",
             metrics.retries.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "budget_wait_seconds",
             "Time callers waited for their org's rate budget",
             metrics.budget_wait.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "budget_cooldowns",
             "Shared cooldowns started, by org and budget scope",
             metrics.cooldowns.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "uploaded_bytes",
             "Bytes of recordings archived",
             metrics.uploaded_bytes.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "uploaded_objects",
             "Recordings archived",
             metrics.uploaded_objects.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "upload_duration_seconds",
             "Time to archive one recording (fetch, download, upload, confirm)",
             metrics.upload_duration.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "archive_lag_seconds",
             "From the end of a recording to its archive",
             metrics.archive_lag.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "token_refreshes",
             "OAuth tokens obtained",
             metrics.token_refreshes.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "url_refreshes",
             "Download URLs that had expired and were fetched again",
             metrics.url_refreshes.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "sink_errors",
             "Sink (S3 or file) failures by org and operation",
             metrics.sink_errors.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "recordings_parked",
             "Recordings a worker parked (never archivable as they stand); discovery parks show in recordings{state=\"parked\"}",
             metrics.recordings_parked.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "conversations_parked",
             "Conversations whose recording list could not be used (malformed, oversized, unsafe id); see `status`",
             metrics.conversations_parked.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "archived_files",
             "Files archived: one per recording, one per part for a screen recording of several",
             metrics.archived_files.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "late_conversations",
             "Conversations found by the sweep: analytics showed them only after the passes' overlap had passed",
             metrics.late_conversations.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "conversations_unanswered",
             "Re-reads of an active conversation that the analytics query did not answer for (it lags, or matches coarsely)",
             metrics.conversations_unanswered.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "conversations_without_screen_recording",
             "Conversations analytics flagged as screen recorded that settled with no screen recording listed",
             metrics.conversations_without_screen_recording.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "manifests_written",
             "Daily manifests written (one per org and final UTC day)",
             metrics.manifests_written.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "recordings_failed",
             "Recordings that failed for good",
             metrics.recordings_failed.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "org_up",
             "1 while the org runs, 0 while it cannot start (credentials, org id, sink) and is tried again",
             metrics.org_up.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "org_start_failures",
             "Failed starts of an org (each followed by a backoff)",
             metrics.org_start_failures.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "budget_shared_up",
             "With a budget shared in Redis: 1 while it answers, 0 while this replica paces on its local share",
             metrics.budget_shared_up.clone(),
         );
-        r.register(
+        families.register(
+            r,
             "budget_fallbacks",
             "Times the shared budget could not be reached and this replica fell back to its local share",
             metrics.budget_fallbacks.clone(),
         );
-        Arc::new(Self { registry, ..metrics })
+        families.register(
+            r,
+            "discovery_passes",
+            "Discovery passes of the org's windows this process made, by outcome (ok, failed); a replica without the org's discovery turn makes none",
+            metrics.discovery_passes.clone(),
+        );
+        families.register(
+            r,
+            "budget_limit_per_minute",
+            "The org's token budget ([limits]), in requests per minute: what the API calls are paced to",
+            metrics.budget_limit.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            families,
+            ..metrics
+        })
     }
 
     /// The handle an org's parts record through: every series gets `org="NAME"`.
@@ -278,6 +336,7 @@ impl Metrics {
         prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
             .expect("writing to a String does not fail");
         ledger::render(&mut out, ledgers);
+        self.families.append_missing(&mut out);
         out
     }
 }

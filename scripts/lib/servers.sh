@@ -6,13 +6,16 @@
 
 pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
-# Installs what is missing; exports GENESYS_TEST_PG_BIN, GENESYS_TEST_REDIS_SERVER and
-# GENESYS_TEST_FAKETIME_LIB (libfaketime, preloaded into a replica whose clock runs ahead).
+# Installs what is missing; exports GENESYS_TEST_PG_BIN, GENESYS_TEST_REDIS_SERVER,
+# GENESYS_TEST_FAKETIME_LIB (libfaketime, preloaded into a replica whose clock runs ahead)
+# and GENESYS_TEST_PROMETHEUS (promtool beside it).
 ensure_servers() {
   local missing=()
   [[ -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v faketime >/dev/null || missing+=(faketime)
+  # Prometheus and promtool: the monitoring kit's rules are tested with them.
+  command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
   if (( ${#missing[@]} )); then
     echo "installing ${missing[*]} (Debian packages)"
     local as_root=(); [[ $(id -u) -eq 0 ]] || as_root=(sudo)
@@ -22,7 +25,8 @@ ensure_servers() {
   GENESYS_TEST_PG_BIN="$(pg_bin)"
   GENESYS_TEST_REDIS_SERVER="$(command -v redis-server)"
   GENESYS_TEST_FAKETIME_LIB="$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 | head -n 1)"
-  export GENESYS_TEST_PG_BIN GENESYS_TEST_REDIS_SERVER GENESYS_TEST_FAKETIME_LIB
+  GENESYS_TEST_PROMETHEUS="$(command -v prometheus)"
+  export GENESYS_TEST_PG_BIN GENESYS_TEST_REDIS_SERVER GENESYS_TEST_FAKETIME_LIB GENESYS_TEST_PROMETHEUS
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

@@ -67,9 +67,13 @@ impl OrgApp {
                 tracing::warn!(message = "No token yet; the org starts and its calls wait for the platform.", %error)
             }
         }
-        if settings.limits.auto_budget {
-            read_token_limit(&client, budget.as_ref()).await;
+        let mut token_budget = settings.limits.token_budget;
+        if settings.limits.auto_budget
+            && let Some(limit) = read_token_limit(&client, budget.as_ref()).await
+        {
+            token_budget = limit;
         }
+        client.metrics().budget_limit(token_budget, settings.limits.window);
         let settings = with_org_id(settings, &client).await?;
         let sink = open_sink(&settings, metrics).await?;
         // The bucket's owner and Object Lock, before anything is claimed: a bucket that

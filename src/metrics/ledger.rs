@@ -85,31 +85,43 @@ pub(super) fn render(out: &mut String, ledgers: &[(String, LedgerGauges)]) {
         replayed.get_or_create(&OrgLabel { org }).inc_by(n);
     }
     let mut registry = Registry::with_prefix(PREFIX);
-    registry.register(
+    let mut described = super::Described::default();
+    described.register(
+        &mut registry,
         "ledger_writes_replayed",
         "Ledger writes tried again after a lost reply that found their row already as intended (PostgreSQL)",
         replayed,
     );
-    registry.register("recordings", "Recordings in the ledger by org and state", recordings);
-    registry.register(
+    described.register(
+        &mut registry,
+        "recordings",
+        "Recordings in the ledger by org and state",
+        recordings,
+    );
+    described.register(
+        &mut registry,
         "conversations",
         "Discovered conversations by org and lifecycle state",
         conversations,
     );
-    registry.register(
+    described.register(
+        &mut registry,
         "oldest_unarchived_age_seconds",
         "Age of the oldest recording not yet archived, by org (0 if none)",
         oldest,
     );
-    registry.register(
+    described.register(
+        &mut registry,
         "oldest_unsettled_conversation_age_seconds",
         "Time since the end of the oldest conversation whose recordings are not all listed yet, by org (0 if none)",
         unsettled,
     );
-    registry.register(
+    described.register(
+        &mut registry,
         "soonest_deadline_seconds",
         "Time until the soonest archiveDate or deleteDate of a recording not yet archived, by org (negative once passed; no series without one)",
         deadline,
     );
     prometheus_client::encoding::prometheus_text::encode(out, &registry).expect("writing to a String does not fail");
+    described.append_missing(out);
 }

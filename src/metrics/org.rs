@@ -1,7 +1,7 @@
 //! One org's handle on the metrics: what its client, budget, workers and sink record,
 //! each series labelled with the org's name.
 
-use super::{AnswerLabels, EndpointLabels, Metrics, OperationLabels, OrgLabel, ScopeLabels};
+use super::{AnswerLabels, EndpointLabels, Metrics, OperationLabels, OrgLabel, OutcomeLabels, ScopeLabels};
 use crate::endpoint::Endpoint;
 use std::sync::Arc;
 use std::time::Duration;
@@ -167,9 +167,26 @@ impl OrgMetrics {
         self.metrics.budget_fallbacks.get_or_create(&self.label()).inc();
     }
 
+    /// A discovery pass of the org's windows ended (`ok`: the watermark moved on).
+    pub fn discovery_pass(&self, ok: bool) {
+        let labels = OutcomeLabels {
+            org: self.org.clone(),
+            outcome: if ok { "ok" } else { "failed" },
+        };
+        self.metrics.discovery_passes.get_or_create(&labels).inc();
+    }
+
+    /// The org's token budget, `per_window` requests every `window`, as requests per
+    /// minute (the dashboard's limit line, the saturation alert's denominator).
+    pub fn budget_limit(&self, per_window: u32, window: Duration) {
+        let per_minute = f64::from(per_window) * 60.0 / window.as_secs_f64().max(f64::MIN_POSITIVE);
+        self.metrics.budget_limit.get_or_create(&self.label()).set(per_minute);
+    }
+
     /// The org was removed from the configuration: its `org_up` series goes away (its
     /// counters stay, as counters do, until the process restarts).
     pub fn removed(&self) {
         self.metrics.org_up.remove(&self.label());
+        self.metrics.budget_limit.remove(&self.label());
     }
 }

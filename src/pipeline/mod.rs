@@ -309,6 +309,9 @@ impl Pipeline {
                 }
                 other => other,
             };
+            if turn {
+                self.poller.client.metrics().discovery_pass(result.is_ok());
+            }
             if turn && result.is_ok() {
                 self.manifests_written(self.manifests.write_due(Utc::now()).await);
             }

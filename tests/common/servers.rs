@@ -215,6 +215,8 @@ pub enum Server {
     Postgres,
     Redis,
     Faketime,
+    /// The `prometheus` server, with `promtool` beside it (Debian's `prometheus`).
+    Prometheus,
 }
 
 impl Server {
@@ -225,6 +227,7 @@ impl Server {
             Server::Postgres => "GENESYS_TEST_PG_BIN",
             Server::Redis => "GENESYS_TEST_REDIS_SERVER",
             Server::Faketime => "GENESYS_TEST_FAKETIME_LIB",
+            Server::Prometheus => "GENESYS_TEST_PROMETHEUS",
         }
     }
 
@@ -258,4 +261,66 @@ pub fn missing(servers: &[Server]) -> bool {
         absent.join(", ")
     );
     true
+}
+
+/// A Prometheus server of its own on a free loopback port, scraping one target every
+/// second and evaluating a rules file every second; its data removed when dropped.
+pub struct Prometheus {
+    child: Child,
+    dir: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Prometheus {
+    /// The `prometheus` binary `scripts/test.sh` found or installed.
+    pub fn binary() -> PathBuf {
+        PathBuf::from(std::env::var_os("GENESYS_TEST_PROMETHEUS").expect("GENESYS_TEST_PROMETHEUS"))
+    }
+
+    /// `promtool`, installed beside it by the same package.
+    pub fn promtool() -> PathBuf {
+        Self::binary().with_file_name("promtool")
+    }
+
+    /// Scrapes `target` (`HOST:PORT`) as job `job`, with `rules` loaded.
+    pub fn start(job: &str, target: &str, rules: &Path) -> Self {
+        let dir = std::env::temp_dir().join(format!("ga-prometheus-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 rule_files:\n  - {rules}\n\
+                 scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n",
+                rules = rules.display()
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new(Self::binary())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--log.level=warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", Self::binary().display()));
+        wait_for_port(port, "prometheus");
+        Self {
+            child,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
