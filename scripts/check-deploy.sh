@@ -7,6 +7,7 @@
 #   bash scripts/check-deploy.sh [--write-rules]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in ""|--write-rules) ;; *) echo "usage: scripts/check-deploy.sh [--write-rules]" >&2; exit 2 ;; esac
 target="${CARGO_TARGET_DIR:-target}"
 # An absolute CARGO_TARGET_DIR (a clone that shares a target directory) works too.
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac

@@ -74,6 +74,7 @@ impl OrgApp {
             token_budget = limit;
         }
         client.metrics().budget_limit(token_budget, settings.limits.window);
+        client.metrics().discovery_started();
         let settings = with_org_id(settings, &client).await?;
         let sink = open_sink(&settings, metrics).await?;
         // The bucket's owner and Object Lock, before anything is claimed: a bucket that

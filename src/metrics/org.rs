@@ -167,6 +167,18 @@ impl OrgMetrics {
         self.metrics.budget_fallbacks.get_or_create(&self.label()).inc();
     }
 
+    /// The org starts: both outcomes of its discovery passes exist at 0, so "no pass
+    /// since the start" is an increase of 0 an alert can see, not a missing series.
+    pub fn discovery_started(&self) {
+        for outcome in ["ok", "failed"] {
+            let labels = OutcomeLabels {
+                org: self.org.clone(),
+                outcome,
+            };
+            self.metrics.discovery_passes.get_or_create(&labels).inc_by(0);
+        }
+    }
+
     /// A discovery pass of the org's windows ended (`ok`: the watermark moved on).
     pub fn discovery_pass(&self, ok: bool) {
         let labels = OutcomeLabels {
