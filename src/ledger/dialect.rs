@@ -7,7 +7,7 @@
 //! both backends.
 
 /// The SQL spoken by a ledger backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,
@@ -45,6 +45,24 @@ impl Dialect {
         }
         out.push_str(rest);
         out
+    }
+
+    /// `template` in this dialect, rendered once per process and kept: ledger calls on
+    /// the hot path (claims, the state changes of a claim) take the same text every time,
+    /// and the drivers' statement caches key on it. The cache stays small by
+    /// construction: every template is a constant of this crate, or one with a constant
+    /// condition put in (a list filter, a parked selection).
+    pub(crate) fn sql(self, template: &str) -> &'static str {
+        use std::collections::HashMap;
+        use std::sync::{Mutex, OnceLock};
+        static RENDERED: OnceLock<Mutex<HashMap<(Dialect, String), &'static str>>> = OnceLock::new();
+        let mut rendered = RENDERED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        rendered
+            .entry((self, template.to_owned()))
+            .or_insert_with(|| Box::leak(self.render(template).into_boxed_str()))
     }
 
     /// One marker's text in this dialect.
@@ -100,6 +118,18 @@ mod tests {
     #[test]
     fn a_question_mark_that_is_not_a_placeholder_stays() {
         assert_eq!(Dialect::Postgres.render("SELECT '?' || ?1"), "SELECT '?' || $1");
+    }
+
+    #[test]
+    fn a_template_is_rendered_once_and_kept() {
+        let first = Dialect::Postgres.sql("SELECT ?1 FROM t {index:i}");
+        let again = Dialect::Postgres.sql("SELECT ?1 FROM t {index:i}");
+        assert_eq!(first, "SELECT $1 FROM t ");
+        assert!(std::ptr::eq(first, again), "the same text, not a second rendering");
+        assert_eq!(
+            Dialect::Sqlite.sql("SELECT ?1 FROM t {index:i}"),
+            "SELECT ?1 FROM t INDEXED BY i"
+        );
     }
 
     #[test]

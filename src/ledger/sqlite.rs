@@ -22,7 +22,7 @@ use super::{
 use crate::untrusted;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use rusqlite::types::{ToSqlOutput, Value as Cell};
+use rusqlite::types::{ToSqlOutput, Value as Cell, ValueRef};
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use rusqlite_migration::{MigrationDefinitionError, Migrations};
 use std::path::Path;
@@ -56,25 +56,26 @@ impl Columns for rusqlite::Row<'_> {
     }
 }
 
+/// Bound by reference: a text (a recording's metadata) is not copied again to be bound.
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::Owned(match self {
-            Value::Int(v) => v.map_or(Cell::Null, Cell::Integer),
-            Value::Int4(v) => v.map_or(Cell::Null, |v| Cell::Integer(v.into())),
-            Value::Text(v) => v.clone().map_or(Cell::Null, Cell::Text),
-        }))
+        Ok(match self {
+            Value::Int(v) => ToSqlOutput::Owned(v.map_or(Cell::Null, Cell::Integer)),
+            Value::Int4(v) => ToSqlOutput::Owned(v.map_or(Cell::Null, |v| Cell::Integer(v.into()))),
+            Value::Text(Some(v)) => ToSqlOutput::Borrowed(ValueRef::Text(v.as_bytes())),
+            Value::Text(None) => ToSqlOutput::Owned(Cell::Null),
+        })
     }
 }
 
 /// A `meta` value ([`statements::READ_META`]).
 fn read_meta(conn: &Connection, key: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row(&SQL.render(statements::READ_META), [key], |r| r.get(0))
+    conn.query_row(SQL.sql(statements::READ_META), [key], |r| r.get(0))
         .optional()
 }
 
 fn write_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<()> {
-    conn.execute(&SQL.render(statements::WRITE_META), [key, value])
-        .map(drop)
+    conn.execute(SQL.sql(statements::WRITE_META), [key, value]).map(drop)
 }
 
 fn err(e: impl std::fmt::Display) -> LedgerError {
@@ -269,9 +270,9 @@ impl SqliteLedger {
         self.run(move |conn| {
             let tx = conn.transaction()?;
             let batch = params![cutoff, PRUNE_BATCH];
-            let recordings = tx.execute(&SQL.render(statements::PRUNE_RECORDINGS), batch)? as u64;
-            let conversations = tx.execute(&SQL.render(statements::PRUNE_CONVERSATIONS), batch)? as u64;
-            tx.execute(&SQL.render(statements::PRUNE_PARKED), [cutoff])?;
+            let recordings = tx.execute(SQL.sql(statements::PRUNE_RECORDINGS), batch)? as u64;
+            let conversations = tx.execute(SQL.sql(statements::PRUNE_CONVERSATIONS), batch)? as u64;
+            tx.execute(SQL.sql(statements::PRUNE_PARKED), [cutoff])?;
             tx.commit()?;
             Ok(Pruned {
                 recordings,

@@ -1,7 +1,7 @@
 //! Every statement the two ledgers share, written once.
 //!
 //! In SQLite's numbered placeholders with [`super::dialect`] markers; a backend runs
-//! `dialect.render(STATEMENT)`. What only one backend does stays beside it: the
+//! `dialect.sql(STATEMENT)` (rendered once, kept). What only one backend does stays beside it: the
 //! PostgreSQL ledger's leases and `FOR UPDATE SKIP LOCKED` claims, its sharded
 //! counters; the SQLite ledger's recovery at start and its trigger-kept counts.
 //! Times are milliseconds since the epoch ([`super::encoding`]).

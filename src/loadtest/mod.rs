@@ -13,12 +13,13 @@
 //! Over 500 lines: the load test's run is in named steps (check, platform, archiver,
 //! build, drive, report), with its report; the naive baseline is apart (`naive.rs`).
 
+mod naive;
+
 use crate::app::App;
 use crate::config::{Settings, Sources};
 use crate::genesys::Endpoint;
 use crate::pipeline::stats::PipelineStats;
 use crate::pipeline::{Mode, Shutdown};
-mod naive;
 
 use anyhow::Context;
 use genesys_sim::{SimConfig, Simulator};

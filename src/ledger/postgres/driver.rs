@@ -41,13 +41,13 @@ pub(super) fn bind(values: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
 }
 
 pub(super) async fn read_meta(c: &impl deadpool_postgres::GenericClient, key: &str) -> PgResult<Option<String>> {
-    Ok(c.query_opt(&SQL.render(statements::READ_META), &[&key])
+    Ok(c.query_opt(SQL.sql(statements::READ_META), &[&key])
         .await?
         .map(|r| r.get(0)))
 }
 
 pub(super) async fn write_meta(c: &impl deadpool_postgres::GenericClient, key: &str, value: &str) -> PgResult<()> {
-    c.execute(&SQL.render(statements::WRITE_META), &[&key, &value])
+    c.execute(SQL.sql(statements::WRITE_META), &[&key, &value])
         .await
         .map(|_| ())
 }

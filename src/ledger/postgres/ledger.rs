@@ -21,7 +21,7 @@ impl Ledger for PgLedger {
             let values = change.bound(now_ms(), &claim.recording_id, claim.token, l.org());
             let id = claim.recording_id.clone();
             Box::pin(async move {
-                let n = c.execute(&SQL.render(change.statement), &bind(&values)).await?;
+                let n = c.execute(SQL.sql(change.statement), &bind(&values)).await?;
                 let (Some(intended), true, 0) = (settles, retry, n) else {
                     return Ok(n);
                 };
@@ -67,7 +67,7 @@ impl Ledger for PgLedger {
             let recordings = recordings.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let stmt = tx.prepare_cached(&SQL.render(statements::INSERT_RECORDING)).await?;
+                let stmt = tx.prepare_cached(SQL.sql(statements::INSERT_RECORDING)).await?;
                 let now = Utc::now();
                 let mut added = 0;
                 for r in &recordings {
@@ -89,17 +89,11 @@ impl Ledger for PgLedger {
             let ids = conversation_ids.clone();
             Box::pin(async move {
                 let mut known = std::collections::HashMap::new();
-                for row in c
-                    .query(&SQL.render(statements::CONVERSATIONS), &[&ids, &l.org()])
-                    .await?
-                {
+                for row in c.query(SQL.sql(statements::CONVERSATIONS), &[&ids, &l.org()]).await? {
                     let row = rows::conversation(&row)?;
                     known.insert(row.conversation_id.clone(), row);
                 }
-                for row in c
-                    .query(&SQL.render(statements::PARKED_AMONG), &[&ids, &l.org()])
-                    .await?
-                {
+                for row in c.query(SQL.sql(statements::PARKED_AMONG), &[&ids, &l.org()]).await? {
                     let id: String = row.try_get(0)?;
                     known.entry(id.clone()).or_insert_with(|| rows::parked_conversation(id));
                 }
@@ -118,7 +112,7 @@ impl Ledger for PgLedger {
             let rows = rows.clone();
             Box::pin(async move {
                 let tx = c.transaction().await?;
-                let stmt = tx.prepare_cached(&SQL.render(statements::SAVE_CONVERSATION)).await?;
+                let stmt = tx.prepare_cached(SQL.sql(statements::SAVE_CONVERSATION)).await?;
                 let now = now_ms();
                 for r in &rows {
                     tx.execute(&stmt, &bind(&changes::conversation(r, l.org(), now)))
@@ -136,7 +130,7 @@ impl Ledger for PgLedger {
             Box::pin(async move {
                 let rows = c
                     .query(
-                        &SQL.render(statements::ACTIVE_BY_NEXT_CHECK),
+                        SQL.sql(statements::ACTIVE_BY_NEXT_CHECK),
                         &[&l.org(), &i64::from(limit)],
                     )
                     .await?;
@@ -205,7 +199,7 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             Box::pin(async move {
                 let row = c
-                    .query_one(&SQL.render(statements::NEXT_CONVERSATION_DUE), &[&l.org()])
+                    .query_one(SQL.sql(statements::NEXT_CONVERSATION_DUE), &[&l.org()])
                     .await?;
                 Ok(from_ms(row.get(0)))
             })
@@ -347,7 +341,7 @@ impl Ledger for PgLedger {
             Box::pin(async move {
                 let row = c
                     .query_opt(
-                        &SQL.render(statements::FIX_KEY),
+                        SQL.sql(statements::FIX_KEY),
                         &[&key, &now_ms(), &claim.recording_id, &claim.token, &l.org()],
                     )
                     .await?;
@@ -361,7 +355,7 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             let id = recording_id.clone();
             Box::pin(async move {
-                c.execute(&SQL.render(statements::FORGET_UPLOAD), &[&now_ms(), &id, &l.org()])
+                c.execute(SQL.sql(statements::FORGET_UPLOAD), &[&now_ms(), &id, &l.org()])
                     .await
                     .map(drop)
             })
@@ -409,18 +403,14 @@ impl Ledger for PgLedger {
                     (statements::SOONEST_DEADLINE, &mut report.soonest_deadline),
                     (statements::OLDEST_UNSETTLED, &mut report.oldest_unsettled),
                 ] {
-                    let row = c.query_opt(&SQL.render(sql), &[&l.org()]).await?;
+                    let row = c.query_opt(SQL.sql(sql), &[&l.org()]).await?;
                     *into = row.as_ref().map(rows::id_and_time).transpose()?.flatten();
                 }
-                let failing = c
-                    .query(&SQL.render(statements::FAILING_CONVERSATIONS), &[&l.org()])
-                    .await?;
+                let failing = c.query(SQL.sql(statements::FAILING_CONVERSATIONS), &[&l.org()]).await?;
                 report.failing_conversations = all(&failing, rows::id_and_reason)?;
                 report.watermark = parse_watermark(read_meta(&*c, &watermark_key(l.org())).await?);
                 report.org_state = parse_org_state(read_meta(&*c, &org_state_key(l.org())).await?);
-                let parked = c
-                    .query(&SQL.render(statements::PARKED_CONVERSATIONS), &[&l.org()])
-                    .await?;
+                let parked = c.query(SQL.sql(statements::PARKED_CONVERSATIONS), &[&l.org()]).await?;
                 report.parked_conversations = all(&parked, rows::id_and_reason)?;
                 Ok(report)
             })
@@ -447,7 +437,7 @@ impl Ledger for PgLedger {
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                c.execute(&SQL.render(statements::RETRY_FAILED), &[&now_ms(), &l.org()])
+                c.execute(SQL.sql(statements::RETRY_FAILED), &[&now_ms(), &l.org()])
                     .await
             })
         })
@@ -457,8 +447,8 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             let (condition, value) = statements::parked_condition(which.clone());
             Box::pin(async move {
-                let sql = SQL.render(&statements::RETRY_PARKED.replace("{condition}", condition));
-                c.execute(&sql, &[&now_ms(), &l.org(), &value]).await
+                let sql = SQL.sql(&statements::RETRY_PARKED.replace("{condition}", condition));
+                c.execute(sql, &[&now_ms(), &l.org(), &value]).await
             })
         })
     }
@@ -466,8 +456,8 @@ impl Ledger for PgLedger {
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                let sql = SQL.render(&statements::LIST.replace("{condition}", statements::list_condition(filter)));
-                let rows = c.query(&sql, &[&l.org(), &i64::from(limit)]).await?;
+                let sql = SQL.sql(&statements::LIST.replace("{condition}", statements::list_condition(filter)));
+                let rows = c.query(sql, &[&l.org(), &i64::from(limit)]).await?;
                 all(&rows, rows::recording_row)
             })
         })
@@ -482,9 +472,9 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             let id = id.clone();
             Box::pin(async move {
-                let sql = SQL.render(&statements::HANDOFF_DUE.replace("{free}", handoff_free!("?5")));
+                let sql = SQL.sql(&statements::HANDOFF_DUE.replace("{free}", handoff_free!("?5")));
                 let rows = c
-                    .query(&sql, &[&l.org(), &i64::from(limit), &at, &id, &l.store.owner])
+                    .query(sql, &[&l.org(), &i64::from(limit), &at, &id, &l.store.owner])
                     .await?;
                 all(&rows, rows::handoff_due)
             })
@@ -519,7 +509,7 @@ impl Ledger for PgLedger {
             let (id, note) = (recording_id.clone(), note.clone());
             Box::pin(async move {
                 c.execute(
-                    &SQL.render(statements::HANDED_OFF),
+                    SQL.sql(statements::HANDED_OFF),
                     &[
                         &l.org(),
                         &id,
@@ -545,12 +535,12 @@ impl Ledger for PgLedger {
                             let cutoff = ms(cutoff);
                             let tx = c.transaction().await?;
                             let recordings = tx
-                                .execute(&SQL.render(statements::PRUNE_RECORDINGS), &[&cutoff, &PRUNE_BATCH])
+                                .execute(SQL.sql(statements::PRUNE_RECORDINGS), &[&cutoff, &PRUNE_BATCH])
                                 .await?;
                             let conversations = tx
-                                .execute(&SQL.render(statements::PRUNE_CONVERSATIONS), &[&cutoff, &PRUNE_BATCH])
+                                .execute(SQL.sql(statements::PRUNE_CONVERSATIONS), &[&cutoff, &PRUNE_BATCH])
                                 .await?;
-                            tx.execute(&SQL.render(statements::PRUNE_PARKED), &[&cutoff]).await?;
+                            tx.execute(SQL.sql(statements::PRUNE_PARKED), &[&cutoff]).await?;
                             tx.commit().await?;
                             Ok(Pruned {
                                 recordings,
@@ -576,12 +566,9 @@ impl Ledger for PgLedger {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let now = now_ms();
-                tx.execute(
-                    &SQL.render(statements::PARK_CONVERSATION),
-                    &[&id, &reason, &now, &l.org()],
-                )
-                .await?;
-                tx.execute(&SQL.render(statements::CONVERSATION_PARKED), &[&id, &now, &l.org()])
+                tx.execute(SQL.sql(statements::PARK_CONVERSATION), &[&id, &reason, &now, &l.org()])
+                    .await?;
+                tx.execute(SQL.sql(statements::CONVERSATION_PARKED), &[&id, &now, &l.org()])
                     .await?;
                 tx.commit().await
             })
@@ -593,7 +580,7 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             Box::pin(async move {
                 let rows = c
-                    .query(&SQL.render(statements::RECORDS), &[&l.org(), &ms(from), &ms(to)])
+                    .query(SQL.sql(statements::RECORDS), &[&l.org(), &ms(from), &ms(to)])
                     .await?;
                 all(&rows, rows::ledger_record)
             })
@@ -604,10 +591,7 @@ impl Ledger for PgLedger {
         self.run(move |c, l| {
             Box::pin(async move {
                 let row = c
-                    .query_one(
-                        &SQL.render(statements::UNSETTLED_BETWEEN),
-                        &[&l.org(), &ms(from), &ms(to)],
-                    )
+                    .query_one(SQL.sql(statements::UNSETTLED_BETWEEN), &[&l.org(), &ms(from), &ms(to)])
                     .await?;
                 Ok(row.get::<_, i64>(0).max(0) as u64)
             })
@@ -617,7 +601,7 @@ impl Ledger for PgLedger {
     fn first_start(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
         self.run(move |c, l| {
             Box::pin(async move {
-                let row = c.query_one(&SQL.render(statements::FIRST_START), &[&l.org()]).await?;
+                let row = c.query_one(SQL.sql(statements::FIRST_START), &[&l.org()]).await?;
                 Ok(from_ms(row.get(0)))
             })
         })
@@ -639,10 +623,10 @@ impl Ledger for PgLedger {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 let now = now_ms();
-                tx.execute(&SQL.render(statements::RETRY_CONVERSATIONS), &[&now, &l.org()])
+                tx.execute(SQL.sql(statements::RETRY_CONVERSATIONS), &[&now, &l.org()])
                     .await?;
                 let n = tx
-                    .execute(&SQL.render(statements::UNPARK_CONVERSATIONS), &[&l.org()])
+                    .execute(SQL.sql(statements::UNPARK_CONVERSATIONS), &[&l.org()])
                     .await?;
                 tx.commit().await?;
                 Ok(n)

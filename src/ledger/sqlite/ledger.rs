@@ -12,7 +12,8 @@ impl Ledger for SqliteLedger {
         let (id, org) = (claim.recording_id.clone(), self.org.to_string());
         let changed = self.run(move |conn| {
             let values = change.bound(now_ms(), &claim.recording_id, claim.token, &org);
-            conn.execute(&SQL.render(change.statement), params_from_iter(values))
+            conn.prepare_cached(SQL.sql(change.statement))?
+                .execute(params_from_iter(values))
         });
         Box::pin(async move {
             match changed.await? {
@@ -29,7 +30,7 @@ impl Ledger for SqliteLedger {
             let tx = conn.transaction()?;
             let mut added = 0;
             {
-                let mut stmt = tx.prepare_cached(&SQL.render(statements::INSERT_RECORDING))?;
+                let mut stmt = tx.prepare_cached(SQL.sql(statements::INSERT_RECORDING))?;
                 let now = Utc::now();
                 for r in &recordings {
                     added += stmt.execute(params_from_iter(changes::new_recording(r, &org, now)))? as u64;
@@ -46,8 +47,8 @@ impl Ledger for SqliteLedger {
     ) -> BoxFuture<'_, LedgerResult<std::collections::HashMap<String, ConversationRow>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&SQL.render(statements::CONVERSATIONS))?;
-            let mut parked = conn.prepare_cached(&SQL.render(statements::PARKED_AMONG))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(statements::CONVERSATIONS))?;
+            let mut parked = conn.prepare_cached(SQL.sql(statements::PARKED_AMONG))?;
             let mut known = std::collections::HashMap::new();
             for id in conversation_ids {
                 if let Some(row) = stmt.query_row([&id, &org], |r| rows::conversation(r)).optional()? {
@@ -66,7 +67,7 @@ impl Ledger for SqliteLedger {
         self.run(move |conn| {
             let tx = conn.transaction()?;
             {
-                let mut stmt = tx.prepare_cached(&SQL.render(statements::SAVE_CONVERSATION))?;
+                let mut stmt = tx.prepare_cached(SQL.sql(statements::SAVE_CONVERSATION))?;
                 let now = now_ms();
                 for r in &rows {
                     stmt.execute(params_from_iter(changes::conversation(r, &org, now)))?;
@@ -79,7 +80,7 @@ impl Ledger for SqliteLedger {
     fn active_by_next_check(&self, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<ConversationRow>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&SQL.render(statements::ACTIVE_BY_NEXT_CHECK))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(statements::ACTIVE_BY_NEXT_CHECK))?;
             stmt.query_map(params![org, limit], |r| rows::conversation(r))?
                 .collect()
         })
@@ -98,8 +99,7 @@ impl Ledger for SqliteLedger {
     fn next_conversation_due(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let at: Option<i64> =
-                conn.query_row(&SQL.render(statements::NEXT_CONVERSATION_DUE), [org], |r| r.get(0))?;
+            let at: Option<i64> = conn.query_row(SQL.sql(statements::NEXT_CONVERSATION_DUE), [org], |r| r.get(0))?;
             Ok(from_ms(at))
         })
     }
@@ -144,7 +144,7 @@ impl Ledger for SqliteLedger {
         let (id, org) = (claim.recording_id.clone(), self.org.to_string());
         let stored = self.run(move |conn| {
             conn.query_row(
-                &SQL.render(statements::FIX_KEY),
+                SQL.sql(statements::FIX_KEY),
                 params![key, now_ms(), claim.recording_id, claim.token, org],
                 |r| r.get::<_, String>(0),
             )
@@ -156,10 +156,7 @@ impl Ledger for SqliteLedger {
     fn forget_upload(&self, recording_id: String) -> BoxFuture<'_, LedgerResult<()>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            conn.execute(
-                &SQL.render(statements::FORGET_UPLOAD),
-                params![now_ms(), recording_id, org],
-            )?;
+            conn.execute(SQL.sql(statements::FORGET_UPLOAD), params![now_ms(), recording_id, org])?;
             Ok(())
         })
     }
@@ -228,20 +225,20 @@ impl Ledger for SqliteLedger {
                 report.count(&kind, state, n);
             }
             let one = |sql: &str| {
-                conn.query_row(&SQL.render(sql), [&org], |r| rows::id_and_time(r))
+                conn.query_row(SQL.sql(sql), [&org], |r| rows::id_and_time(r))
                     .optional()
                     .map(Option::flatten)
             };
             report.oldest_unarchived = one(statements::OLDEST_UNARCHIVED)?;
             report.soonest_deadline = one(statements::SOONEST_DEADLINE)?;
             report.oldest_unsettled = one(statements::OLDEST_UNSETTLED)?;
-            let mut stmt = conn.prepare_cached(&SQL.render(statements::FAILING_CONVERSATIONS))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(statements::FAILING_CONVERSATIONS))?;
             report.failing_conversations = stmt
                 .query_map([&org], |r| rows::id_and_reason(r))?
                 .collect::<Result<_, _>>()?;
             report.watermark = parse_watermark(read_meta(conn, &watermark_key(&org))?);
             report.org_state = parse_org_state(read_meta(conn, &org_state_key(&org))?);
-            let mut stmt = conn.prepare_cached(&SQL.render(statements::PARKED_CONVERSATIONS))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(statements::PARKED_CONVERSATIONS))?;
             report.parked_conversations = stmt
                 .query_map([&org], |r| rows::id_and_reason(r))?
                 .collect::<Result<_, _>>()?;
@@ -263,16 +260,16 @@ impl Ledger for SqliteLedger {
         let org = self.org.to_string();
         self.run(move |conn| {
             let (condition, value) = statements::parked_condition(which);
-            let sql = SQL.render(&statements::RETRY_PARKED.replace("{condition}", condition));
-            Ok(conn.execute(&sql, params![now_ms(), org, value])? as u64)
+            let sql = SQL.sql(&statements::RETRY_PARKED.replace("{condition}", condition));
+            Ok(conn.execute(sql, params![now_ms(), org, value])? as u64)
         })
     }
 
     fn list(&self, filter: ListFilter, limit: u32) -> BoxFuture<'_, LedgerResult<Vec<RecordingRow>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let sql = SQL.render(&statements::LIST.replace("{condition}", statements::list_condition(filter)));
-            let mut stmt = conn.prepare(&sql)?;
+            let sql = SQL.sql(&statements::LIST.replace("{condition}", statements::list_condition(filter)));
+            let mut stmt = conn.prepare_cached(sql)?;
             stmt.query_map(params![org, limit], |r| rows::recording_row(r))?
                 .collect()
         })
@@ -287,7 +284,7 @@ impl Ledger for SqliteLedger {
         let (at, id) = after.map_or((-1, String::new()), |(at, id)| (ms(at), id));
         self.run(move |conn| {
             // One process owns a SQLite ledger (its lock): nothing else can hold a hand-off.
-            let mut stmt = conn.prepare_cached(&SQL.render(&statements::HANDOFF_DUE.replace("{free}", "1 = 1")))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(&statements::HANDOFF_DUE.replace("{free}", "1 = 1")))?;
             stmt.query_map(params![org, limit, at, id], |r| rows::handoff_due(r))?
                 .collect()
         })
@@ -311,7 +308,7 @@ impl Ledger for SqliteLedger {
         let note = untrusted::reason(&handoff.note);
         self.run(move |conn| {
             conn.execute(
-                &SQL.render(statements::HANDED_OFF),
+                SQL.sql(statements::HANDED_OFF),
                 params![
                     org,
                     recording_id,
@@ -341,7 +338,7 @@ impl Ledger for SqliteLedger {
 
     fn retry_failed(&self) -> BoxFuture<'_, LedgerResult<u64>> {
         let org = self.org.to_string();
-        self.run(move |conn| Ok(conn.execute(&SQL.render(statements::RETRY_FAILED), params![now_ms(), org])? as u64))
+        self.run(move |conn| Ok(conn.execute(SQL.sql(statements::RETRY_FAILED), params![now_ms(), org])? as u64))
     }
 
     fn park_conversation(&self, conversation_id: String, reason: String) -> BoxFuture<'_, LedgerResult<()>> {
@@ -351,11 +348,11 @@ impl Ledger for SqliteLedger {
             let tx = conn.transaction()?;
             let now = now_ms();
             tx.execute(
-                &SQL.render(statements::PARK_CONVERSATION),
+                SQL.sql(statements::PARK_CONVERSATION),
                 params![conversation_id, reason, now, org],
             )?;
             tx.execute(
-                &SQL.render(statements::CONVERSATION_PARKED),
+                SQL.sql(statements::CONVERSATION_PARKED),
                 params![conversation_id, now, org],
             )?;
             tx.commit()
@@ -365,7 +362,7 @@ impl Ledger for SqliteLedger {
     fn records(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> BoxFuture<'_, LedgerResult<Vec<LedgerRecord>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(&SQL.render(statements::RECORDS))?;
+            let mut stmt = conn.prepare_cached(SQL.sql(statements::RECORDS))?;
             stmt.query_map(params![org, ms(from), ms(to)], |r| rows::ledger_record(r))?
                 .collect()
         })
@@ -375,7 +372,7 @@ impl Ledger for SqliteLedger {
         let org = self.org.to_string();
         self.run(move |conn| {
             conn.query_row(
-                &SQL.render(statements::UNSETTLED_BETWEEN),
+                SQL.sql(statements::UNSETTLED_BETWEEN),
                 params![org, ms(from), ms(to)],
                 |r| r.get::<_, i64>(0),
             )
@@ -386,7 +383,7 @@ impl Ledger for SqliteLedger {
     fn first_start(&self) -> BoxFuture<'_, LedgerResult<Option<DateTime<Utc>>>> {
         let org = self.org.to_string();
         self.run(move |conn| {
-            let at: Option<i64> = conn.query_row(&SQL.render(statements::FIRST_START), [org], |r| r.get(0))?;
+            let at: Option<i64> = conn.query_row(SQL.sql(statements::FIRST_START), [org], |r| r.get(0))?;
             Ok(from_ms(at))
         })
     }
@@ -405,8 +402,8 @@ impl Ledger for SqliteLedger {
         let org = self.org.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute(&SQL.render(statements::RETRY_CONVERSATIONS), params![now_ms(), org])?;
-            let n = tx.execute(&SQL.render(statements::UNPARK_CONVERSATIONS), [&org])? as u64;
+            tx.execute(SQL.sql(statements::RETRY_CONVERSATIONS), params![now_ms(), org])?;
+            let n = tx.execute(SQL.sql(statements::UNPARK_CONVERSATIONS), [&org])? as u64;
             tx.commit()?;
             Ok(n)
         })

@@ -233,12 +233,12 @@ async fn the_report_reads_no_table_scan() {
     drop(ledger);
     let conn = Connection::open(dir.join("ledger.sqlite")).unwrap();
     for sql in [
-        COUNTS.to_owned(),
-        UNFINISHED.to_owned(),
-        SQL.render(statements::OLDEST_UNARCHIVED),
-        SQL.render(statements::SOONEST_DEADLINE),
-        SQL.render(statements::OLDEST_UNSETTLED),
-        SQL.render(statements::PRUNE_RECORDINGS),
+        COUNTS,
+        UNFINISHED,
+        SQL.sql(statements::OLDEST_UNARCHIVED),
+        SQL.sql(statements::SOONEST_DEADLINE),
+        SQL.sql(statements::OLDEST_UNSETTLED),
+        SQL.sql(statements::PRUNE_RECORDINGS),
     ] {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let org: &[&dyn rusqlite::ToSql] = if sql.contains("?2") { &[&"acme", &1] } else { &[&"acme"] };
