@@ -13,10 +13,15 @@ target="${CARGO_TARGET_DIR:-target}"
 case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
 venv="$target/test-venv"
 bin="$target/debug/genesys-archiver"
+# The binary as the test suite builds it: with the tests selected, dependencies resolve
+# with the same features (tokio's test-util, a dev-dependency), so after scripts/test.sh
+# nothing is compiled again. `--bin` alone would build a second copy of every dependency
+# (several GiB of target/ on a CI machine whose disk is small).
+build_daemon() { cargo build --quiet --locked --workspace --tests --bins; }
 
 if command -v systemd-analyze >/dev/null; then
   # verify needs ExecStart's binary to exist: point it at the one just built.
-  cargo build --quiet --locked --bin genesys-archiver
+  build_daemon
   unit_dir=$(mktemp -d)
   sed "s|ExecStart=/usr/local/bin/genesys-archiver|ExecStart=$bin|" \
     deploy/systemd/genesys-archiver.service > "$unit_dir/genesys-archiver.service"
@@ -82,7 +87,7 @@ fi
 rm -rf "$manifests"
 # The vendor manifests' configuration is one the daemon accepts: the ConfigMap's
 # archiver.toml with the Secret's org files as its orgs_dir.
-cargo build --quiet --locked --bin genesys-archiver
+build_daemon
 vendor_dir=$(mktemp -d)
 "$venv/bin/python" - "$vendor_dir" <<'PY'
 import pathlib, sys, yaml
