@@ -19,8 +19,8 @@
 //! The ledger is SQLite in a temporary directory, or with `--ledger-url postgres://…`
 //! that (empty) PostgreSQL database.
 //!
-//!   cargo bench --bench scale -- [N] [--ledger-url URL]
-//!   (or `bash scripts/bench/scale.sh [N]`: SQLite, then a throw-away PostgreSQL)
+//!   cargo bench --bench scale -- [N] [--ledger-url URL] [--smoke]
+//!   (or `bash scripts/bench/scale.sh [--smoke] [N]`: SQLite, then a throw-away PostgreSQL)
 
 use chrono::{Duration as ChronoDuration, Utc};
 use futures_util::StreamExt;
@@ -113,7 +113,13 @@ async fn claims_per_second(claimers: &[Arc<dyn Ledger>], each: u64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let n: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    // `--smoke` (scripts/smoke-benches.sh, from the test suite): the same steps on 300
+    // conversations, a few seconds, so the bench cannot rot unseen.
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let n: usize = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if smoke { 300 } else { 100_000 });
     let ledger_url = args
         .iter()
         .position(|a| a == "--ledger-url")

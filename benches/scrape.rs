@@ -2,7 +2,7 @@
 //! ledger at scale: the ledger's report is read on every scrape, on the same connection
 //! the workers claim through, so its time is time the workers wait.
 //!
-//! `cargo bench --bench scrape [-- N]` (default 100,000 recordings: 95% finished, 5%
+//! `cargo bench --bench scrape [-- N] [--smoke]` (default 100,000 recordings: 95% finished, 5%
 //! waiting, one conversation each). Prints the time per report, mean and worst of 50.
 
 use chrono::{Duration as ChronoDuration, Utc};
@@ -12,7 +12,13 @@ use std::time::Instant;
 
 #[tokio::main]
 async fn main() {
-    let n: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(100_000);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `--smoke` (scripts/smoke-benches.sh, from the test suite): 2,000 recordings, 5 reports.
+    let smoke = args.iter().any(|a| a == "--smoke");
+    let n: usize = args
+        .iter()
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(if smoke { 2_000 } else { 100_000 });
     let dir = std::env::temp_dir().join(format!("genesys-archiver-scrape-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temporary directory");
     let ledger = SqliteLedger::open(&dir.join("ledger.sqlite")).expect("ledger");
@@ -33,7 +39,7 @@ async fn main() {
         ledger.insert(page.to_vec()).await.expect("insert");
     }
     eprintln!("ledger of {n} recordings built in {:.1} s", t.elapsed().as_secs_f64());
-    let rounds = 50;
+    let rounds = if smoke { 5 } else { 50 };
     let mut worst = 0f64;
     let t = Instant::now();
     for _ in 0..rounds {

@@ -6,16 +6,20 @@
 # 429s included): conversations go on for 10-150 s (1-15 min compressed like the window),
 # 1.3 screen recordings per conversation, 20% transcoding; discovery every 10 s (the
 # daemon's 60 s, compressed); a backlog of 2,000 ended conversations keeps the budget busy.
-#   bash scripts/bench/budget.sh [DURATION]    (default 120s; time is compressed: 10 s windows)
+#   bash scripts/bench/budget.sh [--smoke] [DURATION]    (default 120s; time is compressed: 10 s windows)
+# --smoke: every cell for 3 s on a backlog of 100, on the debug build (scripts/lib/bench.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-duration="${1:-120s}"
-cargo build --quiet --release --locked
-bin=target/release/genesys-archiver
+source scripts/lib/bench.sh
+bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
+duration="${1:-120s}" backlog=2000
+[[ -z "$SMOKE" ]] || duration=3s backlog=100
+bench_build
+bin=$BIN
 # Platform: 100 requests per 10 s window per token (600/min), recording endpoint 80 per
 # window; load enough to need the whole budget.
 common=(--duration "$duration" --window 10s --platform-rpm 100 --platform-endpoint-limit recording=80
-        --agents 400 --sessions-per-agent-hour 60 --backlog 2000 --poll-interval 10s --workers 8 --json
+        --agents 400 --sessions-per-agent-hour 60 --backlog "$backlog" --poll-interval 10s --workers 8 --json
         --fetch-mode "${FETCH_MODE:-conversation}")
 printf '%-6s %-7s %-12s %9s %8s %12s %9s %9s %10s\n' strategy budget retry-after calls 429s 429-share util archived calls/rec
 for strategy in ${STRATEGIES:-ours naive}; do

@@ -6,32 +6,40 @@
 # and CPU of each. STORE is `moto` (Python; fast to install) or `garage` (a production
 # store written in Rust, which also checks signatures; built with `cargo install` on
 # first use, about 7 minutes). Installs rclone (Debian), moto and Garage if missing.
-#   bash scripts/bench/dataplane.sh [CONVERSATIONS] [STORE]   (default 24 garage)
+#   bash scripts/bench/dataplane.sh [--smoke] [CONVERSATIONS] [STORE]   (default 24 garage)
+# --smoke: 3 conversations of 4 MiB into moto, on the debug build (scripts/lib/bench.sh).
+# The URLs rclone copies come from the platform API through the daemon's own client
+# (examples/media_urls.rs): the same calls the archiver makes, no hand-built request.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-conversations="${1:-24}"
-store="${2:-garage}"
+source scripts/lib/bench.sh
+bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
+conversations="${1:-24}" store="${2:-garage}" media_size=67108864
+[[ -z "$SMOKE" ]] || { conversations="${1:-3}" store="${2:-moto}" media_size=4194304; }
+case "$store" in garage|moto) ;; *) echo "STORE is garage or moto, not $store" >&2; exit 2 ;; esac
 GARAGE_VERSION=2.5.0
-MOTO_VERSION=5.1.18
-venv="${CARGO_TARGET_DIR:-target}/test-venv"
-[[ -x "$venv/bin/moto_server" ]] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet "moto[server]==$MOTO_VERSION"; }
-command -v rclone >/dev/null || { apt-get update -qq && apt-get install -y -qq rclone >/dev/null; }
-garage="${CARGO_TARGET_DIR:-target}/garage/bin/garage"
+ensure_moto
+py="$VENV/bin/python"
+ensure_servers   # rclone, from Debian, when missing
+garage="$(target_dir)/garage/bin/garage"
 if [[ "$store" == garage && ! -x "$garage" ]]; then
-  cargo install --quiet --locked garage --version "$GARAGE_VERSION" --root "${CARGO_TARGET_DIR:-target}/garage"
+  cargo install --quiet --locked garage --version "$GARAGE_VERSION" --root "$(target_dir)/garage"
 fi
-cargo build --quiet --release --locked
-bin=$PWD/target/release/genesys-archiver
-py="$venv/bin/python"
-free_port() { "$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+bench_build
+bin=$BIN
 sim_port=$(free_port)
 work=$(mktemp -d)
 moto=
-"$bin" sim --listen "127.0.0.1:$sim_port" --conversations "$conversations" --media-size 67108864-67108864 \
-  --transcode-time 0s --token-limit 100000 --endpoint-limit recording=100000 --endpoint-limit recordingmetadata=100000 \
-  --endpoint-limit analytics=100000 > "$work/sim.txt" 2>&1 & sim=$!
+# The simulator prints a complete archiver configuration (files under --archive-dir);
+# the S3 sink and the run's settings are set over it by environment (GENESYS_ARCHIVER__*).
+"$bin" sim --listen "127.0.0.1:$sim_port" --archive-dir "$work/ours" --conversations "$conversations" \
+  --media-size "$media_size-$media_size" --transcode-time 0s --token-limit 100000 \
+  --endpoint-limit recording=100000 --endpoint-limit recordingmetadata=100000 \
+  --endpoint-limit analytics=100000 > "$work/sim.toml" 2> "$work/sim.log" & sim=$!
 trap 'kill $moto $sim 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
-for _ in $(seq 100); do "$py" -c "import socket;socket.create_connection(('127.0.0.1',$sim_port))" 2>/dev/null && break; sleep 0.2; done
+wait_port "$sim_port"
+for _ in $(seq 100); do grep -q "^directory = " "$work/sim.toml" && break; sleep 0.1; done
+mkdir -p "$work/ours"
 if [[ "$store" == garage ]]; then
   # Garage accepts only keys it issued or imported: a fixed test key, imported below.
   export AWS_ACCESS_KEY_ID=GK0123456789abcdef01234567
@@ -59,7 +67,7 @@ start_moto() {
     "${g[@]}" bucket create "$1" >/dev/null
     "${g[@]}" bucket allow --read --write --owner "$1" --key bench >/dev/null
   else
-    "$venv/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 & moto=$!
+    "$MOTO_SERVER" -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 & moto=$!
   fi
   "$py" - "$s3_port" "$1" <<'PY'
 import boto3, sys, time
@@ -85,37 +93,18 @@ print(sum(o["Size"] for o in media), len(media))
 PY
 }
 
-# The same URLs for rclone: the available screen recordings, through the simulator's API.
-"$py" - "$sim_port" > "$work/urls.txt" <<'PY'
-import base64, json, sys, urllib.request
-base = f"http://127.0.0.1:{sys.argv[1]}"
-def call(path, body=None, token=None, form=False):
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    data = None
-    if form:
-        headers["Authorization"] = "Basic " + base64.b64encode(b"sim-client:sim-secret").decode()
-        data = b"grant_type=client_credentials"
-    elif body is not None:
-        headers["Content-Type"] = "application/json"; data = json.dumps(body).encode()
-    with urllib.request.urlopen(urllib.request.Request(base + path, data=data, headers=headers)) as r:
-        return json.loads(r.read() or b"null")
-token = call("/oauth/token", form=True)["access_token"]
-page = call("/api/v2/analytics/conversations/details/query",
-            {"interval": "2000-01-01T00:00:00Z/2100-01-01T00:00:00Z", "paging": {"pageSize": 100, "pageNumber": 1}}, token)
-for c in page.get("conversations", []):
-    for r in call(f"/api/v2/conversations/{c['conversationId']}/recordingmetadata", token=token):
-        if r["media"] == "screen" and r["fileState"] == "AVAILABLE":
-            rec = call(f"/api/v2/conversations/{c['conversationId']}/recordings/{r['id']}?formatId=WEBM", token=token)
-            print(rec["mediaUris"]["S"]["mediaUri"], f"rclone:rclone/{r['id']}.webm")
-PY
+# The same files for rclone: every ready screen recording the API lists, through the
+# daemon's client (the configuration the simulator printed).
+"$EXAMPLES/media_urls" --config "$work/sim.toml" > "$work/urls.txt"
 count=$(wc -l < "$work/urls.txt")
 
 # Ours.
 start_moto ours
-{ sed -n '/^\[genesys\]/,$p' "$work/sim.txt"
-  printf '[ledger]\npath = "%s/ledger.sqlite"\n[s3]\nbucket = "ours"\nendpoint_url = "http://127.0.0.1:%s"\nforce_path_style = true\n' "$work" "$s3_port"
-  printf '[discovery]\nlookback = "2h"\nsettle_delay = "0s"\nsettle_after_end = "0s"\n[workers]\ncount = 8\n'; } > "$work/ours.toml"
-/usr/bin/time -v "$bin" run --once --config "$work/ours.toml" >/dev/null 2> "$work/ours.time"
+GENESYS_ARCHIVER__SINK__KIND=s3 GENESYS_ARCHIVER__S3__BUCKET=ours \
+  GENESYS_ARCHIVER__S3__ENDPOINT_URL="http://127.0.0.1:$s3_port" GENESYS_ARCHIVER__S3__FORCE_PATH_STYLE=true \
+  GENESYS_ARCHIVER__DISCOVERY__LOOKBACK=2h GENESYS_ARCHIVER__DISCOVERY__SETTLE_AFTER_END=0s \
+  GENESYS_ARCHIVER__WORKERS__COUNT=8 \
+  /usr/bin/time -v "$bin" run --once --config "$work/sim.toml" >/dev/null 2> "$work/ours.time"
 stored ours > "$work/ours.stored"
 
 # rclone, 8 copies at once (AWS_CA_BUNDLE breaks rclone's TLS setup; unset for it).
@@ -126,7 +115,7 @@ export RCLONE_CONFIG_RCLONE_TYPE=s3 RCLONE_CONFIG_RCLONE_PROVIDER=Other RCLONE_C
 env -u AWS_CA_BUNDLE /usr/bin/time -v xargs -P 8 -n 2 rclone copyurl < "$work/urls.txt" 2> "$work/rclone.time"
 stored rclone > "$work/rclone.stored"
 
-"$py" - "$work" "$count" "$store" <<'PY'
+"$py" - "$work" "$count" "$store" "$media_size" <<'PY'
 import re, sys
 work, count = sys.argv[1], int(sys.argv[2])
 def stored(bucket):
@@ -141,7 +130,7 @@ rows = []
 for name, bucket in (("genesys-archiver", "ours"), ("rclone copyurl x8", "rclone")):
     (bytes_, n), (secs, rss, cpu) = stored(bucket), timing(f"{work}/{bucket}.time")
     rows.append((name, n, bytes_, secs, bytes_ / 2**20 / secs, rss, cpu))
-print(f"{count} recordings of 64 MiB, loopback, {sys.argv[3]} (a fresh server per tool)")
+print(f"{count} recordings of {int(sys.argv[4]) // 2**20} MiB, loopback, {sys.argv[3]} (a fresh server per tool)")
 print(f"{'tool':<20}{'objects':>8}{'MiB':>8}{'seconds':>9}{'MiB/s':>8}{'peak RSS':>12}{'CPU':>7}")
 for name, n, b, secs, mbs, rss, cpu in rows:
     print(f"{name:<20}{n:>8}{b/2**20:>8.0f}{secs:>9.1f}{mbs:>8.1f}{rss:>9.0f} MiB{cpu:>6}%")

@@ -5,18 +5,24 @@
 # time (p99 of the archiving attempt), for ours and for the naive strategy. Active
 # conversations are re-read every poll (--recheck-max 5s), so an end is seen within one
 # poll interval; settle_after_end is the simulated upload time (0.8 s).
-#   bash scripts/bench/lag.sh [DURATION] [AGENTS]   (default 120s, 595 agents x 60 sessions/h:
-#   about 81% of the budget since the listing waits for transcoding; 660 agents: ~86-90%)
+#   bash scripts/bench/lag.sh [--smoke] [DURATION] [AGENTS]   (default 120s, 595 agents x 60
+#   sessions/h: about 81% of the budget since the listing waits for transcoding; 660 agents: ~86-90%)
+# --smoke: 10 s per strategy, sessions of 1-2 s, on the debug build (scripts/lib/bench.sh).
 # Time is compressed as in budget.sh: 10 s windows of 100 requests per token, recording
 # endpoint 80; the simulator holds 20% of recordings in transcoding for 3 s.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/lib/bench.sh
+bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
 duration="${1:-120s}"
 agents="${2:-595}"
-cargo build --quiet --release --locked
-bin=target/release/genesys-archiver
+sessions=()
+[[ -z "$SMOKE" ]] || { duration=10s agents=60 sessions=(--session-length 1s-2s); }
+bench_build
+bin=$BIN
 common=(--duration "$duration" --window 10s --platform-rpm 100 --platform-endpoint-limit recording=80
-        --agents "$agents" --sessions-per-agent-hour 60 --backlog 0 --poll-interval 5s --recheck-max 5s --workers 8 --json)
+        --agents "$agents" --sessions-per-agent-hour 60 --backlog 0 --poll-interval 5s --recheck-max 5s --workers 8 --json
+        "${sessions[@]}")
 printf '%-6s %6s %9s %6s %9s %7s %7s %7s %7s %9s %7s %9s\n' strategy util archived 429s lag-p50 p95 p99 max target p99/target met calls/rec
 for strategy in ${STRATEGIES:-ours naive}; do
   json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" 2>/dev/null)

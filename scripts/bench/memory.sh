@@ -3,20 +3,23 @@
 # streaming recordings into S3 (moto on loopback), for 100 MiB vs 2 GiB recordings and for
 # 2, 4 and 8 workers; multipart and the streamed single PutObject. Flat in recording size is the target; the bound is
 # 32 MiB + workers x part_size x (parts_in_flight + 1).
-#   bash scripts/bench/memory.sh
+#   bash scripts/bench/memory.sh [--smoke]
+# --smoke: 2 workers, 12 MiB recordings, multipart then streamed, 4 s each, on the debug
+# build (scripts/lib/bench.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-MOTO_VERSION=5.1.18
-venv="${CARGO_TARGET_DIR:-target}/test-venv"
-[[ -x "$venv/bin/moto_server" ]] || { python3 -m venv "$venv"; "$venv/bin/pip" install --quiet "moto[server]==$MOTO_VERSION"; }
-cargo build --quiet --release --locked
-bin=$PWD/target/release/genesys-archiver
-port=$("$venv/bin/python" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
+source scripts/lib/bench.sh
+bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
+ensure_moto
+venv=$VENV
+bench_build
+bin=$BIN
+port=$(free_port)
+"$MOTO_SERVER" -H 127.0.0.1 -p "$port" >/dev/null 2>&1 &
 moto=$!
-trap 'kill $moto 2>/dev/null || true' EXIT
-for _ in $(seq 100); do "$venv/bin/python" -c "import socket;socket.create_connection(('127.0.0.1',$port))" 2>/dev/null && break; sleep 0.2; done
 work=$(mktemp -d)
+trap 'kill $moto 2>/dev/null || true; rm -rf "$work"' EXIT
+wait_port "$port"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_EC2_METADATA_DISABLED=true
 printf 'workers  recording size  upload     recordings  bytes archived  peak RSS  bound\n'
 run() { # workers size count bucket duration single_put_max
@@ -32,6 +35,11 @@ mode = "multipart" if single == "0" else "streamed"
 print(f"{w:>7}  {size/2**20:>11.0f} MiB  {mode:<9}  {r['recordings_archived']:>10}  {r['bytes_archived']/2**20:>10.0f} MiB  {r['peak_rss_mib']:>6.0f} MiB  {bound} MiB")
 PY
 }
+if [[ -n "$SMOKE" ]]; then
+  run 2 12582912 2 mem-smoke-multipart 4s 0
+  run 2 12582912 2 mem-smoke-streamed 4s 100MiB
+  exit 0
+fi
 # Like for like: 2 workers, both busy for the whole run, 100 MiB vs 2 GiB recordings.
 run 2 104857600 4 mem-w2-100m 60s 0
 run 2 2147483648 2 mem-w2-2g 150s 0

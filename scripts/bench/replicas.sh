@@ -11,19 +11,23 @@
 # reading (per OAuth client: every token of the org together). Utilization is over the
 # org's one budget (docs/replicas.md, Tokens). Throw-away PostgreSQL and Redis on free loopback
 # ports (installed when missing). About 26 minutes.
-#   bash scripts/bench/replicas.sh [DURATION]    (default 180s; ROWS="token 3 shared,..." picks rows)
+#   bash scripts/bench/replicas.sh [--smoke] [DURATION]    (default 180s; ROWS="token 3 shared,..." picks rows)
+# --smoke: 2 replicas shared and 2 local, per client, 6 s each, a backlog of 100, on the
+# debug build (scripts/lib/bench.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/lib/servers.sh
-duration="${1:-180s}"
+source scripts/lib/bench.sh
+bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
+duration="${1:-180s}" backlog=2000
+[[ -z "$SMOKE" ]] || { duration=6s backlog=100 ROWS="${ROWS:-client 2 shared,client 2 local}"; }
 ensure_servers
-cargo build --quiet --release --locked
-bin=target/release/genesys-archiver
+bench_build
+bin=$BIN
 unset AWS_CA_BUNDLE
 trap stop_servers EXIT
 start_postgres
 common=(--duration "$duration" --window 60s --platform-rpm 300 --platform-endpoint-limit recording=240
-        --agents 200 --sessions-per-agent-hour 60 --backlog 2000 --poll-interval 10s --workers 8
+        --agents 200 --sessions-per-agent-hour 60 --backlog "$backlog" --poll-interval 10s --workers 8
         --media-size 20000-60000 --json)
 printf '%-24s %-8s %-22s %7s %6s %10s %8s %9s %10s\n' platform replicas budget calls 429s 429-share util archived calls/rec
 cell=0

@@ -1,5 +1,5 @@
 # Sourced by scripts/test.sh and the benchmarks: finds (or installs, from Debian's
-# packages) PostgreSQL and redis-server, and starts throw-away instances of them on
+# packages) PostgreSQL and redis-server, moto (pinned, from PyPI), and starts throw-away instances of them on
 # free loopback ports for a benchmark, removed by `stop_servers`.
 # PostgreSQL refuses to run as root: as root its cluster is made and run by the
 # `postgres` system user, in a directory that user owns.
@@ -8,7 +8,7 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 # Installs what is missing; exports GENESYS_TEST_PG_BIN, GENESYS_TEST_REDIS_SERVER,
 # GENESYS_TEST_FAKETIME_LIB (libfaketime, preloaded into a replica whose clock runs ahead)
-# and GENESYS_TEST_PROMETHEUS (promtool beside it).
+# and GENESYS_TEST_PROMETHEUS (promtool beside it); installs rclone for the data-plane bench.
 ensure_servers() {
   local missing=()
   [[ -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
@@ -16,6 +16,8 @@ ensure_servers() {
   command -v faketime >/dev/null || missing+=(faketime)
   # Prometheus and promtool: the monitoring kit's rules are tested with them.
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+  # rclone: what the data-plane bench (smoked by the suite) sets the archiver against.
+  command -v rclone >/dev/null || missing+=(rclone)
   if (( ${#missing[@]} )); then
     echo "installing ${missing[*]} (Debian packages)"
     local as_root=(); [[ $(id -u) -eq 0 ]] || as_root=(sudo)
@@ -27,6 +29,37 @@ ensure_servers() {
   GENESYS_TEST_FAKETIME_LIB="$(ls /usr/lib/*/faketime/libfaketimeMT.so.1 | head -n 1)"
   GENESYS_TEST_PROMETHEUS="$(command -v prometheus)"
   export GENESYS_TEST_PG_BIN GENESYS_TEST_REDIS_SERVER GENESYS_TEST_FAKETIME_LIB GENESYS_TEST_PROMETHEUS
+}
+
+# Absolute target directory (CARGO_TARGET_DIR may be relative, or absent).
+target_dir() {
+  local t="${CARGO_TARGET_DIR:-target}"
+  case "$t" in /*) ;; *) t="$PWD/$t" ;; esac
+  echo "$t"
+}
+
+# moto, pinned (5.1.18: moto 5.2.x answers CompleteMultipartUpload with the wrong XML
+# root element), in a virtualenv under the target directory; sets VENV and MOTO_SERVER.
+ensure_moto() {
+  local version=5.1.18
+  VENV="$(target_dir)/test-venv"
+  if [[ ! -x "$VENV/bin/moto_server" ]] ||
+    ! "$VENV/bin/python" -c "import moto,sys; sys.exit(moto.__version__ != '$version')" 2>/dev/null; then
+    echo "installing moto[server]==$version into $VENV" >&2
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$version"
+  fi
+  export MOTO_SERVER="$VENV/bin/moto_server"
+}
+
+# Waits (up to 20 s) until something listens on loopback PORT.
+wait_port() {
+  for _ in $(seq 100); do
+    python3 -c "import socket;socket.create_connection(('127.0.0.1',$1))" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
 }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
