@@ -5,24 +5,26 @@
 //!
 //! It asks the platform only what the daemon asks, through the daemon's own client:
 //! analytics pages over the configured lookback (at most the query's 7-day reach,
-//! filtered to conversations with a screen recording), then one recordings listing per
-//! conversation, every `mediaUris` entry of a ready recording (a screen recording can be
-//! several files). A request the platform would refuse fails here as it would fail the
-//! daemon, so the benchmark cannot drift from the API it measures.
+//! filtered to conversations with a screen recording), then per conversation what the
+//! configured `fetch_mode` calls (the recordings listing, or recordingmetadata and one
+//! call per screen recording), every `mediaUris` entry of a ready recording (a screen
+//! recording can be several files). A request the platform would refuse fails here as
+//! it would fail the daemon, so the benchmark cannot drift from the API it measures.
+//! Unlike the daemon it does not split a window holding more than the query's
+//! `max_results`: a bench org is far smaller.
 //!
 //!   media_urls --config FILE [--prefix DEST]   (DEST default `rclone:rclone`)
 
 use chrono::Utc;
 use genesys_archiver::config::Sources;
-use genesys_archiver::genesys::GenesysClient;
-use genesys_archiver::genesys::model::{AnalyticsQuery, ConversationSummary, Media, RecordingFetch};
+use genesys_archiver::genesys::model::{AnalyticsQuery, ConversationSummary, RecordingFetch};
+use genesys_archiver::genesys::{ApiError, GenesysClient};
+use genesys_archiver::pipeline::poller::MAX_INTERVAL;
+use genesys_archiver::pipeline::settings::FetchMode;
 use genesys_archiver::ratelimit::{Budget, LocalBudget};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// The synchronous query's reach per interval: a longer lookback is read from its end.
-const MAX_INTERVAL: chrono::Duration = chrono::Duration::days(7);
 
 fn value_of(args: &[String], flag: &str) -> Option<String> {
     args.iter()
@@ -53,7 +55,7 @@ async fn main() -> ExitCode {
 }
 
 /// Prints every ready screen recording's files; how many lines it printed.
-async fn print_urls(config: &std::path::Path, prefix: &str) -> Result<usize, Box<dyn std::error::Error>> {
+async fn print_urls(config: &Path, prefix: &str) -> Result<usize, Box<dyn std::error::Error>> {
     let settings = Sources {
         file: Some(config),
         text: None,
@@ -66,7 +68,7 @@ async fn print_urls(config: &std::path::Path, prefix: &str) -> Result<usize, Box
     let client = GenesysClient::new(&org.genesys, &settings.retry, budget, metrics)?;
     let end = Utc::now();
     let start = end - chrono::Duration::from_std(org.discovery.lookback)?.min(MAX_INTERVAL);
-    let mut printed = 0;
+    let (mut printed, mut not_ready) = (0, 0);
     let mut page = 1;
     loop {
         let query = AnalyticsQuery::started_between(
@@ -78,23 +80,60 @@ async fn print_urls(config: &std::path::Path, prefix: &str) -> Result<usize, Box
         );
         let answer = client.analytics_page(&query).await?;
         for row in &answer.conversations {
-            let conversation = ConversationSummary::from_row(row).map_err(|bad| bad.error)?;
-            for recording in client.conversation_recordings(&conversation.conversation_id).await? {
-                if recording.metadata.media != Media::Screen {
+            // An unreadable row is skipped, as discovery skips (and counts) it.
+            let conversation = match ConversationSummary::from_row(row) {
+                Ok(c) => c,
+                Err(bad) => {
+                    eprintln!("skipped: {}", bad.error);
                     continue;
                 }
-                let id = recording.metadata.id.clone();
-                if let RecordingFetch::Ready { parts, .. } = client.classify(recording)? {
-                    for (i, part) in parts.iter().enumerate() {
-                        println!("{} {prefix}/{id}-{i}.webm", part.url);
-                        printed += 1;
+            };
+            for fetch in screen_recordings(&client, org.discovery.fetch_mode, &conversation.conversation_id).await? {
+                match fetch {
+                    RecordingFetch::Ready { recording, parts } => {
+                        for (i, part) in parts.iter().enumerate() {
+                            println!("{} {prefix}/{}-{i}.webm", part.url, recording.metadata.id);
+                            printed += 1;
+                        }
                     }
+                    // The daemon would ask again later; rclone gets fewer files than the
+                    // archiver may copy, so the bench says so.
+                    RecordingFetch::Pending { .. } => not_ready += 1,
+                    RecordingFetch::NotDownloadable { .. } => {}
                 }
             }
         }
         if (answer.conversations.len() as u32) < org.discovery.page_size {
-            return Ok(printed);
+            break;
         }
         page += 1;
     }
+    if not_ready > 0 {
+        eprintln!("warning: {not_ready} screen recordings were not ready yet; their files are not listed");
+    }
+    Ok(printed)
+}
+
+/// What a conversation's screen recordings are now, by the calls `mode` makes.
+async fn screen_recordings(
+    client: &GenesysClient,
+    mode: FetchMode,
+    conversation_id: &str,
+) -> Result<Vec<RecordingFetch>, ApiError> {
+    let mut fetched = Vec::new();
+    match mode {
+        FetchMode::Conversation => {
+            for recording in client.conversation_recordings(conversation_id).await? {
+                if recording.metadata.is_screen() {
+                    fetched.push(client.classify(recording)?);
+                }
+            }
+        }
+        FetchMode::Recording => {
+            for metadata in client.screen_recordings(conversation_id).await? {
+                fetched.push(client.recording(conversation_id, &metadata.id).await?);
+            }
+        }
+    }
+    Ok(fetched)
 }

@@ -11,11 +11,12 @@ cd "$(dirname "$0")/.."
 benches=()
 for script in scripts/bench/*.sh; do benches+=("$(basename "$script" .sh)"); done
 # The cargo bench targets; one a script runs (`--bench NAME`) is smoked through it.
-for target in $(cargo metadata --locked --format-version 1 --no-deps | python3 -c '
+targets=$(cargo metadata --locked --format-version 1 --no-deps | python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["packages"]:
     for t in p["targets"]:
-        if "bench" in t["kind"]: print(t["name"])'); do
+        if "bench" in t["kind"]: print(t["name"])') || { echo "cargo metadata failed: no bench target found" >&2; exit 1; }
+for target in $targets; do
   grep -q -- "--bench $target\b" scripts/bench/*.sh || benches+=("bench:$target")
 done
 (($# == 0)) || benches=("$@")
@@ -26,9 +27,10 @@ failed=()
 for bench in "${benches[@]}"; do
   start=$(date +%s)
   echo "== bench smoke: $bench"
+  # A bench that hangs fails too (after 15 minutes; a smoke run takes seconds).
   case "$bench" in
-    bench:*) cargo test --quiet --locked --workspace --bench "${bench#bench:}" -- --smoke > "$log/out" 2> "$log/err" ;;
-    *) bash "scripts/bench/$bench.sh" --smoke > "$log/out" 2> "$log/err" ;;
+    bench:*) timeout 900 cargo test --quiet --locked --workspace --bench "${bench#bench:}" -- --smoke > "$log/out" 2> "$log/err" ;;
+    *) timeout 900 bash "scripts/bench/$bench.sh" --smoke > "$log/out" 2> "$log/err" ;;
   esac
   status=$?
   cat "$log/out"

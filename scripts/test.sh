@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs the whole test suite; the README's test command and what CI runs.
 # Works on a fresh machine: the S3 test server (moto, pinned) is installed into a
-# virtualenv under target/ first, PostgreSQL 15 and Redis from Debian's packages when
-# they are missing; the tests start throw-away instances of each on free loopback ports
-# as they need them (tests/common/servers.rs), never the machine's own services.
+# virtualenv under target/ first; PostgreSQL 15, Redis, faketime, Prometheus (promtool),
+# and for the benchmarks' smoke runs rclone and GNU time, from Debian's packages when
+# they are missing (scripts/lib/servers.sh). The tests start throw-away instances of
+# each on free loopback ports as they need them (tests/common/servers.rs), never the
+# machine's own services.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -25,7 +25,7 @@ printf '%-6s %-7s %-12s %9s %8s %12s %9s %9s %10s\n' strategy budget retry-after
 for strategy in ${STRATEGIES:-ours naive}; do
   for budget in 100 200; do
     for share in 1.0 0.0; do
-      json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" --budget-rpm "$budget" --retry-after-share "$share" 2>/dev/null)
+      json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" --budget-rpm "$budget" --retry-after-share "$share" 2>"$BENCH_STDERR")
       python3 - "$strategy" "$budget" "$share" "$json" <<'PY'
 import json, sys
 s, b, share, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])

@@ -5,7 +5,8 @@
 # against rclone `copyurl` of the same URLs (8 in parallel). Prints throughput, peak RSS
 # and CPU of each. STORE is `moto` (Python; fast to install) or `garage` (a production
 # store written in Rust, which also checks signatures; built with `cargo install` on
-# first use, about 7 minutes). Installs rclone (Debian), moto and Garage if missing.
+# first use, about 7 minutes). Installs moto and Garage if missing, and rclone and GNU
+# time with the test suite's Debian packages (scripts/lib/servers.sh).
 #   bash scripts/bench/dataplane.sh [--smoke] [CONVERSATIONS] [STORE]   (default 24 garage)
 # --smoke: 3 conversations of 4 MiB into moto, on the debug build (scripts/lib/bench.sh).
 # The URLs rclone copies come from the platform API through the daemon's own client
@@ -20,13 +21,14 @@ case "$store" in garage|moto) ;; *) echo "STORE is garage or moto, not $store" >
 GARAGE_VERSION=2.5.0
 ensure_moto
 py="$VENV/bin/python"
-ensure_servers   # rclone, from Debian, when missing
+ensure_servers   # rclone and GNU time among them
 garage="$(target_dir)/garage/bin/garage"
 if [[ "$store" == garage && ! -x "$garage" ]]; then
   cargo install --quiet --locked garage --version "$GARAGE_VERSION" --root "$(target_dir)/garage"
 fi
 bench_build
 bin=$BIN
+media_urls=$(bench_example media_urls)
 sim_port=$(free_port)
 work=$(mktemp -d)
 moto=
@@ -39,6 +41,7 @@ moto=
 trap 'kill $moto $sim 2>/dev/null || true; sleep 0.5; rm -rf "$work"' EXIT
 wait_port "$sim_port"
 for _ in $(seq 100); do grep -q "^directory = " "$work/sim.toml" && break; sleep 0.1; done
+grep -q "^directory = " "$work/sim.toml" || { echo "sim printed no configuration:" >&2; cat "$work/sim.log" >&2; exit 1; }
 mkdir -p "$work/ours"
 if [[ "$store" == garage ]]; then
   # Garage accepts only keys it issued or imported: a fixed test key, imported below.
@@ -95,7 +98,7 @@ PY
 
 # The same files for rclone: every ready screen recording the API lists, through the
 # daemon's client (the configuration the simulator printed).
-"$EXAMPLES/media_urls" --config "$work/sim.toml" > "$work/urls.txt"
+"$media_urls" --config "$work/sim.toml" > "$work/urls.txt"
 count=$(wc -l < "$work/urls.txt")
 
 # Ours.
@@ -130,7 +133,7 @@ rows = []
 for name, bucket in (("genesys-archiver", "ours"), ("rclone copyurl x8", "rclone")):
     (bytes_, n), (secs, rss, cpu) = stored(bucket), timing(f"{work}/{bucket}.time")
     rows.append((name, n, bytes_, secs, bytes_ / 2**20 / secs, rss, cpu))
-print(f"{count} recordings of {int(sys.argv[4]) // 2**20} MiB, loopback, {sys.argv[3]} (a fresh server per tool)")
+print(f"{count} files of {int(sys.argv[4]) // 2**20} MiB (every part of the ready screen recordings), loopback, {sys.argv[3]} (a fresh server per tool)")
 print(f"{'tool':<20}{'objects':>8}{'MiB':>8}{'seconds':>9}{'MiB/s':>8}{'peak RSS':>12}{'CPU':>7}")
 for name, n, b, secs, mbs, rss, cpu in rows:
     print(f"{name:<20}{n:>8}{b/2**20:>8.0f}{secs:>9.1f}{mbs:>8.1f}{rss:>9.0f} MiB{cpu:>6}%")

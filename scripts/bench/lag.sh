@@ -25,7 +25,7 @@ common=(--duration "$duration" --window 10s --platform-rpm 100 --platform-endpoi
         "${sessions[@]}")
 printf '%-6s %6s %9s %6s %9s %7s %7s %7s %7s %9s %7s %9s\n' strategy util archived 429s lag-p50 p95 p99 max target p99/target met calls/rec
 for strategy in ${STRATEGIES:-ours naive}; do
-  json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" 2>/dev/null)
+  json=$("$bin" loadtest "${common[@]}" --strategy "$strategy" 2>"$BENCH_STDERR")
   python3 - "$strategy" "$json" <<'PY'
 import json, sys
 s, r = sys.argv[1], json.loads(sys.argv[2])

@@ -26,7 +26,7 @@ run() { # workers size count bucket duration single_put_max
   "$venv/bin/python" -c "import boto3;boto3.client('s3',endpoint_url='http://127.0.0.1:$port',region_name='us-east-1').create_bucket(Bucket='$4')"
   printf '[sink]\nkind = "s3"\n[s3]\nbucket = "%s"\nendpoint_url = "http://127.0.0.1:%s"\nforce_path_style = true\nparts_in_flight = 2\nsingle_put_max = "%s"\n' "$4" "$port" "$6" > "$work/sink.toml"
   json=$("$bin" loadtest --config "$work/sink.toml" --workers "$1" --part-size 8MiB --media-size "$2-$2" --backlog "$3" \
-        --agents 0 --duration "$5" --platform-rpm 6000 --poll-interval 2s --json 2>/dev/null)
+        --agents 0 --duration "$5" --platform-rpm 6000 --poll-interval 2s --json 2>"$BENCH_STDERR")
   python3 - "$1" "$2" "$6" "$json" <<'PY'
 import json, sys
 w, size, single, r = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])

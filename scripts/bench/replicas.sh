@@ -45,7 +45,7 @@ for row in "${rows[@]}"; do
   [[ $budget == shared ]] && args+=(--shared "$REDIS_URL")
   [[ $counts == client* ]] && args+=(--platform-limit-per-client)
   [[ $counts == *-silent ]] && args+=(--no-ratelimit-headers)
-  json=$("$bin" loadtest "${common[@]}" "${args[@]}" 2>/dev/null)
+  json=$("$bin" loadtest "${common[@]}" "${args[@]}" 2>"$BENCH_STDERR")
   stop_redis
   python3 - "$counts" "$replicas" "$budget" "$json" <<'PY'
 import json, sys

@@ -8,7 +8,8 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 
 # Installs what is missing; exports GENESYS_TEST_PG_BIN, GENESYS_TEST_REDIS_SERVER,
 # GENESYS_TEST_FAKETIME_LIB (libfaketime, preloaded into a replica whose clock runs ahead)
-# and GENESYS_TEST_PROMETHEUS (promtool beside it); installs rclone for the data-plane bench.
+# and GENESYS_TEST_PROMETHEUS (promtool beside it); installs rclone and GNU time for the
+# data-plane bench.
 ensure_servers() {
   local missing=()
   [[ -x "$(pg_bin)/initdb" ]] || missing+=(postgresql)
@@ -16,8 +17,10 @@ ensure_servers() {
   command -v faketime >/dev/null || missing+=(faketime)
   # Prometheus and promtool: the monitoring kit's rules are tested with them.
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
-  # rclone: what the data-plane bench (smoked by the suite) sets the archiver against.
+  # rclone: what the data-plane bench (smoked by the suite) sets the archiver against;
+  # GNU time (`/usr/bin/time -v`): its peak RSS and CPU of each tool.
   command -v rclone >/dev/null || missing+=(rclone)
+  [[ -x /usr/bin/time ]] || missing+=(time)
   if (( ${#missing[@]} )); then
     echo "installing ${missing[*]} (Debian packages)"
     local as_root=(); [[ $(id -u) -eq 0 ]] || as_root=(sudo)
