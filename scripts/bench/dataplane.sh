@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Data-plane benchmark: N recordings of 64 MiB from a local HTTP server (the simulator's
-# media host) into the same S3 server on loopback (a fresh server for each tool, so
-# neither pays for the other's stored objects): the archiver's `run --once` (8 workers)
-# against rclone `copyurl` of the same URLs (8 in parallel). Prints throughput, peak RSS
+# Data-plane benchmark: N conversations' screen recordings (files of 64 MiB) from a local
+# HTTP server (the simulator's media host) into the same S3 server on loopback (a fresh
+# server for each run, so none pays for another's stored objects): the archiver's
+# `run --once` (8 workers), with each of its checksum settings, against rclone `copyurl`
+# of the same URLs (8 in parallel). Prints throughput, peak RSS
 # and CPU of each. STORE is `moto` (Python; fast to install) or `garage` (a production
 # store written in Rust, which also checks signatures; built with `cargo install` on
 # first use, about 7 minutes). Installs moto and Garage if missing, and rclone and GNU
 # time with the test suite's Debian packages (scripts/lib/servers.sh).
 #   bash scripts/bench/dataplane.sh [--smoke] [CONVERSATIONS] [STORE]   (default 24 garage)
-# --smoke: 3 conversations of 4 MiB into moto, on the debug build (scripts/lib/bench.sh).
+# --smoke: 3 conversations, files of 12 MiB (more than a part), into moto, on the debug build (scripts/lib/bench.sh).
 # The URLs rclone copies come from the platform API through the daemon's own client
 # (examples/media_urls.rs): the same calls the archiver makes, no hand-built request.
 set -euo pipefail
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/../.."
 source scripts/lib/bench.sh
 bench_mode "$@"; set -- "${BENCH_ARGS[@]}"
 conversations="${1:-24}" store="${2:-garage}" media_size=67108864
-[[ -z "$SMOKE" ]] || { conversations="${1:-3}" store="${2:-moto}" media_size=4194304; }
+[[ -z "$SMOKE" ]] || { conversations="${1:-3}" store="${2:-moto}" media_size=12582912; }
 case "$store" in garage|moto) ;; *) echo "STORE is garage or moto, not $store" >&2; exit 2 ;; esac
 GARAGE_VERSION=2.5.0
 ensure_moto
@@ -101,14 +102,23 @@ PY
 "$media_urls" --config "$work/sim.toml" > "$work/urls.txt"
 count=$(wc -l < "$work/urls.txt")
 
-# Ours.
-start_moto ours
-GENESYS_ARCHIVER__SINK__KIND=s3 GENESYS_ARCHIVER__S3__BUCKET=ours \
-  GENESYS_ARCHIVER__S3__ENDPOINT_URL="http://127.0.0.1:$s3_port" GENESYS_ARCHIVER__S3__FORCE_PATH_STYLE=true \
-  GENESYS_ARCHIVER__DISCOVERY__LOOKBACK=2h GENESYS_ARCHIVER__DISCOVERY__SETTLE_AFTER_END=0s \
-  GENESYS_ARCHIVER__WORKERS__COUNT=8 \
-  /usr/bin/time -v "$bin" run --once --config "$work/sim.toml" >/dev/null 2> "$work/ours.time"
-stored ours > "$work/ours.stored"
+# Ours, with each checksum S3 can verify: SHA256 (the default), CRC64NVME, and none.
+# With one, a recording larger than a part goes up as a multipart upload whose parts
+# carry theirs; with none, it streams as one PutObject (what rclone sends). Each run on
+# a fresh server and a fresh ledger.
+ours() { # BUCKET CHECKSUM
+  start_moto "$1"
+  GENESYS_ARCHIVER__SINK__KIND=s3 GENESYS_ARCHIVER__S3__BUCKET="$1" \
+    GENESYS_ARCHIVER__S3__ENDPOINT_URL="http://127.0.0.1:$s3_port" GENESYS_ARCHIVER__S3__FORCE_PATH_STYLE=true \
+    GENESYS_ARCHIVER__S3__CHECKSUM_ALGORITHM="$2" GENESYS_ARCHIVER__LEDGER__PATH="$work/$1.sqlite" \
+    GENESYS_ARCHIVER__DISCOVERY__LOOKBACK=2h GENESYS_ARCHIVER__DISCOVERY__SETTLE_AFTER_END=0s \
+    GENESYS_ARCHIVER__WORKERS__COUNT=8 \
+    /usr/bin/time -v "$bin" run --once --config "$work/sim.toml" >/dev/null 2> "$work/$1.time"
+  stored "$1" > "$work/$1.stored"
+}
+ours ours-sha256 SHA256
+ours ours-crc64nvme CRC64NVME
+ours ours-none none
 
 # rclone, 8 copies at once (AWS_CA_BUNDLE breaks rclone's TLS setup; unset for it).
 start_moto rclone
@@ -130,13 +140,16 @@ def timing(path):
     cpu = re.search(r"Percent of CPU this job got: (\d+)%", t).group(1)
     return int(h) * 3600 + int(m) * 60 + float(s), int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024, cpu
 rows = []
-for name, bucket in (("genesys-archiver", "ours"), ("rclone copyurl x8", "rclone")):
+tools = (("archiver SHA256", "ours-sha256"), ("archiver CRC64NVME", "ours-crc64nvme"),
+         ("archiver none", "ours-none"), ("rclone copyurl x8", "rclone"))
+for name, bucket in tools:
     (bytes_, n), (secs, rss, cpu) = stored(bucket), timing(f"{work}/{bucket}.time")
     rows.append((name, n, bytes_, secs, bytes_ / 2**20 / secs, rss, cpu))
 print(f"{count} files of {int(sys.argv[4]) // 2**20} MiB (every part of the ready screen recordings), loopback, {sys.argv[3]} (a fresh server per tool)")
 print(f"{'tool':<20}{'objects':>8}{'MiB':>8}{'seconds':>9}{'MiB/s':>8}{'peak RSS':>12}{'CPU':>7}")
 for name, n, b, secs, mbs, rss, cpu in rows:
     print(f"{name:<20}{n:>8}{b/2**20:>8.0f}{secs:>9.1f}{mbs:>8.1f}{rss:>9.0f} MiB{cpu:>6}%")
-print(f"throughput ratio (ours / rclone): {rows[0][4] / rows[1][4]:.2f}")
+print("throughput ratio to rclone: " + ", ".join(f"{r[0].split()[1]} {r[4] / rows[-1][4]:.2f}" for r in rows[:-1]))
+print("checksum: what S3 verifies on receipt (SHA256 is the default; none streams one PutObject per file).")
 print("rclone's peak RSS is per process (8 ran at once); the archiver's is its one process.")
 PY

@@ -38,9 +38,9 @@ SPECS = {
          rf"\s+(?P<p_archived>{N})\s+(?P<p_calls_per_rec>{N})$", 2),
     ],
     "dataplane": [
-        (rf"^(?:genesys-archiver|rclone copyurl x8)\s+(?P<p_objects>{N})\s+(?P<p_mib>{N})\s+(?P<p_seconds>{N})"
-         rf"\s+(?P<p_mib_per_s>{N})\s+(?P<p_rss>{N}) MiB\s+(?P<z_cpu>{N})%$", 2),
-        (rf"^throughput ratio \(ours / rclone\): (?P<p_ratio>{N})$", 1),
+        (rf"^(?:archiver (?:SHA256|CRC64NVME|none)|rclone copyurl x8)\s+(?P<p_objects>{N})\s+(?P<p_mib>{N})"
+         rf"\s+(?P<p_seconds>{N})\s+(?P<p_mib_per_s>{N})\s+(?P<p_rss>{N}) MiB\s+(?P<z_cpu>{N})%$", 4),
+        (rf"^throughput ratio to rclone: SHA256 (?P<p_sha256>{N}), CRC64NVME (?P<p_crc>{N}), none (?P<p_none>{N})$", 1),
     ],
     "scale": [
         (rf"^\s+(?P<p_slice>{N})\s+(?P<p_in_ledger>{N})\s+(?P<p_discovered>{N})\s+(?P<p_us>{N})"
