@@ -189,26 +189,36 @@ async fn main() {
         work: Arc::default(),
     });
     // Discovery as the daemon does it: the pass, then one listing per conversation,
-    // `concurrency` in flight (workers do the listings in the daemon).
+    // `concurrency` in flight (workers do the listings in the daemon). Each
+    // conversation is claimed when a slot frees, as a worker claims it: claimed all at
+    // once, a slice slower than the lease (a busy machine, PostgreSQL) would see its
+    // last listings refused as taken over and count them again in the next slice.
     let discover = |from, to| {
         let (poller, checker, ledger) = (&poller, checker.clone(), ledger.clone());
         let concurrency = settings.first_org().discovery.concurrency;
         async move {
             PassReport::get(&poller.pass(from, to).await.expect("discovery pass").new_conversations);
             let mut listed = 0u64;
-            let mut due = Vec::new();
-            while let Some(row) = ledger.claim_conversation(Utc::now()).await.expect("claim") {
-                due.push(row);
-            }
-            let mut checks = futures_util::stream::iter(due.into_iter().map(|row| {
-                let checker = checker.clone();
-                async move { checker.check(row).await.expect("listing") }
-            }))
-            .buffer_unordered(concurrency);
-            while checks.next().await.is_some() {
+            let mut checks = futures_util::stream::FuturesUnordered::new();
+            let mut claimed_all = false;
+            loop {
+                while !claimed_all && checks.len() < concurrency {
+                    match ledger.claim_conversation(Utc::now()).await.expect("claim") {
+                        // A task of its own, as a worker is: it goes on (and gives back its
+                        // ledger connection) while the next claim waits for one.
+                        Some(row) => {
+                            let checker = checker.clone();
+                            checks.push(tokio::spawn(async move { checker.check(row).await.expect("listing") }));
+                        }
+                        None => claimed_all = true,
+                    }
+                }
+                match checks.next().await {
+                    Some(done) => done.expect("a listing task"),
+                    None => return listed,
+                }
                 listed += 1;
             }
-            listed
         }
     };
     let baseline = rss_mib();
