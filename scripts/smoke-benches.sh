@@ -8,18 +8,19 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-benches=()
-for script in scripts/bench/*.sh; do benches+=("$(basename "$script" .sh)"); done
-# The cargo bench targets; one a script runs (`--bench NAME`) is smoked through it.
-targets=$(cargo metadata --locked --format-version 1 --no-deps | python3 -c '
+benches=("$@")
+if (($# == 0)); then
+  for script in scripts/bench/*.sh; do benches+=("$(basename "$script" .sh)"); done
+  # The cargo bench targets; one a script runs (`--bench NAME`) is smoked through it.
+  targets=$(cargo metadata --locked --format-version 1 --no-deps | python3 -c '
 import json, sys
 for p in json.load(sys.stdin)["packages"]:
     for t in p["targets"]:
         if "bench" in t["kind"]: print(t["name"])') || { echo "cargo metadata failed: no bench target found" >&2; exit 1; }
-for target in $targets; do
-  grep -q -- "--bench $target\b" scripts/bench/*.sh || benches+=("bench:$target")
-done
-(($# == 0)) || benches=("$@")
+  for target in $targets; do
+    grep -q -- "--bench $target\b" scripts/bench/*.sh || benches+=("bench:$target")
+  done
+fi
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT

@@ -1,5 +1,5 @@
-# Sourced by scripts/bench/*.sh (from the repository root): the smoke mode they share,
-# the binary they measure and the S3 test server.
+# Sourced by scripts/bench/*.sh (from the repository root): the smoke mode they share
+# and the binary they measure (the servers, moto among them: scripts/lib/servers.sh).
 #
 # `--smoke` as a script's first argument runs it with tiny sizes for a few seconds
 # through the same code paths, on the debug build the test suite makes: built with the

@@ -6,7 +6,8 @@ NAME is a script of scripts/bench/ (without .sh) or a `cargo bench` target (`ben
 Every figure a bench prints must be there (its line, as many times as the smoke run
 prints it), parse as a finite number, and be above zero where zero would mean nothing
 was measured (`p_` groups: calls, recordings, throughput, times, memory) or at least
-zero where zero is a fair outcome (`z_` groups: 429s, a memory delta). Values are never
+zero where zero is a fair outcome (`z_` groups: 429s), or only finite (`f_`: a memory
+delta, which can be negative). Values are never
 held against a target: smoke runs are tiny, and targets live in the full runs' figures.
 Exit 0 when all hold; 1 with one line per missing or insane figure.
 """
@@ -52,7 +53,7 @@ SPECS = {
         (rf"^claim \+ reschedule at (?P<p_backlog>{N}) backlog\s+(?P<p_us>{N}) us/claim$", 2),
         (rf"^claims per second at the backlog\s+(?P<p_one>{N}) with one claimer, (?P<p_three>{N}) with three", 2),
         (rf"^resident memory\s+(?P<p_before>{N}) MiB before discovery .*, (?P<p_after>{N}) MiB after"
-         rf" discovering (?P<p_n>{N}) \(\+?(?P<z_delta>{N})\), (?P<p_end>{N}) MiB at the end$", 2),
+         rf" discovering (?P<p_n>{N}) \(\+?(?P<f_delta>{N})\), (?P<p_end>{N}) MiB at the end$", 2),
         (rf"^ledger file\s+(?P<p_mib>{N}) MiB$", 1),
     ],
     "bench:scrape": [
@@ -80,7 +81,7 @@ def check(name, text):
                     problems.append(f"{figure} is not finite")
                 elif group.startswith("p_") and value <= 0:
                     problems.append(f"{figure} is not above zero")
-                elif group.startswith("z_") and value < 0 and group != "z_delta":
+                elif group.startswith("z_") and value < 0:
                     problems.append(f"{figure} is below zero")
     return problems
 
